@@ -1,0 +1,3 @@
+from trustmesh.cli import main
+
+main()

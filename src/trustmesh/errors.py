@@ -1,0 +1,123 @@
+"""The one exception tree of trustmesh.
+
+Every failure a caller is expected to handle is a subclass of :class:`Error`;
+third-party exceptions (cbor2, cryptography, pkcs11) are translated where they
+enter, so nothing else escapes the public API::
+
+    Error
+     ├── InvalidDid            a string that is not a did:key we support
+     ├── InvalidSignature      a signature that does not verify
+     ├── KeystoreError         a keystore file that cannot be used
+     │    └── WrongPassword    ... because the password does not open it
+     ├── SignerError           a signing backend (PKCS#11 token) failed
+     ├── SeqCounterError       the device's persistent seq counter cannot be used
+     └── InvalidReading        a reading that must be refused; `reason` is stable
+          ├── Oversized        larger than the entry limit
+          ├── BadCbor          not well-formed or not deterministic CBOR
+          ├── WrongStructure   well-formed CBOR, but not a COSE_Sign1 reading
+          ├── UnknownAlg       alg is not ES256 or EdDSA (or not the key's alg)
+          ├── KidNotDid        kid is not a did:key we support
+          ├── MissingField     the payload lacks seq, ts, sensor or value
+          ├── BadField         a payload field has the wrong type or range
+          └── BadSignature     the signature does not verify under the key
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadCbor",
+    "BadField",
+    "BadSignature",
+    "Error",
+    "InvalidDid",
+    "InvalidReading",
+    "InvalidSignature",
+    "KeystoreError",
+    "KidNotDid",
+    "MissingField",
+    "Oversized",
+    "SeqCounterError",
+    "SignerError",
+    "UnknownAlg",
+    "WrongPassword",
+    "WrongStructure",
+]
+
+
+class Error(Exception):
+    """Base of every error trustmesh raises on purpose."""
+
+    def diagnostics(self) -> str:
+        """A human-readable explanation, fit for an operator's terminal."""
+        return str(self)
+
+
+class InvalidDid(Error):
+    """A DID that is malformed, or names a key type trustmesh does not support."""
+
+
+class InvalidSignature(Error):
+    """A signature that does not verify under the given public key."""
+
+
+class KeystoreError(Error):
+    """A keystore file that is missing, malformed, or unsafe to use."""
+
+
+class WrongPassword(KeystoreError):
+    """The password does not decrypt the keystore (or the file was altered)."""
+
+
+class SignerError(Error):
+    """A signing backend failed: token not found, wrong PIN, key missing, ..."""
+
+
+class SeqCounterError(Error):
+    """The device's persistent sequence counter cannot be read or advanced."""
+
+
+class InvalidReading(Error):
+    """A reading that must be refused.
+
+    ``reason`` is a short stable code (``"bad-cbor"``, ``"signature"``, ...)
+    that scripts and HTTP problem types key on; the message says precisely
+    what was wrong.
+    """
+
+    reason = "invalid"
+
+    def __str__(self) -> str:
+        detail = super().__str__()
+        return f"{self.reason}: {detail}" if detail else self.reason
+
+
+class Oversized(InvalidReading):
+    reason = "oversized"
+
+
+class BadCbor(InvalidReading):
+    reason = "bad-cbor"
+
+
+class WrongStructure(InvalidReading):
+    reason = "wrong-structure"
+
+
+class UnknownAlg(InvalidReading):
+    reason = "unknown-alg"
+
+
+class KidNotDid(InvalidReading):
+    reason = "kid-not-did"
+
+
+class MissingField(InvalidReading):
+    reason = "missing-field"
+
+
+class BadField(InvalidReading):
+    reason = "bad-field"
+
+
+class BadSignature(InvalidReading):
+    reason = "signature"
