@@ -11,6 +11,11 @@ enter, so nothing else escapes the public API::
      │    └── WrongPassword    ... because the password does not open it
      ├── SignerError           a signing backend (PKCS#11 token) failed
      ├── SeqCounterError       the device's persistent seq counter cannot be used
+     ├── InvalidProof          a Merkle proof that does not verify
+     ├── InvalidCheckpoint     a checkpoint or signed note that does not parse or verify
+     ├── InvalidReceipt        a receipt that does not parse or verify
+     ├── StoreError            the log store cannot do what was asked
+     │    └── DuplicateEntry   ... because (did, seq) is already logged
      └── InvalidReading        a reading that must be refused; `reason` is stable
           ├── Oversized        larger than the entry limit
           ├── BadCbor          not well-formed or not deterministic CBOR
@@ -28,9 +33,13 @@ __all__ = [
     "BadCbor",
     "BadField",
     "BadSignature",
+    "DuplicateEntry",
     "Error",
+    "InvalidCheckpoint",
     "InvalidDid",
+    "InvalidProof",
     "InvalidReading",
+    "InvalidReceipt",
     "InvalidSignature",
     "KeystoreError",
     "KidNotDid",
@@ -38,6 +47,7 @@ __all__ = [
     "Oversized",
     "SeqCounterError",
     "SignerError",
+    "StoreError",
     "UnknownAlg",
     "WrongPassword",
     "WrongStructure",
@@ -74,6 +84,26 @@ class SignerError(Error):
 
 class SeqCounterError(Error):
     """The device's persistent sequence counter cannot be read or advanced."""
+
+
+class InvalidProof(Error):
+    """A Merkle inclusion or consistency proof that does not verify."""
+
+
+class InvalidCheckpoint(Error):
+    """A checkpoint or signed note that is malformed or not validly signed."""
+
+
+class InvalidReceipt(Error):
+    """A receipt that is malformed or not validly signed."""
+
+
+class StoreError(Error):
+    """The log store failed or refused an operation (bad index, unavailable, ...)."""
+
+
+class DuplicateEntry(StoreError):
+    """An append named a (did, seq) that the log already holds."""
 
 
 class InvalidReading(Error):

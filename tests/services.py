@@ -1,0 +1,72 @@
+"""Real services for integration tests, each on a free loopback port in a
+temporary directory, stopped when the test session ends.
+
+scripts/test installs the Debian packages; a test that needs a service fails
+(never skips) when it is missing, so a green run means it really ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postgres_bin() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not candidates:
+        pytest.fail("PostgreSQL is not installed: run scripts/test, or apt-get install postgresql")
+    return Path(candidates[-1]).parent
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server; yields a ``postgresql://`` URL to database ``trustmesh``."""
+    bindir = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="trustmesh-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        postgres = pwd.getpwnam("postgres")
+        os.chown(root, postgres.pw_uid, postgres.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+    try:
+        subprocess.run(
+            [*as_user, bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust",
+             "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+        subprocess.run(
+            [*as_user, bindir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log",
+             "-w", "-t", "60", "start"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            [*as_user, bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
+             "postgres", "trustmesh"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield f"postgresql://postgres@127.0.0.1:{port}/trustmesh"
+    finally:
+        subprocess.run(
+            [*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
