@@ -248,3 +248,23 @@ def test_verify_never_raises_on_any_input(
     assert code == 1
     assert json.loads(out.out)["valid"] is False
     assert "Traceback" not in out.err
+
+
+def test_bench_log_json_shape() -> None:
+    result = trustmesh("bench", "log", "--json", "--entries", "3000")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    for key in (
+        "append_per_s",
+        "bytes_per_entry",
+        "proof_p50_ms",
+        "proof_p99_ms",
+        "pymerkle_append_per_s",
+        "pymerkle_proof_p99_ms",
+        "append_per_s_first_1e4",
+        "append_per_s_last_1e4",
+    ):
+        assert document[key] > 0, key
+    assert document["append_ratio_vs_pymerkle"] == pytest.approx(
+        document["append_per_s"] / document["pymerkle_append_per_s"], rel=0.01
+    )

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from trustmesh.bench import log as log_bench
 from trustmesh.bench import verify as verify_bench
 from trustmesh.cli._common import UsageError, err, print_json
 
@@ -36,4 +37,34 @@ def verify(
         table.add_row(
             alg, f"{row['trustmesh_per_s']:,}", f"{baseline:,}", row["baseline"], str(row["ratio"])
         )
+    err.print(table)
+
+
+@app.command()
+def log(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    entries: Annotated[
+        int, typer.Option("--entries", help="Entries of 200 bytes, appended in batches of 1,000.")
+    ] = 1_000_000,
+) -> None:
+    """Log store append rate, proof latency and bytes per entry, against pymerkle."""
+    if entries < 2 * log_bench.BATCH:
+        raise UsageError(f"--entries must be at least {2 * log_bench.BATCH}")
+    with err.status("benchmarking the log…") as status:
+        result = log_bench.run(entries=entries, progress=status.update)
+    if json_output:
+        print_json(result)
+        return
+    table = Table(title=f"log store, {entries:,} entries of {log_bench.ENTRY_BYTES} bytes")
+    for column in ("measure", "trustmesh", "pymerkle"):
+        table.add_column(column)
+    for label, key in (
+        ("append / s", "append_per_s"),
+        ("append / s, first 10^4", "append_per_s_first_1e4"),
+        ("append / s, last 10^4", "append_per_s_last_1e4"),
+        ("proof p50 ms", "proof_p50_ms"),
+        ("proof p99 ms", "proof_p99_ms"),
+        ("bytes / entry", "bytes_per_entry"),
+    ):
+        table.add_row(label, str(result[key]), str(result[f"pymerkle_{key}"]))
     err.print(table)

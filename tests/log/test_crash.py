@@ -1,0 +1,78 @@
+"""A writer killed with SIGKILL in the middle of a batch loses no acknowledged
+entry and leaves no torn tree, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from trustmesh.log import merkle
+from trustmesh.log.store import open_store
+
+BATCH = 500
+
+WRITER = """
+import sys
+from trustmesh.log.store import open_store
+store = open_store(sys.argv[1])
+while True:
+    start = store.size
+    store.append([b"entry %d " % i * 8 for i in range(start, start + {batch})])
+    print(store.size, flush=True)   # acknowledged: the batch is committed
+"""
+
+
+def expected(index: int) -> bytes:
+    return b"entry %d " % index * 8
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "log.db")
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"crash_{uuid.uuid4().hex}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_sigkill_mid_batch_loses_nothing_acknowledged(location: str) -> None:
+    rng = random.Random(9162)
+    acknowledged = 0
+    for _ in range(3):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(batch=BATCH), location],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None
+        for _ in range(rng.randint(2, 8)):
+            line = writer.stdout.readline()
+            assert line, "the writer died on its own"
+            acknowledged = int(line)
+        os.kill(writer.pid, signal.SIGKILL)  # it is already busy with the next batch
+        writer.wait()
+        writer.stdout.close()
+
+        store = open_store(location)
+        assert store.size >= acknowledged
+        assert store.size % BATCH == 0, "a batch is all or nothing"
+        data = store.entries(0, store.size)
+        assert data == [expected(i) for i in range(store.size)]
+        leaves = [merkle.leaf_hash(entry) for entry in data]
+        assert store.root() == merkle.root(leaves)
+        index = rng.randrange(store.size)
+        assert store.inclusion_proof(index) == merkle.inclusion_proof(leaves, index)
+        store.close()
+    assert acknowledged >= 3 * 2 * BATCH

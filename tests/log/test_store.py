@@ -1,0 +1,213 @@
+"""The persistent store, the same suite on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from trustmesh.errors import DuplicateEntry, StoreError
+from trustmesh.log import merkle
+from trustmesh.log._bundles import decode_bundle
+from trustmesh.log.store import DeviceKey, LogStore, open_store
+
+Opener = Callable[[], LogStore]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a fresh store lives: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "log.db")
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def store(location: str) -> Iterator[LogStore]:
+    opened = open_store(location)
+    yield opened
+    opened.close()
+
+
+def _entries(n: int, start: int = 0) -> list[bytes]:
+    return [f"entry {i}".encode() * (1 + i % 5) for i in range(start, start + n)]
+
+
+def test_append_prove_and_reopen(location: str) -> None:
+    store = open_store(location)
+    assert store.size == 0
+    assert store.root() == merkle.EMPTY_ROOT
+    data: list[bytes] = []
+    for size in (1, 2, 253, 1, 300, 700, 3):
+        assert store.append(_entries(size, len(data))) == list(range(len(data), len(data) + size))
+        data += _entries(size, len(data))
+        leaves = [merkle.leaf_hash(e) for e in data]
+        assert store.root() == merkle.root(leaves)
+    leaves = [merkle.leaf_hash(e) for e in data]
+    n = len(data)
+    for index in (0, 1, 255, 256, 511, n - 1):
+        assert store.entry(index) == data[index]
+        assert store.leaf_hash(index) == leaves[index]
+        for size in (index + 1, n):
+            assert store.inclusion_proof(index, size) == merkle.inclusion_proof(
+                leaves[:size], index
+            )
+    for old in (0, 1, 256, 257, n - 1, n):
+        assert store.consistency_proof(old, n) == merkle.consistency_proof(leaves, old)
+    assert store.entries(250, 520) == data[250:520]
+    store.close()
+    again = open_store(location)
+    assert again.size == n
+    assert again.root() == merkle.root(leaves)
+    again.append([b"after reopen"])
+    assert again.root() == merkle.root([*leaves, merkle.leaf_hash(b"after reopen")])
+    again.close()
+
+
+def test_tiles_and_bundles_in_c2sp_form(store: LogStore) -> None:
+    data = _entries(600)
+    store.append(data)
+    leaves = [merkle.leaf_hash(e) for e in data]
+    assert store.tile(0, 0) == b"".join(leaves[:256])
+    assert store.tile(0, 2) == b"".join(leaves[512:600])  # partial, width 88
+    assert store.tile(1, 0) == merkle.root(leaves[:256]) + merkle.root(leaves[256:512])
+    assert store.tile(0, 3) is None
+    assert store.tile(2, 0) is None
+    assert decode_bundle(store.bundle(1) or b"") == data[256:512]
+    assert decode_bundle(store.bundle(2) or b"") == data[512:600]
+    assert store.bundle(3) is None
+
+
+def test_per_device_index(store: LogStore) -> None:
+    keys = [
+        DeviceKey("did:key:zA", 1),
+        None,
+        DeviceKey("did:key:zB", 5),
+        DeviceKey("did:key:zA", 9),
+    ]
+    store.append([b"a1", b"plain", b"b5", b"a9"], keys)
+    assert store.find("did:key:zA", 1) == 0
+    assert store.find("did:key:zA", 9) == 3
+    assert store.find("did:key:zB", 5) == 2
+    assert store.find("did:key:zA", 2) is None
+    assert store.find("did:key:zC", 1) is None
+    assert store.find("did:key:zA", -1) is None
+    assert store.find("did:key:zA", 2**70) is None
+    assert store.last_seq("did:key:zA") == 9
+    assert store.last_seq("did:key:zB") == 5
+    assert store.last_seq("did:key:zC") is None
+    store.append([b"a2"], [DeviceKey("did:key:zA", 2)])  # lower seq: index kept, last unchanged
+    assert store.last_seq("did:key:zA") == 9
+    store.append([b"top"], [DeviceKey("did:key:zA", 2**64 - 1)])
+    assert store.last_seq("did:key:zA") == 2**64 - 1
+
+
+def test_duplicate_key_rolls_back_the_whole_batch(store: LogStore) -> None:
+    store.append([b"x"], [DeviceKey("did:key:zA", 1)])
+    root = store.root()
+    with pytest.raises(DuplicateEntry):
+        store.append([b"y", b"z"], [DeviceKey("did:key:zB", 1), DeviceKey("did:key:zA", 1)])
+    assert store.size == 1
+    assert store.root() == root
+    assert store.find("did:key:zB", 1) is None
+    store.append([b"y"], [DeviceKey("did:key:zB", 1)])  # still usable, tree intact
+    assert store.root() == merkle.root([merkle.leaf_hash(b"x"), merkle.leaf_hash(b"y")])
+
+
+def test_a_second_writer_is_refused_not_interleaved(location: str) -> None:
+    first, second = open_store(location), open_store(location)
+    first.append([b"one"])
+    with pytest.raises(StoreError, match="another writer"):
+        second.append([b"two"])
+    assert open_store(location).root() == merkle.root([merkle.leaf_hash(b"one")])
+    first.close()
+    second.close()
+
+
+def test_concurrent_readers_during_appends(store: LogStore) -> None:
+    store.append(_entries(10))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                size = store.size
+                index = size // 2
+                proof = store.inclusion_proof(index, size)
+                merkle.verify_inclusion(
+                    store.leaf_hash(index), index, size, proof, store.root(size)
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    for start in range(10, 3000, 97):
+        store.append(_entries(97, start))
+    stop.set()
+    for reader in readers:
+        reader.join()
+    assert not errors
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.entry(5), "outside"),
+        (lambda s: s.entry(-1), "outside"),
+        (lambda s: s.inclusion_proof(0, 6), "outside"),
+        (lambda s: s.inclusion_proof(3, 3), "outside"),
+        (lambda s: s.consistency_proof(4, 3), "outside"),
+        (lambda s: s.root(6), "outside"),
+        (lambda s: s.entries(2, 9), "outside"),
+    ],
+)
+def test_bad_requests_are_store_errors(
+    store: LogStore, call: Callable[[LogStore], object], message: str
+) -> None:
+    store.append(_entries(5))
+    with pytest.raises(StoreError, match=message):
+        call(store)
+
+
+def test_bad_appends_change_nothing(store: LogStore) -> None:
+    assert store.append([]) == []
+    with pytest.raises(ValueError, match="at most 65535 bytes"):
+        store.append([b"ok", bytes(70_000)])
+    with pytest.raises(ValueError, match="one to one"):
+        store.append([b"a"], [])
+    with pytest.raises(ValueError, match="seq"):
+        store.append([b"a"], [DeviceKey("d", -1)])
+    assert store.size == 0
+
+
+def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot open the log store"):
+        open_store(tmp_path / "file" / "x.db")  # a path under a regular file
+    with pytest.raises(StoreError, match="cannot open the log store"):
+        open_store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_damaged_store_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    store = open_store(path)
+    store.append(_entries(300))
+    store.close()
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM tiles WHERE id = 1")  # the partial tile where appends go on
+    with pytest.raises(StoreError, match="damaged: tile 0/1 is missing"):
+        open_store(path)
