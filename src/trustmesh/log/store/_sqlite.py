@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from trustmesh.errors import DuplicateEntry, StoreError
 from trustmesh.log._tiles import TileKey
@@ -76,9 +77,16 @@ class SqliteBackend:
             connection = self._local.connection = self._connect()
         return connection
 
+    def _one(self, query: str, params: tuple[object, ...] = ()) -> Any:
+        """The first column of the first row, or None; errors become StoreError."""
+        try:
+            row = self._reader.execute(query, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"log store {self.path} unavailable: {exc}") from None
+        return None if row is None else row[0]
+
     def size(self) -> int:
-        row = self._reader.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
-        return int(row[0])
+        return int(self._one("SELECT value FROM meta WHERE key = 'size'"))
 
     def commit(self, batch: Batch) -> None:
         with self._lock, self._transaction() as db:
@@ -147,27 +155,24 @@ class SqliteBackend:
             raise StoreError(f"log store {self.path}: commit failed: {exc}") from None
 
     def tile(self, key: TileKey) -> bytes | None:
-        row = self._reader.execute("SELECT nodes FROM tiles WHERE id = ?", (tile_id(key),))
-        found = row.fetchone()
-        return None if found is None else bytes(found[0])
+        found = self._one("SELECT nodes FROM tiles WHERE id = ?", (tile_id(key),))
+        return None if found is None else bytes(found)
 
     def bundle(self, index: int) -> bytes | None:
-        found = self._reader.execute("SELECT data FROM bundles WHERE idx = ?", (index,)).fetchone()
-        return None if found is None else bytes(found[0])
+        found = self._one("SELECT data FROM bundles WHERE idx = ?", (index,))
+        return None if found is None else bytes(found)
 
     def find(self, did: str, seq: int) -> int | None:
-        found = self._reader.execute(
+        found = self._one(
             "SELECT e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
             "WHERE d.did = ? AND e.seq = ?",
             (did, seq - SEQ_OFFSET),
-        ).fetchone()
-        return None if found is None else int(found[0])
+        )
+        return None if found is None else int(found)
 
     def last_seq(self, did: str) -> int | None:
-        found = self._reader.execute(
-            "SELECT last_seq FROM devices WHERE did = ?", (did,)
-        ).fetchone()
-        return None if found is None else int(found[0]) + SEQ_OFFSET
+        found = self._one("SELECT last_seq FROM devices WHERE did = ?", (did,))
+        return None if found is None else int(found) + SEQ_OFFSET
 
     def disk_bytes(self) -> int:
         self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
