@@ -273,8 +273,17 @@ def _nested(depth: int) -> Any:
 
 
 def test_deep_nesting_in_extra_fields_is_refused() -> None:
-    with pytest.raises(errors.BadCbor, match="depth"):
+    with pytest.raises(errors.WrongStructure, match="nested too deeply"):
         verify_reading(cose(fields={**FIELDS, "deep": _nested(40)}))
+    deeper = cose(
+        payload=b"\xa5"
+        + cbor2.dumps(FIELDS, canonical=True)[1:]
+        + b"\x61x"
+        + b"\x81" * 2000
+        + b"\x01"
+    )
+    with pytest.raises(errors.BadCbor, match="depth"):
+        verify_reading(deeper)
 
 
 @pytest.mark.parametrize(
@@ -385,7 +394,7 @@ MALFORMED_MESSAGES: list[tuple[str, bytes, type[Exception], str]] = [
     ("long array head", b"\x98\x04" + ENTRY[1:], errors.BadCbor, "deterministic"),
     ("long tag", b"\xd8\x12" + ENTRY, errors.BadCbor, "deterministic"),
     ("tag twice", b"\xd2\xd2" + ENTRY, errors.WrongStructure, "array of 4"),
-    ("indefinite array", b"\x9f" + ENTRY[1:] + b"\xff", errors.BadCbor, "indefinite"),
+    ("indefinite array", b"\x9f" + ENTRY[1:] + b"\xff", errors.BadCbor, "deterministic"),
 ]  # fmt: skip
 
 

@@ -1,10 +1,7 @@
 """Interoperability with pycose, an independent COSE implementation, both ways.
 
-pycose 1.1.0's ``decode()`` expects cbor2 5's lists inside a tag, while cbor2 6
-gives tuples there, and it refuses untagged messages; so the trustmesh → pycose
-direction hands pycose the decoded COSE_Sign1 array through its own
-``from_cose_obj``. Header parsing, Sig_structure and signature checking are
-pycose's throughout.
+pycose's ``decode()`` accepts only tagged messages, so the trustmesh → pycose
+direction gives it the log entry with tag 18 in front (the same message).
 """
 
 from __future__ import annotations
@@ -85,7 +82,7 @@ def test_pycose_signature_by_another_key_fails_in_trustmesh(alg: Alg) -> None:
 
 
 def _pycose_decode(entry: bytes) -> Sign1Message:
-    decoded: Sign1Message = Sign1Message.from_cose_obj(list(cbor2.loads(entry)), True)
+    decoded: Sign1Message = Sign1Message.decode(b"\xd2" + entry)  # tag 18
     return decoded
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,6 +40,7 @@ from typing import Any
 
 import cbor2
 
+from trustmesh import _cbor
 from trustmesh.errors import (
     BadCbor,
     BadField,
@@ -177,10 +179,10 @@ def sign_reading(
     _check_payload(fields)
     alg = signer.public_key.alg
     did = did_from_key(signer.public_key)
-    protected = cbor2.dumps({HEADER_ALG: alg.value, HEADER_KID: did.encode()}, canonical=True)
-    payload = cbor2.dumps(fields, canonical=True)
+    protected = _cbor.dumps({HEADER_ALG: alg.value, HEADER_KID: did.encode()}, canonical=True)
+    payload = _cbor.dumps(fields, canonical=True)
     signature = signer.sign(_sig_structure(protected, payload))
-    entry = cbor2.dumps([protected, {}, payload, signature], canonical=True)
+    entry = _cbor.dumps([protected, {}, payload, signature], canonical=True)
     if len(entry) > MAX_ENTRY_SIZE:
         raise Oversized(f"reading would be {len(entry)} bytes, over {MAX_ENTRY_SIZE}")
     return entry
@@ -210,25 +212,25 @@ def parse_reading(data: bytes) -> Reading:
     if len(data) > MAX_ENTRY_SIZE:
         raise Oversized(f"{len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
     message = _decode(data, "message")
-    entry = bytes(data)
-    if isinstance(message, cbor2.CBORTag):
+    entry = data if type(data) is bytes else bytes(data)
+    if type(message) is cbor2.CBORTag:
         if message.tag != COSE_SIGN1_TAG:
             raise WrongStructure(f"CBOR tag {message.tag}, expected none or {COSE_SIGN1_TAG}")
         # Tag 18 is one initial byte (0xd2) in deterministic encoding; the
         # length check below fails for any longer form, so stripping one byte is exact.
         message, entry = message.value, entry[1:]
-    if not isinstance(message, list | tuple) or len(message) != 4:
+    if type(message) is not list or len(message) != 4:
         raise WrongStructure("a COSE_Sign1 is an array of 4 items")
     protected, unprotected, payload, signature = message
-    if not isinstance(protected, bytes):
+    if type(protected) is not bytes:
         raise WrongStructure("protected header must be a byte string")
     if type(unprotected) not in _MAP_TYPES:
         raise WrongStructure("unprotected header must be a map")
     if unprotected:
         raise WrongStructure("unprotected header must be empty")
-    if not isinstance(payload, bytes):
+    if type(payload) is not bytes:
         raise WrongStructure("payload must be a byte string (detached payloads are refused)")
-    if not isinstance(signature, bytes):
+    if type(signature) is not bytes:
         raise WrongStructure("signature must be a byte string")
     if len(entry) != _deterministic_size(protected, payload, signature):
         raise BadCbor("message is not in deterministic encoding, or has trailing bytes")
@@ -236,7 +238,7 @@ def parse_reading(data: bytes) -> Reading:
     fields = _decode(payload, "payload")
     if not _plainly_deterministic(fields, payload):
         _require_deterministic(fields, payload, "payload")
-    if not isinstance(fields, dict):
+    if type(fields) is not dict:
         raise WrongStructure("payload must be a CBOR map")
     _check_payload(fields)
     return Reading(did, alg, MappingProxyType(fields), protected, payload, signature, entry)
@@ -280,7 +282,7 @@ def _head_size(argument: int) -> int:
 
 
 _KNOWN_FIELDS = frozenset((*REQUIRED_FIELDS, "unit"))
-_MAP_TYPES = (dict, cbor2.frozendict)  # cbor2 decodes maps inside a tag as frozendict
+_MAP_TYPES = (dict, cbor2.FrozenDict)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -366,16 +368,18 @@ def _check_plain(item: Any, name: str, depth: int) -> None:
 
 def _decode(data: bytes, what: str) -> Any:
     try:
-        return cbor2.loads(
-            data, max_depth=MAX_DEPTH, allow_indefinite=False, allow_duplicate_keys=False
-        )
+        # Indefinite lengths and duplicate map keys are not refused here: the
+        # deterministic-encoding checks that follow refuse both. Nesting is
+        # bounded by cbor2's own depth limit here, and by MAX_DEPTH in the
+        # payload checks.
+        return _cbor.loads(data)
     except (cbor2.CBORError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
         raise BadCbor(f"{what}: {exc}") from None
 
 
 def _require_deterministic(item: Any, encoded: bytes, what: str) -> None:
     try:
-        canonical = cbor2.dumps(item, canonical=True)
+        canonical = _cbor.dumps(item, canonical=True)
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError):
         raise BadCbor(f"{what} cannot be re-encoded deterministically") from None
     if canonical != encoded:
@@ -397,14 +401,26 @@ def _plainly_deterministic(fields: Any, payload: bytes) -> bool:
     for value in fields.values():
         kind = type(value)
         if kind is float:
-            if len(cbor2.dumps(value, canonical=True)) != _FLOAT64_SIZE:
+            if not _needs_64_bits(value):
                 return False
         elif kind is not int and kind is not str:
             return False
-    return cbor2.dumps(fields) == payload
+    return _cbor.dumps(fields) == payload
 
 
-_FLOAT64_SIZE = 9
+_FLOAT32 = struct.Struct(">f")
+
+
+def _needs_64_bits(value: float) -> bool:
+    """Whether a finite float has no exact 32-bit (hence no 16-bit) form; NaN
+    and infinities answer False, so they take the reference path."""
+    if not math.isfinite(value):
+        return False
+    try:
+        narrowed: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+        return narrowed != value
+    except OverflowError:  # beyond float32's range
+        return True
 
 
 @functools.lru_cache(maxsize=1024)
@@ -418,7 +434,7 @@ def _keys_in_canonical_order(keys: tuple[Any, ...]) -> bool:
 
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     """``["Signature1", protected, h'', payload]`` encoded (RFC 9052 §4.4)."""
-    return _sig_structure_prefix(protected) + cbor2.dumps(payload)
+    return _sig_structure_prefix(protected) + _cbor.dumps(payload)
 
 
 @functools.lru_cache(maxsize=65536)
