@@ -37,7 +37,7 @@ def test_same_values_or_errors_as_cbor2(data: bytes) -> None:
             _cbor.loads(data)
         return
     got = _cbor.loads(data)
-    assert _cbor.dumps(got, canonical=True) == cbor2.dumps(expected, canonical=True)  # NaN-safe
+    assert repr(got) == repr(expected)  # repr: NaN equals NaN
 
 
 def test_no_state_carries_over_between_inputs() -> None:
