@@ -15,6 +15,8 @@ enter, so nothing else escapes the public API::
      ├── InvalidCheckpoint     a checkpoint or signed note that does not parse or verify
      ├── InvalidReceipt        a receipt that does not parse or verify
      ├── StoreError            the log store cannot do what was asked
+     ├── ChainError            a chain cannot be reached, or refused a transaction
+     │    └── Reverted         ... a contract reverted; the reason is the message
      │    └── DuplicateEntry   ... because (did, seq) is already logged
      └── InvalidReading        a reading that must be refused; `reason` is stable
           ├── Oversized        larger than the entry limit
@@ -33,6 +35,7 @@ __all__ = [
     "BadCbor",
     "BadField",
     "BadSignature",
+    "ChainError",
     "DuplicateEntry",
     "Error",
     "InvalidCheckpoint",
@@ -45,6 +48,7 @@ __all__ = [
     "KidNotDid",
     "MissingField",
     "Oversized",
+    "Reverted",
     "SeqCounterError",
     "SignerError",
     "StoreError",
@@ -100,6 +104,14 @@ class InvalidReceipt(Error):
 
 class StoreError(Error):
     """The log store failed or refused an operation (bad index, unavailable, ...)."""
+
+
+class ChainError(Error):
+    """A chain is unreachable, on the wrong chain id, or refused a transaction."""
+
+
+class Reverted(ChainError):
+    """A contract call or transaction reverted; the message is the revert reason."""
 
 
 class DuplicateEntry(StoreError):

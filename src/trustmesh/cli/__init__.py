@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from trustmesh import __version__
-from trustmesh.cli import bench, device
+from trustmesh.cli import bench, chain, device
 from trustmesh.cli._common import UsageError, err
 from trustmesh.cli.demo import demo
 from trustmesh.cli.verify import verify
@@ -31,6 +31,7 @@ app = typer.Typer(
     help="trustmesh: signed IoT readings, transparency logs and on-chain anchors.",
 )
 app.add_typer(device.app, name="device")
+app.add_typer(chain.app, name="chain")
 app.add_typer(bench.app, name="bench")
 app.command()(verify)
 app.command()(demo)

@@ -1,0 +1,1 @@
+"""Vyper sources of the trustmesh contracts (package data)."""

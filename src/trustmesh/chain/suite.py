@@ -1,0 +1,208 @@
+"""The deployed contract suite and typed access to it.
+
+>>> # deployment = deploy_suite(client); registry = Registry(client, deployment)
+>>> device_id("did:key:z6Mk…").hex()[:8]
+'5b1a7a3b'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from web3 import Web3
+from web3.types import TxReceipt
+
+from trustmesh._durable import replace_atomically
+from trustmesh.chain._compile import load_contract
+from trustmesh.chain.client import ChainClient
+from trustmesh.errors import ChainError
+from trustmesh.identity import Alg, PublicKey, key_from_did
+
+DEFAULT_MIN_STAKE = 10**16  # 0.01 of the native currency
+DEFAULT_UNBONDING_DELAY = 7 * 24 * 3600
+DEFAULT_REWARD_BPS = 5_000  # half of a slash goes to the reporter
+
+STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
+
+
+def device_id(did: str) -> bytes:
+    """The Registry's key for a device: SHA-256 of its DID."""
+    return hashlib.sha256(did.encode()).digest()
+
+
+def origin_id(origin: str) -> bytes:
+    """The Registry's and LogAnchor's key for a log: SHA-256 of its origin."""
+    return hashlib.sha256(origin.encode()).digest()
+
+
+def onchain_key(key: PublicKey) -> bytes:
+    """A public key as the Registry stores it: x ‖ y for P-256, 32 bytes for Ed25519."""
+    if key.alg is Alg.EDDSA:
+        return key.raw
+    numbers = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key.raw).public_numbers()
+    return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the suite lives on one chain."""
+
+    chain_id: int
+    contracts: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "contracts": dict(self.contracts)}
+
+    def save(self, data_dir: Path) -> None:
+        path = data_dir / "deployments" / f"{self.chain_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, (json.dumps(self.to_json(), indent=2) + "\n").encode(), 0o644)
+
+    @classmethod
+    def load(cls, data_dir: Path, chain_id: int) -> Deployment | None:
+        path = data_dir / "deployments" / f"{chain_id}.json"
+        try:
+            document = json.loads(path.read_text())
+            return cls(int(document["chain_id"]), dict(document["contracts"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ChainError(f"{path} is damaged: {exc}") from None
+
+
+def deploy_suite(
+    client: ChainClient,
+    *,
+    min_stake: int = DEFAULT_MIN_STAKE,
+    unbonding_delay: int = DEFAULT_UNBONDING_DELAY,
+    reward_bps: int = DEFAULT_REWARD_BPS,
+) -> Deployment:
+    """Deploy the Registry and the LogAnchor, wired together."""
+    registry = client.deploy("Registry", min_stake, unbonding_delay, reward_bps)
+    anchor = client.deploy("LogAnchor", registry)
+    return Deployment(client.chain_id, {"Registry": registry, "LogAnchor": anchor})
+
+
+class _Wrapper:
+    name = ""
+
+    def __init__(self, client: ChainClient, deployment: Deployment) -> None:
+        try:
+            address = deployment.contracts[self.name]
+        except KeyError:
+            raise ChainError(
+                f"no {self.name} in the deployment on chain {deployment.chain_id}"
+            ) from None
+        self.client = client
+        self.address = Web3.to_checksum_address(address)
+        self.contract = client.contract(load_contract(self.name), address)
+
+
+class Registry(_Wrapper):
+    """Typed access to the Registry contract."""
+
+    name = "Registry"
+
+    def register_device(self, did: str, stake: int) -> TxReceipt:
+        key = key_from_did(did)
+        fn = self.contract.functions.register_device(
+            device_id(did), key.alg.value, onchain_key(key)
+        )
+        return self.client.transact(fn, stake)
+
+    def register_devices(self, dids: list[str], stake_each: int) -> TxReceipt:
+        keys = [key_from_did(did) for did in dids]
+        fn = self.contract.functions.register_devices(
+            [device_id(did) for did in dids],
+            [k.alg.value for k in keys],
+            [onchain_key(k) for k in keys],
+        )
+        return self.client.transact(fn, stake_each * len(dids))
+
+    def rotate_key(self, did: str, new_key: PublicKey, from_seq: int) -> TxReceipt:
+        fn = self.contract.functions.rotate_key(
+            device_id(did), new_key.alg.value, onchain_key(new_key), from_seq
+        )
+        return self.client.transact(fn)
+
+    def revoke(self, did: str) -> TxReceipt:
+        return self.client.transact(self.contract.functions.revoke(device_id(did)))
+
+    def withdraw(self, id_: bytes) -> TxReceipt:
+        return self.client.transact(self.contract.functions.withdraw(id_))
+
+    def set_price(self, did: str, price: int) -> TxReceipt:
+        return self.client.transact(self.contract.functions.set_price(device_id(did), price))
+
+    def register_node(self, origin: str, checkpoint_key: bytes, url: str, stake: int) -> TxReceipt:
+        fn = self.contract.functions.register_node(origin, checkpoint_key, url)
+        return self.client.transact(fn, stake)
+
+    def retire_node(self, origin: str) -> TxReceipt:
+        return self.client.transact(self.contract.functions.retire_node(origin_id(origin)))
+
+    def device(self, did: str) -> dict[str, Any]:
+        owner, stake, status, keys, unbond_at, price = self.client.call(
+            self.contract.functions.devices(device_id(did))
+        )
+        return {
+            "did": did,
+            "owner": owner,
+            "stake": stake,
+            "status": STATUS.get(status, str(status)),
+            "keys": keys,
+            "unbond_at": unbond_at,
+            "price": price,
+        }
+
+    def node(self, origin: str) -> dict[str, Any]:
+        owner, stake, status, checkpoint_key, unbond_at, url = self.client.call(
+            self.contract.functions.nodes(origin_id(origin))
+        )
+        return {
+            "origin": origin,
+            "owner": owner,
+            "stake": stake,
+            "status": STATUS.get(status, str(status)),
+            "checkpoint_key": bytes(checkpoint_key).hex(),
+            "unbond_at": unbond_at,
+            "url": url,
+        }
+
+    def key_at(self, did: str, seq: int) -> tuple[int, bytes, int, int]:
+        alg, key, from_seq, since = self.client.call(
+            self.contract.functions.device_key_at(device_id(did), seq)
+        )
+        return alg, bytes(key), from_seq, since
+
+    def min_stake(self) -> int:
+        return int(self.client.call(self.contract.functions.min_stake()))
+
+
+class LogAnchor(_Wrapper):
+    """Typed access to the LogAnchor contract."""
+
+    name = "LogAnchor"
+
+    def anchor(self, origin: str, size: int, root: bytes, proof: list[bytes]) -> TxReceipt:
+        return self.client.transact(self.contract.functions.anchor(origin, size, root, proof))
+
+    def latest(self, origin: str) -> tuple[int, bytes, int, int]:
+        """(size, root, block, timestamp) of the last anchored checkpoint."""
+        size, root, block, timestamp = self.client.call(
+            self.contract.functions.latest(origin_id(origin))
+        )
+        return size, bytes(root), block, timestamp
+
+    def verify_consistency(
+        self, old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]
+    ) -> bool:
+        fn = self.contract.functions.verify_consistency(
+            old_size, new_size, old_root, new_root, proof
+        )
+        return bool(self.client.call(fn))

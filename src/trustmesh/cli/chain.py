@@ -1,0 +1,156 @@
+"""``trustmesh chain …``: deploy the contracts, inspect a chain, serve the embedded one."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.markup import escape
+
+from trustmesh._paths import default_data_dir
+from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.rpc import RpcServer
+from trustmesh.chain.suite import (
+    DEFAULT_MIN_STAKE,
+    DEFAULT_REWARD_BPS,
+    DEFAULT_UNBONDING_DELAY,
+    Deployment,
+    deploy_suite,
+)
+from trustmesh.cli._common import PASSWORD_ENV, UsageError, err, print_json
+from trustmesh.errors import ChainError
+
+app = typer.Typer(no_args_is_help=True, help="Chains: deploy the contracts, status, serve.")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data directory (default: $TRUSTMESH_DATA_DIR or the user data dir)."
+    ),
+]
+RpcOpt = Annotated[
+    str | None, typer.Option("--rpc", help="A JSON-RPC chain instead of the embedded one.")
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="Ethereum JSON keystore of the sender (with --rpc; else $TRUSTMESH_CHAIN_KEY).",
+        dir_okay=False,
+    ),
+]
+
+
+@contextmanager
+def connect(
+    data_dir: Path | None, rpc: str | None, key_file: Path | None = None
+) -> Iterator[tuple[ChainClient, Path]]:
+    """A client for the chain the options name, and the data directory."""
+    directory = data_dir or default_data_dir()
+    if rpc is None:
+        chain = EmbeddedChain.open(directory)
+        try:
+            yield (
+                ChainClient(chain.w3, chain.dev_account, advance_time=chain.advance_time),
+                directory,
+            )
+        finally:
+            chain.close()
+        return
+    account = account_from_env_or_file(key_file, os.environ.get(PASSWORD_ENV))
+    yield ChainClient(rpc_web3(rpc), account), directory
+
+
+@app.command()
+def deploy(
+    data_dir: DataDirOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    min_stake: Annotated[int, typer.Option(help="Least stake, in wei.")] = DEFAULT_MIN_STAKE,
+    unbonding_delay: Annotated[int, typer.Option(help="Seconds.")] = DEFAULT_UNBONDING_DELAY,
+    reward_bps: Annotated[
+        int, typer.Option(help="Reporter share of a slash.")
+    ] = DEFAULT_REWARD_BPS,
+    redeploy: Annotated[bool, typer.Option(help="Deploy again even if recorded.")] = False,
+) -> None:
+    """Deploy the contract suite; print {"chain_id", "contracts"} and record it."""
+    if min_stake < 0 or unbonding_delay < 0 or not 0 <= reward_bps <= 10_000:
+        raise UsageError("--min-stake and --unbonding-delay must be ≥ 0, --reward-bps 0..10000")
+    with connect(data_dir, rpc, key_file) as (client, directory):
+        existing = Deployment.load(directory, client.chain_id)
+        if existing is not None and not redeploy and _deployed(client, existing):
+            err.print(
+                f"already deployed on chain {client.chain_id} (use --redeploy for a new suite)"
+            )
+            print_json(existing.to_json())
+            return
+        with err.status("deploying the contracts…"):
+            deployment = deploy_suite(
+                client, min_stake=min_stake, unbonding_delay=unbonding_delay, reward_bps=reward_bps
+            )
+        deployment.save(directory)
+        err.print(
+            f"[green]deployed[/] on chain {client.chain_id}; recorded in {escape(str(directory))}"
+        )
+        print_json(deployment.to_json())
+
+
+@app.command()
+def status(data_dir: DataDirOpt = None, rpc: RpcOpt = None) -> None:
+    """Print {"chain_id", "block", "contracts"} for the chain."""
+    directory = data_dir or default_data_dir()
+    if rpc is None:
+        chain = EmbeddedChain.open(directory)
+        try:
+            chain_id, block = chain.w3.eth.chain_id, chain.w3.eth.block_number
+        finally:
+            chain.close()
+    else:
+        w3 = rpc_web3(rpc)
+        try:
+            chain_id, block = w3.eth.chain_id, w3.eth.block_number
+        except Exception as exc:  # any transport failure: report, no traceback
+            raise ChainError(f"chain unreachable at {rpc} ({type(exc).__name__})") from None
+    deployment = Deployment.load(directory, int(chain_id))
+    contracts = deployment.contracts if deployment else {}
+    print_json({"chain_id": int(chain_id), "block": int(block), "contracts": contracts})
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8545,
+) -> None:
+    """Serve the embedded chain over Ethereum JSON-RPC, until interrupted.
+
+    Prints one JSON line {"rpc", "chain_id"} when ready.
+    """
+    chain = EmbeddedChain.open(data_dir or default_data_dir())
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        url = f"http://{host}:{sock.getsockname()[1]}"
+        print_json({"rpc": url, "chain_id": int(chain.w3.eth.chain_id)})
+        err.print(f"serving the embedded chain on {url} (Ctrl-C to stop)")
+        server = uvicorn.Server(uvicorn.Config(RpcServer(chain).app, log_level="warning"))
+        server.run(sockets=[sock])
+    finally:
+        chain.close()
+
+
+def _deployed(client: ChainClient, deployment: Deployment) -> bool:
+    """Whether every recorded contract still has code (a reset dev chain loses it)."""
+    with client.errors("checking the deployment"):
+        return all(client.w3.eth.get_code(address) for address in deployment.contracts.values())  # type: ignore[arg-type]
