@@ -79,3 +79,12 @@ def postgres_url() -> Iterator[str]:
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """A fresh anvil node for the session (scripts/test installs it from npm)."""
+    from tests.services import anvil_node
+
+    with anvil_node() as url:
+        yield url

@@ -70,3 +70,48 @@ def postgres_server() -> Iterator[str]:
             capture_output=True, check=False,
         )  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
+
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_BIN = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "anvil"
+
+
+@contextlib.contextmanager
+def anvil_node() -> Iterator[str]:
+    """A fresh anvil (npm @foundry-rs/anvil, installed by scripts/test) on a free
+    loopback port, with its default hardfork (osaka: P256VERIFY at 0x100)."""
+    import time
+
+    import requests
+
+    binary = os.environ.get("TRUSTMESH_ANVIL") or str(ANVIL_BIN)
+    if not Path(binary).exists():
+        pytest.fail("anvil is not installed: run scripts/test (npm @foundry-rs/anvil)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait for it to answer, not for a fixed time
+            try:
+                answer = requests.post(
+                    url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
+                )
+                if answer.ok:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("anvil did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

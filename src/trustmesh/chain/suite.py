@@ -23,7 +23,7 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
 
-DEFAULT_MIN_STAKE = 10**16  # 0.01 of the native currency
+DEFAULT_MIN_STAKE = 10**16  # 0.01 of the native currency (the CLI repeats these three)
 DEFAULT_UNBONDING_DELAY = 7 * 24 * 3600
 DEFAULT_REWARD_BPS = 5_000  # half of a slash goes to the reporter
 

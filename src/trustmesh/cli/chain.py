@@ -7,25 +7,24 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 
 from trustmesh._paths import default_data_dir
-from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
-from trustmesh.chain.embedded import EmbeddedChain
-from trustmesh.chain.rpc import RpcServer
-from trustmesh.chain.suite import (
-    DEFAULT_MIN_STAKE,
-    DEFAULT_REWARD_BPS,
-    DEFAULT_UNBONDING_DELAY,
-    Deployment,
-    deploy_suite,
-)
 from trustmesh.cli._common import PASSWORD_ENV, UsageError, err, print_json
 from trustmesh.errors import ChainError
+
+if TYPE_CHECKING:
+    from trustmesh.chain.client import ChainClient
+    from trustmesh.chain.suite import Deployment
+
+# web3, py-evm and vyper take seconds to import: commands import them when run,
+# so that `trustmesh verify` and friends start fast.
+DEFAULT_MIN_STAKE = 10**16
+DEFAULT_UNBONDING_DELAY = 7 * 24 * 3600
+DEFAULT_REWARD_BPS = 5_000
 
 app = typer.Typer(no_args_is_help=True, help="Chains: deploy the contracts, status, serve.")
 
@@ -53,6 +52,9 @@ def connect(
     data_dir: Path | None, rpc: str | None, key_file: Path | None = None
 ) -> Iterator[tuple[ChainClient, Path]]:
     """A client for the chain the options name, and the data directory."""
+    from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
+    from trustmesh.chain.embedded import EmbeddedChain
+
     directory = data_dir or default_data_dir()
     if rpc is None:
         chain = EmbeddedChain.open(directory)
@@ -81,6 +83,8 @@ def deploy(
     redeploy: Annotated[bool, typer.Option(help="Deploy again even if recorded.")] = False,
 ) -> None:
     """Deploy the contract suite; print {"chain_id", "contracts"} and record it."""
+    from trustmesh.chain.suite import Deployment, deploy_suite
+
     if min_stake < 0 or unbonding_delay < 0 or not 0 <= reward_bps <= 10_000:
         raise UsageError("--min-stake and --unbonding-delay must be ≥ 0, --reward-bps 0..10000")
     with connect(data_dir, rpc, key_file) as (client, directory):
@@ -105,6 +109,10 @@ def deploy(
 @app.command()
 def status(data_dir: DataDirOpt = None, rpc: RpcOpt = None) -> None:
     """Print {"chain_id", "block", "contracts"} for the chain."""
+    from trustmesh.chain.client import rpc_web3
+    from trustmesh.chain.embedded import EmbeddedChain
+    from trustmesh.chain.suite import Deployment
+
     directory = data_dir or default_data_dir()
     if rpc is None:
         chain = EmbeddedChain.open(directory)
@@ -133,6 +141,11 @@ def serve(
 
     Prints one JSON line {"rpc", "chain_id"} when ready.
     """
+    import uvicorn
+
+    from trustmesh.chain.embedded import EmbeddedChain
+    from trustmesh.chain.rpc import RpcServer
+
     chain = EmbeddedChain.open(data_dir or default_data_dir())
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -141,6 +154,7 @@ def serve(
             sock.bind((host, port))
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        sock.listen(128)  # connections queue from now on, before uvicorn serves them
         url = f"http://{host}:{sock.getsockname()[1]}"
         print_json({"rpc": url, "chain_id": int(chain.w3.eth.chain_id)})
         err.print(f"serving the embedded chain on {url} (Ctrl-C to stop)")

@@ -1,0 +1,71 @@
+"""Chains for the contract suite: the embedded chain, and a real anvil node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from tests.services import ANVIL_MNEMONIC
+from trustmesh.chain.client import ChainClient, rpc_web3
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
+
+MIN_STAKE = 10**15
+UNBONDING = 3600
+REWARD_BPS = 4000
+
+
+@dataclass
+class Net:
+    """A chain with the suite freshly deployed, and clients for three accounts."""
+
+    kind: str
+    w3: Web3
+    deployer: ChainClient  # also plays the Disputes contract where a test needs it
+    owner: ChainClient
+    reporter: ChainClient
+    deployment: Deployment
+
+    def registry(self, client: ChainClient | None = None) -> Registry:
+        return Registry(client or self.owner, self.deployment)
+
+    def anchor(self, client: ChainClient | None = None) -> LogAnchor:
+        return LogAnchor(client or self.owner, self.deployment)
+
+
+def anvil_accounts() -> list[LocalAccount]:
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(3)
+    ]
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[EmbeddedChain]:
+    chain = EmbeddedChain.open(tmp_path / "chain")
+    yield chain
+    chain.close()
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def net(request: pytest.FixtureRequest, tmp_path: Path) -> Net:
+    if request.param == "embedded":
+        chain: EmbeddedChain = request.getfixturevalue("embedded")
+        w3, accounts, advance = chain.w3, chain.dev_accounts[:3], chain.advance_time
+    else:
+        w3, accounts, advance = (
+            rpc_web3(request.getfixturevalue("anvil_url")),
+            anvil_accounts(),
+            None,
+        )
+    deployer, owner, reporter = (ChainClient(w3, a, advance_time=advance) for a in accounts)
+    deployment = deploy_suite(
+        deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
+    )
+    return Net(request.param, w3, deployer, owner, reporter, deployment)
