@@ -268,3 +268,17 @@ def test_bench_log_json_shape() -> None:
     assert document["append_ratio_vs_pymerkle"] == pytest.approx(
         document["append_per_s"] / document["pymerkle_append_per_s"], rel=0.01
     )
+
+
+def test_bench_chain_json_shape() -> None:
+    result = trustmesh("bench", "chain", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document["gas"]["anchor"]) == {"2^10", "2^20", "2^32"}
+    for key in ("register", "batch_register_per_device", "rotate", "revoke"):
+        assert document["gas"][key] > 21_000
+    assert document["gas_per_reading"] == pytest.approx(
+        document["gas"]["anchor"]["2^20"] / 10_000, abs=0.01
+    )
+    assert document["embedded_tx_per_s"] > 0
+    assert document["in_memory_eth_tester_tx_per_s"] > 0

@@ -68,3 +68,32 @@ def log(
     ):
         table.add_row(label, str(result[key]), str(result[f"pymerkle_{key}"]))
     err.print(table)
+
+
+@app.command()
+def chain(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Gas of register, rotate, revoke and anchor (2^10, 2^20, 2^32), and embedded tx/s."""
+    from trustmesh.bench import chain as chain_bench  # web3 and py-evm: imported when run
+
+    with err.status("measuring gas and throughput on a fresh embedded chain…"):
+        result = chain_bench.run()
+    if json_output:
+        print_json(result)
+        return
+    table = Table(title="contracts and the embedded chain")
+    table.add_column("measure")
+    table.add_column("value")
+    for name, value in result["gas"].items():
+        if isinstance(value, dict):
+            for size, gas in value.items():
+                table.add_row(f"gas: {name} at {size}", f"{gas:,}")
+        else:
+            table.add_row(f"gas: {name}", f"{value:,}")
+    table.add_row("gas per reading (anchor / 10,000)", str(result["gas_per_reading"]))
+    table.add_row(
+        "embedded tx/s (in-memory eth-tester)",
+        f"{result['embedded_tx_per_s']} ({result['in_memory_eth_tester_tx_per_s']})",
+    )
+    err.print(table)

@@ -88,5 +88,6 @@ class BufferedSqliteDB(BaseDB):
         self._db.close()
 
     def size_bytes(self) -> int:
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         files = [self.path, self.path.with_name(self.path.name + "-wal")]
         return sum(f.stat().st_size for f in files if f.exists())
