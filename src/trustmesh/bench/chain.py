@@ -20,8 +20,8 @@ from typing import Any
 
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
-from web3.types import Wei
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import Wei
 
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
