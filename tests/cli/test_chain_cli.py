@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,74 @@ def test_chain_errors_are_clear(
     no_traceback(result)
     assert result.returncode == code, result.stderr
     assert message in result.stderr.decode()
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def chain_args(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The options naming a chain, and the environment (sender key) for it."""
+    if request.param == "embedded":
+        return ["--data-dir", str(tmp_path / "data")], {}
+    url: str = request.getfixturevalue("anvil_url")
+    env = {"TRUSTMESH_CHAIN_KEY": anvil_accounts()[1].key.hex()}
+    return ["--rpc", url, "--data-dir", str(tmp_path / "data")], env
+
+
+def test_register_anchor_and_restart_through_the_cli(
+    tmp_path: Path, chain_args: tuple[list[str], dict[str, str]]
+) -> None:
+    from trustmesh.log.note import NoteSigner
+    from trustmesh.log.store import open_store
+
+    args, env = chain_args
+    assert trustmesh("chain", "deploy", *args, env=env).returncode == 0
+    new = trustmesh("device", "new", "--keystore", tmp_path / "device.keystore")
+    did = new.stdout.decode().strip()
+    registered = trustmesh("chain", "register-device", "--did", did, *args, env=env)
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["status"] == "active"
+
+    origin = f"cli.example/{uuid.uuid4().hex[:8]}"
+    signer = NoteSigner.generate(origin)
+    node = trustmesh(
+        "chain", "register-node", "--verifier-key", signer.verifier.vkey,
+        "--url", "http://127.0.0.1:8080", *args, env=env,
+    )  # fmt: skip
+    assert node.returncode == 0, node.stderr
+    assert json.loads(node.stdout)["checkpoint_key"] == signer.verifier.public_key.hex()
+
+    store_path = tmp_path / "log.db"
+    store = open_store(store_path)
+    store.append([b"entry %d" % i for i in range(100)])
+    first = trustmesh("chain", "anchor", "--store", store_path, "--origin", origin, *args, env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["size"] == 100
+    store.append([b"entry %d" % i for i in range(100, 250)])
+    store.close()
+    second = json.loads(
+        trustmesh(
+            "chain", "anchor", "--store", store_path, "--origin", origin, *args, env=env
+        ).stdout
+    )
+    assert (second["previous_size"], second["size"]) == (100, 250)
+    again = json.loads(
+        trustmesh(
+            "chain", "anchor", "--store", store_path, "--origin", origin, *args, env=env
+        ).stdout
+    )
+    assert again["transaction"] is None  # nothing new
+
+    forked = open_store(tmp_path / "forked.db")  # a rewritten history of the same log
+    forked.append([b"rewritten %d" % i for i in range(300)])
+    forked.close()
+    refused = trustmesh(
+        "chain", "anchor", "--store", tmp_path / "forked.db", "--origin", origin, *args, env=env
+    )
+    no_traceback(refused)
+    assert refused.returncode == 1
+    assert "not the anchored root" in refused.stderr.decode()
+
+    # A restart (a new process each time, here) finds everything where it was.
+    record = json.loads(trustmesh("chain", "device", "--did", did, *args, env=env).stdout)
+    assert record["status"] == "active"
+    status = json.loads(trustmesh("chain", "status", *args, env=env).stdout)
+    assert status["block"] >= 6

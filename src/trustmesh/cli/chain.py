@@ -49,9 +49,12 @@ KeyFileOpt = Annotated[
 
 @contextmanager
 def connect(
-    data_dir: Path | None, rpc: str | None, key_file: Path | None = None
+    data_dir: Path | None, rpc: str | None, key_file: Path | None = None, *, read_only: bool = False
 ) -> Iterator[tuple[ChainClient, Path]]:
-    """A client for the chain the options name, and the data directory."""
+    """A client for the chain the options name, and the data directory.
+
+    Read-only use of a JSON-RPC chain needs no sender key.
+    """
     from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
     from trustmesh.chain.embedded import EmbeddedChain
 
@@ -66,7 +69,12 @@ def connect(
         finally:
             chain.close()
         return
-    account = account_from_env_or_file(key_file, os.environ.get(PASSWORD_ENV))
+    if read_only and key_file is None and not os.environ.get("TRUSTMESH_CHAIN_KEY"):
+        from eth_account import Account
+
+        account = Account.create()  # never used to sign: views only
+    else:
+        account = account_from_env_or_file(key_file, os.environ.get(PASSWORD_ENV))
     yield ChainClient(rpc_web3(rpc), account), directory
 
 
@@ -168,3 +176,104 @@ def _deployed(client: ChainClient, deployment: Deployment) -> bool:
     """Whether every recorded contract still has code (a reset dev chain loses it)."""
     with client.errors("checking the deployment"):
         return all(client.w3.eth.get_code(address) for address in deployment.contracts.values())  # type: ignore[arg-type]
+
+
+KeyFile = KeyFileOpt
+
+
+def _suite(client: ChainClient, directory: Path) -> Deployment:
+    from trustmesh.chain.suite import Deployment
+
+    deployment = Deployment.load(directory, client.chain_id)
+    if deployment is None:
+        raise UsageError(
+            f"no contracts recorded for chain {client.chain_id} in {directory}: "
+            "run `trustmesh chain deploy` first"
+        )
+    return deployment
+
+
+@app.command("register-device")
+def register_device(
+    did: Annotated[str, typer.Option("--did", help="The device's did:key.")],
+    stake: Annotated[
+        int | None, typer.Option("--stake", help="Wei (default: the minimum).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Register a device by its DID (the key is in the DID); the sender owns it."""
+    from trustmesh.chain.suite import Registry
+    from trustmesh.identity import key_from_did
+
+    key_from_did(did)  # a clear error for a malformed DID, before any transaction
+    with connect(data_dir, rpc, key_file) as (client, directory):
+        registry = Registry(client, _suite(client, directory))
+        amount = registry.min_stake() if stake is None else stake
+        receipt = registry.register_device(did, amount)
+        print_json({**registry.device(did), "transaction": receipt["transactionHash"].hex()})
+
+
+@app.command("device")
+def device_record(
+    did: Annotated[str, typer.Option("--did", help="The device's did:key.")],
+    data_dir: DataDirOpt = None,
+    rpc: RpcOpt = None,
+) -> None:
+    """Print a device's registry record as JSON."""
+    from trustmesh.chain.suite import Registry
+
+    with connect(data_dir, rpc, None, read_only=True) as (client, directory):
+        print_json(Registry(client, _suite(client, directory)).device(did))
+
+
+@app.command("register-node")
+def register_node(
+    verifier_key: Annotated[
+        str, typer.Option("--verifier-key", help="The log's C2SP verifier key (name+id+key).")
+    ],
+    url: Annotated[str, typer.Option("--url", help="Where the node serves its API.")],
+    stake: Annotated[
+        int | None, typer.Option("--stake", help="Wei (default: the minimum).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Register a node for the log whose origin is the verifier key's name."""
+    from trustmesh.chain.suite import Registry
+    from trustmesh.log.note import NoteVerifier
+
+    verifier = NoteVerifier.from_vkey(verifier_key)
+    with connect(data_dir, rpc, key_file) as (client, directory):
+        registry = Registry(client, _suite(client, directory))
+        amount = registry.min_stake() if stake is None else stake
+        receipt = registry.register_node(verifier.name, verifier.public_key, url, amount)
+        print_json(
+            {**registry.node(verifier.name), "transaction": receipt["transactionHash"].hex()}
+        )
+
+
+@app.command()
+def anchor(
+    store: Annotated[
+        str, typer.Option("--store", help="The log store: a SQLite path or postgresql:// URL.")
+    ],
+    origin: Annotated[str, typer.Option("--origin", help="The log's origin.")],
+    data_dir: DataDirOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Anchor the log's current tree, with a consistency proof from the last anchor."""
+    from trustmesh.chain.anchoring import anchor_log
+    from trustmesh.chain.suite import LogAnchor
+    from trustmesh.log.store import open_store
+
+    log = open_store(store)
+    try:
+        with connect(data_dir, rpc, key_file) as (client, directory):
+            result = anchor_log(LogAnchor(client, _suite(client, directory)), log, origin)
+    finally:
+        log.close()
+    print_json(result.to_json())
