@@ -254,3 +254,38 @@ def test_stake_is_fully_accounted_for(net: Net) -> None:
     stakes = sum(registry.device(did)["stake"] for did in dids)
     slashed = net.owner.call(registry.contract.functions.slashed_total())
     assert net.owner.balance(registry.address) == stakes + slashed
+
+
+def test_constructor_refuses_a_reward_above_everything(net: Net) -> None:
+    with pytest.raises(Reverted, match="registry: reward above 100%"):
+        net.deployer.deploy("Registry", MIN_STAKE, UNBONDING, 10_001)
+
+
+def test_node_slashing_and_withdrawal_paths(net: Net) -> None:
+    registry = net.registry()
+    origin = f"slash.example/{random.getrandbits(32)}"
+    registry.register_node(origin, bytes(range(1, 33)), "http://127.0.0.1", MIN_STAKE)
+    net.owner.transact(registry.contract.functions.add_stake(origin_id(origin)), 10)
+    assert registry.node(origin)["stake"] == MIN_STAKE + 10
+    slash = registry.contract.functions.slash_node(
+        origin_id(origin), MIN_STAKE, net.reporter.address
+    )
+    with pytest.raises(Reverted, match="registry: only disputes"):
+        net.owner.transact(slash)
+    net.deployer.transact(registry.contract.functions.set_disputes(net.deployer.address))
+    before = net.reporter.balance()
+    net.deployer.transact(slash)
+    assert registry.node(origin)["stake"] == 10
+    assert net.reporter.balance() == before + MIN_STAKE * REWARD_BPS // 10_000
+    registry.retire_node(origin)
+    with pytest.raises(Reverted, match="registry: still unbonding"):
+        registry.withdraw(origin_id(origin))
+    net.owner.advance_time(UNBONDING + 1)
+    with pytest.raises(Reverted, match="registry: only the owner"):
+        net.registry(net.reporter).withdraw(origin_id(origin))
+    registry.withdraw(origin_id(origin))
+    with pytest.raises(Reverted, match="registry: nothing to slash"):
+        net.deployer.transact(slash)
+    slashed = net.owner.call(registry.contract.functions.slashed_total())
+    assert slashed == MIN_STAKE - MIN_STAKE * REWARD_BPS // 10_000
+    assert net.owner.balance(registry.address) == slashed

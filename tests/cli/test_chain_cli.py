@@ -68,6 +68,8 @@ def test_deploy_and_status_on_anvil(tmp_path: Path, anvil_url: str) -> None:
             "http(s) URL",
         ),
         (["chain", "deploy", "--reward-bps", "20000"], {}, 2, "--reward-bps"),
+        (["chain", "deploy", "--chain-id", "1"], {}, 1, "expected chain id 1"),
+        (["chain", "register-device", "--did", "did:key:zBad"], {}, 1, "did:key"),
     ],
 )
 def test_chain_errors_are_clear(

@@ -89,6 +89,9 @@ def deploy(
         int, typer.Option(help="Reporter share of a slash.")
     ] = DEFAULT_REWARD_BPS,
     redeploy: Annotated[bool, typer.Option(help="Deploy again even if recorded.")] = False,
+    chain_id: Annotated[
+        int | None, typer.Option("--chain-id", help="Refuse unless the chain has this id.")
+    ] = None,
 ) -> None:
     """Deploy the contract suite; print {"chain_id", "contracts"} and record it."""
     from trustmesh.chain.suite import Deployment, deploy_suite
@@ -96,6 +99,8 @@ def deploy(
     if min_stake < 0 or unbonding_delay < 0 or not 0 <= reward_bps <= 10_000:
         raise UsageError("--min-stake and --unbonding-delay must be ≥ 0, --reward-bps 0..10000")
     with connect(data_dir, rpc, key_file) as (client, directory):
+        if chain_id is not None and chain_id != client.chain_id:
+            raise ChainError(f"expected chain id {chain_id}, the chain says {client.chain_id}")
         existing = Deployment.load(directory, client.chain_id)
         if existing is not None and not redeploy and _deployed(client, existing):
             err.print(

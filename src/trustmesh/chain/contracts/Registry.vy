@@ -78,6 +78,11 @@ event DeviceRevoked:
     unbond_at: uint256
 
 
+event StakeAdded:
+    id: indexed(bytes32)
+    amount: uint256
+
+
 event PriceSet:
     device_id: indexed(bytes32)
     price: uint256
@@ -216,6 +221,7 @@ def add_stake(id: bytes32):
     else:
         assert self.nodes[id].status == STATUS_ACTIVE, "registry: not active"
         self.nodes[id].stake += msg.value
+    log StakeAdded(id=id, amount=msg.value)
 
 
 @external
