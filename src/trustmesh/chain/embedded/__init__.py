@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,18 @@ class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]
         )
 
 
+class _LockedProvider(EthereumTesterProvider):
+    """eth-tester is not thread-safe: one request at a time, from any thread."""
+
+    def __init__(self, tester: EthereumTester) -> None:
+        super().__init__(tester)
+        self._lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 class EmbeddedChain:
     """A persistent in-process chain and a web3 connected to it."""
 
@@ -136,7 +149,7 @@ class EmbeddedChain:
         self._db = db
         self.backend = _PersistentBackend(db)
         self.tester = EthereumTester(backend=self.backend)
-        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.w3 = Web3(_LockedProvider(self.tester))
 
     @classmethod
     def open(cls, data_dir: Path) -> EmbeddedChain:
