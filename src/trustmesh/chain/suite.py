@@ -180,6 +180,26 @@ class Registry(_Wrapper):
         )
         return alg, bytes(key), from_seq, since
 
+    def key_record(self, did: str, index: int) -> tuple[int, bytes, int, int]:
+        """Entry ``index`` of the device's key history: (alg, key, from_seq, since)."""
+        alg, key, from_seq, since = self.client.call(
+            self.contract.functions.device_keys(device_id(did), index)
+        )
+        return alg, bytes(key), from_seq, since
+
+    def device_events(self, from_block: int) -> list[tuple[int, bytes]]:
+        """(block, device id) of each registration, rotation, revocation since a block."""
+        found: list[tuple[int, bytes]] = []
+        with self.client.errors("reading registry events"):
+            for event in ("DeviceRegistered", "KeyRotated", "DeviceRevoked"):
+                logs = getattr(self.contract.events, event)().get_logs(from_block=from_block)
+                found.extend((log["blockNumber"], bytes(log["args"]["device_id"])) for log in logs)
+        return sorted(found)
+
+    def current_block(self) -> int:
+        with self.client.errors("reading the block number"):
+            return int(self.client.w3.eth.block_number)
+
     def min_stake(self) -> int:
         return int(self.client.call(self.contract.functions.min_stake()))
 

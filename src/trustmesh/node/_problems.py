@@ -6,7 +6,6 @@ operators get the same in the logs. Nothing a client sends yields a 500.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from trustmesh.errors import InvalidReading
@@ -40,12 +39,15 @@ PROBLEMS: dict[str, tuple[int, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Problem(Exception):
+class Problem(Exception):  # noqa: N818 - it is what RFC 9457 calls it
     """A refusal to send back as problem+json."""
 
-    slug: str
-    detail: str
+    def __init__(self, slug: str, detail: str) -> None:
+        if slug not in PROBLEMS:
+            raise ValueError(f"unknown problem type {slug!r}")
+        super().__init__(f"{slug}: {detail}")
+        self.slug = slug
+        self.detail = detail
 
     @property
     def status(self) -> int:

@@ -206,6 +206,10 @@ class LogStore:
             return None
         return self._backend.find(did, seq)
 
+    def device_entries(self, did: str, limit: int = 100) -> list[tuple[int, int]]:
+        """The last ``limit`` (seq, index) pairs logged for ``did``, highest seq first."""
+        return self._backend.device_entries(did, limit)
+
     def last_seq(self, did: str) -> int | None:
         """The highest seq logged for ``did``, if any: one lookup."""
         return self._backend.last_seq(did)

@@ -59,6 +59,10 @@ class Backend(Protocol):
         """The index of the entry logged for (did, seq), if any."""
         ...
 
+    def device_entries(self, did: str, limit: int) -> list[tuple[int, int]]:
+        """(seq, index) of the device's entries, highest seq first."""
+        ...
+
     def last_seq(self, did: str) -> int | None:
         """The highest seq logged for ``did``, if any."""
         ...

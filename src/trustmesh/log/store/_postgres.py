@@ -149,6 +149,17 @@ class PostgresBackend:
         )
         return None if found is None else int(found)
 
+    def device_entries(self, did: str, limit: int) -> list[tuple[int, int]]:
+        try:
+            rows = self._reader.execute(
+                "SELECT e.seq, e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
+                "WHERE d.did = %s ORDER BY e.seq DESC LIMIT %s",
+                (did, limit),
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
+        return [(int(seq), int(index)) for seq, index in rows]
+
     def last_seq(self, did: str) -> int | None:
         found = self._scalar("SELECT last_seq FROM devices WHERE did = %s", (did,))
         return None if found is None else int(found)

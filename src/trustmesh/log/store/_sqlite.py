@@ -170,6 +170,17 @@ class SqliteBackend:
         )
         return None if found is None else int(found)
 
+    def device_entries(self, did: str, limit: int) -> list[tuple[int, int]]:
+        try:
+            rows = self._reader.execute(
+                "SELECT e.seq, e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
+                "WHERE d.did = ? ORDER BY e.seq DESC LIMIT ?",
+                (did, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"log store {self.path} unavailable: {exc}") from None
+        return [(int(seq) + SEQ_OFFSET, int(index)) for seq, index in rows]
+
     def last_seq(self, did: str) -> int | None:
         found = self._one("SELECT last_seq FROM devices WHERE did = ?", (did,))
         return None if found is None else int(found) + SEQ_OFFSET

@@ -1,0 +1,68 @@
+"""``trustmesh node run``: run a gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trustmesh._paths import default_data_dir
+from trustmesh.cli._common import UsageError
+
+app = typer.Typer(no_args_is_help=True, help="Run a node (gateway).")
+
+
+@app.command()
+def run(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="postgresql://… (default: SQLite in the data dir).")
+    ] = None,
+    rpc: Annotated[
+        str | None, typer.Option("--rpc", help="A JSON-RPC chain (default: embedded).")
+    ] = None,
+    mqtt: Annotated[
+        str | None, typer.Option("--mqtt", help="mqtt://host:port of a broker.")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8080,
+    epoch: Annotated[float, typer.Option("--epoch", help="Seconds between anchors.")] = 30.0,
+    origin: Annotated[
+        str | None,
+        typer.Option("--origin", help="The log's origin (default: derived from its key)."),
+    ] = None,
+    verify_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--verify-workers",
+            help="Processes verifying signatures (default: one per core; 0: in-process).",
+        ),
+    ] = None,
+) -> None:
+    """Run a node: ingest readings over HTTP (and MQTT), log them, anchor every epoch.
+
+    Prints one JSON line {"url", "origin", "verifier_key", "chain_id", "contracts", …} when ready.
+    """
+    import logging
+
+    from trustmesh.node.run import NodeConfig, print_ready, serve
+
+    if epoch <= 0 or not 0 <= port <= 65535:
+        raise UsageError("--epoch must be positive and --port 0..65535")
+    logging.basicConfig(
+        level=logging.INFO,
+        format='{"level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}',
+    )
+    config = NodeConfig(
+        data_dir=data_dir or default_data_dir(),
+        db=db,
+        rpc=rpc,
+        mqtt=mqtt,
+        host=host,
+        port=port,
+        epoch=epoch,
+        origin=origin,
+        verify_workers=verify_workers,
+    )
+    serve(config, print_ready)

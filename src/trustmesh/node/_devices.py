@@ -1,0 +1,114 @@
+"""The registry as the node sees it: a cache of device records and keys,
+kept fresh by following the Registry's events.
+
+A lookup answers from the cache when it can; a miss asks the chain once. New
+registrations, rotations and revocations are picked up from the events within
+one refresh interval, and an unknown DID is remembered only briefly, so a
+device registered a moment ago is served as soon as its event is seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trustmesh.chain.suite import Registry, device_id
+from trustmesh.errors import ChainError
+from trustmesh.identity import Alg, PublicKey
+from trustmesh.node._problems import Problem
+
+CACHE_SIZE = 100_000
+UNKNOWN_TTL = 5.0  # seconds an unknown DID stays unknown without a new event
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    status: str
+    keys: tuple[tuple[int, PublicKey], ...]  # (from_seq, key), in history order
+
+    def key_for(self, seq: int) -> PublicKey:
+        for from_seq, key in reversed(self.keys):
+            if from_seq <= seq:
+                return key
+        raise Problem("unknown-device", "no key for this seq")
+
+
+def _public_key(alg: int, raw: bytes) -> PublicKey:
+    if Alg(alg) is Alg.EDDSA:
+        return PublicKey(Alg.EDDSA, raw)
+    x, y = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    return PublicKey.from_cryptography(
+        ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    )
+
+
+class DeviceDirectory:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._records: OrderedDict[str, DeviceRecord] = OrderedDict()
+        self._unknown: dict[str, float] = {}
+        self._by_id: dict[bytes, str] = {}
+        self._next_block = registry.current_block()
+
+    def key_for(self, did: str, seq: int) -> PublicKey:
+        """The registry key that signs ``seq`` for ``did``; Problem 401 if none."""
+        record = self._record(did)
+        if record.status == "unknown":
+            raise Problem("unknown-device", f"{did} is not registered")
+        if record.status != "active":
+            raise Problem("revoked-device", f"{did} is {record.status}")
+        return record.key_for(seq)
+
+    def cached(self, did: str) -> bool:
+        with self._lock:
+            return did in self._records
+
+    def _record(self, did: str) -> DeviceRecord:
+        with self._lock:
+            record = self._records.get(did)
+            if record is not None:
+                self._records.move_to_end(did)
+                return record
+            if self._unknown.get(did, 0.0) > time.monotonic():
+                return DeviceRecord("unknown", ())
+        record = self._fetch(did)
+        with self._lock:
+            if record.status == "unknown":
+                self._unknown[did] = time.monotonic() + UNKNOWN_TTL
+                if len(self._unknown) > CACHE_SIZE:
+                    self._unknown.clear()
+            else:
+                self._records[did] = record
+                self._by_id[device_id(did)] = did
+                if len(self._records) > CACHE_SIZE:
+                    evicted, _ = self._records.popitem(last=False)
+                    self._by_id.pop(device_id(evicted), None)
+        return record
+
+    def _fetch(self, did: str) -> DeviceRecord:
+        try:
+            info = self._registry.device(did)
+            keys = []
+            for i in range(info["keys"]):
+                alg, raw, from_seq, _ = self._registry.key_record(did, i)
+                keys.append((from_seq, _public_key(alg, raw)))
+        except ChainError as exc:
+            raise Problem("chain-unavailable", f"registry unavailable: {exc}") from None
+        return DeviceRecord(info["status"], tuple(keys))
+
+    def refresh(self) -> None:
+        """Forget what the Registry's new events changed (call periodically)."""
+        events = self._registry.device_events(self._next_block)
+        with self._lock:
+            for block, id_ in events:
+                self._next_block = max(self._next_block, block + 1)
+                did = self._by_id.pop(id_, None)
+                if did is not None:
+                    self._records.pop(did, None)
+            if events:
+                self._unknown.clear()  # a registration may have made one known

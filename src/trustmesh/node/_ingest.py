@@ -1,0 +1,231 @@
+"""The ingest pipeline: parse → registry key → clock → signature → duplicate,
+replay and equivocation checks → batched append → signed receipt.
+
+Everything before the append runs per request (signatures in the process
+pool); the append runs in one sequencer task that takes whatever is ready,
+checks it against the log and against the rest of its batch, appends it in
+one transaction, and only then answers: a receipt is sent only for an entry
+that is durably committed. Queues are bounded: when full, the node answers
+429 instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trustmesh.errors import InvalidReading, StoreError
+from trustmesh.log.merkle import leaf_hash
+from trustmesh.log.note import NoteSigner
+from trustmesh.log.receipt import Receipt, issue_receipt
+from trustmesh.log.store import DeviceKey, LogStore
+from trustmesh.node._devices import DeviceDirectory
+from trustmesh.node._metrics import Metrics
+from trustmesh.node._problems import Problem
+from trustmesh.node._state import Evidence, NodeState
+from trustmesh.node._verify import BatchVerifier
+from trustmesh.reading import Reading, parse_reading
+
+log = logging.getLogger("trustmesh.node")
+
+MAX_FUTURE_MS = 5 * 60 * 1000  # a device clock may run ahead by this much
+MAX_AGE_MS = 7 * 24 * 3600 * 1000  # store-and-forward: readings this old are still taken
+QUEUE_LIMIT = 20_000
+BATCH_LIMIT = 2_000
+
+
+@dataclass(frozen=True)
+class _SameAs:
+    """The same bytes as a reading earlier in the batch: it gets that receipt."""
+
+    reading: Reading
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A logged reading and the log's signed promise about it."""
+
+    did: str
+    seq: int
+    index: int
+    leaf_hash: bytes
+    deadline: int
+    receipt: str
+    duplicate: bool
+
+    def to_json(self, origin: str) -> dict[str, Any]:
+        return {
+            "origin": origin,
+            "did": self.did,
+            "seq": self.seq,
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "deadline": self.deadline,
+            "receipt": self.receipt,
+            "duplicate": self.duplicate,
+        }
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        store: LogStore,
+        signer: NoteSigner,
+        directory: DeviceDirectory,
+        state: NodeState,
+        verifier: BatchVerifier,
+        metrics: Metrics,
+        epoch_seconds: float,
+        clock_ms: Callable[[], int],
+        lookup: Callable[[Callable[[], Any]], Any],
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.origin = signer.name
+        self.directory = directory
+        self.state = state
+        self.verifier = verifier
+        self.metrics = metrics
+        self.epoch_ms = int(epoch_seconds * 1000)
+        self.clock_ms = clock_ms
+        self._lookup = lookup  # runs blocking chain lookups off the event loop
+        self._queue: asyncio.Queue[tuple[Reading, asyncio.Future[Accepted]]] = asyncio.Queue(
+            QUEUE_LIMIT
+        )
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def submit(self, data: bytes) -> Accepted:
+        """Take one reading; its receipt once logged, or a Problem."""
+        try:
+            accepted = await self._submit(data)
+        except Problem as problem:
+            self.metrics.rejected.labels(reason=problem.slug).inc()
+            raise
+        self.metrics.accepted.inc()
+        return accepted
+
+    async def _submit(self, data: bytes) -> Accepted:
+        try:
+            reading = parse_reading(data)
+        except InvalidReading as exc:
+            raise Problem.from_reading(exc) from None
+        now = self.clock_ms()
+        if reading.ts > now + MAX_FUTURE_MS or reading.ts < now - MAX_AGE_MS:
+            raise Problem("clock", f"ts {reading.ts} is outside the window around {now}")
+        if self.directory.cached(reading.did):
+            key = self.directory.key_for(reading.did, reading.seq)
+        else:
+            key = await self._lookup(lambda: self.directory.key_for(reading.did, reading.seq))
+        reason = await self.verifier.verify(reading.entry, key)
+        if reason is not None:
+            raise Problem("signature", reason)
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((reading, future))
+        except asyncio.QueueFull:
+            raise Problem("over-capacity", "the node is over capacity; retry shortly") from None
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return await future
+
+    async def run(self) -> None:
+        """The sequencer: forever, append what is ready in one batch, then answer."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH_LIMIT and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self.metrics.queue_depth.set(self._queue.qsize())
+            started = time.perf_counter()
+            outcomes = await loop.run_in_executor(None, self._sequence, [r for r, _ in batch])
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, Problem):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _sequence(self, readings: list[Reading]) -> list[Accepted | Problem]:
+        """Check a batch against the log and itself, append it, sign receipts."""
+        outcomes: list[Accepted | Problem | Reading | _SameAs] = []
+        in_batch: dict[tuple[str, int], Reading] = {}
+        last_in_batch: dict[str, int] = {}
+        try:
+            for reading in readings:
+                outcomes.append(self._check(reading, in_batch, last_in_batch))
+            fresh = [o for o in outcomes if isinstance(o, Reading)]
+            indices = self.store.append(
+                [r.entry for r in fresh], [DeviceKey(r.did, r.seq) for r in fresh]
+            )
+        except StoreError as exc:
+            log.error("log store failure: %s", exc)
+            problem = Problem("store-unavailable", "the log store is unavailable; retry")
+            return [problem] * len(readings)
+        now = self.clock_ms()
+        deadline = now + 2 * self.epoch_ms
+        if indices:
+            self.state.record_batch(indices[0], deadline)
+        assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
+        results: list[Accepted | Problem] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Reading):
+                results.append(self._accept(outcome, assigned[id(outcome)], deadline, False))
+            elif isinstance(outcome, _SameAs):
+                index = assigned[id(outcome.reading)]
+                results.append(self._accept(outcome.reading, index, deadline, True))
+            else:
+                results.append(outcome)
+        self.metrics.tree_size.set(self.store.size)
+        return results
+
+    def _check(
+        self,
+        reading: Reading,
+        in_batch: dict[tuple[str, int], Reading],
+        last_in_batch: dict[str, int],
+    ) -> Accepted | Problem | Reading | _SameAs:
+        key = (reading.did, reading.seq)
+        earlier = in_batch.get(key)
+        if earlier is not None:
+            if earlier.entry == reading.entry:
+                return _SameAs(earlier)
+            return self._equivocation(reading, None, earlier.entry)
+        index = self.store.find(reading.did, reading.seq)
+        if index is not None:
+            logged = self.store.entry(index)
+            if logged == reading.entry:  # a retry (failover): the original receipt again
+                deadline = self.state.deadline(index) or self.clock_ms() + 2 * self.epoch_ms
+                return self._accept(reading, index, deadline, True)
+            return self._equivocation(reading, index, logged)
+        last = last_in_batch.get(reading.did)
+        if last is None:
+            last = self.store.last_seq(reading.did)
+        if last is not None and reading.seq <= last:
+            return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")
+        in_batch[key] = reading
+        last_in_batch[reading.did] = reading.seq
+        return reading
+
+    def _equivocation(self, reading: Reading, index: int | None, logged: bytes) -> Problem:
+        if index is not None:
+            self.state.add_evidence(
+                Evidence(reading.did, reading.seq, index, logged, reading.entry, self.clock_ms())
+            )
+        log.warning("equivocation by %s at seq %d", reading.did, reading.seq)
+        return Problem(
+            "equivocation", f"{reading.did} already signed another reading with seq {reading.seq}"
+        )
+
+    def _accept(self, reading: Reading, index: int, deadline: int, duplicate: bool) -> Accepted:
+        digest = leaf_hash(reading.entry)
+        note = issue_receipt(Receipt(self.origin, index, digest, deadline), self.signer)
+        return Accepted(reading.did, reading.seq, index, digest, deadline, note, duplicate)

@@ -1,0 +1,110 @@
+"""The node's own bookkeeping, beside the log: receipt deadlines per batch,
+equivocation evidence, and the latest signed checkpoint.
+
+It lives in ``<data dir>/node.db`` (SQLite, WAL). The log itself (which may be
+PostgreSQL) stays the only home of entries.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (first_index INTEGER PRIMARY KEY, deadline INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY, did TEXT NOT NULL, seq TEXT NOT NULL, logged_index INTEGER NOT NULL,
+    logged_entry BLOB NOT NULL, conflicting_entry BLOB NOT NULL, received_at INTEGER NOT NULL,
+    UNIQUE (did, seq, conflicting_entry));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Two readings signed by one device with the same seq and different payloads."""
+
+    did: str
+    seq: int
+    logged_index: int
+    logged_entry: bytes
+    conflicting_entry: bytes
+    received_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "did": self.did,
+            "seq": self.seq,
+            "logged_index": self.logged_index,
+            "logged_entry": self.logged_entry.hex(),
+            "conflicting_entry": self.conflicting_entry.hex(),
+            "received_at": self.received_at,
+        }
+
+
+class NodeState:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def record_batch(self, first_index: int, deadline: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO batches (first_index, deadline) VALUES (?, ?)",
+                (first_index, deadline),
+            )
+
+    def deadline(self, index: int) -> int | None:
+        """The deadline promised for the batch that holds ``index``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT deadline FROM batches WHERE first_index <= ? "
+                "ORDER BY first_index DESC LIMIT 1",
+                (index,),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_evidence(self, evidence: Evidence) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO evidence (did, seq, logged_index, logged_entry, "
+                "conflicting_entry, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    evidence.did,
+                    str(evidence.seq),
+                    evidence.logged_index,
+                    evidence.logged_entry,
+                    evidence.conflicting_entry,
+                    evidence.received_at,
+                ),
+            )
+
+    def evidence(self, limit: int = 1000, after_id: int = 0) -> list[tuple[int, Evidence]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, did, seq, logged_index, logged_entry, conflicting_entry, received_at "
+                "FROM evidence WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [
+            (row[0], Evidence(row[1], int(row[2]), row[3], bytes(row[4]), bytes(row[5]), row[6]))
+            for row in rows
+        ]
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,355 @@
+"""The node's HTTP API (an ASGI app): readings in, receipts, proofs, tiles out.
+
+Routes and formats are those of DESIGN.md; every refusal is RFC 9457
+problem+json with a stable ``type``, and nothing a client sends yields a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from trustmesh.chain.suite import Registry
+from trustmesh.errors import ChainError, InvalidDid, StoreError
+from trustmesh.identity import key_from_did
+from trustmesh.log._bundles import decode_bundle, encode_bundle
+from trustmesh.log.store import LogStore
+from trustmesh.node._anchorer import Anchorer
+from trustmesh.node._ingest import Accepted, Ingestor
+from trustmesh.node._metrics import Metrics
+from trustmesh.node._openapi import DOCUMENT
+from trustmesh.node._problems import MEDIA_TYPE, Problem
+from trustmesh.node._state import NodeState
+from trustmesh.reading import MAX_ENTRY_SIZE
+
+log = logging.getLogger("trustmesh.node.http")
+
+COSE = "application/cose"
+CBOR_SEQ = "application/cbor-seq"
+MAX_SEQ_BODY = 4 * 1024 * 1024
+MAX_SEQ_ITEMS = 5_000
+BODY_TIMEOUT = 30.0
+IMMUTABLE = "public, max-age=31536000, immutable"
+TILE_PATH = re.compile(
+    r"^(?:(?P<level>\d{1,2})|entries)/(?P<index>(?:x\d{3}/)*\d{3})(?:\.p/(?P<width>\d{1,3}))?$"
+)
+
+
+@dataclass
+class NodeContext:
+    """What the routes need; built by :mod:`trustmesh.node.run`."""
+
+    store: LogStore
+    ingestor: Ingestor
+    anchorer: Anchorer
+    registry: Registry
+    state: NodeState
+    metrics: Metrics
+    info: dict[str, Any]  # origin, verifier_key, epoch_seconds, chain_id, contracts
+    extra_routes: list[Any] = field(default_factory=list)
+    fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    headers = {"Retry-After": "1"} if problem.status in (429, 503) else None
+    return JSONResponse(problem.to_json(), problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PLR0915 - the routes
+    async def read_body(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise Problem("oversized", f"the body is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+
+        async def collect() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Problem("oversized", f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(collect(), BODY_TIMEOUT)
+        except TimeoutError:
+            raise Problem(
+                "bad-request", f"the body did not arrive within {BODY_TIMEOUT:.0f} s"
+            ) from None
+        return b"".join(chunks)
+
+    async def post_readings(request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in (COSE, CBOR_SEQ):
+            raise Problem(
+                "unsupported-media-type", f"send {COSE} or {CBOR_SEQ}, not {media or 'nothing'}"
+            )
+        if media == COSE:
+            body = await read_body(request, MAX_ENTRY_SIZE + 1)  # + the optional tag byte
+            accepted = await ctx.ingestor.submit(body)
+            return JSONResponse(accepted.to_json(ctx.ingestor.origin))
+        body = await read_body(request, MAX_SEQ_BODY)
+        items = split_cbor_sequence(body)
+        outcomes = await asyncio.gather(
+            *(ctx.ingestor.submit(item) for item in items), return_exceptions=True
+        )
+        return JSONResponse([_outcome(o, ctx.ingestor.origin) for o in outcomes])
+
+    async def get_log(request: Request) -> Response:
+        anchored_size, anchored_root = ctx.anchorer.anchored
+        return JSONResponse(
+            {
+                **ctx.info,
+                "size": ctx.store.size,
+                "anchored": {"size": anchored_size, "root": anchored_root.hex()},
+            }
+        )
+
+    async def get_checkpoint(request: Request) -> Response:
+        return PlainTextResponse(
+            ctx.anchorer.checkpoint,
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-cache, max-age=2"},
+        )
+
+    async def get_entry(request: Request) -> Response:
+        index = _int(request.path_params["index"], "index")
+        if index >= ctx.store.size:
+            raise Problem("not-found", f"no entry {index}: the log has {ctx.store.size}")
+        return Response(
+            ctx.store.entry(index), media_type=COSE, headers={"Cache-Control": IMMUTABLE}
+        )
+
+    async def get_inclusion(request: Request) -> Response:
+        index = _int(request.query_params.get("index"), "index")
+        size = _int(request.query_params.get("size"), "size")
+        if not index < size:
+            raise Problem("bad-request", "index must be below size")
+        if size > ctx.store.size:
+            raise Problem("not-found", f"the log has only {ctx.store.size} entries")
+        hashes = ctx.store.inclusion_proof(index, size)
+        return JSONResponse({"index": index, "size": size, "hashes": [h.hex() for h in hashes]})
+
+    async def get_consistency(request: Request) -> Response:
+        old = _int(request.query_params.get("from"), "from")
+        new = _int(request.query_params.get("to"), "to")
+        if old > new:
+            raise Problem("bad-request", "from must not exceed to")
+        if new > ctx.store.size:
+            raise Problem("not-found", f"the log has only {ctx.store.size} entries")
+        hashes = ctx.store.consistency_proof(old, new)
+        return JSONResponse({"from": old, "to": new, "hashes": [h.hex() for h in hashes]})
+
+    async def get_device(request: Request) -> Response:
+        did = _did(request.path_params["did"])
+        record = await asyncio.to_thread(ctx.registry.device, did)
+        if record["status"] == "unknown":
+            raise Problem("not-found", f"{did} is not registered")
+        return JSONResponse({**record, "last_seq": ctx.store.last_seq(did), "reputation": None})
+
+    async def get_device_readings(request: Request) -> Response:
+        did = _did(request.path_params["did"])
+        limit = min(_int(request.query_params.get("limit", "100"), "limit"), 1000)
+        size = ctx.store.size
+        readings = []
+        for seq, index in ctx.store.device_entries(did, limit):
+            if index >= size:
+                continue
+            readings.append(
+                {
+                    "seq": seq,
+                    "index": index,
+                    "entry": base64.b64encode(ctx.store.entry(index)).decode(),
+                    "inclusion_proof": [h.hex() for h in ctx.store.inclusion_proof(index, size)],
+                    "size": size,
+                }
+            )
+        return JSONResponse(
+            {"did": did, "checkpoint": ctx.anchorer.checkpoint, "readings": readings}
+        )
+
+    async def get_evidence(request: Request) -> Response:
+        after = _int(request.query_params.get("after", "0"), "after")
+        items = [{"id": i, **e.to_json()} for i, e in ctx.state.evidence(after_id=after)]
+        return JSONResponse({"origin": ctx.ingestor.origin, "evidence": items})
+
+    async def get_reputation(request: Request) -> Response:
+        raise Problem("not-implemented", "reputation is not served by this node yet")
+
+    async def get_tile(request: Request) -> Response:
+        match = TILE_PATH.match(request.path_params["path"])
+        if match is None:
+            raise Problem("not-found", "not a tile path")
+        index = int(match["index"].replace("x", "").replace("/", ""))
+        width = int(match["width"]) if match["width"] else 256
+        if not 1 <= width <= 256 or (match["width"] and width == 256):
+            raise Problem("not-found", "a partial tile is 1 to 255 wide")
+        if match["level"] is None:
+            data = ctx.store.bundle(index)
+            entries = _bundle_prefix(data, width) if data is not None else None
+            if entries is None:
+                raise Problem("not-found", "no such entry bundle")
+            return Response(
+                entries, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
+            )
+        tile = ctx.store.tile(int(match["level"]), index)
+        if tile is None or len(tile) < width * 32:
+            raise Problem("not-found", "no such tile")
+        return Response(
+            tile[: width * 32],
+            media_type="application/octet-stream",
+            headers={"Cache-Control": IMMUTABLE},
+        )
+
+    async def get_metrics(request: Request) -> Response:
+        ctx.metrics.tree_size.set(ctx.store.size)
+        ctx.metrics.queue_depth.set(ctx.ingestor.queue_depth)
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def get_openapi(request: Request) -> Response:
+        return JSONResponse(DOCUMENT)
+
+    async def get_home(request: Request) -> Response:
+        info = ctx.info
+        return HTMLResponse(
+            "<!doctype html><meta charset=utf-8><title>trustmesh node</title>"
+            f"<h1>trustmesh node</h1><p>origin <code>{html.escape(info['origin'])}</code>, "
+            f"{ctx.store.size} entries, chain {info['chain_id']}.</p>"
+            '<p><a href="/v1/log">/v1/log</a> · <a href="/openapi.json">/openapi.json</a> · '
+            '<a href="/checkpoint">/checkpoint</a> · <a href="/metrics">/metrics</a></p>'
+        )
+
+    async def post_device(request: Request) -> Response:
+        if not ctx.fund_registrations:
+            raise Problem(
+                "not-found", "this node does not register devices; send the transaction yourself"
+            )
+        body = await read_body(request, 4096)
+        try:
+            document = json.loads(body)
+            did = _did(str(document["did"]))
+            stake = document.get("stake")
+        except (ValueError, KeyError, TypeError):
+            raise Problem("bad-request", 'send JSON {"did": "did:key:…", "stake": wei}') from None
+        amount = await asyncio.to_thread(ctx.registry.min_stake) if stake is None else stake
+        if not isinstance(amount, int) or amount < 0:
+            raise Problem("bad-request", "stake must be a non-negative integer")
+        try:
+            await asyncio.to_thread(ctx.registry.register_device, did, amount)
+        except ChainError as exc:
+            raise Problem("bad-request", f"registration refused: {exc}") from None
+        return JSONResponse(await asyncio.to_thread(ctx.registry.device, did))
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+        return problem_response(Problem(slug, str(exc.detail)))
+
+    async def on_store(request: Request, exc: Exception) -> Response:
+        log.error("store error: %s", exc)
+        return problem_response(Problem("store-unavailable", "the log store is unavailable"))
+
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return problem_response(Problem("bad-request", "the client went away"))
+
+    routes = [
+        Route("/v1/readings", post_readings, methods=["POST"]),
+        Route("/v1/log", get_log),
+        Route("/v1/checkpoint", get_checkpoint),
+        Route("/checkpoint", get_checkpoint),
+        Route("/v1/entries/{index}", get_entry),
+        Route("/v1/proof/inclusion", get_inclusion),
+        Route("/v1/proof/consistency", get_consistency),
+        Route("/v1/devices", post_device, methods=["POST"]),
+        Route("/v1/devices/{did}", get_device),
+        Route("/v1/devices/{did}/readings", get_device_readings),
+        Route("/v1/evidence", get_evidence),
+        Route("/v1/reputation/{id}", get_reputation),
+        Route("/tile/{path:path}", get_tile),
+        Route("/metrics", get_metrics),
+        Route("/openapi.json", get_openapi),
+        Route("/", get_home),
+        *ctx.extra_routes,
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            Problem: on_problem,
+            HTTPException: on_http,
+            StoreError: on_store,
+            ClientDisconnect: on_disconnect,
+        },
+    )
+
+
+def split_cbor_sequence(body: bytes) -> list[bytes]:
+    """The items of an RFC 8742 CBOR sequence, each as its exact bytes."""
+    stream = io.BytesIO(body)
+    decoder = cbor2.CBORDecoder(stream)
+    items: list[bytes] = []
+    start = 0
+    while start < len(body):
+        if len(items) == MAX_SEQ_ITEMS:
+            raise Problem("oversized", f"at most {MAX_SEQ_ITEMS} readings per request")
+        try:
+            decoder.decode()
+        except (cbor2.CBORError, ValueError, RecursionError, MemoryError) as exc:
+            raise Problem("bad-cbor", f"item {len(items)} of the sequence: {exc}") from None
+        end = stream.tell()
+        items.append(body[start:end])
+        start = end
+    if not items:
+        raise Problem("bad-request", "an empty sequence")
+    return items
+
+
+def _outcome(outcome: Accepted | BaseException, origin: str) -> dict[str, Any]:
+    if isinstance(outcome, Accepted):
+        return outcome.to_json(origin)
+    if isinstance(outcome, Problem):
+        return outcome.to_json()
+    log.exception("unexpected error in a batch", exc_info=outcome)
+    return Problem("store-unavailable", "internal error; retry").to_json()
+
+
+def _int(text: str | None, name: str) -> int:
+    if text is None:
+        raise Problem("bad-request", f"{name} is required")
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise Problem("bad-request", f"{name} must be a non-negative integer")
+    return int(text)
+
+
+def _did(text: str) -> str:
+    try:
+        key_from_did(text)
+    except InvalidDid as exc:
+        raise Problem("bad-request", str(exc)) from None
+    return text
+
+
+def _bundle_prefix(bundle: bytes, width: int) -> bytes | None:
+    """The first ``width`` entries of an entry bundle, or None if it has fewer."""
+    entries = decode_bundle(bundle)
+    return encode_bundle(entries[:width]) if len(entries) >= width else None

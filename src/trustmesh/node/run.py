@@ -1,0 +1,261 @@
+"""Wire a node together and run it: ``trustmesh node run``.
+
+Embedded chain and SQLite by default; PostgreSQL, a JSON-RPC chain and an MQTT
+broker when given. On the first start of an embedded chain it deploys the
+contracts; on every start it makes sure it is registered as the gateway of its
+log origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from trustmesh._durable import write_new
+from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.rpc import RpcServer
+from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
+from trustmesh.errors import ChainError, Error
+from trustmesh.identity import Alg, SoftwareSigner, create_keystore, open_keystore
+from trustmesh.log.note import NoteSigner
+from trustmesh.log.store import open_store
+from trustmesh.node._anchorer import Anchorer
+from trustmesh.node._devices import DeviceDirectory
+from trustmesh.node._ingest import Ingestor
+from trustmesh.node._metrics import Metrics
+from trustmesh.node._mqtt import MqttBridge
+from trustmesh.node._state import NodeState
+from trustmesh.node._verify import BatchVerifier
+from trustmesh.node.app import NodeContext, create_app
+
+log = logging.getLogger("trustmesh.node")
+
+REFRESH_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    data_dir: Path
+    db: str | None = None
+    rpc: str | None = None
+    mqtt: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    epoch: float = 30.0
+    origin: str | None = None
+    verify_workers: int | None = None  # default: every core
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def node_signer(data_dir: Path, state: NodeState, origin: str | None) -> NoteSigner:
+    """The node's Ed25519 checkpoint key, in an encrypted keystore in the data dir.
+
+    The password is $TRUSTMESH_PASSWORD; without it, a random one is kept in
+    ``node.password`` (mode 0600), and a warning says so.
+    """
+    keystore = data_dir / "node.keystore"
+    password = os.environ.get("TRUSTMESH_PASSWORD")
+    password_file = data_dir / "node.password"
+    if password is None:
+        if not password_file.exists():
+            write_new(password_file, secrets.token_urlsafe(24).encode())
+        password = password_file.read_text()
+        log.warning(
+            "the node key's password is kept in %s; set TRUSTMESH_PASSWORD instead", password_file
+        )
+    if not keystore.exists():
+        create_keystore(keystore, SoftwareSigner.generate(Alg.EDDSA), password)
+    seed = open_keystore(keystore, password).private_bytes()
+    name = origin or state.get("origin")
+    if name is None:
+        probe = NoteSigner.from_seed("x", seed).verifier.public_key.hex()[:12]
+        name = f"trustmesh.local/{probe}"
+    if state.get("origin") not in (None, name):
+        raise Error(f"this data directory's log is {state.get('origin')!r}, not {name!r}")
+    state.put("origin", name)
+    return NoteSigner.from_seed(name, seed)
+
+
+class NodeRuntime:
+    """Everything a running node holds; closed in reverse order."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._closers: list[Callable[[], Any]] = []
+        self.store = open_store(config.db or config.data_dir / "log.db")
+        self._closers.append(self.store.close)
+        self.state = NodeState(config.data_dir / "node.db")
+        self._closers.append(self.state.close)
+        self.signer = node_signer(config.data_dir, self.state, config.origin)
+        self.chain: EmbeddedChain | None = None
+        if config.rpc is None:
+            self.chain = EmbeddedChain.open(config.data_dir)
+            self._closers.append(self.chain.close)
+            self.client = ChainClient(
+                self.chain.w3, self.chain.dev_account, advance_time=self.chain.advance_time
+            )
+        else:
+            account = account_from_env_or_file(None, None)
+            self.client = ChainClient(rpc_web3(config.rpc), account)
+        self.deployment = self._deployment()
+        self.registry = Registry(self.client, self.deployment)
+        self.anchor = LogAnchor(self.client, self.deployment)
+        self.metrics = Metrics()
+
+    def _deployment(self) -> Deployment:
+        deployment = Deployment.load(self.config.data_dir, self.client.chain_id)
+        if deployment is not None:
+            return deployment
+        if self.chain is None:
+            raise ChainError(
+                f"no contracts recorded for chain {self.client.chain_id}: run "
+                "`trustmesh chain deploy --rpc …` with this --data-dir first"
+            )
+        deployment = deploy_suite(self.client)
+        deployment.save(self.config.data_dir)
+        log.info("deployed the contracts on the embedded chain: %s", deployment.contracts)
+        return deployment
+
+    def register_self(self, url: str) -> None:
+        node = self.registry.node(self.signer.name)
+        key = self.signer.verifier.public_key.hex()
+        if node["status"] == "unknown":
+            self.registry.register_node(
+                self.signer.name, self.signer.verifier.public_key, url, self.registry.min_stake()
+            )
+            log.info("registered as the gateway of %s", self.signer.name)
+        elif node["status"] != "active" or node["checkpoint_key"] != key:
+            raise Error(f"the registry's record of {self.signer.name} is not this node: {node}")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "origin": self.signer.name,
+            "verifier_key": self.signer.verifier.vkey,
+            "epoch_seconds": self.config.epoch,
+            "chain_id": self.client.chain_id,
+            "contracts": self.deployment.contracts,
+            "rpc": self.config.rpc,
+        }
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+
+
+def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
+    """Run the node until interrupted; ``ready`` gets the node's info once it listens."""
+    runtime = NodeRuntime(config)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(1024)
+        url = f"http://{config.host}:{sock.getsockname()[1]}"
+        runtime.register_self(url)
+        workers = (
+            config.verify_workers if config.verify_workers is not None else (os.cpu_count() or 1)
+        )
+        pool = (
+            ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 else None
+        )
+        app = _app(runtime, pool)
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=4096)
+        )
+        ready({**runtime.info(), "url": url})
+        server.run(sockets=[sock])
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    finally:
+        runtime.close()
+
+
+def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
+    directory = DeviceDirectory(runtime.registry)
+    anchorer = Anchorer(
+        store=runtime.store,
+        signer=runtime.signer,
+        anchor=runtime.anchor,
+        state=runtime.state,
+        metrics=runtime.metrics,
+        epoch_seconds=runtime.config.epoch,
+    )
+    ingestor = Ingestor(
+        store=runtime.store,
+        signer=runtime.signer,
+        directory=directory,
+        state=runtime.state,
+        verifier=BatchVerifier(pool),
+        metrics=runtime.metrics,
+        epoch_seconds=runtime.config.epoch,
+        clock_ms=wall_ms,
+        lookup=asyncio.to_thread,
+    )
+    extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
+    ctx = NodeContext(
+        store=runtime.store,
+        ingestor=ingestor,
+        anchorer=anchorer,
+        registry=runtime.registry,
+        state=runtime.state,
+        metrics=runtime.metrics,
+        info=runtime.info(),
+        extra_routes=extra,
+        fund_registrations=runtime.chain is not None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(ingestor.run()), asyncio.create_task(_refresh(directory))]
+        anchorer.start()
+        bridge = MqttBridge(runtime.config.mqtt, ingestor, loop) if runtime.config.mqtt else None
+        if bridge is not None:
+            bridge.start()
+        try:
+            yield
+        finally:
+            if bridge is not None:
+                bridge.stop()
+            anchorer.stop()
+            for task in tasks:
+                task.cancel()
+
+    return create_app(ctx, lifespan=lifespan)
+
+
+async def _refresh(directory: DeviceDirectory) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_SECONDS)
+        try:
+            await asyncio.to_thread(directory.refresh)
+        except Error as exc:
+            log.warning("registry refresh failed: %s", exc)
+
+
+def print_ready(info: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
