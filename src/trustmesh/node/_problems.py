@@ -39,7 +39,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
 }
 
 
-class Problem(Exception):  # noqa: N818 - it is what RFC 9457 calls it
+class Problem(Exception):
     """A refusal to send back as problem+json."""
 
     def __init__(self, slug: str, detail: str) -> None:
