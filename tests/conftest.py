@@ -88,3 +88,12 @@ def anvil_url() -> Iterator[str]:
 
     with anvil_node() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """A real Mosquitto broker for the session (scripts/test installs it)."""
+    from tests.services import mosquitto_broker
+
+    with mosquitto_broker() as url:
+        yield url

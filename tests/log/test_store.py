@@ -214,7 +214,9 @@ def test_damaged_store_is_detected(tmp_path: Path) -> None:
 
 
 def test_device_entries_listing(store: LogStore) -> None:
-    keys = [DeviceKey("did:key:zA", seq) for seq in (1, 2, 5)] + [DeviceKey("did:key:zB", 2**64 - 1)]
+    keys = [DeviceKey("did:key:zA", seq) for seq in (1, 2, 5)] + [
+        DeviceKey("did:key:zB", 2**64 - 1)
+    ]
     store.append([b"a", b"b", b"c", b"d"], keys)
     assert store.device_entries("did:key:zA", 2) == [(5, 2), (2, 1)]
     assert store.device_entries("did:key:zB") == [(2**64 - 1, 3)]

@@ -140,3 +140,59 @@ def parse_value(text_value: str, *, text: bool) -> Value:
     except ValueError:
         return text_value
     return number if math.isfinite(number) else text_value
+
+
+@app.command()
+def register(
+    node: Annotated[
+        str, typer.Option("--node", help="URL of the node whose chain to register on.")
+    ],
+    keystore: KeystoreOpt = None,
+    did: Annotated[str | None, typer.Option("--did", help="Register this did:key instead.")] = None,
+    stake: Annotated[
+        int | None, typer.Option("--stake", help="Wei (default: the minimum).")
+    ] = None,
+    rpc: Annotated[
+        str | None,
+        typer.Option("--rpc", help="The chain's JSON-RPC URL (default: what the node says)."),
+    ] = None,
+) -> None:
+    """Register a device on the node's chain, by its DID (the key is in the DID).
+
+    The owner ($TRUSTMESH_CHAIN_KEY) pays the stake; on a node's embedded
+    development chain the node funds it instead.
+    """
+    import httpx
+
+    from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
+    from trustmesh.chain.suite import Deployment, Registry
+    from trustmesh.errors import ChainError
+    from trustmesh.identity import key_from_did
+
+    if (keystore is None) == (did is None):
+        raise UsageError("give exactly one of --keystore PATH or --did DID")
+    if stake is not None and stake < 0:
+        raise UsageError("--stake must not be negative")
+    device_did = read_keystore_info(keystore).did if keystore is not None else str(did)
+    key_from_did(device_did)
+    base = node.rstrip("/")
+    try:
+        info = httpx.get(f"{base}/v1/log", timeout=10).raise_for_status().json()
+        if rpc is None and info.get("rpc") is None:
+            answer = httpx.post(
+                f"{base}/v1/devices", json={"did": device_did, "stake": stake}, timeout=60
+            )
+            if answer.status_code != 200:
+                raise ChainError(f"the node refused: {answer.json().get('detail', answer.text)}")
+            print_json(answer.json())
+            return
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ChainError(f"cannot reach the node at {base}: {exc}") from None
+    client = ChainClient(
+        rpc_web3(rpc or info["rpc"]),
+        account_from_env_or_file(None, None),
+        chain_id=int(info["chain_id"]),
+    )
+    registry = Registry(client, Deployment(int(info["chain_id"]), dict(info["contracts"])))
+    registry.register_device(device_did, registry.min_stake() if stake is None else stake)
+    print_json(registry.device(device_did))

@@ -1,0 +1,225 @@
+"""A node end to end, as operators and devices use it: start `trustmesh node run`,
+register devices, send readings over HTTP and MQTT, get receipts, wait for the
+on-chain anchor, and verify inclusion and consistency proofs against the
+anchored root and the signed checkpoint. On the embedded chain and on anvil,
+with SQLite and with PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.chain.conftest import anvil_accounts
+from tests.cli.test_cli import trustmesh
+from tests.node.conftest import RunningNode
+from trustmesh.chain.client import ChainClient, rpc_web3
+from trustmesh.chain.suite import Deployment, LogAnchor
+from trustmesh.device import Device
+from trustmesh.identity import SoftwareSigner
+from trustmesh.log import merkle
+from trustmesh.log.checkpoint import open_checkpoint
+from trustmesh.log.note import NoteVerifier
+from trustmesh.log.receipt import open_receipt
+
+MATRIX = [
+    pytest.param("embedded", "sqlite", id="embedded-sqlite"),
+    pytest.param("embedded", "postgres", id="embedded-postgres", marks=pytest.mark.postgres),
+    pytest.param("anvil", "sqlite", id="anvil-sqlite", marks=pytest.mark.anvil),
+    pytest.param(
+        "anvil", "postgres", id="anvil-postgres", marks=[pytest.mark.anvil, pytest.mark.postgres]
+    ),
+]
+
+
+def _mqtt_exchange(url: str, readings: Sequence[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Publish readings (QoS 1) and collect one receipt per reading."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    answers: queue.Queue[dict[str, Any]] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"device-{uuid.uuid4().hex[:8]}")
+    subscribed = queue.Queue[bool]()
+    client.on_message = lambda c, u, m: answers.put(json.loads(m.payload))
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(True)
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        client.subscribe("trustmesh/v1/receipts/#", qos=1)
+        subscribed.get(timeout=10)
+        for did, entry in readings:
+            client.publish(f"trustmesh/v1/readings/{did}", entry, qos=1)
+        return [answers.get(timeout=60) for _ in readings]
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+@pytest.mark.parametrize(("chain", "store"), MATRIX)
+def test_node_end_to_end(
+    chain: str,
+    store: str,
+    tmp_path: Path,
+    start_node: Any,
+    mqtt_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    node: RunningNode = start_node(chain=chain, store=store, mqtt=mqtt_url, epoch=1.0)
+    verifier = NoteVerifier.from_vkey(node.info["verifier_key"])
+    env = {"TRUSTMESH_CHAIN_KEY": anvil_accounts()[2].key.hex()} if chain == "anvil" else {}
+
+    devices = []
+    for i in range(3):
+        device = Device(SoftwareSigner.generate(), tmp_path / f"device{i}.seq")
+        registered = trustmesh(
+            "device", "register", "--did", device.did, "--node", node.url, env=env
+        )
+        assert registered.returncode == 0, registered.stderr
+        assert json.loads(registered.stdout)["status"] == "active"
+        devices.append(device)
+
+    # HTTP: one reading at a time, then a batch as a CBOR sequence.
+    receipts = []
+    for device in devices:
+        entry = device.sign("temperature", 20.5, unit="C")
+        answer = httpx.post(
+            f"{node.url}/v1/readings", content=entry, headers={"content-type": "application/cose"}
+        )
+        assert answer.status_code == 200, answer.text
+        receipts.append((entry, answer.json()))
+    batch = [devices[i % 3].sign("humidity", 40 + i, unit="%") for i in range(9)]
+    answer = httpx.post(
+        f"{node.url}/v1/readings",
+        content=b"".join(batch),
+        headers={"content-type": "application/cbor-seq"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert all("index" in item for item in answer.json())
+    receipts += list(zip(batch, answer.json(), strict=True))
+
+    # MQTT: the same devices, the broker in between.
+    mqtt_readings = [(d.did, d.sign("power", 3.25, unit="kW")) for d in devices for _ in range(2)]
+    by_leaf = {merkle.leaf_hash(entry).hex(): entry for _, entry in mqtt_readings}
+    for item in _mqtt_exchange(mqtt_url, mqtt_readings):
+        assert "index" in item, item
+        receipts.append((by_leaf[item["leaf_hash"]], item))
+
+    # Every receipt is signed by the log key and names the entry's leaf.
+    indices = set()
+    for entry, item in receipts:
+        receipt = open_receipt(item["receipt"], verifier)
+        assert receipt.leaf_hash == merkle.leaf_hash(entry)
+        assert receipt.index == item["index"]
+        indices.add(receipt.index)
+    assert indices == set(range(len(receipts)))
+
+    # Wait (bounded) for an anchor covering everything.
+    total = len(receipts)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{node.url}/v1/log").json()["anchored"]["size"] < total:
+        assert time.monotonic() < deadline, "no anchor within 60 s"
+        time.sleep(0.2)
+
+    # The anchored root, read from the chain itself.
+    rpc = node.info["rpc"] or f"{node.url}/rpc"
+    client = ChainClient(rpc_web3(rpc), anvil_accounts()[0] if chain == "anvil" else _any_account())
+    deployment = Deployment(node.info["chain_id"], node.info["contracts"])
+    anchored_size, anchored_root, _, _ = LogAnchor(client, deployment).latest(node.info["origin"])
+    assert anchored_size >= total
+
+    checkpoint = open_checkpoint(
+        httpx.get(f"{node.url}/v1/checkpoint").text, verifier, node.info["origin"]
+    )
+    assert checkpoint.size >= total
+    low, high = sorted([(anchored_size, anchored_root), (checkpoint.size, checkpoint.root)])
+    consistency = httpx.get(
+        f"{node.url}/v1/proof/consistency", params={"from": low[0], "to": high[0]}
+    ).json()
+    merkle.verify_consistency(
+        low[0], high[0], low[1], high[1], [bytes.fromhex(h) for h in consistency["hashes"]]
+    )
+
+    for entry, item in receipts:
+        assert httpx.get(f"{node.url}/v1/entries/{item['index']}").content == entry
+        for size, root in ((anchored_size, anchored_root), (checkpoint.size, checkpoint.root)):
+            proof = httpx.get(
+                f"{node.url}/v1/proof/inclusion", params={"index": item["index"], "size": size}
+            ).json()
+            merkle.verify_inclusion(
+                merkle.leaf_hash(entry),
+                item["index"],
+                size,
+                [bytes.fromhex(h) for h in proof["hashes"]],
+                root,
+            )
+
+
+def _any_account() -> Any:
+    from eth_account import Account
+
+    return Account.create()
+
+
+def test_refusals_and_duplicates(tmp_path: Path, start_node: Any) -> None:
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=5.0)
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    stranger = Device(SoftwareSigner.generate(), tmp_path / "s.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+
+    def post(body: bytes, media: str = "application/cose") -> httpx.Response:
+        return httpx.post(f"{node.url}/v1/readings", content=body, headers={"content-type": media})
+
+    first = device.sign("t", 1)
+    assert post(first).status_code == 200
+    again = post(first)  # a failover retry: the same receipt
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert post(b"\xd2" + first).json()["index"] == again.json()["index"]
+
+    def problem(response: httpx.Response, status: int, slug: str) -> None:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"].endswith("/" + slug)
+
+    problem(post(stranger.sign("t", 1)), 401, "unknown-device")
+    problem(post(b"\x1cgarbage"), 400, "bad-cbor")
+    problem(post(b"\x00"), 400, "wrong-structure")
+    problem(post(first, "text/plain"), 415, "unsupported-media-type")
+    problem(post(bytes(9000)), 413, "oversized")
+    tampered = bytearray(device.sign("t", 2))
+    tampered[-3] ^= 1
+    problem(post(bytes(tampered)), 422, "signature")
+    equivocating = device.signer  # same key, same seq as `first`, other payload
+    from trustmesh.reading import sign_reading
+
+    problem(
+        post(sign_reading(equivocating, seq=1, ts=int(time.time() * 1000), sensor="t", value=2)),
+        409,
+        "equivocation",
+    )
+    evidence = httpx.get(f"{node.url}/v1/evidence").json()["evidence"]
+    assert evidence and evidence[0]["did"] == device.did
+    problem(post(sign_reading(equivocating, seq=1, ts=1, sensor="t", value=1)), 422, "clock")
+    third = device.sign("t", 3)
+    assert post(third).status_code == 200
+    older = sign_reading(equivocating, seq=2, ts=int(time.time() * 1000), sensor="t", value=5)
+    problem(post(older), 409, "replay")
+    seq_items = post(cbor2.dumps([1]) + first, "application/cbor-seq").json()
+    assert seq_items[0]["status"] == 400 and seq_items[1]["duplicate"] is True
+    problem(
+        httpx.get(f"{node.url}/v1/proof/inclusion", params={"index": 0, "size": 999}),
+        404,
+        "not-found",
+    )
+    problem(httpx.get(f"{node.url}/v1/nowhere"), 404, "not-found")
+    problem(httpx.delete(f"{node.url}/v1/readings"), 405, "method-not-allowed")
+    metrics = httpx.get(f"{node.url}/metrics").text
+    assert 'trustmesh_readings_rejected_total{reason="signature"} 1.0' in metrics
+    assert httpx.get(f"{node.url}/openapi.json").json()["openapi"].startswith("3.")
