@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,62 +30,74 @@ class RunningNode:
     log: Path
 
 
-@pytest.fixture
-def start_node(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., RunningNode]]:
-    started: list[RunningNode] = []
-
-    def start(
-        chain: str = "embedded", store: str = "sqlite", mqtt: str | None = None, epoch: float = 1.0
-    ) -> RunningNode:
-        data_dir = tmp_path / f"node{len(started)}"
-        args = ["node", "run", "--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
-                "--verify-workers", "1"]  # fmt: skip
-        env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
-        if store == "postgres":
-            args += ["--db", fresh_database(request.getfixturevalue("postgres_url"))]
-        if chain == "anvil":
-            url = request.getfixturevalue("anvil_url")
-            env["TRUSTMESH_CHAIN_KEY"] = anvil_accounts()[0].key.hex()
-            command = ["chain", "deploy", "--rpc", url, "--data-dir", str(data_dir)]
-            deploy = subprocess.run(
-                [sys.executable, "-m", "trustmesh", *command],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert deploy.returncode == 0, deploy.stderr
-            args += ["--rpc", url]
-        if mqtt is not None:
-            args += ["--mqtt", mqtt]
-        log = tmp_path / f"node{len(started)}.log"
-        with log.open("w") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "trustmesh", *args],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=env,
-            )
-        assert process.stdout is not None
+@contextlib.contextmanager
+def node_process(
+    data_dir: Path,
+    fixture: Callable[[str], Any],
+    chain: str = "embedded",
+    store: str = "sqlite",
+    mqtt: str | None = None,
+    epoch: float = 1.0,
+) -> Iterator[RunningNode]:
+    """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs."""
+    args = ["node", "run", "--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
+            "--verify-workers", "1"]  # fmt: skip
+    env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
+    if store == "postgres":
+        args += ["--db", fresh_database(fixture("postgres_url"))]
+    if chain == "anvil":
+        url = fixture("anvil_url")
+        env["TRUSTMESH_CHAIN_KEY"] = anvil_accounts()[0].key.hex()
+        command = ["chain", "deploy", "--rpc", url, "--data-dir", str(data_dir)]
+        deploy = subprocess.run(
+            [sys.executable, "-m", "trustmesh", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert deploy.returncode == 0, deploy.stderr
+        args += ["--rpc", url]
+    if mqtt is not None:
+        args += ["--mqtt", mqtt]
+    log = data_dir.with_name(data_dir.name + ".log")
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trustmesh", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+    assert process.stdout is not None
+    try:
         line = process.stdout.readline()  # the node prints its info once it listens
         if not line:
             process.wait(timeout=30)
             pytest.fail(f"the node did not start:\n{log.read_text()}")
         info = json.loads(line)
-        node = RunningNode(info["url"], info, process, data_dir, log)
-        started.append(node)
-        return node
-
-    yield start
-    for node in started:
-        node.process.send_signal(signal.SIGINT)
+        yield RunningNode(info["url"], info, process, data_dir, log)
+    finally:
+        process.send_signal(signal.SIGINT)
         try:
-            node.process.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            node.process.kill()
-            node.process.wait()
-        assert node.process.stdout is not None
-        node.process.stdout.close()
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+@pytest.fixture
+def start_node(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., RunningNode]]:
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(**options: Any) -> RunningNode:
+            nonlocal count
+            count += 1
+            data_dir = tmp_path / f"node{count}"
+            return stack.enter_context(node_process(data_dir, request.getfixturevalue, **options))
+
+        yield start
