@@ -5,9 +5,9 @@ known type, and afterwards the node still works and its log still verifies."""
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import cbor2
 import httpx
