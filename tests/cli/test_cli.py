@@ -282,3 +282,16 @@ def test_bench_chain_json_shape() -> None:
     )
     assert document["embedded_tx_per_s"] > 0
     assert document["in_memory_eth_tester_tx_per_s"] > 0
+
+
+def test_bench_ingest_json_shape() -> None:
+    result = trustmesh("bench", "ingest", "--json", "--readings", "800", "--devices", "8")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    for key in ("http_readings_per_s", "raw_verify_per_s", "p99_ms", "rss_mb"):
+        assert document[key] > 0, key
+    assert document["http_readings"] == 800
+    assert document["ratio"] == pytest.approx(
+        document["http_readings_per_s"] / document["raw_verify_per_s"], rel=0.01
+    )
+    assert "mqtt_readings_per_s" in document

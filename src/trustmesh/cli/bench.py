@@ -97,3 +97,31 @@ def chain(
         f"{result['embedded_tx_per_s']} ({result['in_memory_eth_tester_tx_per_s']})",
     )
     err.print(table)
+
+
+@app.command()
+def ingest(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    readings: Annotated[int, typer.Option("--readings", help="Readings per HTTP round.")] = 20_000,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Keep sending for this many seconds.")
+    ] = None,
+    devices: Annotated[int, typer.Option("--devices", help="Simulated devices.")] = 100,
+) -> None:
+    """End-to-end readings/s over HTTP and MQTT against a local node, vs raw ES256 verification."""
+    from trustmesh.bench import ingest as ingest_bench
+
+    if readings < 100 or devices < 8:
+        raise UsageError("--readings must be at least 100 and --devices at least 8")
+    with err.status("starting a node and driving it…"):
+        result = ingest_bench.run(readings=readings, duration=duration, devices=devices)
+    if json_output:
+        print_json(result)
+        return
+    table = Table(title="ingest, end to end (receipt received)")
+    table.add_column("measure")
+    table.add_column("value")
+    for key, value in result.items():
+        if key not in ("benchmark", "goals"):
+            table.add_row(key, str(value))
+    err.print(table)

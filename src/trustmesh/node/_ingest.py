@@ -94,9 +94,12 @@ class Ingestor:
         self.epoch_ms = int(epoch_seconds * 1000)
         self.clock_ms = clock_ms
         self._lookup = lookup  # runs blocking chain lookups off the event loop
-        self._queue: asyncio.Queue[tuple[Reading, asyncio.Future[Accepted]]] = asyncio.Queue(
-            QUEUE_LIMIT
-        )
+        self._queue: asyncio.Queue[
+            tuple[Reading, asyncio.Future[None], asyncio.Future[Accepted]]
+        ] = asyncio.Queue(QUEUE_LIMIT)
+        # The last logged seq per device: the sequencer is the log's only writer,
+        # so it knows them; the common case (a new, higher seq) costs no query.
+        self._last_seq: dict[str, int | None] = {}
 
     @property
     def queue_depth(self) -> int:
@@ -120,6 +123,20 @@ class Ingestor:
         now = self.clock_ms()
         if reading.ts > now + MAX_FUTURE_MS or reading.ts < now - MAX_AGE_MS:
             raise Problem("clock", f"ts {reading.ts} is outside the window around {now}")
+        # Queued now, in arrival order, with its key lookup and signature check
+        # running meanwhile: the sequencer keeps each device's readings in order.
+        checked = asyncio.ensure_future(self._authenticate(reading))
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((reading, checked, future))
+        except asyncio.QueueFull:
+            checked.cancel()
+            raise Problem("over-capacity", "the node is over capacity; retry shortly") from None
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return await future
+
+    async def _authenticate(self, reading: Reading) -> None:
+        """Raise a Problem unless the registry's key for the reading signed it."""
         if self.directory.cached(reading.did):
             key = self.directory.key_for(reading.did, reading.seq)
         else:
@@ -127,13 +144,6 @@ class Ingestor:
         reason = await self.verifier.verify(reading.entry, key)
         if reason is not None:
             raise Problem("signature", reason)
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((reading, future))
-        except asyncio.QueueFull:
-            raise Problem("over-capacity", "the node is over capacity; retry shortly") from None
-        self.metrics.queue_depth.set(self._queue.qsize())
-        return await future
 
     async def run(self) -> None:
         """The sequencer: forever, append what is ready in one batch, then answer."""
@@ -143,10 +153,22 @@ class Ingestor:
             while len(batch) < BATCH_LIMIT and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self.metrics.queue_depth.set(self._queue.qsize())
+            checks = await asyncio.gather(
+                *(checked for _, checked, _ in batch), return_exceptions=True
+            )
+            ready = []
+            for (reading, _, future), check in zip(batch, checks, strict=True):
+                if check is None:
+                    ready.append((reading, future))
+                elif not future.done():
+                    problem = check if isinstance(check, Problem) else _internal(check)
+                    future.set_exception(problem)
+            if not ready:
+                continue
             started = time.perf_counter()
-            outcomes = await loop.run_in_executor(None, self._sequence, [r for r, _ in batch])
+            outcomes = await loop.run_in_executor(None, self._sequence, [r for r, _ in ready])
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future), outcome in zip(ready, outcomes, strict=True):
                 if future.done():
                     continue
                 if isinstance(outcome, Problem):
@@ -170,6 +192,8 @@ class Ingestor:
             log.error("log store failure: %s", exc)
             problem = Problem("store-unavailable", "the log store is unavailable; retry")
             return [problem] * len(readings)
+        for reading in fresh:
+            self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
         now = self.clock_ms()
         deadline = now + 2 * self.epoch_ms
         if indices:
@@ -199,6 +223,24 @@ class Ingestor:
             if earlier.entry == reading.entry:
                 return _SameAs(earlier)
             return self._equivocation(reading, None, earlier.entry)
+        last = last_in_batch.get(reading.did)
+        if last is None:
+            last = self._logged_last_seq(reading.did)
+        if last is not None and reading.seq <= last:
+            return self._seen_seq(reading, last)
+        in_batch[key] = reading
+        last_in_batch[reading.did] = reading.seq
+        return reading
+
+    def _logged_last_seq(self, did: str) -> int | None:
+        if did not in self._last_seq:
+            if len(self._last_seq) > 1_000_000:
+                self._last_seq.clear()
+            self._last_seq[did] = self.store.last_seq(did)
+        return self._last_seq[did]
+
+    def _seen_seq(self, reading: Reading, last: int) -> Accepted | Problem:
+        """A seq at or below the last: a retry, an equivocation, or a replay."""
         index = self.store.find(reading.did, reading.seq)
         if index is not None:
             logged = self.store.entry(index)
@@ -206,14 +248,7 @@ class Ingestor:
                 deadline = self.state.deadline(index) or self.clock_ms() + 2 * self.epoch_ms
                 return self._accept(reading, index, deadline, True)
             return self._equivocation(reading, index, logged)
-        last = last_in_batch.get(reading.did)
-        if last is None:
-            last = self.store.last_seq(reading.did)
-        if last is not None and reading.seq <= last:
-            return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")
-        in_batch[key] = reading
-        last_in_batch[reading.did] = reading.seq
-        return reading
+        return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")
 
     def _equivocation(self, reading: Reading, index: int | None, logged: bytes) -> Problem:
         if index is not None:
@@ -229,3 +264,8 @@ class Ingestor:
         digest = leaf_hash(reading.entry)
         note = issue_receipt(Receipt(self.origin, index, digest, deadline), self.signer)
         return Accepted(reading.did, reading.seq, index, digest, deadline, note, duplicate)
+
+
+def _internal(error: BaseException) -> Problem:
+    log.error("unexpected error while checking a reading: %r", error)
+    return Problem("store-unavailable", "internal error; retry")

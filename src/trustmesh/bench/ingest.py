@@ -1,0 +1,304 @@
+"""End-to-end ingest: a node on loopback, driven from another process.
+
+The node (``trustmesh node run``: embedded chain, SQLite, one verifier process
+per core) runs in a subprocess; this process is the load generator. It
+registers simulated devices, signs their readings ahead of time, then sends
+them as CBOR-sequence batches over HTTP with several requests in flight, and
+(when ``mosquitto`` is installed) publishes them over MQTT through a broker it
+starts. A reading counts when its receipt is back. In the same run it
+measures the raw ES256 verification rate of this machine on all its cores,
+the physical limit of this work, and reports the ratio. The node's RSS is
+sampled throughout, so a leak shows as growth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from trustmesh.device import Device
+from trustmesh.identity import SoftwareSigner
+
+BATCH = 200
+IN_FLIGHT = 8
+DEVICES = 100
+GOALS = {"ratio_min": 0.6, "http_readings_per_s_min": 10_000}
+
+
+def raw_verify_rate(seconds: float = 3.0) -> float:
+    """ES256 verifications per second with ``cryptography`` on every core."""
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        counts = list(pool.map(_verify_for, [seconds] * workers))
+    return sum(counts) / seconds
+
+
+def _verify_for(seconds: float) -> int:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = os.urandom(180)
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    public, algorithm = key.public_key(), ec.ECDSA(hashes.SHA256())
+    count, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(100):
+            public.verify(signature, message, algorithm)
+        count += 100
+    return count
+
+
+def run(
+    readings: int = 20_000, duration: float | None = None, mqtt: bool = True, devices: int = DEVICES
+) -> dict[str, Any]:
+    """Measure; returns the JSON object that ``trustmesh bench ingest --json`` prints."""
+    raw = raw_verify_rate()
+    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as broker_url:
+        node, info = _start_node(Path(tmp), broker_url if mqtt else None)
+        try:
+            fleet = _register(info["url"], Path(tmp), devices)
+            sampler = _RssSampler(node.pid)
+            sampler.start()
+            http = asyncio.run(_http_load(info["url"], fleet, readings, duration))
+            mqtt_result = (
+                _mqtt_load(broker_url, fleet, max(1000, readings // 4))
+                if mqtt and broker_url
+                else {"mqtt_readings_per_s": None, "mqtt_p99_ms": None}
+            )
+            sampler.stop()
+        finally:
+            node.send_signal(signal.SIGINT)
+            node.wait(timeout=60)
+    return {
+        "benchmark": "ingest",
+        "cores": os.cpu_count(),
+        "devices": devices,
+        "batch": BATCH,
+        "in_flight": IN_FLIGHT,
+        **http,
+        **mqtt_result,
+        "raw_verify_per_s": round(raw),
+        "ratio": round(http["http_readings_per_s"] / raw, 3),
+        "rss_mb": round(sampler.peak_mb, 1),
+        "rss_growth_mb": round(sampler.growth_mb, 1),
+        "goals": GOALS,
+    }
+
+
+def _start_node(tmp: Path, mqtt: str | None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    args = [sys.executable, "-m", "trustmesh", "node", "run", "--data-dir", str(tmp / "node"),
+            "--port", "0", "--epoch", "5"]  # fmt: skip
+    if mqtt:
+        args += ["--mqtt", mqtt]
+    env = {**os.environ, "TRUSTMESH_PASSWORD": "bench"}
+    log = (tmp / "node.log").open("w")
+    node = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    assert node.stdout is not None
+    line = node.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the node did not start: {(tmp / 'node.log').read_text()}")
+    return node, json.loads(line)
+
+
+def _register(url: str, tmp: Path, count: int) -> list[Device]:
+    devices = []
+    with httpx.Client(timeout=60) as client:
+        for i in range(count):
+            device = Device(SoftwareSigner.generate(), tmp / f"device{i}.seq")
+            client.post(f"{url}/v1/devices", json={"did": device.did}).raise_for_status()
+            devices.append(device)
+    return devices
+
+
+def _sign_all(devices: list[Device], count: int) -> list[bytes]:
+    return [
+        devices[i % len(devices)].sign("temperature", 20.0 + i % 50 / 10, unit="C")
+        for i in range(count)
+    ]
+
+
+async def _http_load(
+    url: str, devices: list[Device], count: int, duration: float | None
+) -> dict[str, Any]:
+    """IN_FLIGHT senders, each with its own devices, each sending its batches in
+    order (a device's readings arrive in seq order, as a real device sends them)."""
+    latencies: list[float] = []
+    accepted = 0
+    groups = [devices[i::IN_FLIGHT] for i in range(IN_FLIGHT)]
+    per_group = count // IN_FLIGHT
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def sender(group: list[Device], entries: list[bytes]) -> None:
+            nonlocal accepted
+            for i in range(0, len(entries), BATCH):
+                start = time.perf_counter()
+                answer = await client.post(
+                    f"{url}/v1/readings",
+                    content=b"".join(entries[i : i + BATCH]),
+                    headers={"content-type": "application/cbor-seq"},
+                )
+                elapsed = time.perf_counter() - start
+                items = answer.json() if answer.status_code == 200 else []
+                ok = sum(1 for item in items if "index" in item)
+                accepted += ok
+                latencies.extend([elapsed] * ok)
+
+        started, seconds = time.perf_counter(), 0.0
+        while True:
+            signed = [_sign_all(group, per_group) for group in groups]  # signing is not timed
+            round_start = time.perf_counter()
+            await asyncio.gather(*(sender(g, e) for g, e in zip(groups, signed, strict=True)))
+            seconds += time.perf_counter() - round_start
+            if duration is None or time.perf_counter() - started >= duration:
+                break
+    latencies.sort()
+    return {
+        "http_readings": accepted,
+        "http_readings_per_s": round(accepted / seconds),
+        "p50_ms": round(statistics.median(latencies) * 1e3, 1) if latencies else None,
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
+        "http_seconds": round(seconds, 2),
+    }
+
+
+def _mqtt_load(broker: str, devices: list[Device], count: int) -> dict[str, Any]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    host, port = broker.removeprefix("mqtt://").split(":")
+    entries = _sign_all(devices, count)
+    sent: dict[str, float] = {}
+    done: queue.Queue[float] = queue.Queue()
+    latencies: list[float] = []
+    ready = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+
+    def on_message(c: Any, u: Any, message: Any) -> None:
+        item = json.loads(message.payload)
+        started = sent.get(item.get("leaf_hash", ""))
+        if started is not None and "index" in item:
+            latencies.append(time.perf_counter() - started)
+        done.put(time.perf_counter())
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: ready.set()
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        client.subscribe("trustmesh/v1/receipts/#", qos=1)
+        ready.wait(10)
+        from trustmesh.log.merkle import leaf_hash
+
+        start = time.perf_counter()
+        for entry, device in zip(
+            entries, (devices[i % len(devices)] for i in range(count)), strict=True
+        ):
+            sent[leaf_hash(entry).hex()] = time.perf_counter()
+            client.publish(f"trustmesh/v1/readings/{device.did}", entry, qos=1)
+        last = start
+        for _ in range(count):
+            last = done.get(timeout=120)
+        seconds = last - start
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    latencies.sort()
+    return {
+        "mqtt_readings": len(latencies),
+        "mqtt_readings_per_s": round(len(latencies) / seconds),
+        "mqtt_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
+    }
+
+
+class _RssSampler(threading.Thread):
+    """Samples a process's resident memory every 0.5 s."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.5):
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.samples.append(int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.samples, default=0.0)
+
+    @property
+    def growth_mb(self) -> float:
+        """RSS at the end minus RSS a quarter of the way in (after warm-up)."""
+        if len(self.samples) < 4:
+            return 0.0
+        return self.samples[-1] - self.samples[len(self.samples) // 4]
+
+
+class _broker:
+    """A mosquitto broker on a free loopback port, if mosquitto is installed."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str | None:
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if binary is None:
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        conf = self.tmp / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            "persistence false\nmax_queued_messages 100000\n"
+        )
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return f"mqtt://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.05)
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
