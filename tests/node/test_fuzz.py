@@ -28,7 +28,7 @@ DOCUMENTED_5XX = {501}  # /v1/reputation: documented as not implemented yet
 @pytest.fixture(scope="module")
 def fuzz_target(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[tuple[RunningNode, Device]]:
+) -> Iterator[tuple[RunningNode, Device, bytes]]:
     """One node (and one registered device) for the whole module."""
     tmp_path = tmp_path_factory.mktemp("fuzz")
     with node_process(tmp_path / "node", request.getfixturevalue) as node:
@@ -36,7 +36,7 @@ def fuzz_target(
         assert (
             trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
         )
-        yield node, device
+        yield node, device, device.sign("fuzz", 1)  # fixed bytes: generation must not vary
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -89,7 +89,7 @@ def bodies(draw: st.DrawFn, valid: bytes) -> bytes:
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_fuzz_every_operation(fuzz_target: Any, data: st.DataObject) -> None:
-    node, device = fuzz_target
+    node, _, valid = fuzz_target
     document = httpx.get(f"{node.url}/openapi.json").json()
     path, method, operation = data.draw(st.sampled_from(_operations(document)))
     url = node.url + re.sub(
@@ -103,7 +103,7 @@ def test_fuzz_every_operation(fuzz_target: Any, data: st.DataObject) -> None:
     headers = {}
     content = None
     if method == "POST":
-        content = data.draw(bodies(device.sign("fuzz", 1)))
+        content = data.draw(bodies(valid))
         headers["content-type"] = data.draw(media_types)
     response = httpx.request(
         method, url, params=params, content=content, headers=headers, timeout=30
@@ -118,7 +118,7 @@ def test_fuzz_every_operation(fuzz_target: Any, data: st.DataObject) -> None:
 
 
 def test_node_survives_and_log_verifies(fuzz_target: Any) -> None:
-    node, device = fuzz_target
+    node, device, _ = fuzz_target
     entry = device.sign("after the fuzz", 1)
     answer = httpx.post(
         f"{node.url}/v1/readings", content=entry, headers={"content-type": "application/cose"}

@@ -16,9 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from trustmesh.errors import InvalidReading, StoreError
+from trustmesh.identity import PublicKey
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteSigner
 from trustmesh.log.receipt import Receipt, issue_receipt
@@ -95,7 +97,11 @@ class Ingestor:
         self.clock_ms = clock_ms
         self._lookup = lookup  # runs blocking chain lookups off the event loop
         self._queue: asyncio.Queue[
-            tuple[Reading, asyncio.Future[None], asyncio.Future[Accepted]]
+            tuple[
+                list[Reading],
+                asyncio.Future[list[Problem | None]],
+                asyncio.Future[list[Accepted | Problem]],
+            ]
         ] = asyncio.Queue(QUEUE_LIMIT)
         # The last logged seq per device: the sequencer is the log's only writer,
         # so it knows them; the common case (a new, higher seq) costs no query.
@@ -106,75 +112,115 @@ class Ingestor:
         return self._queue.qsize()
 
     async def submit(self, data: bytes) -> Accepted:
-        """Take one reading; its receipt once logged, or a Problem."""
-        try:
-            accepted = await self._submit(data)
-        except Problem as problem:
-            self.metrics.rejected.labels(reason=problem.slug).inc()
-            raise
-        self.metrics.accepted.inc()
-        return accepted
+        """Take one reading; its receipt once logged, or raise a Problem."""
+        (outcome,) = await self.submit_many([data])
+        if isinstance(outcome, Problem):
+            raise outcome
+        return outcome
 
-    async def _submit(self, data: bytes) -> Accepted:
-        try:
-            reading = parse_reading(data)
-        except InvalidReading as exc:
-            raise Problem.from_reading(exc) from None
+    async def submit_many(self, items: list[bytes]) -> list[Accepted | Problem]:
+        """Take readings in order; for each, its receipt once logged, or a Problem."""
+        results: list[Accepted | Problem | None] = [None] * len(items)
+        readings: list[tuple[int, Reading]] = []
         now = self.clock_ms()
-        if reading.ts > now + MAX_FUTURE_MS or reading.ts < now - MAX_AGE_MS:
-            raise Problem("clock", f"ts {reading.ts} is outside the window around {now}")
-        # Queued now, in arrival order, with its key lookup and signature check
-        # running meanwhile: the sequencer keeps each device's readings in order.
-        checked = asyncio.ensure_future(self._authenticate(reading))
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((reading, checked, future))
-        except asyncio.QueueFull:
-            checked.cancel()
-            raise Problem("over-capacity", "the node is over capacity; retry shortly") from None
-        self.metrics.queue_depth.set(self._queue.qsize())
-        return await future
+        for position, data in enumerate(items):
+            try:
+                reading = parse_reading(data)
+            except InvalidReading as exc:
+                results[position] = Problem.from_reading(exc)
+                continue
+            if reading.ts > now + MAX_FUTURE_MS or reading.ts < now - MAX_AGE_MS:
+                results[position] = Problem(
+                    "clock", f"ts {reading.ts} is outside the window around {now}"
+                )
+                continue
+            readings.append((position, reading))
+        if readings:
+            group = [reading for _, reading in readings]
+            # Queued now, in arrival order, with key lookups and signature checks
+            # running meanwhile: the sequencer keeps each device's readings in order.
+            checked = asyncio.ensure_future(self._authenticate(group))
+            future: asyncio.Future[list[Accepted | Problem]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            try:
+                self._queue.put_nowait((group, checked, future))
+            except asyncio.QueueFull:
+                checked.cancel()
+                outcomes: list[Accepted | Problem] = [
+                    Problem("over-capacity", "the node is over capacity; retry shortly")
+                ] * len(group)
+            else:
+                self.metrics.queue_depth.set(self._queue.qsize())
+                outcomes = await future
+            for (position, _), outcome in zip(readings, outcomes, strict=True):
+                results[position] = outcome
+        final = [r for r in results if r is not None]
+        for outcome in final:
+            if isinstance(outcome, Problem):
+                self.metrics.rejected.labels(reason=outcome.slug).inc()
+        self.metrics.accepted.inc(len(final) - sum(isinstance(o, Problem) for o in final))
+        return final
 
-    async def _authenticate(self, reading: Reading) -> None:
-        """Raise a Problem unless the registry's key for the reading signed it."""
-        if self.directory.cached(reading.did):
-            key = self.directory.key_for(reading.did, reading.seq)
-        else:
-            key = await self._lookup(lambda: self.directory.key_for(reading.did, reading.seq))
-        reason = await self.verifier.verify(reading.entry, key)
-        if reason is not None:
-            raise Problem("signature", reason)
+    async def _authenticate(self, readings: list[Reading]) -> list[Problem | None]:
+        """For each reading, None if the registry's key for it signed it, else a Problem."""
+        problems: list[Problem | None] = [None] * len(readings)
+        pairs: list[tuple[bytes, PublicKey]] = []
+        positions: list[int] = []
+        for position, reading in enumerate(readings):
+            try:
+                if self.directory.cached(reading.did):
+                    key = self.directory.key_for(reading.did, reading.seq)
+                else:
+                    key = await self._lookup(
+                        partial(self.directory.key_for, reading.did, reading.seq)
+                    )
+            except Problem as problem:
+                problems[position] = problem
+                continue
+            pairs.append((reading.entry, key))
+            positions.append(position)
+        if pairs:
+            reasons = await self.verifier.verify_many(pairs)
+            for position, reason in zip(positions, reasons, strict=True):
+                if reason is not None:
+                    problems[position] = Problem("signature", reason)
+        return problems
 
     async def run(self) -> None:
         """The sequencer: forever, append what is ready in one batch, then answer."""
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH_LIMIT and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            groups = [await self._queue.get()]
+            waiting = len(groups[0][0])
+            while waiting < BATCH_LIMIT and not self._queue.empty():
+                groups.append(self._queue.get_nowait())
+                waiting += len(groups[-1][0])
             self.metrics.queue_depth.set(self._queue.qsize())
             checks = await asyncio.gather(
-                *(checked for _, checked, _ in batch), return_exceptions=True
+                *(checked for _, checked, _ in groups), return_exceptions=True
             )
-            ready = []
-            for (reading, _, future), check in zip(batch, checks, strict=True):
-                if check is None:
-                    ready.append((reading, future))
-                elif not future.done():
-                    problem = check if isinstance(check, Problem) else _internal(check)
-                    future.set_exception(problem)
-            if not ready:
-                continue
-            started = time.perf_counter()
-            outcomes = await loop.run_in_executor(None, self._sequence, [r for r, _ in ready])
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
-            for (_, future), outcome in zip(ready, outcomes, strict=True):
-                if future.done():
+            answers: list[list[Accepted | Problem | None]] = []
+            ready: list[Reading] = []
+            slots: list[tuple[int, int]] = []
+            for number, ((readings, _, _), check) in enumerate(zip(groups, checks, strict=True)):
+                if isinstance(check, BaseException):
+                    answers.append([_internal(check)] * len(readings))
                     continue
-                if isinstance(outcome, Problem):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                answers.append(list(check))
+                for position, (reading, problem) in enumerate(zip(readings, check, strict=True)):
+                    if problem is None:
+                        ready.append(reading)
+                        slots.append((number, position))
+            if ready:
+                started = time.perf_counter()
+                outcomes = await loop.run_in_executor(None, self._sequence, ready)
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                for (number, position), outcome in zip(slots, outcomes, strict=True):
+                    answers[number][position] = outcome
+            for (_, _, future), answer in zip(groups, answers, strict=True):
+                if not future.done():
+                    future.set_result([a if a is not None else _internal(None) for a in answer])
 
     def _sequence(self, readings: list[Reading]) -> list[Accepted | Problem]:
         """Check a batch against the log and itself, append it, sign receipts."""
@@ -266,6 +312,6 @@ class Ingestor:
         return Accepted(reading.did, reading.seq, index, digest, deadline, note, duplicate)
 
 
-def _internal(error: BaseException) -> Problem:
+def _internal(error: BaseException | None) -> Problem:
     log.error("unexpected error while checking a reading: %r", error)
     return Problem("store-unavailable", "internal error; retry")

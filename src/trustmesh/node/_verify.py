@@ -1,9 +1,10 @@
 """Signature checks on every core: readings are verified in batches in a
 process pool, never one by one on the event loop.
 
-Concurrent requests are gathered for up to ``max_delay`` seconds (or
-``max_batch`` readings) and checked together, so the cost of handing work to
-another process is paid once per batch.
+Groups of readings (one request's worth) are gathered for up to
+``max_delay`` seconds, or until ``max_batch`` readings wait, and checked
+together, so the cost of handing work to another process is paid once per
+batch.
 """
 
 from __future__ import annotations
@@ -32,22 +33,25 @@ def verify_batch(items: list[Item]) -> list[str | None]:
 
 class BatchVerifier:
     def __init__(
-        self, executor: Executor | None, max_batch: int = 256, max_delay: float = 0.002
+        self, executor: Executor | None, max_batch: int = 512, max_delay: float = 0.002
     ) -> None:
         self._executor = executor
         self._max_batch = max_batch
         self._max_delay = max_delay
-        self._pending: list[tuple[Item, asyncio.Future[str | None]]] = []
+        self._pending: list[tuple[list[Item], asyncio.Future[list[str | None]]]] = []
+        self._count = 0
         self._timer: asyncio.TimerHandle | None = None
 
-    async def verify(self, entry: bytes, key: PublicKey) -> str | None:
-        """None if the signature verifies under ``key``, else the reason."""
-        loop = asyncio.get_running_loop()
+    async def verify_many(self, pairs: list[tuple[bytes, PublicKey]]) -> list[str | None]:
+        """For each (entry, key): None if the signature verifies, else the reason."""
+        items = [(entry, key.alg.value, key.raw) for entry, key in pairs]
         if self._executor is None:
-            return verify_batch([(entry, key.alg.value, key.raw)])[0]
-        future: asyncio.Future[str | None] = loop.create_future()
-        self._pending.append(((entry, key.alg.value, key.raw), future))
-        if len(self._pending) >= self._max_batch:
+            return verify_batch(items)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[str | None]] = loop.create_future()
+        self._pending.append((items, future))
+        self._count += len(items)
+        if self._count >= self._max_batch:
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self._max_delay, self._flush)
@@ -57,20 +61,22 @@ class BatchVerifier:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if not batch:
+        groups, self._pending, self._count = self._pending, [], 0
+        if not groups:
             return
         loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._executor, verify_batch, [item for item, _ in batch])
+        items = [item for group, _ in groups for item in group]
+        done = loop.run_in_executor(self._executor, verify_batch, items)
 
         def settle(result: asyncio.Future[list[str | None]]) -> None:
             error = result.exception()
-            for index, (_, future) in enumerate(batch):
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result.result()[index])
+            start = 0
+            for group, future in groups:
+                if not future.done():
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result.result()[start : start + len(group)])
+                start += len(group)
 
         done.add_done_callback(settle)

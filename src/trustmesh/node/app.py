@@ -106,9 +106,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             return JSONResponse(accepted.to_json(ctx.ingestor.origin))
         body = await read_body(request, MAX_SEQ_BODY)
         items = split_cbor_sequence(body)
-        outcomes = await asyncio.gather(
-            *(ctx.ingestor.submit(item) for item in items), return_exceptions=True
-        )
+        outcomes = await ctx.ingestor.submit_many(items)
         return JSONResponse([_outcome(o, ctx.ingestor.origin) for o in outcomes])
 
     async def get_log(request: Request) -> Response:
@@ -324,13 +322,8 @@ def split_cbor_sequence(body: bytes) -> list[bytes]:
     return items
 
 
-def _outcome(outcome: Accepted | BaseException, origin: str) -> dict[str, Any]:
-    if isinstance(outcome, Accepted):
-        return outcome.to_json(origin)
-    if isinstance(outcome, Problem):
-        return outcome.to_json()
-    log.exception("unexpected error in a batch", exc_info=outcome)
-    return Problem("store-unavailable", "internal error; retry").to_json()
+def _outcome(outcome: Accepted | Problem, origin: str) -> dict[str, Any]:
+    return outcome.to_json(origin) if isinstance(outcome, Accepted) else outcome.to_json()
 
 
 def _int(text: str | None, name: str) -> int:
