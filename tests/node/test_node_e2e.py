@@ -223,3 +223,41 @@ def test_refusals_and_duplicates(tmp_path: Path, start_node: Any) -> None:
     metrics = httpx.get(f"{node.url}/metrics").text
     assert 'trustmesh_readings_rejected_total{reason="signature"} 1.0' in metrics
     assert httpx.get(f"{node.url}/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_log_served_as_c2sp_tiles(tmp_path: Path, start_node: Any) -> None:
+    """Tiles and entry bundles, fetched as a tlog-tiles client would, give the
+    checkpoint's root."""
+    from trustmesh.log._bundles import decode_bundle
+
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=0.5)
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    batch = [device.sign("t", i) for i in range(300)]
+    answer = httpx.post(
+        f"{node.url}/v1/readings",
+        content=b"".join(batch),
+        headers={"content-type": "application/cbor-seq"},
+    )
+    assert answer.status_code == 200
+    verifier = NoteVerifier.from_vkey(node.info["verifier_key"])
+    deadline = time.monotonic() + 30
+    while (
+        checkpoint := open_checkpoint(httpx.get(f"{node.url}/checkpoint").text, verifier)
+    ).size < 300:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert checkpoint.size == 300
+    full = httpx.get(f"{node.url}/tile/0/000")
+    assert full.headers["cache-control"].endswith("immutable")
+    partial = httpx.get(f"{node.url}/tile/0/001.p/44").content
+    leaves = [full.content[i : i + 32] for i in range(0, 8192, 32)] + [
+        partial[i : i + 32] for i in range(0, len(partial), 32)
+    ]
+    assert merkle.root(leaves) == checkpoint.root
+    entries = decode_bundle(httpx.get(f"{node.url}/tile/entries/000").content)
+    entries += decode_bundle(httpx.get(f"{node.url}/tile/entries/001.p/44").content)
+    assert entries == batch
+    assert httpx.get(f"{node.url}/tile/0/001").status_code == 404  # not full yet
+    assert httpx.get(f"{node.url}/tile/0/x001/000").status_code == 404
+    assert httpx.get(f"{node.url}/tile/1/000.p/1").content == merkle.root(leaves[:256])

@@ -36,7 +36,7 @@ log = logging.getLogger("trustmesh.node")
 
 MAX_FUTURE_MS = 5 * 60 * 1000  # a device clock may run ahead by this much
 MAX_AGE_MS = 7 * 24 * 3600 * 1000  # store-and-forward: readings this old are still taken
-QUEUE_LIMIT = 20_000
+QUEUE_LIMIT = 50_000  # readings waiting to be appended (≤ 8 KiB each: memory stays bounded)
 BATCH_LIMIT = 2_000
 
 
@@ -102,14 +102,15 @@ class Ingestor:
                 asyncio.Future[list[Problem | None]],
                 asyncio.Future[list[Accepted | Problem]],
             ]
-        ] = asyncio.Queue(QUEUE_LIMIT)
+        ] = asyncio.Queue()
+        self._queued = 0  # readings in the queue (its bound: QUEUE_LIMIT)
         # The last logged seq per device: the sequencer is the log's only writer,
         # so it knows them; the common case (a new, higher seq) costs no query.
         self._last_seq: dict[str, int | None] = {}
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return self._queued
 
     async def submit(self, data: bytes) -> Accepted:
         """Take one reading; its receipt once logged, or raise a Problem."""
@@ -143,15 +144,15 @@ class Ingestor:
             future: asyncio.Future[list[Accepted | Problem]] = (
                 asyncio.get_running_loop().create_future()
             )
-            try:
-                self._queue.put_nowait((group, checked, future))
-            except asyncio.QueueFull:
+            if self._queued + len(group) > QUEUE_LIMIT:
                 checked.cancel()
                 outcomes: list[Accepted | Problem] = [
                     Problem("over-capacity", "the node is over capacity; retry shortly")
                 ] * len(group)
             else:
-                self.metrics.queue_depth.set(self._queue.qsize())
+                self._queue.put_nowait((group, checked, future))
+                self._queued += len(group)
+                self.metrics.queue_depth.set(self._queued)
                 outcomes = await future
             for (position, _), outcome in zip(readings, outcomes, strict=True):
                 results[position] = outcome
@@ -196,7 +197,8 @@ class Ingestor:
             while waiting < BATCH_LIMIT and not self._queue.empty():
                 groups.append(self._queue.get_nowait())
                 waiting += len(groups[-1][0])
-            self.metrics.queue_depth.set(self._queue.qsize())
+            self._queued -= waiting
+            self.metrics.queue_depth.set(self._queued)
             checks = await asyncio.gather(
                 *(checked for _, checked, _ in groups), return_exceptions=True
             )

@@ -41,7 +41,7 @@ log = logging.getLogger("trustmesh.node.http")
 
 COSE = "application/cose"
 CBOR_SEQ = "application/cbor-seq"
-MAX_SEQ_BODY = 4 * 1024 * 1024
+MAX_SEQ_BODY = 1024 * 1024
 MAX_SEQ_ITEMS = 5_000
 BODY_TIMEOUT = 30.0
 IMMUTABLE = "public, max-age=31536000, immutable"

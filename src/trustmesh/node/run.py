@@ -183,7 +183,7 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
         )
         app = _app(runtime, pool)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=4096)
+            uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=256)
         )
         ready({**runtime.info(), "url": url})
         server.run(sockets=[sock])
