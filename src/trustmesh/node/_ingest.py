@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -23,13 +24,12 @@ from trustmesh.errors import InvalidReading, StoreError
 from trustmesh.identity import PublicKey
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteSigner
-from trustmesh.log.receipt import Receipt, issue_receipt
 from trustmesh.log.store import DeviceKey, LogStore
 from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
 from trustmesh.node._state import Evidence, NodeState
-from trustmesh.node._verify import BatchVerifier
+from trustmesh.node._verify import BatchVerifier, sign_receipts
 from trustmesh.reading import Reading, parse_reading
 
 log = logging.getLogger("trustmesh.node")
@@ -85,7 +85,9 @@ class Ingestor:
         epoch_seconds: float,
         clock_ms: Callable[[], int],
         lookup: Callable[[Callable[[], Any]], Any],
+        signing_pool: Executor | None = None,
     ) -> None:
+        self.signing_pool = signing_pool
         self.store = store
         self.signer = signer
         self.origin = signer.name
@@ -217,6 +219,7 @@ class Ingestor:
             if ready:
                 started = time.perf_counter()
                 outcomes = await loop.run_in_executor(None, self._sequence, ready)
+                outcomes = await self._sign(outcomes)
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 for (number, position), outcome in zip(slots, outcomes, strict=True):
                     answers[number][position] = outcome
@@ -309,9 +312,27 @@ class Ingestor:
         )
 
     def _accept(self, reading: Reading, index: int, deadline: int, duplicate: bool) -> Accepted:
+        """An acceptance whose receipt is signed afterwards, by :meth:`_sign`."""
         digest = leaf_hash(reading.entry)
-        note = issue_receipt(Receipt(self.origin, index, digest, deadline), self.signer)
-        return Accepted(reading.did, reading.seq, index, digest, deadline, note, duplicate)
+        return Accepted(reading.did, reading.seq, index, digest, deadline, "", duplicate)
+
+    async def _sign(self, outcomes: list[Accepted | Problem]) -> list[Accepted | Problem]:
+        """Sign the receipts of a batch, in the worker pool when there is one."""
+        items = [(o.index, o.leaf_hash, o.deadline) for o in outcomes if isinstance(o, Accepted)]
+        if not items:
+            return outcomes
+        seed = self.signer.seed()
+        if self.signing_pool is None:
+            notes = sign_receipts(seed, self.origin, items)
+        else:
+            loop = asyncio.get_running_loop()
+            notes = await loop.run_in_executor(
+                self.signing_pool, sign_receipts, seed, self.origin, items
+            )
+        signed = iter(notes)
+        return [
+            replace(o, receipt=next(signed)) if isinstance(o, Accepted) else o for o in outcomes
+        ]
 
 
 def _internal(error: BaseException | None) -> Problem:

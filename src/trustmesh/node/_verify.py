@@ -14,6 +14,8 @@ from concurrent.futures import Executor
 
 from trustmesh.errors import InvalidReading
 from trustmesh.identity import Alg, PublicKey
+from trustmesh.log.note import NoteSigner
+from trustmesh.log.receipt import Receipt, issue_receipt
 from trustmesh.reading import verify_reading
 
 Item = tuple[bytes, int, bytes]  # (entry, alg, raw public key): picklable
@@ -29,6 +31,20 @@ def verify_batch(items: list[Item]) -> list[str | None]:
         except InvalidReading as exc:
             results.append(str(exc))
     return results
+
+
+_signers: dict[tuple[bytes, str], NoteSigner] = {}
+
+
+def sign_receipts(seed: bytes, origin: str, items: list[tuple[int, bytes, int]]) -> list[str]:
+    """In a worker: the signed receipts of (index, leaf hash, deadline) triples."""
+    signer = _signers.get((seed, origin))
+    if signer is None:
+        signer = _signers[(seed, origin)] = NoteSigner.from_seed(origin, seed)
+    return [
+        issue_receipt(Receipt(origin, index, leaf, deadline), signer)
+        for index, leaf, deadline in items
+    ]
 
 
 class BatchVerifier:

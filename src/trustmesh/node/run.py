@@ -213,6 +213,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         epoch_seconds=runtime.config.epoch,
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
+        signing_pool=pool,
     )
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     ctx = NodeContext(
