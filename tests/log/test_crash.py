@@ -8,12 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import psycopg
-import pytest
 
 from trustmesh.log import merkle
 from trustmesh.log.store import open_store
@@ -33,18 +27,6 @@ while True:
 
 def expected(index: int) -> bytes:
     return b"entry %d " % index * 8
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "log.db")
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"crash_{uuid.uuid4().hex}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield server.rsplit("/", 1)[0] + f"/{name}"
 
 
 def test_sigkill_mid_batch_loses_nothing_acknowledged(location: str) -> None:

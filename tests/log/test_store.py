@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from trustmesh.errors import DuplicateEntry, StoreError
@@ -16,19 +14,6 @@ from trustmesh.log._bundles import decode_bundle
 from trustmesh.log.store import DeviceKey, LogStore, open_store
 
 Opener = Callable[[], LogStore]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Where a fresh store lives: a SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "log.db")
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"t_{uuid.uuid4().hex}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield server.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
