@@ -77,9 +77,10 @@ ANVIL_BIN = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" /
 
 
 @contextlib.contextmanager
-def anvil_node() -> Iterator[str]:
+def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[str]:
     """A fresh anvil (npm @foundry-rs/anvil, installed by scripts/test) on a free
-    loopback port, with its default hardfork (osaka: P256VERIFY at 0x100)."""
+    loopback port, with its default hardfork (osaka: P256VERIFY at 0x100).
+    With ``state``, the chain is loaded from and saved to that file."""
     import time
 
     import requests
@@ -87,9 +88,10 @@ def anvil_node() -> Iterator[str]:
     binary = os.environ.get("TRUSTMESH_ANVIL") or str(ANVIL_BIN)
     if not Path(binary).exists():
         pytest.fail("anvil is not installed: run scripts/test (npm @foundry-rs/anvil)")
-    port = free_port()
+    port = port or free_port()
+    extra = ["--state", str(state)] if state is not None else []
     process = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -45,8 +45,13 @@ def node_process(
     env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
     if store == "postgres":
         args += ["--db", fresh_database(fixture("postgres_url"))]
-    if chain == "anvil":
-        url = fixture("anvil_url")
+    if chain.startswith("anvil"):
+        # "anvil": the session's node; "anvil-at:URL": a node the test runs itself
+        url = (
+            chain.removeprefix("anvil-at:")
+            if chain.startswith("anvil-at:")
+            else fixture("anvil_url")
+        )
         env["TRUSTMESH_CHAIN_KEY"] = anvil_accounts()[0].key.hex()
         command = ["chain", "deploy", "--rpc", url, "--data-dir", str(data_dir)]
         deploy = subprocess.run(

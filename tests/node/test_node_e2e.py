@@ -10,7 +10,7 @@ import json
 import queue
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +261,78 @@ def test_log_served_as_c2sp_tiles(tmp_path: Path, start_node: Any) -> None:
     assert httpx.get(f"{node.url}/tile/0/001").status_code == 404  # not full yet
     assert httpx.get(f"{node.url}/tile/0/x001/000").status_code == 404
     assert httpx.get(f"{node.url}/tile/1/000.p/1").content == merkle.root(leaves[:256])
+
+
+@pytest.mark.anvil
+def test_ingestion_goes_on_while_the_chain_is_down(tmp_path: Path, start_node: Any) -> None:
+    """Stop the chain: readings are still taken and receipted, anchoring fails and
+    backs off; start it again: the next epochs anchor everything."""
+    from tests.services import anvil_node, free_port
+
+    port, state = free_port(), tmp_path / "anvil-state.json"
+    chain = anvil_node(port, state)
+    url = chain.__enter__()
+    try:
+        node: RunningNode = start_node(chain="anvil-at:" + url, store="sqlite", epoch=0.5)
+        device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+        env = {"TRUSTMESH_CHAIN_KEY": anvil_accounts()[2].key.hex()}
+        assert (
+            trustmesh(
+                "device", "register", "--did", device.did, "--node", node.url, env=env
+            ).returncode
+            == 0
+        )
+
+        def send(count: int) -> None:
+            batch = [device.sign("t", i) for i in range(count)]
+            answer = httpx.post(
+                f"{node.url}/v1/readings",
+                content=b"".join(batch),
+                headers={"content-type": "application/cbor-seq"},
+            )
+            assert answer.status_code == 200
+            assert all("index" in item for item in answer.json())
+
+        def anchored() -> int:
+            return int(httpx.get(f"{node.url}/v1/log").json()["anchored"]["size"])
+
+        def wait_for(condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 60
+            while not condition():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+        send(5)
+        wait_for(lambda: anchored() == 5)
+    finally:
+        chain.__exit__(None, None, None)  # the chain goes away (its state saved)
+    send(7)  # still taken, still receipted
+    wait_for(
+        lambda: "trustmesh_anchor_failures_total 0.0" not in httpx.get(f"{node.url}/metrics").text
+    )
+    assert anchored() == 5
+    with anvil_node(port, state):
+        wait_for(lambda: anchored() == 12)
+
+
+def test_disconnecting_clients_do_not_hurt_the_node(tmp_path: Path, start_node: Any) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=5.0)
+    address = urlparse(node.url)
+    for body in (b"", b"\x84\x58", b"\x84" * 50):
+        with socket.create_connection((address.hostname, address.port)) as sock:
+            sock.sendall(
+                b"POST /v1/readings HTTP/1.1\r\nHost: x\r\nContent-Type: application/cose\r\n"
+                b"Content-Length: 4000\r\n\r\n" + body
+            )  # and hang up before the body is complete
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    answer = httpx.post(
+        f"{node.url}/v1/readings",
+        content=device.sign("t", 1),
+        headers={"content-type": "application/cose"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["index"] == 0  # nothing half-sent was logged
