@@ -183,7 +183,7 @@ def _deployed(client: ChainClient, deployment: Deployment) -> bool:
         return all(client.w3.eth.get_code(address) for address in deployment.contracts.values())  # type: ignore[arg-type]
 
 
-KeyFile = KeyFileOpt
+StakeOpt = Annotated[int | None, typer.Option("--stake", help="Wei (default: the minimum).")]
 
 
 def _suite(client: ChainClient, directory: Path) -> Deployment:
@@ -201,12 +201,10 @@ def _suite(client: ChainClient, directory: Path) -> Deployment:
 @app.command("register-device")
 def register_device(
     did: Annotated[str, typer.Option("--did", help="The device's did:key.")],
-    stake: Annotated[
-        int | None, typer.Option("--stake", help="Wei (default: the minimum).")
-    ] = None,
+    stake: StakeOpt = None,
     data_dir: DataDirOpt = None,
     rpc: RpcOpt = None,
-    key_file: KeyFile = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Register a device by its DID (the key is in the DID); the sender owns it."""
     from trustmesh.chain.suite import Registry
@@ -239,12 +237,10 @@ def register_node(
         str, typer.Option("--verifier-key", help="The log's C2SP verifier key (name+id+key).")
     ],
     url: Annotated[str, typer.Option("--url", help="Where the node serves its API.")],
-    stake: Annotated[
-        int | None, typer.Option("--stake", help="Wei (default: the minimum).")
-    ] = None,
+    stake: StakeOpt = None,
     data_dir: DataDirOpt = None,
     rpc: RpcOpt = None,
-    key_file: KeyFile = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Register a node for the log whose origin is the verifier key's name."""
     from trustmesh.chain.suite import Registry
@@ -268,7 +264,7 @@ def anchor(
     origin: Annotated[str, typer.Option("--origin", help="The log's origin.")],
     data_dir: DataDirOpt = None,
     rpc: RpcOpt = None,
-    key_file: KeyFile = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Anchor the log's current tree, with a consistency proof from the last anchor."""
     from trustmesh.chain.anchoring import anchor_log
