@@ -24,7 +24,7 @@ from vyper.compiler import compile_code
 from trustmesh._durable import replace_atomically
 from trustmesh.errors import ChainError
 
-CONTRACTS = ("Registry", "LogAnchor")
+CONTRACTS = ("Registry", "LogAnchor", "Disputes")
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,20 @@ def deploy_suite(
     min_stake: int = DEFAULT_MIN_STAKE,
     unbonding_delay: int = DEFAULT_UNBONDING_DELAY,
     reward_bps: int = DEFAULT_REWARD_BPS,
+    with_disputes: bool = True,
 ) -> Deployment:
-    """Deploy the Registry and the LogAnchor, wired together."""
+    """Deploy the Registry, the LogAnchor and the Disputes contract, wired together.
+
+    ``with_disputes=False`` leaves the Registry's slashing hooks unassigned (tests
+    of the Registry alone name their own caller).
+    """
     registry = client.deploy("Registry", min_stake, unbonding_delay, reward_bps)
-    anchor = client.deploy("LogAnchor", registry)
-    return Deployment(client.chain_id, {"Registry": registry, "LogAnchor": anchor})
+    contracts = {"Registry": registry, "LogAnchor": client.deploy("LogAnchor", registry)}
+    if with_disputes:
+        contracts["Disputes"] = client.deploy("Disputes", registry)
+        wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
+        client.transact(wiring(contracts["Disputes"]))
+    return Deployment(client.chain_id, contracts)
 
 
 class _Wrapper:
@@ -226,3 +235,13 @@ class LogAnchor(_Wrapper):
             old_size, new_size, old_root, new_root, proof
         )
         return bool(self.client.call(fn))
+
+
+class Disputes(_Wrapper):
+    """Typed access to the Disputes contract."""
+
+    name = "Disputes"
+
+    def prove_equivocation(self, first: bytes, second: bytes) -> TxReceipt:
+        """Submit two readings by one device with one seq and different payloads."""
+        return self.client.transact(self.contract.functions.prove_equivocation(first, second))

@@ -1,0 +1,234 @@
+# pragma version ~=0.4.3
+"""
+@title trustmesh Disputes
+@notice Fraud proofs checked entirely on-chain; each one slashes the liar's
+        stake in the Registry, which pays the reporter its share.
+        Proven so far: device equivocation (two readings signed by one
+        device key under one seq, with different payloads).
+@dev    Readings are parsed only as far as the proof needs: a reading is
+        untagged, deterministic CBOR (as trustmesh logs them), so every item
+        has its shortest head and a slice of the entry is the exact encoding
+        the signature covers. P-256 signatures are checked with P256VERIFY
+        (0x100, EIP-7951); Ed25519 devices are audited off-chain (no
+        precompile for them).
+"""
+
+interface Registry:
+    def device_key_at(device_id: bytes32, seq: uint256) -> Key: view
+    def slash_device(device_id: bytes32, amount: uint256, reporter: address) -> uint256: nonpayable
+
+
+struct Key:
+    alg: int256
+    key: Bytes[64]
+    from_seq: uint256
+    since: uint256
+
+
+struct Parsed:
+    device_id: bytes32
+    seq: uint256
+    protected_start: uint256  # offset of the protected header's bstr item in the entry
+    protected_end: uint256
+    payload_start: uint256  # offset of the payload's bstr item
+    payload_end: uint256
+    payload_hash: bytes32
+    r: bytes32
+    s: bytes32
+
+
+P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
+MAX_ENTRY: constant(uint256) = 8192
+MAX_FIELDS: constant(uint256) = 64
+MAX_ITEMS: constant(uint256) = 1024
+ALG_ES256: constant(int256) = -7
+# ["Signature1", …: array(4) head, then the text "Signature1" (RFC 9052 §4.4)
+SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
+EMPTY_AAD: constant(Bytes[1]) = b"\x40"
+PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
+
+
+event EquivocationProven:
+    device_id: indexed(bytes32)
+    seq: uint256
+    reporter: indexed(address)
+    slashed: uint256
+
+
+registry: public(immutable(address))
+proven: public(HashMap[bytes32, bool])  # sha256(device_id, seq) of each proven equivocation
+
+
+@deploy
+def __init__(registry_address: address):
+    registry = registry_address
+
+
+@external
+def prove_equivocation(first: Bytes[MAX_ENTRY], second: Bytes[MAX_ENTRY]) -> uint256:
+    """
+    @notice Prove that one device signed two different readings with one seq.
+            Slashes the device's whole stake; the reporter gets its share.
+    @param first A reading, as logged (untagged COSE_Sign1).
+    @param second Another reading, same device and seq, different payload.
+    @return The amount slashed.
+    """
+    a: Parsed = self._parse(first)
+    b: Parsed = self._parse(second)
+    assert a.device_id == b.device_id, "disputes: different devices"
+    assert a.seq == b.seq, "disputes: different seqs"
+    assert a.payload_hash != b.payload_hash, "disputes: same payload"
+    key: Key = staticcall Registry(registry).device_key_at(a.device_id, a.seq)
+    assert key.alg == ALG_ES256, "disputes: only ES256 devices are proven on-chain"
+    assert self._signed(first, a, key.key), "disputes: first signature invalid"
+    assert self._signed(second, b, key.key), "disputes: second signature invalid"
+    slot: bytes32 = sha256(concat(a.device_id, convert(a.seq, bytes32)))
+    assert not self.proven[slot], "disputes: already proven"
+    self.proven[slot] = True
+    slashed: uint256 = extcall Registry(registry).slash_device(a.device_id, max_value(uint256), msg.sender)
+    log EquivocationProven(device_id=a.device_id, seq=a.seq, reporter=msg.sender, slashed=slashed)
+    return slashed
+
+
+@internal
+@view
+def _signed(entry: Bytes[MAX_ENTRY], parsed: Parsed, key: Bytes[64]) -> bool:
+    # Sig_structure = ["Signature1", protected, h'', payload]: the protected and
+    # payload items are sliced from the (deterministic) entry as they are encoded.
+    protected: Bytes[MAX_ENTRY] = slice(entry, parsed.protected_start, parsed.protected_end - parsed.protected_start)
+    payload: Bytes[MAX_ENTRY] = slice(entry, parsed.payload_start, parsed.payload_end - parsed.payload_start)
+    digest: bytes32 = sha256(concat(SIG_PREFIX, protected, EMPTY_AAD, payload))
+    success: bool = False
+    response: Bytes[32] = b""
+    success, response = raw_call(
+        P256VERIFY,
+        concat(digest, parsed.r, parsed.s, key),
+        max_outsize=32,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    # An empty answer (a failed check, or a chain without the precompile) is "no".
+    return success and len(response) == 32 and convert(response, uint256) == 1
+
+
+@internal
+@pure
+def _byte(data: Bytes[MAX_ENTRY], at: uint256) -> uint256:
+    assert at < len(data), "disputes: truncated reading"
+    return convert(slice(data, at, 1), uint256)
+
+
+@internal
+@pure
+def _head(data: Bytes[MAX_ENTRY], at: uint256) -> (uint256, uint256, uint256):
+    """(major type, argument, offset after the head) of the CBOR item at `at`."""
+    first: uint256 = self._byte(data, at)
+    major: uint256 = first >> 5
+    info: uint256 = first & 31
+    if info < 24:
+        return major, info, at + 1
+    size: uint256 = 0
+    if info == 24:
+        size = 1
+    elif info == 25:
+        size = 2
+    elif info == 26:
+        size = 4
+    elif info == 27:
+        size = 8
+    else:
+        raise "disputes: not deterministic CBOR"
+    argument: uint256 = 0
+    for k: uint256 in range(8):
+        if k == size:
+            break
+        argument = (argument << 8) | self._byte(data, at + 1 + k)
+    return major, argument, at + 1 + size
+
+
+@internal
+@pure
+def _skip(data: Bytes[MAX_ENTRY], at: uint256) -> uint256:
+    """The offset just after the (possibly nested) CBOR item at `at`."""
+    position: uint256 = at
+    remaining: uint256 = 1
+    for _: uint256 in range(MAX_ITEMS):
+        if remaining == 0:
+            return position
+        major: uint256 = 0
+        argument: uint256 = 0
+        major, argument, position = self._head(data, position)
+        remaining -= 1
+        if major == 2 or major == 3:
+            position += argument
+        elif major == 4:
+            remaining += argument
+        elif major == 5:
+            remaining += 2 * argument
+        elif major == 6:
+            remaining += 1
+    assert remaining == 0, "disputes: reading too complex"
+    return position
+
+
+@internal
+@pure
+def _parse(entry: Bytes[MAX_ENTRY]) -> Parsed:
+    parsed: Parsed = empty(Parsed)
+    assert len(entry) > 0 and self._byte(entry, 0) == 132, "disputes: not an untagged COSE_Sign1"  # 0x84: array(4)
+    # protected: bstr holding {1: -7, 4: kid}
+    major: uint256 = 0
+    length: uint256 = 0
+    inner: uint256 = 0
+    parsed.protected_start = 1
+    major, length, inner = self._head(entry, 1)
+    assert major == 2, "disputes: protected header is not a byte string"
+    parsed.protected_end = inner + length
+    assert slice(entry, inner, 4) == PROTECTED_ES256, "disputes: not an ES256 reading"
+    kid_length: uint256 = 0
+    kid_start: uint256 = 0
+    major, kid_length, kid_start = self._head(entry, inner + 4)
+    assert major == 2 and kid_start + kid_length == parsed.protected_end, "disputes: bad kid"
+    parsed.device_id = sha256(slice(entry, kid_start, kid_length))
+    # unprotected: the empty map
+    assert self._byte(entry, parsed.protected_end) == 160, "disputes: unprotected header not empty"  # 0xa0: {}
+    parsed.payload_start = parsed.protected_end + 1
+    payload_start: uint256 = 0
+    major, length, payload_start = self._head(entry, parsed.payload_start)
+    assert major == 2, "disputes: payload is not a byte string"
+    parsed.payload_end = payload_start + length
+    parsed.payload_hash = keccak256(slice(entry, payload_start, length))
+    # signature: 64 bytes, r || s
+    signature_start: uint256 = 0
+    major, length, signature_start = self._head(entry, parsed.payload_end)
+    assert major == 2 and length == 64, "disputes: signature is not 64 bytes"
+    assert signature_start + 64 == len(entry), "disputes: trailing bytes"
+    parsed.r = extract32(entry, signature_start)
+    parsed.s = extract32(entry, signature_start + 32)
+    parsed.seq = self._seq(entry, payload_start, parsed.payload_end)
+    return parsed
+
+
+@internal
+@pure
+def _seq(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256) -> uint256:
+    """The `seq` field of the payload map between `start` and `end`."""
+    major: uint256 = 0
+    count: uint256 = 0
+    position: uint256 = 0
+    major, count, position = self._head(entry, start)
+    assert major == 5, "disputes: payload is not a map"
+    for _: uint256 in range(count, bound=MAX_FIELDS):
+        key_length: uint256 = 0
+        key_start: uint256 = 0
+        major, key_length, key_start = self._head(entry, position)
+        assert major == 3, "disputes: payload keys must be text"
+        if key_length == 3 and slice(entry, key_start, 3) == b"seq":
+            value: uint256 = 0
+            after: uint256 = 0
+            major, value, after = self._head(entry, key_start + 3)
+            assert major == 0 and after <= end, "disputes: seq is not an unsigned integer"
+            return value
+        position = self._skip(entry, key_start + key_length)
+        assert position <= end, "disputes: truncated payload"
+    raise "disputes: no seq"

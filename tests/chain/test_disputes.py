@@ -1,0 +1,155 @@
+"""The Disputes contract: device equivocation proven on-chain (P256VERIFY and
+on-chain CBOR parsing), slashing the device and paying the reporter; every
+revert reason. On the embedded chain and on anvil."""
+
+from __future__ import annotations
+
+import cbor2
+import pytest
+from web3.logs import DISCARD
+
+from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.suite import Deployment, Disputes, Registry, deploy_suite
+from trustmesh.errors import Reverted
+from trustmesh.identity import Alg, SoftwareSigner, did_from_key
+from trustmesh.reading import sign_reading
+
+TS = 1_700_000_000_000
+
+
+@pytest.fixture
+def suite(net: Net) -> tuple[Deployment, Registry, Disputes]:
+    """A suite with its Disputes contract wired to the Registry."""
+    deployment = deploy_suite(
+        net.deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
+    )
+    return deployment, Registry(net.owner, deployment), Disputes(net.reporter, deployment)
+
+
+def _device(registry: Registry, alg: Alg = Alg.ES256) -> SoftwareSigner:
+    signer = SoftwareSigner.generate(alg)
+    registry.register_device(did_from_key(signer.public_key), MIN_STAKE)
+    return signer
+
+
+def test_equivocation_is_proven_slashed_and_rewarded(
+    net: Net, suite: tuple[Deployment, Registry, Disputes]
+) -> None:
+    _, registry, disputes = suite
+    signer = _device(registry)
+    did = did_from_key(signer.public_key)
+    first = sign_reading(signer, seq=7, ts=TS, sensor="temperature", value=21.5, unit="C")
+    second = sign_reading(signer, seq=7, ts=TS, sensor="temperature", value=35.0, unit="C")
+    before = net.reporter.balance()
+    receipt = disputes.prove_equivocation(first, second)
+    # (the Registry's Slashed log is in the receipt too: not ours to decode here)
+    (event,) = disputes.contract.events.EquivocationProven().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert (event["args"]["seq"], event["args"]["slashed"]) == (7, MIN_STAKE)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert net.reporter.balance() == before + MIN_STAKE * REWARD_BPS // 10_000 - gas
+    assert registry.device(did)["stake"] == 0
+    with pytest.raises(Reverted, match="disputes: already proven"):
+        disputes.prove_equivocation(second, first)
+
+
+def test_equivocation_with_extra_fields_and_large_seq(
+    suite: tuple[Deployment, Registry, Disputes],
+) -> None:
+    _, registry, disputes = suite
+    signer = _device(registry)
+    extra = {"gps": [48.85, 2.35, {"alt": 35}], "note": "x" * 300, "raw": b"\x00" * 40}
+    seq = 2**40 + 3
+    first = sign_reading(signer, seq=seq, ts=TS, sensor="s", value=1, extra=extra)
+    second = sign_reading(signer, seq=seq, ts=TS + 1, sensor="s", value=1, extra=extra)
+    disputes.prove_equivocation(first, second)
+
+
+def test_equivocation_refusals(net: Net, suite: tuple[Deployment, Registry, Disputes]) -> None:
+    _, registry, disputes = suite
+    signer, other = _device(registry), _device(registry)
+    first = sign_reading(signer, seq=1, ts=TS, sensor="s", value=1)
+    cases: list[tuple[bytes, bytes, str]] = [
+        (
+            first,
+            sign_reading(other, seq=1, ts=TS, sensor="s", value=2),
+            "disputes: different devices",
+        ),
+        (
+            first,
+            sign_reading(signer, seq=2, ts=TS, sensor="s", value=2),
+            "disputes: different seqs",
+        ),
+        (first, first, "disputes: same payload"),
+        (b"\xd2" + first, first, "disputes: not an untagged COSE_Sign1"),
+        (first[:-10], first, "disputes: trailing bytes|truncated"),
+        (first + b"\x00", first, "disputes: trailing bytes"),
+    ]
+    tampered = bytearray(sign_reading(signer, seq=1, ts=TS, sensor="s", value=3))
+    tampered[-1] ^= 1
+    cases.append((first, bytes(tampered), "disputes: second signature invalid"))
+    cases.append((bytes(tampered), first, "disputes: first signature invalid"))
+    unregistered = SoftwareSigner.generate()
+    cases.append(
+        (
+            sign_reading(unregistered, seq=1, ts=TS, sensor="s", value=1),
+            sign_reading(unregistered, seq=1, ts=TS, sensor="s", value=2),
+            "registry: unknown device",
+        )
+    )
+    ed = _device(registry, Alg.EDDSA)
+    cases.append(
+        (
+            sign_reading(ed, seq=1, ts=TS, sensor="s", value=1),
+            sign_reading(ed, seq=1, ts=TS, sensor="s", value=2),
+            "disputes: not an ES256 reading",
+        )
+    )
+    no_seq = _cose(signer, {"ts": TS, "sensor": "s", "value": 1})
+    cases.append((no_seq, no_seq, "disputes: no seq"))
+    for left, right, reason in cases:
+        with pytest.raises(Reverted, match=reason):
+            disputes.prove_equivocation(left, right)
+    assert registry.device(did_from_key(signer.public_key))["stake"] == MIN_STAKE
+
+
+def test_rotated_key_is_the_one_that_counts(suite: tuple[Deployment, Registry, Disputes]) -> None:
+    _, registry, disputes = suite
+    signer = _device(registry)
+    did = did_from_key(signer.public_key)
+    successor = SoftwareSigner.generate()
+    registry.rotate_key(did, successor.public_key, 100)
+    # Before seq 100 the original key signs; from 100, only the successor counts.
+    old = [_cose(signer, {"seq": 50, "ts": TS, "sensor": "s", "value": v}, did) for v in (1, 2)]
+    disputes.prove_equivocation(*old)
+    new = [_cose(signer, {"seq": 150, "ts": TS, "sensor": "s", "value": v}, did) for v in (1, 2)]
+    with pytest.raises(Reverted, match="disputes: first signature invalid"):
+        disputes.prove_equivocation(*new)
+
+
+def _cose(signer: SoftwareSigner, fields: dict[str, object], did: str | None = None) -> bytes:
+    """A reading built by hand (to omit a field, or to sign under a DID's old key)."""
+    kid = (did or did_from_key(signer.public_key)).encode()
+    protected = cbor2.dumps({1: -7, 4: kid}, canonical=True)
+    payload = cbor2.dumps(fields, canonical=True)
+    signature = signer.sign(cbor2.dumps(["Signature1", protected, b"", payload]))
+    return cbor2.dumps([protected, {}, payload, signature], canonical=True)
+
+
+def test_unwired_registry_refuses_the_slash(net: Net) -> None:
+    """Disputes deployed but not named in the Registry: the proof cannot slash."""
+    deployment = net.deployment  # the fixture's suite has no Disputes wired
+    disputes_address = net.deployer.deploy("Disputes", deployment.contracts["Registry"])
+    loose = Disputes(
+        net.reporter,
+        Deployment(deployment.chain_id, {**deployment.contracts, "Disputes": disputes_address}),
+    )
+    registry = Registry(net.owner, deployment)
+    signer = _device(registry)
+    first = sign_reading(signer, seq=1, ts=TS, sensor="s", value=1)
+    second = sign_reading(signer, seq=1, ts=TS, sensor="s", value=2)
+    with pytest.raises(Reverted, match="registry: only disputes"):
+        loose.prove_equivocation(first, second)
+    assert isinstance(net.reporter, ChainClient)
