@@ -108,7 +108,7 @@ def test_equivocation_refusals(net: Net, suite: tuple[Deployment, Registry, Disp
         )
     )
     no_seq = _cose(signer, {"ts": TS, "sensor": "s", "value": 1})
-    cases.append((no_seq, no_seq, "disputes: no seq"))
+    cases.append((no_seq, no_seq, "disputes: missing field"))
     for left, right, reason in cases:
         with pytest.raises(Reverted, match=reason):
             disputes.prove_equivocation(left, right)
@@ -141,7 +141,10 @@ def _cose(signer: SoftwareSigner, fields: dict[str, object], did: str | None = N
 def test_unwired_registry_refuses_the_slash(net: Net) -> None:
     """Disputes deployed but not named in the Registry: the proof cannot slash."""
     deployment = net.deployment  # the fixture's suite has no Disputes wired
-    disputes_address = net.deployer.deploy("Disputes", deployment.contracts["Registry"])
+    contracts = deployment.contracts
+    disputes_address = net.deployer.deploy(
+        "Disputes", contracts["Registry"], contracts["LogAnchor"]
+    )
     loose = Disputes(
         net.reporter,
         Deployment(deployment.chain_id, {**deployment.contracts, "Disputes": disputes_address}),

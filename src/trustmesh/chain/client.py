@@ -124,12 +124,15 @@ class ChainClient:
 
     def deploy(self, name: str, *args: Any) -> str:
         """Deploy contract ``name`` (compiled from source) and return its address."""
-        artifact = load_contract(name)
+        return self.deploy_artifact(load_contract(name), *args)
+
+    def deploy_artifact(self, artifact: Artifact, *args: Any, value: int = 0) -> str:
+        """Deploy a compiled contract and return its address."""
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        receipt = self._send(factory.constructor(*args), 0, f"deploying {name}")
+        receipt = self._send(factory.constructor(*args), value, f"deploying {artifact.name}")
         address = receipt["contractAddress"]
         if not address:
-            raise ChainError(f"deploying {name}: no contract address in the receipt")
+            raise ChainError(f"deploying {artifact.name}: no contract address in the receipt")
         return str(address)
 
     def transact(self, function: ContractFunction, value: int = 0) -> TxReceipt:

@@ -91,7 +91,7 @@ def deploy_suite(
     registry = client.deploy("Registry", min_stake, unbonding_delay, reward_bps)
     contracts = {"Registry": registry, "LogAnchor": client.deploy("LogAnchor", registry)}
     if with_disputes:
-        contracts["Disputes"] = client.deploy("Disputes", registry)
+        contracts["Disputes"] = client.deploy("Disputes", registry, contracts["LogAnchor"])
         wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
         client.transact(wiring(contracts["Disputes"]))
     return Deployment(client.chain_id, contracts)
@@ -245,3 +245,12 @@ class Disputes(_Wrapper):
     def prove_equivocation(self, first: bytes, second: bytes) -> TxReceipt:
         """Submit two readings by one device with one seq and different payloads."""
         return self.client.transact(self.contract.functions.prove_equivocation(first, second))
+
+    def verify_reading(
+        self, origin: str, size: int, index: int, entry: bytes, proof: list[bytes]
+    ) -> dict[str, Any]:
+        """The on-chain view: the reading's device id, seq, ts, sensor and integer value."""
+        device, seq, ts, sensor, value = self.client.call(
+            self.contract.functions.verify_reading(origin, size, index, entry, proof)
+        )
+        return {"device_id": bytes(device), "seq": seq, "ts": ts, "sensor": sensor, "value": value}

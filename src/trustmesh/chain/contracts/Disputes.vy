@@ -16,6 +16,11 @@
 interface Registry:
     def device_key_at(device_id: bytes32, seq: uint256) -> Key: view
     def slash_device(device_id: bytes32, amount: uint256, reporter: address) -> uint256: nonpayable
+    def device_status(device_id: bytes32) -> uint8: view
+
+
+interface LogAnchor:
+    def roots(origin_id: bytes32, size: uint256) -> bytes32: view
 
 
 struct Key:
@@ -31,6 +36,7 @@ struct Parsed:
     protected_start: uint256  # offset of the protected header's bstr item in the entry
     protected_end: uint256
     payload_start: uint256  # offset of the payload's bstr item
+    map_start: uint256  # offset of the payload map inside that byte string
     payload_end: uint256
     payload_hash: bytes32
     r: bytes32
@@ -41,6 +47,12 @@ P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
 MAX_ENTRY: constant(uint256) = 8192
 MAX_FIELDS: constant(uint256) = 64
 MAX_ITEMS: constant(uint256) = 1024
+MAX_PROOF: constant(uint256) = 64
+MAX_ORIGIN: constant(uint256) = 128
+MAX_SENSOR: constant(uint256) = 64
+STATUS_ACTIVE: constant(uint8) = 1
+LEAF_PREFIX: constant(bytes1) = 0x00
+NODE_PREFIX: constant(bytes1) = 0x01
 ALG_ES256: constant(int256) = -7
 # ["Signature1", …: array(4) head, then the text "Signature1" (RFC 9052 §4.4)
 SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
@@ -55,13 +67,105 @@ event EquivocationProven:
     slashed: uint256
 
 
+struct VerifiedReading:
+    device_id: bytes32
+    seq: uint256
+    ts: uint256
+    sensor: String[MAX_SENSOR]
+    value: int256
+
+
 registry: public(immutable(address))
+log_anchor: public(immutable(address))
 proven: public(HashMap[bytes32, bool])  # sha256(device_id, seq) of each proven equivocation
 
 
 @deploy
-def __init__(registry_address: address):
+def __init__(registry_address: address, log_anchor_address: address):
     registry = registry_address
+    log_anchor = log_anchor_address
+
+
+@external
+@view
+def verify_reading(
+    origin: String[MAX_ORIGIN],
+    size: uint256,
+    index: uint256,
+    entry: Bytes[MAX_ENTRY],
+    proof: DynArray[bytes32, MAX_PROOF],
+) -> VerifiedReading:
+    """
+    @notice Check a device reading trustlessly: it is included (RFC 9162 proof)
+            in an anchored tree of `origin`, signed (ES256, P256VERIFY) by the key
+            the Registry holds for its device and seq, and its device is active.
+            Any contract can consume readings this way, with no oracle committee.
+    @param size The size of an anchored tree of the log.
+    @param index The reading's index in that tree.
+    @param entry The reading as logged (untagged COSE_Sign1).
+    @param proof The inclusion proof of `index` in the tree of `size`.
+    @return The device id (sha256 of its DID), seq, ts, sensor and integer value.
+    """
+    root: bytes32 = staticcall LogAnchor(log_anchor).roots(sha256(origin), size)
+    assert root != empty(bytes32), "disputes: tree not anchored"
+    leaf: bytes32 = sha256(concat(LEAF_PREFIX, entry))
+    assert self._included(leaf, index, size, proof, root), "disputes: not included"
+    parsed: Parsed = self._parse(entry)
+    status: uint8 = staticcall Registry(registry).device_status(parsed.device_id)
+    assert status == STATUS_ACTIVE, "disputes: device not active"
+    key: Key = staticcall Registry(registry).device_key_at(parsed.device_id, parsed.seq)
+    assert key.alg == ALG_ES256, "disputes: only ES256 devices are proven on-chain"
+    assert self._signed(entry, parsed, key.key), "disputes: signature invalid"
+    start: uint256 = 0
+    end: uint256 = 0
+    ts_at: uint256 = self._field(entry, parsed.map_start, parsed.payload_end, b"ts")
+    major: uint256 = 0
+    ts: uint256 = 0
+    major, ts, start = self._head(entry, ts_at)
+    assert major == 0, "disputes: ts is not an unsigned integer"
+    sensor_at: uint256 = self._field(entry, parsed.map_start, parsed.payload_end, b"sensor")
+    length: uint256 = 0
+    major, length, start = self._head(entry, sensor_at)
+    assert major == 3 and length <= MAX_SENSOR, "disputes: sensor is not short text"
+    sensor: String[MAX_SENSOR] = convert(slice(entry, start, length), String[MAX_SENSOR])
+    value_at: uint256 = self._field(entry, parsed.map_start, parsed.payload_end, b"value")
+    argument: uint256 = 0
+    major, argument, end = self._head(entry, value_at)
+    value: int256 = 0
+    if major == 0:
+        value = convert(argument, int256)
+    elif major == 1:
+        value = -1 - convert(argument, int256)
+    else:
+        raise "disputes: value is not an integer"
+    return VerifiedReading(device_id=parsed.device_id, seq=parsed.seq, ts=ts, sensor=sensor, value=value)
+
+
+@internal
+@pure
+def _included(leaf: bytes32, index: uint256, size: uint256, proof: DynArray[bytes32, MAX_PROOF], root: bytes32) -> bool:
+    # RFC 9162 §2.1.3.2, step by step.
+    if index >= size:
+        return False
+    fn: uint256 = index
+    sn: uint256 = size - 1
+    r: bytes32 = leaf
+    for p: bytes32 in proof:
+        if sn == 0:
+            return False
+        if fn & 1 == 1 or fn == sn:
+            r = sha256(concat(NODE_PREFIX, p, r))
+            if fn & 1 == 0:
+                for _: uint256 in range(256):
+                    if fn & 1 == 1 or fn == 0:
+                        break
+                    fn = fn >> 1
+                    sn = sn >> 1
+        else:
+            r = sha256(concat(NODE_PREFIX, r, p))
+        fn = fn >> 1
+        sn = sn >> 1
+    return sn == 0 and r == root
 
 
 @external
@@ -205,14 +309,18 @@ def _parse(entry: Bytes[MAX_ENTRY]) -> Parsed:
     assert signature_start + 64 == len(entry), "disputes: trailing bytes"
     parsed.r = extract32(entry, signature_start)
     parsed.s = extract32(entry, signature_start + 32)
-    parsed.seq = self._seq(entry, payload_start, parsed.payload_end)
+    parsed.map_start = payload_start
+    seq_at: uint256 = self._field(entry, payload_start, parsed.payload_end, b"seq")
+    after: uint256 = 0
+    major, parsed.seq, after = self._head(entry, seq_at)
+    assert major == 0, "disputes: seq is not an unsigned integer"
     return parsed
 
 
 @internal
 @pure
-def _seq(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256) -> uint256:
-    """The `seq` field of the payload map between `start` and `end`."""
+def _field(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256, name: Bytes[8]) -> uint256:
+    """The offset of the value of payload field `name` (the map is at `start`)."""
     major: uint256 = 0
     count: uint256 = 0
     position: uint256 = 0
@@ -223,12 +331,9 @@ def _seq(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256) -> uint256:
         key_start: uint256 = 0
         major, key_length, key_start = self._head(entry, position)
         assert major == 3, "disputes: payload keys must be text"
-        if key_length == 3 and slice(entry, key_start, 3) == b"seq":
-            value: uint256 = 0
-            after: uint256 = 0
-            major, value, after = self._head(entry, key_start + 3)
-            assert major == 0 and after <= end, "disputes: seq is not an unsigned integer"
-            return value
+        if key_length == len(name) and slice(entry, key_start, key_length) == name:
+            assert key_start + key_length < end, "disputes: truncated payload"
+            return key_start + key_length
         position = self._skip(entry, key_start + key_length)
         assert position <= end, "disputes: truncated payload"
-    raise "disputes: no seq"
+    raise "disputes: missing field"

@@ -406,6 +406,15 @@ def device_key_at(device_id: bytes32, seq: uint256) -> Key:
 
 @external
 @view
+def device_status(device_id: bytes32) -> uint8:
+    """
+    @notice 0 unknown, 1 active, 2 revoked, 3 withdrawn.
+    """
+    return self.devices[device_id].status
+
+
+@external
+@view
 def node_operator(origin_id: bytes32) -> address:
     """
     @notice The owner of an active node for this origin, or the zero address.
