@@ -336,3 +336,31 @@ def test_disconnecting_clients_do_not_hurt_the_node(tmp_path: Path, start_node: 
     )
     assert answer.status_code == 200
     assert answer.json()["index"] == 0  # nothing half-sent was logged
+
+
+def test_revocation_reaches_the_node(tmp_path: Path, start_node: Any) -> None:
+    """Revoke a device on-chain: within a refresh the node answers 401 for it."""
+    from eth_account import Account
+
+    from trustmesh.chain.suite import Registry
+
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=5.0)
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+
+    def post() -> httpx.Response:
+        entry = device.sign("t", 1)
+        return httpx.post(
+            f"{node.url}/v1/readings", content=entry, headers={"content-type": "application/cose"}
+        )
+
+    assert post().status_code == 200  # and the node now has the device cached
+    owner = Account.from_key(bytes(31) + b"\x01")  # the node funded it: its dev account owns it
+    client = ChainClient(rpc_web3(f"{node.url}/rpc"), owner)
+    Registry(client, Deployment(node.info["chain_id"], node.info["contracts"])).revoke(device.did)
+    deadline = time.monotonic() + 30
+    while (answer := post()).status_code == 200:
+        assert time.monotonic() < deadline, "the revocation never reached the node"
+        time.sleep(0.2)
+    assert answer.status_code == 401
+    assert answer.json()["type"].endswith("/revoked-device")

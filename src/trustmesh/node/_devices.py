@@ -103,10 +103,13 @@ class DeviceDirectory:
 
     def refresh(self) -> None:
         """Forget what the Registry's new events changed (call periodically)."""
-        events = self._registry.device_events(self._next_block)
+        latest = self._registry.current_block()
+        if latest < self._next_block:
+            return
+        events = self._registry.device_events(self._next_block, latest)
         with self._lock:
-            for block, id_ in events:
-                self._next_block = max(self._next_block, block + 1)
+            self._next_block = latest + 1  # each block's events are read once
+            for _, id_ in events:
                 did = self._by_id.pop(id_, None)
                 if did is not None:
                     self._records.pop(did, None)
