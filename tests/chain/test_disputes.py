@@ -4,15 +4,21 @@ revert reason. On the embedded chain and on anvil."""
 
 from __future__ import annotations
 
+import os
+import random
+from pathlib import Path
+
 import cbor2
 import pytest
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
+from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.client import ChainClient
-from trustmesh.chain.suite import Deployment, Disputes, Registry, deploy_suite
+from trustmesh.chain.suite import Deployment, Disputes, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
+from trustmesh.log.store import LogStore, open_store
 from trustmesh.reading import sign_reading
 
 TS = 1_700_000_000_000
@@ -156,3 +162,72 @@ def test_unwired_registry_refuses_the_slash(net: Net) -> None:
     with pytest.raises(Reverted, match="registry: only disputes"):
         loose.prove_equivocation(first, second)
     assert isinstance(net.reporter, ChainClient)
+
+
+def _anchored_log(
+    net: Net, tmp_path: Path, entries: list[bytes]
+) -> tuple[Deployment, Disputes, str, LogStore]:
+    deployment = deploy_suite(
+        net.deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
+    )
+    origin = f"invalid.example/{random.getrandbits(32)}"
+    Registry(net.owner, deployment).register_node(
+        origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE
+    )
+    store = open_store(tmp_path / f"{origin.replace('/', '_')}.db")
+    store.append(entries)
+    anchor_log(LogAnchor(net.owner, deployment), store, origin)
+    return deployment, Disputes(net.reporter, deployment), origin, store
+
+
+@pytest.mark.parametrize("kind", ["malformed", "unregistered device", "bad signature"])
+def test_invalid_entry_slashes_the_node(net: Net, tmp_path: Path, kind: str) -> None:
+    honest = SoftwareSigner.generate()
+    valid = sign_reading(honest, seq=1, ts=TS, sensor="s", value=1)
+    invalid = {
+        "malformed": b"\x00not a reading",
+        "unregistered device": sign_reading(
+            SoftwareSigner.generate(), seq=1, ts=TS, sensor="s", value=1
+        ),
+        "bad signature": valid[:-1] + bytes([valid[-1] ^ 1]),
+    }[kind]
+    deployment, disputes, origin, store = _anchored_log(net, tmp_path, [valid, invalid])
+    Registry(net.owner, deployment).register_device(did_from_key(honest.public_key), MIN_STAKE)
+    with pytest.raises(Reverted, match="disputes: the entry is valid"):
+        disputes.prove_invalid_entry(origin, 2, 0, valid, store.inclusion_proof(0, 2))
+    with pytest.raises(Reverted, match="disputes: not included"):
+        disputes.prove_invalid_entry(origin, 2, 0, invalid, store.inclusion_proof(0, 2))
+    with pytest.raises(Reverted, match="disputes: tree not anchored"):
+        disputes.prove_invalid_entry(origin, 1, 0, valid, [])
+    before = net.reporter.balance()
+    receipt = disputes.prove_invalid_entry(origin, 2, 1, invalid, store.inclusion_proof(1, 2))
+    proven = disputes.contract.events.InvalidEntryProven()
+    (event,) = proven.process_receipt(receipt, errors=DISCARD)
+    assert (event["args"]["reason"], event["args"]["slashed"]) == (kind, MIN_STAKE)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert net.reporter.balance() == before + MIN_STAKE * REWARD_BPS // 10_000 - gas
+    assert Registry(net.owner, deployment).node(origin)["stake"] == 0
+    with pytest.raises(Reverted, match="disputes: already proven"):
+        disputes.prove_invalid_entry(origin, 2, 1, invalid, store.inclusion_proof(1, 2))
+
+
+def test_ed25519_entries_are_not_provable_on_chain(net: Net, tmp_path: Path) -> None:
+    ed = SoftwareSigner.generate(Alg.EDDSA)
+    entry = sign_reading(ed, seq=1, ts=TS, sensor="s", value=1)
+    _, disputes, origin, store = _anchored_log(net, tmp_path, [entry[:-1] + bytes([entry[-1] ^ 1])])
+    with pytest.raises(Reverted, match="disputes: only ES256 readings are proven on-chain"):
+        disputes.prove_invalid_entry(origin, 1, 0, store.entry(0), [])
+
+
+def test_big_valid_readings_are_valid_on_chain(net: Net, tmp_path: Path) -> None:
+    """A reading at the size limit, with hundreds of fields and items, parses on-chain:
+    an honest node can never be slashed for it."""
+    signer = SoftwareSigner.generate()
+    extra = {f"k{i}": [0] * 3 for i in range(300)}
+    entry = sign_reading(signer, seq=1, ts=TS, sensor="s", value=1, extra=extra)
+    assert len(entry) > 2000
+    deployment, disputes, origin, store = _anchored_log(net, tmp_path, [entry])
+    Registry(net.owner, deployment).register_device(did_from_key(signer.public_key), MIN_STAKE)
+    with pytest.raises(Reverted, match="disputes: the entry is valid"):
+        disputes.prove_invalid_entry(origin, 1, 0, entry, [])
+    assert disputes.verify_reading(origin, 1, 0, entry, [])["seq"] == 1

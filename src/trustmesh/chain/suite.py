@@ -248,6 +248,13 @@ class Disputes(_Wrapper):
         """Submit two readings by one device with one seq and different payloads."""
         return self.client.transact(self.contract.functions.prove_equivocation(first, second))
 
+    def prove_invalid_entry(
+        self, origin: str, size: int, index: int, entry: bytes, proof: list[bytes]
+    ) -> TxReceipt:
+        """Submit an entry a node logged and anchored but should have refused."""
+        fn = self.contract.functions.prove_invalid_entry(origin, size, index, entry, proof)
+        return self.client.transact(fn)
+
     def verify_reading(
         self, origin: str, size: int, index: int, entry: bytes, proof: list[bytes]
     ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ interface Registry:
     def device_key_at(device_id: bytes32, seq: uint256) -> Key: view
     def slash_device(device_id: bytes32, amount: uint256, reporter: address) -> uint256: nonpayable
     def device_status(device_id: bytes32) -> uint8: view
+    def slash_node(origin_id: bytes32, amount: uint256, reporter: address) -> uint256: nonpayable
 
 
 interface LogAnchor:
@@ -45,8 +46,10 @@ struct Parsed:
 
 P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
 MAX_ENTRY: constant(uint256) = 8192
-MAX_FIELDS: constant(uint256) = 64
-MAX_ITEMS: constant(uint256) = 1024
+# Bounds no valid reading can exceed (an 8 KiB entry holds fewer items than
+# bytes), so an honest node is never slashed for a reading too big to parse.
+MAX_FIELDS: constant(uint256) = MAX_ENTRY // 2
+MAX_ITEMS: constant(uint256) = MAX_ENTRY
 MAX_PROOF: constant(uint256) = 64
 MAX_ORIGIN: constant(uint256) = 128
 MAX_SENSOR: constant(uint256) = 64
@@ -58,6 +61,14 @@ ALG_ES256: constant(int256) = -7
 SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
 EMPTY_AAD: constant(Bytes[1]) = b"\x40"
 PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
+
+
+event InvalidEntryProven:
+    origin_id: indexed(bytes32)
+    index: uint256
+    reason: String[32]
+    reporter: indexed(address)
+    slashed: uint256
 
 
 event EquivocationProven:
@@ -78,12 +89,93 @@ struct VerifiedReading:
 registry: public(immutable(address))
 log_anchor: public(immutable(address))
 proven: public(HashMap[bytes32, bool])  # sha256(device_id, seq) of each proven equivocation
+invalid_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, index) of each invalid entry
 
 
 @deploy
 def __init__(registry_address: address, log_anchor_address: address):
     registry = registry_address
     log_anchor = log_anchor_address
+
+
+@external
+def prove_invalid_entry(
+    origin: String[MAX_ORIGIN],
+    size: uint256,
+    index: uint256,
+    entry: Bytes[MAX_ENTRY],
+    proof: DynArray[bytes32, MAX_PROOF],
+) -> uint256:
+    """
+    @notice Prove that a node logged an entry it should have refused, inside a
+            tree it anchored: an entry that is not a well-formed ES256 reading,
+            or whose device is not registered, or whose signature does not
+            verify under the key the Registry holds for its seq. Slashes the
+            node's whole stake; the reporter gets its share.
+    @dev Ed25519 readings are audited off-chain (no precompile): they are not
+         provable here and revert.
+    @return The amount slashed.
+    """
+    origin_id: bytes32 = sha256(origin)
+    root: bytes32 = staticcall LogAnchor(log_anchor).roots(origin_id, size)
+    assert root != empty(bytes32), "disputes: tree not anchored"
+    leaf: bytes32 = sha256(concat(LEAF_PREFIX, entry))
+    assert self._included(leaf, index, size, proof, root), "disputes: not included"
+    slot: bytes32 = sha256(concat(origin_id, convert(index, bytes32)))
+    assert not self.invalid_proven[slot], "disputes: already proven"
+    reason: String[32] = self._invalidity(entry)
+    assert reason != "", "disputes: the entry is valid"
+    self.invalid_proven[slot] = True
+    slashed: uint256 = extcall Registry(registry).slash_node(origin_id, max_value(uint256), msg.sender)
+    log InvalidEntryProven(origin_id=origin_id, index=index, reason=reason, reporter=msg.sender, slashed=slashed)
+    return slashed
+
+
+@external
+@view
+def parsed_reading(entry: Bytes[MAX_ENTRY]) -> (bytes32, uint256, bool):
+    """
+    @notice (device id, seq, whether ES256) of a well-formed reading; reverts
+            for anything else. Used by `prove_invalid_entry` to tell malformed
+            entries apart without reverting itself.
+    """
+    if len(entry) > 0 and self._byte(entry, 0) == 132:
+        major: uint256 = 0
+        length: uint256 = 0
+        inner: uint256 = 0
+        major, length, inner = self._head(entry, 1)
+        if major == 2 and length >= 4 and slice(entry, inner, 4) != PROTECTED_ES256:
+            return empty(bytes32), 0, False  # well formed enough, not ES256: not provable here
+    parsed: Parsed = self._parse(entry)
+    return parsed.device_id, parsed.seq, True
+
+
+@internal
+@view
+def _invalidity(entry: Bytes[MAX_ENTRY]) -> String[32]:
+    """Why the entry is not a valid reading, or "" if it is (or cannot be judged here)."""
+    success: bool = False
+    response: Bytes[96] = b""
+    success, response = raw_call(
+        self,
+        abi_encode(entry, method_id=method_id("parsed_reading(bytes)")),
+        max_outsize=96,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not success:
+        return "malformed"
+    device_id: bytes32 = extract32(response, 0)
+    seq: uint256 = convert(extract32(response, 32), uint256)
+    es256: bool = convert(extract32(response, 64), uint256) == 1
+    assert es256, "disputes: only ES256 readings are proven on-chain"
+    if staticcall Registry(registry).device_status(device_id) == 0:
+        return "unregistered device"
+    key: Key = staticcall Registry(registry).device_key_at(device_id, seq)
+    assert key.alg == ALG_ES256, "disputes: only ES256 devices are proven on-chain"
+    if not self._signed(entry, self._parse(entry), key.key):
+        return "bad signature"
+    return ""
 
 
 @external
