@@ -226,7 +226,7 @@ def test_big_valid_readings_are_valid_on_chain(net: Net, tmp_path: Path) -> None
     extra = {f"k{i}": [0] * 3 for i in range(300)}
     entry = sign_reading(signer, seq=1, ts=TS, sensor="s", value=1, extra=extra)
     assert len(entry) > 2000
-    deployment, disputes, origin, store = _anchored_log(net, tmp_path, [entry])
+    deployment, disputes, origin, _ = _anchored_log(net, tmp_path, [entry])
     Registry(net.owner, deployment).register_device(did_from_key(signer.public_key), MIN_STAKE)
     with pytest.raises(Reverted, match="disputes: the entry is valid"):
         disputes.prove_invalid_entry(origin, 1, 0, entry, [])
