@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
-from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,6 +26,7 @@ from trustmesh.node._problems import Problem
 log = logging.getLogger("trustmesh.node.mqtt")
 
 READINGS_TOPIC = "trustmesh/v1/readings/#"
+GATHER_SECONDS = 0.002  # messages arriving within this are checked and logged as one batch
 RECEIPTS_PREFIX = "trustmesh/v1/receipts/"
 QOS = 1
 
@@ -47,6 +48,8 @@ class MqttBridge:
             client_id=f"trustmesh-node-{uuid.uuid4().hex[:12]}",
             manual_ack=True,
         )
+        self._lock = threading.Lock()
+        self._pending: list[tuple[bytes, int, int, str]] = []
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -70,23 +73,26 @@ class MqttBridge:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic_did = message.topic.rsplit("/", 1)[-1] if message.topic.count("/") >= 3 else "unknown"
-        payload, mid, qos = bytes(message.payload), message.mid, message.qos
-        future = asyncio.run_coroutine_threadsafe(self.ingestor.submit(payload), self.loop)
+        item = (bytes(message.payload), message.mid, message.qos, topic_did)
+        with self._lock:
+            self._pending.append(item)
+            first = len(self._pending) == 1
+        if first:  # gather what arrives in the next moments into one batch
+            asyncio.run_coroutine_threadsafe(self._flush_soon(), self.loop)
 
-        def answer(done: Future[Accepted]) -> None:
-            try:
-                accepted = done.result()
-            except Problem as problem:
-                did, document = topic_did, problem.to_json()
-            except Exception:  # never let one message stop the bridge
-                log.exception("MQTT: unexpected error")
-                did, document = (
-                    topic_did,
-                    Problem("store-unavailable", "internal error; resend").to_json(),
-                )
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(GATHER_SECONDS)
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            outcomes = await self.ingestor.submit_many([payload for payload, _, _, _ in batch])
+        except Exception:  # never let one batch stop the bridge
+            log.exception("MQTT: unexpected error")
+            outcomes = [Problem("store-unavailable", "internal error; resend")] * len(batch)
+        for (_, mid, qos, topic_did), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                did, document = outcome.did, outcome.to_json(self.ingestor.origin)
             else:
-                did, document = accepted.did, accepted.to_json(self.ingestor.origin)
-            client.publish(RECEIPTS_PREFIX + did, json.dumps(document), qos=QOS)
-            client.ack(mid, qos)
-
-        future.add_done_callback(answer)
+                did, document = topic_did, outcome.to_json()
+            self.client.publish(RECEIPTS_PREFIX + did, json.dumps(document), qos=QOS)
+            self.client.ack(mid, qos)
