@@ -1,0 +1,145 @@
+"""What a watcher checks, as pure state machines over what it has seen.
+
+- :class:`CheckpointTracker`: every checkpoint of an origin must be signed by
+  its key and consistent with the last one seen (a consistency proof from the
+  log); otherwise the log showed a *split view*.
+- :class:`SeqIndex`: across every log watched, one device's (did, seq) names
+  one payload; a second payload is *equivocation*, with both entries as
+  evidence.
+- :func:`audit_entry`: an entry a log holds must be a valid reading, signed
+  by the key the registry holds for its device and seq; otherwise it is an
+  *invalid entry*.
+
+I/O (fetching checkpoints, proofs, entries, keys) is passed in; the same
+verification path as the node and clients (:mod:`trustmesh.reading`,
+:mod:`trustmesh.log.merkle`, :mod:`trustmesh.log.checkpoint`) does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trustmesh.errors import InvalidCheckpoint, InvalidProof, InvalidReading
+from trustmesh.identity import PublicKey
+from trustmesh.log import merkle
+from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.note import NoteVerifier
+from trustmesh.reading import parse_reading, verify_reading
+
+__all__ = ["CheckpointTracker", "Finding", "SeqIndex", "audit_entry"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A misbehaviour found, with what proves it."""
+
+    kind: str  # "split-view", "bad-checkpoint", "equivocation", "invalid-entry"
+    origin: str
+    detail: str
+    evidence: tuple[bytes | str, ...] = ()
+
+
+ConsistencyFetcher = Callable[[int, int], list[bytes]]
+
+
+class CheckpointTracker:
+    """The last verified checkpoint of one log, and the check of each new one."""
+
+    def __init__(self, verifier: NoteVerifier, origin: str) -> None:
+        self.verifier = verifier
+        self.origin = origin
+        self.latest: Checkpoint | None = None
+        self.latest_note: str | None = None
+
+    def observe(self, note: str, consistency: ConsistencyFetcher) -> Finding | None:
+        """Check a newly fetched signed checkpoint; a Finding if the log lied."""
+        try:
+            checkpoint = open_checkpoint(note, self.verifier, self.origin)
+        except InvalidCheckpoint as exc:
+            return Finding("bad-checkpoint", self.origin, str(exc), (note,))
+        if self.latest is None or self.latest_note is None:
+            self.latest, self.latest_note = checkpoint, note
+            return None
+        seen = [(self.latest, self.latest_note), (checkpoint, note)]
+        (old, old_note), (new, new_note) = sorted(seen, key=lambda pair: pair[0].size)
+        finding = self._consistent(old, old_note, new, new_note, consistency)
+        if finding is None and checkpoint.size >= self.latest.size:
+            self.latest, self.latest_note = checkpoint, note
+        return finding
+
+    def _consistent(
+        self,
+        old: Checkpoint,
+        old_note: str,
+        new: Checkpoint,
+        new_note: str,
+        consistency: ConsistencyFetcher,
+    ) -> Finding | None:
+        evidence = (old_note, new_note)
+        if old.size == new.size:
+            if old.root != new.root:
+                return Finding(
+                    "split-view", self.origin, f"two roots for size {old.size}", evidence
+                )
+            return None
+        try:
+            proof = consistency(old.size, new.size)
+            merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+        except InvalidProof as exc:
+            return Finding(
+                "split-view",
+                self.origin,
+                f"{old.size} → {new.size} not consistent: {exc}",
+                evidence,
+            )
+        return None
+
+
+class SeqIndex:
+    """One payload per (did, seq), across every log a watcher follows."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int], tuple[bytes, str, int]] = {}
+
+    def observe(self, entry: bytes, origin: str, index: int) -> Finding | None:
+        """Record a logged reading; a Finding when its device signed another payload
+        under the same seq (the two entries are the evidence)."""
+        try:
+            reading = parse_reading(entry)
+        except InvalidReading:
+            return None  # audit_entry reports it
+        key = (reading.did, reading.seq)
+        earlier = self._seen.get(key)
+        if earlier is None:
+            self._seen[key] = (entry, origin, index)
+            return None
+        first, first_origin, first_index = earlier
+        if parse_reading(first).payload == reading.payload:
+            return None  # the same reading, logged again (a failover retry)
+        return Finding(
+            "equivocation",
+            origin,
+            f"{reading.did} seq {reading.seq}: {first_origin}#{first_index} and {origin}#{index}",
+            (first, entry),
+        )
+
+
+def audit_entry(
+    entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
+) -> Finding | None:
+    """Check one logged entry; ``key_for(did, seq)`` is the registry's key (None if unknown)."""
+    try:
+        reading = parse_reading(entry)
+    except InvalidReading as exc:
+        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,))
+    key = key_for(reading.did, reading.seq)
+    if key is None:
+        return Finding(
+            "invalid-entry", origin, f"#{index}: {reading.did} is not registered", (entry,)
+        )
+    try:
+        verify_reading(entry, key)
+    except InvalidReading as exc:
+        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,))
+    return None
