@@ -196,15 +196,18 @@ class Registry(_Wrapper):
         )
         return alg, bytes(key), from_seq, since
 
-    def device_events(self, from_block: int, to_block: int) -> list[tuple[int, bytes]]:
-        """(block, device id) of each registration, rotation, revocation in a block range."""
-        found: list[tuple[int, bytes]] = []
+    def device_events(self, from_block: int, to_block: int) -> list[tuple[int, bytes, str]]:
+        """(block, device id, event name) of each registration, rotation and revocation
+        in a block range."""
+        found: list[tuple[int, bytes, str]] = []
         with self.client.errors("reading registry events"):
             for event in ("DeviceRegistered", "KeyRotated", "DeviceRevoked"):
                 logs = getattr(self.contract.events, event)().get_logs(
                     from_block=from_block, to_block=to_block
                 )
-                found.extend((log["blockNumber"], bytes(log["args"]["device_id"])) for log in logs)
+                found.extend(
+                    (log["blockNumber"], bytes(log["args"]["device_id"]), event) for log in logs
+                )
         return sorted(found)
 
     def current_block(self) -> int:

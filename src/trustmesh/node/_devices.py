@@ -4,7 +4,10 @@ kept fresh by following the Registry's events.
 A lookup answers from the cache when it can; a miss asks the chain once. New
 registrations, rotations and revocations are picked up from the events within
 one refresh interval, and an unknown DID is remembered only briefly, so a
-device registered a moment ago is served as soon as its event is seen.
+device registered a moment ago is served as soon as its event is seen. A
+record a rotation or revocation made stale is fetched again on its next use;
+while the chain is unreachable the last known record serves (the node keeps
+ingesting; what it accepts stays open to fraud proofs).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class DeviceDirectory:
         self._records: OrderedDict[str, DeviceRecord] = OrderedDict()
         self._unknown: dict[str, float] = {}
         self._by_id: dict[bytes, str] = {}
+        self._stale: set[str] = set()
         self._next_block = registry.current_block()
 
     def key_for(self, did: str, seq: int) -> PublicKey:
@@ -65,18 +69,28 @@ class DeviceDirectory:
         return record.key_for(seq)
 
     def cached(self, did: str) -> bool:
+        """Whether a lookup of ``did`` needs no chain call."""
         with self._lock:
-            return did in self._records
+            return did in self._records and did not in self._stale
 
     def _record(self, did: str) -> DeviceRecord:
         with self._lock:
             record = self._records.get(did)
-            if record is not None:
+            stale = did in self._stale
+            if record is not None and not stale:
                 self._records.move_to_end(did)
                 return record
-            if self._unknown.get(did, 0.0) > time.monotonic():
+            if record is None and self._unknown.get(did, 0.0) > time.monotonic():
                 return DeviceRecord("unknown", ())
-        record = self._fetch(did)
+        try:
+            fresh = self._fetch(did)
+        except Problem:
+            if record is None:
+                raise
+            return record  # the chain is unreachable: the last known record serves
+        with self._lock:
+            self._stale.discard(did)
+        record = fresh
         with self._lock:
             if record.status == "unknown":
                 self._unknown[did] = time.monotonic() + UNKNOWN_TTL
@@ -88,6 +102,7 @@ class DeviceDirectory:
                 if len(self._records) > CACHE_SIZE:
                     evicted, _ = self._records.popitem(last=False)
                     self._by_id.pop(device_id(evicted), None)
+                    self._stale.discard(evicted)
         return record
 
     def _fetch(self, did: str) -> DeviceRecord:
@@ -109,9 +124,9 @@ class DeviceDirectory:
         events = self._registry.device_events(self._next_block, latest)
         with self._lock:
             self._next_block = latest + 1  # each block's events are read once
-            for _, id_ in events:
-                did = self._by_id.pop(id_, None)
-                if did is not None:
-                    self._records.pop(did, None)
-            if events:
-                self._unknown.clear()  # a registration may have made one known
+            for _, id_, event in events:
+                did = self._by_id.get(id_)
+                if event == "DeviceRegistered":
+                    self._unknown.clear()  # it may be one we were told is unknown
+                elif did is not None:
+                    self._stale.add(did)  # a rotation or revocation: fetch it again
