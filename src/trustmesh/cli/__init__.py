@@ -18,6 +18,7 @@ from trustmesh.cli import bench, chain, device, node
 from trustmesh.cli._common import UsageError, err
 from trustmesh.cli.demo import demo
 from trustmesh.cli.verify import verify
+from trustmesh.cli.watch import watch
 from trustmesh.errors import Error
 
 EXIT_FAILURE = 1
@@ -35,6 +36,7 @@ app.add_typer(chain.app, name="chain")
 app.add_typer(node.app, name="node")
 app.add_typer(bench.app, name="bench")
 app.command()(verify)
+app.command()(watch)
 app.command()(demo)
 
 

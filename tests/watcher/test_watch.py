@@ -1,0 +1,71 @@
+"""`trustmesh watch` against real nodes: an honest log raises nothing; a device
+that signs two payloads under one seq on two nodes is caught."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.cli.test_cli import trustmesh
+from tests.node.conftest import RunningNode
+from trustmesh.device import Device
+from trustmesh.identity import SoftwareSigner
+from trustmesh.reading import sign_reading
+
+
+def _post(node: RunningNode, entries: list[bytes]) -> None:
+    answer = httpx.post(
+        f"{node.url}/v1/readings",
+        content=b"".join(entries),
+        headers={"content-type": "application/cbor-seq"},
+    )
+    assert answer.status_code == 200
+    assert all("index" in item for item in answer.json())
+
+
+def _checkpointed(nodes: list[RunningNode], size: int) -> None:
+    """Wait (bounded) until every node has signed a checkpoint of ``size`` entries."""
+    deadline = time.monotonic() + 30
+    while any(httpx.get(f"{n.url}/v1/checkpoint").text.split("\n")[1] != str(size) for n in nodes):
+        assert time.monotonic() < deadline, "no checkpoint of the expected size"
+        time.sleep(0.1)
+
+
+def _lines(stdout: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+
+
+def test_an_honest_node_raises_nothing(tmp_path: Path, start_node: Any) -> None:
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=0.5)
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    _post(node, [device.sign("t", i) for i in range(20)])
+    _checkpointed([node], 20)
+    result = trustmesh("watch", "--node", node.url, "--once")
+    assert result.returncode == 0, result.stderr
+    *findings, summary = _lines(result.stdout)
+    assert findings == []
+    assert summary["findings"] == 0
+    assert summary["audited"] == 20
+
+
+def test_equivocation_across_two_nodes_is_caught(tmp_path: Path, start_node: Any) -> None:
+    first, second = start_node(epoch=0.5), start_node(epoch=0.5)
+    device = SoftwareSigner.generate()
+    did = Device(device, tmp_path / "unused.seq").did
+    for node in (first, second):
+        assert trustmesh("device", "register", "--did", did, "--node", node.url).returncode == 0
+    now = int(time.time() * 1000)
+    _post(first, [sign_reading(device, seq=1, ts=now, sensor="t", value=20)])
+    _post(second, [sign_reading(device, seq=1, ts=now, sensor="t", value=99)])  # the lie
+    _checkpointed([first, second], 1)
+    result = trustmesh("watch", "--node", first.url, "--node", second.url, "--once")
+    assert result.returncode == 0, result.stderr
+    *findings, summary = _lines(result.stdout)
+    assert [f["kind"] for f in findings] == ["equivocation"]
+    assert len(findings[0]["evidence"]) == 2
+    assert summary == {"audited": 2, "findings": 1}
