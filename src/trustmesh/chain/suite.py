@@ -20,12 +20,13 @@ from web3.types import TxReceipt
 from trustmesh._durable import replace_atomically
 from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.defaults import (
+    DEFAULT_MIN_STAKE,
+    DEFAULT_REWARD_BPS,
+    DEFAULT_UNBONDING_DELAY,
+)
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
-
-DEFAULT_MIN_STAKE = 10**16  # 0.01 of the native currency (the CLI repeats these three)
-DEFAULT_UNBONDING_DELAY = 7 * 24 * 3600
-DEFAULT_REWARD_BPS = 5_000  # half of a slash goes to the reporter
 
 STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
 

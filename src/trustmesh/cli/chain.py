@@ -13,6 +13,11 @@ import typer
 from rich.markup import escape
 
 from trustmesh._paths import default_data_dir
+from trustmesh.chain.defaults import (
+    DEFAULT_MIN_STAKE,
+    DEFAULT_REWARD_BPS,
+    DEFAULT_UNBONDING_DELAY,
+)
 from trustmesh.cli._common import PASSWORD_ENV, UsageError, err, print_json
 from trustmesh.errors import ChainError
 
@@ -22,9 +27,6 @@ if TYPE_CHECKING:
 
 # web3, py-evm and vyper take seconds to import: commands import them when run,
 # so that `trustmesh verify` and friends start fast.
-DEFAULT_MIN_STAKE = 10**16
-DEFAULT_UNBONDING_DELAY = 7 * 24 * 3600
-DEFAULT_REWARD_BPS = 5_000
 
 app = typer.Typer(no_args_is_help=True, help="Chains: deploy the contracts, status, serve.")
 

@@ -49,6 +49,14 @@ def _public_key(alg: int, raw: bytes) -> PublicKey:
     )
 
 
+def _key(did: str, record: DeviceRecord, seq: int) -> PublicKey:
+    if record.status == "unknown":
+        raise Problem("unknown-device", f"{did} is not registered")
+    if record.status != "active":
+        raise Problem("revoked-device", f"{did} is {record.status}")
+    return record.key_for(seq)
+
+
 class DeviceDirectory:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
@@ -60,18 +68,18 @@ class DeviceDirectory:
         self._next_block = registry.current_block()
 
     def key_for(self, did: str, seq: int) -> PublicKey:
-        """The registry key that signs ``seq`` for ``did``; Problem 401 if none."""
-        record = self._record(did)
-        if record.status == "unknown":
-            raise Problem("unknown-device", f"{did} is not registered")
-        if record.status != "active":
-            raise Problem("revoked-device", f"{did} is {record.status}")
-        return record.key_for(seq)
+        """The registry key that signs ``seq`` for ``did``; Problem 401 if none.
+        May call the chain: run it off the event loop."""
+        return _key(did, self._record(did), seq)
 
-    def cached(self, did: str) -> bool:
-        """Whether a lookup of ``did`` needs no chain call."""
+    def cached_key_for(self, did: str, seq: int) -> PublicKey | None:
+        """Like :meth:`key_for` from the cache alone; None if the chain must be asked."""
         with self._lock:
-            return did in self._records and did not in self._stale
+            record = self._records.get(did)
+            if record is None or did in self._stale:
+                return None
+            self._records.move_to_end(did)
+        return _key(did, record, seq)
 
     def _record(self, did: str) -> DeviceRecord:
         with self._lock:

@@ -88,6 +88,7 @@ class Ingestor:
         signing_pool: Executor | None = None,
     ) -> None:
         self.signing_pool = signing_pool
+        self._seed = signer.seed()  # handed to the workers that sign receipts
         self.store = store
         self.signer = signer
         self.origin = signer.name
@@ -172,9 +173,8 @@ class Ingestor:
         positions: list[int] = []
         for position, reading in enumerate(readings):
             try:
-                if self.directory.cached(reading.did):
-                    key = self.directory.key_for(reading.did, reading.seq)
-                else:
+                key = self.directory.cached_key_for(reading.did, reading.seq)
+                if key is None:
                     key = await self._lookup(
                         partial(self.directory.key_for, reading.did, reading.seq)
                     )
@@ -321,7 +321,7 @@ class Ingestor:
         items = [(o.index, o.leaf_hash, o.deadline) for o in outcomes if isinstance(o, Accepted)]
         if not items:
             return outcomes
-        seed = self.signer.seed()
+        seed = self._seed
         if self.signing_pool is None:
             notes = sign_receipts(seed, self.origin, items)
         else:
