@@ -46,7 +46,7 @@ class Anchorer:
         self.state = state
         self.metrics = metrics
         self.epoch = epoch_seconds
-        self.checkpoint = state.get("checkpoint") or self._sign()
+        self.checkpoint = state.get("checkpoint") or self._sign(store.size)
         self.anchored: tuple[int, bytes] = (0, b"")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
@@ -62,8 +62,7 @@ class Anchorer:
         while not self._stop.wait(self.epoch):
             self.tick()
 
-    def _sign(self) -> str:
-        size = self.store.size
+    def _sign(self, size: int) -> str:
         note = sign_checkpoint(
             Checkpoint(self.signer.name, size, self.store.root(size)), self.signer
         )
@@ -71,10 +70,14 @@ class Anchorer:
         return note
 
     def tick(self) -> None:
-        """Sign a checkpoint of the current log and anchor it."""
+        """Sign a checkpoint of the current log and anchor that same size.
+
+        The size is read once: the log grows meanwhile, and an anchor past the
+        served checkpoint would be a root nobody can check against a note.
+        """
         try:
-            self.checkpoint = self._sign()
             size = self.store.size
+            self.checkpoint = self._sign(size)
         except StoreError as exc:
             log.error("cannot sign a checkpoint: %s", exc)
             return
