@@ -17,7 +17,9 @@ LEAVES = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(300)]
 
 def _node(net: Net) -> str:
     origin = f"anchor.example/{random.getrandbits(40)}"
-    net.registry().register_node(origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE)
+    net.registry().register_node(
+        origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE, os.urandom(64)
+    )
     return origin
 
 

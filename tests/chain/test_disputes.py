@@ -172,7 +172,7 @@ def _anchored_log(
     )
     origin = f"invalid.example/{random.getrandbits(32)}"
     Registry(net.owner, deployment).register_node(
-        origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE
+        origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE, os.urandom(64)
     )
     store = open_store(tmp_path / f"{origin.replace('/', '_')}.db")
     store.append(entries)

@@ -137,26 +137,31 @@ def test_revoke_unbond_withdraw(net: Net) -> None:
 def test_nodes(net: Net) -> None:
     registry = net.registry()
     origin = f"log.example/{random.getrandbits(32)}"
-    key = bytes(range(32))
-    receipt = registry.register_node(origin, key, "http://127.0.0.1:8080", MIN_STAKE)
+    key, proof_key = bytes(range(32)), bytes(range(64))
+    receipt = registry.register_node(origin, key, "http://127.0.0.1:8080", MIN_STAKE, proof_key)
     (event,) = registry.contract.events.NodeRegistered().process_receipt(receipt)
     assert event["args"]["origin"] == origin
     node = registry.node(origin)
-    assert (node["status"], node["checkpoint_key"], node["url"]) == (
+    assert (node["status"], node["checkpoint_key"], node["url"], node["proof_key"]) == (
         "active",
         key.hex(),
         "http://127.0.0.1:8080",
+        proof_key.hex(),
     )
+    proof_key_of = registry.contract.functions.node_proof_key(origin_id(origin))
+    assert bytes(net.owner.call(proof_key_of)) == proof_key
     operator = registry.contract.functions.node_operator(origin_id(origin))
     assert net.owner.call(operator) == net.owner.address
     with pytest.raises(Reverted, match="registry: origin taken"):
-        registry.register_node(origin, key, "", MIN_STAKE)
+        registry.register_node(origin, key, "", MIN_STAKE, proof_key)
     with pytest.raises(Reverted, match="registry: empty origin"):
-        registry.register_node("", key, "", MIN_STAKE)
+        registry.register_node("", key, "", MIN_STAKE, proof_key)
     with pytest.raises(Reverted, match="registry: empty checkpoint key"):
-        registry.register_node(origin + "x", bytes(32), "", MIN_STAKE)
+        registry.register_node(origin + "x", bytes(32), "", MIN_STAKE, proof_key)
     with pytest.raises(Reverted, match="registry: stake below minimum"):
-        registry.register_node(origin + "y", key, "", 1)
+        registry.register_node(origin + "y", key, "", 1, proof_key)
+    with pytest.raises(Reverted, match="registry: proof key must be P-256"):
+        registry.register_node(origin + "z", key, "", MIN_STAKE, proof_key[:33])
     with pytest.raises(Reverted, match="registry: only the owner"):
         net.registry(net.reporter).retire_node(origin)
     registry.retire_node(origin)
@@ -264,7 +269,9 @@ def test_constructor_refuses_a_reward_above_everything(net: Net) -> None:
 def test_node_slashing_and_withdrawal_paths(net: Net) -> None:
     registry = net.registry()
     origin = f"slash.example/{random.getrandbits(32)}"
-    registry.register_node(origin, bytes(range(1, 33)), "http://127.0.0.1", MIN_STAKE)
+    registry.register_node(
+        origin, bytes(range(1, 33)), "http://127.0.0.1", MIN_STAKE, bytes(range(64))
+    )
     net.owner.transact(registry.contract.functions.add_stake(origin_id(origin)), 10)
     assert registry.node(origin)["stake"] == MIN_STAKE + 10
     slash = registry.contract.functions.slash_node(

@@ -33,7 +33,7 @@ def world(
     )
     registry = Registry(net.owner, deployment)
     origin = f"insurance.example/{random.getrandbits(32)}"
-    registry.register_node(origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE)
+    registry.register_node(origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE, os.urandom(64))
     device = SoftwareSigner.generate()
     registry.register_device(did_from_key(device.public_key), MIN_STAKE)
     store = open_store(tmp_path / "log.db")

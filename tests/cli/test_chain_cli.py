@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def chain_args(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[list[str
 def test_register_anchor_and_restart_through_the_cli(
     tmp_path: Path, chain_args: tuple[list[str], dict[str, str]]
 ) -> None:
-    from trustmesh.log.note import NoteSigner
+    from trustmesh.log.note_p256 import LogSigner
     from trustmesh.log.store import open_store
 
     args, env = chain_args
@@ -106,13 +107,21 @@ def test_register_anchor_and_restart_through_the_cli(
     assert json.loads(registered.stdout)["status"] == "active"
 
     origin = f"cli.example/{uuid.uuid4().hex[:8]}"
-    signer = NoteSigner.generate(origin)
+    signer = LogSigner.from_seed(origin, os.urandom(32))
+    other = LogSigner.from_seed(origin + "x", os.urandom(32))
+    mismatched = trustmesh(
+        "chain", "register-node", "--verifier-key", signer.verifier.vkey,
+        "--proof-key", other.p256.verifier.vkey, "--url", "http://127.0.0.1:8080", *args, env=env,
+    )  # fmt: skip
+    assert mismatched.returncode != 0 and b"name different logs" in mismatched.stderr
     node = trustmesh(
         "chain", "register-node", "--verifier-key", signer.verifier.vkey,
-        "--url", "http://127.0.0.1:8080", *args, env=env,
+        "--proof-key", signer.p256.verifier.vkey, "--url", "http://127.0.0.1:8080", *args, env=env,
     )  # fmt: skip
     assert node.returncode == 0, node.stderr
-    assert json.loads(node.stdout)["checkpoint_key"] == signer.verifier.public_key.hex()
+    record = json.loads(node.stdout)
+    assert record["checkpoint_key"] == signer.verifier.public_key.hex()
+    assert record["proof_key"] == signer.p256.verifier.public_key.hex()
 
     store_path = tmp_path / "log.db"
     store = open_store(store_path)

@@ -291,7 +291,7 @@ def test_bench_ingest_json_shape() -> None:
     for key in ("http_readings_per_s", "raw_verify_per_s", "p99_ms", "rss_mb"):
         assert document[key] > 0, key
     assert document["http_readings"] == 800
-    assert document["ratio"] == pytest.approx(
-        document["http_readings_per_s"] / document["raw_verify_per_s"], rel=0.01
+    assert document["ratio"] == pytest.approx(  # printed to three decimals
+        document["http_readings_per_s"] / document["raw_verify_per_s"], abs=5e-4
     )
     assert "mqtt_readings_per_s" in document

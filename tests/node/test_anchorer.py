@@ -32,7 +32,9 @@ class GrowingSigner(NoteSigner):
 def test_anchored_size_is_the_signed_checkpoint_size(net: Net, tmp_path: Path) -> None:
     origin = f"anchorer.test/{os.urandom(4).hex()}"
     signer = GrowingSigner(origin, Ed25519PrivateKey.generate())
-    net.registry().register_node(origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE)
+    net.registry().register_node(
+        origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE, os.urandom(64)
+    )
     store = open_store(tmp_path / "log.db")
     store.append([os.urandom(40) for _ in range(7)])
     anchorer = Anchorer(

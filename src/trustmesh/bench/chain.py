@@ -93,7 +93,7 @@ def _gas(client: ChainClient) -> dict[str, Any]:
     gas["anchor"] = {}
     for label, size in ANCHOR_SIZES.items():
         origin = f"bench.example/{label}"
-        registry.register_node(origin, os.urandom(32), "http://127.0.0.1", stake)
+        registry.register_node(origin, os.urandom(32), "http://127.0.0.1", stake, os.urandom(64))
         previous = size - min(READINGS_PER_ANCHOR, size // 2)
         tree = UniformTree(size)
         anchor.anchor(origin, previous, UniformTree(previous).root(), [])

@@ -27,6 +27,7 @@ from trustmesh.chain.defaults import (
 )
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
+from trustmesh.log.receipt import Receipt
 
 STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
 
@@ -149,8 +150,10 @@ class Registry(_Wrapper):
     def set_price(self, did: str, price: int) -> TxReceipt:
         return self.client.transact(self.contract.functions.set_price(device_id(did), price))
 
-    def register_node(self, origin: str, checkpoint_key: bytes, url: str, stake: int) -> TxReceipt:
-        fn = self.contract.functions.register_node(origin, checkpoint_key, url)
+    def register_node(
+        self, origin: str, checkpoint_key: bytes, url: str, stake: int, proof_key: bytes
+    ) -> TxReceipt:
+        fn = self.contract.functions.register_node(origin, checkpoint_key, url, proof_key)
         return self.client.transact(fn, stake)
 
     def retire_node(self, origin: str) -> TxReceipt:
@@ -171,7 +174,7 @@ class Registry(_Wrapper):
         }
 
     def node(self, origin: str) -> dict[str, Any]:
-        owner, stake, status, checkpoint_key, unbond_at, url = self.client.call(
+        owner, stake, status, checkpoint_key, unbond_at, url, proof_key = self.client.call(
             self.contract.functions.nodes(origin_id(origin))
         )
         return {
@@ -180,6 +183,7 @@ class Registry(_Wrapper):
             "stake": stake,
             "status": STATUS.get(status, str(status)),
             "checkpoint_key": bytes(checkpoint_key).hex(),
+            "proof_key": bytes(proof_key).hex(),
             "unbond_at": unbond_at,
             "url": url,
         }
@@ -234,6 +238,13 @@ class LogAnchor(_Wrapper):
         )
         return size, bytes(root), block, timestamp
 
+    def anchored_at(self, origin: str, size: int) -> tuple[int, int]:
+        """(the size anchored before ``size``, its block time); (0, 0) if never anchored."""
+        previous, timestamp = self.client.call(
+            self.contract.functions.anchored_at(origin_id(origin), size)
+        )
+        return previous, timestamp
+
     def verify_consistency(
         self, old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]
     ) -> bool:
@@ -241,6 +252,27 @@ class LogAnchor(_Wrapper):
             old_size, new_size, old_root, new_root, proof
         )
         return bool(self.client.call(fn))
+
+
+@dataclass(frozen=True)
+class SignedTree:
+    """A tree a node vouched for: a checkpoint's size and root with the r || s of
+    its P-256 signature, or (``signature`` empty) a tree it anchored."""
+
+    size: int
+    root: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One index where two trees hold different leaves, with both inclusion proofs."""
+
+    index: int
+    leaf_a: bytes
+    proof_a: list[bytes]
+    leaf_b: bytes
+    proof_b: list[bytes]
 
 
 class Disputes(_Wrapper):
@@ -257,6 +289,44 @@ class Disputes(_Wrapper):
     ) -> TxReceipt:
         """Submit an entry a node logged and anchored but should have refused."""
         fn = self.contract.functions.prove_invalid_entry(origin, size, index, entry, proof)
+        return self.client.transact(fn)
+
+    def prove_split_view(
+        self, origin: str, a: SignedTree, b: SignedTree, divergence: Divergence | None = None
+    ) -> TxReceipt:
+        """Submit two views of a log its node vouched for that cannot both be true
+        (``divergence`` is needed when their sizes differ)."""
+        d = divergence or Divergence(0, bytes(32), [], bytes(32), [])
+        fn = self.contract.functions.prove_split_view(
+            origin, a.size, a.root, a.signature, b.size, b.root, b.signature,
+            d.index, d.leaf_a, d.proof_a, d.leaf_b, d.proof_b,
+        )  # fmt: skip
+        return self.client.transact(fn)
+
+    def prove_receipt_contradicted(
+        self,
+        receipt: Receipt,
+        signature: bytes,
+        size: int,
+        other_leaf: bytes,
+        proof: list[bytes],
+    ) -> TxReceipt:
+        """Submit a receipt and the other leaf an anchored tree holds at its index."""
+        fn = self.contract.functions.prove_receipt_contradicted(
+            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature,
+            size, other_leaf, proof,
+        )  # fmt: skip
+        return self.client.transact(fn)
+
+    def prove_receipt_late(
+        self, receipt: Receipt, signature: bytes, covering_size: int = 0
+    ) -> TxReceipt:
+        """Submit a receipt whose index was not anchored by its deadline
+        (``covering_size``: the first anchor above the index, 0 if none yet)."""
+        fn = self.contract.functions.prove_receipt_late(
+            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature,
+            covering_size,
+        )  # fmt: skip
         return self.client.transact(fn)
 
     def verify_reading(

@@ -238,6 +238,12 @@ def register_node(
     verifier_key: Annotated[
         str, typer.Option("--verifier-key", help="The log's C2SP verifier key (name+id+key).")
     ],
+    proof_key: Annotated[
+        str,
+        typer.Option(
+            "--proof-key", help="The log's P-256 verifier key (type 0x02), checked on-chain."
+        ),
+    ],
     url: Annotated[str, typer.Option("--url", help="Where the node serves its API.")],
     stake: StakeOpt = None,
     data_dir: DataDirOpt = None,
@@ -247,12 +253,18 @@ def register_node(
     """Register a node for the log whose origin is the verifier key's name."""
     from trustmesh.chain.suite import Registry
     from trustmesh.log.note import NoteVerifier
+    from trustmesh.log.note_p256 import parse_p256_vkey
 
     verifier = NoteVerifier.from_vkey(verifier_key)
+    p256 = parse_p256_vkey(proof_key)
+    if p256.name != verifier.name:
+        raise UsageError(f"the two keys name different logs: {verifier.name!r}, {p256.name!r}")
     with connect(data_dir, rpc, key_file) as (client, directory):
         registry = Registry(client, _suite(client, directory))
         amount = registry.min_stake() if stake is None else stake
-        receipt = registry.register_node(verifier.name, verifier.public_key, url, amount)
+        receipt = registry.register_node(
+            verifier.name, verifier.public_key, url, amount, p256.public_key
+        )
         print_json(
             {**registry.node(verifier.name), "transaction": receipt["transactionHash"].hex()}
         )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from trustmesh.errors import InvalidCheckpoint
 from trustmesh.log.merkle import HASH_SIZE
-from trustmesh.log.note import NoteSigner, NoteVerifier, open_note, sign_note
+from trustmesh.log.note import LineVerifier, NoteSigner, open_note, sign_note
 
 __all__ = ["Checkpoint", "open_checkpoint", "parse_checkpoint_text", "sign_checkpoint"]
 
@@ -78,11 +78,11 @@ def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> str:
     """The checkpoint as a signed note."""
     if signer.name != checkpoint.origin:
         raise ValueError("the log's key name must be its origin")
-    return sign_note(checkpoint.text(), [signer])
+    return sign_note(checkpoint.text(), signer.note_signers())
 
 
 def open_checkpoint(
-    note: str | bytes, verifier: NoteVerifier, origin: str | None = None
+    note: str | bytes, verifier: LineVerifier, origin: str | None = None
 ) -> Checkpoint:
     """Verify a signed checkpoint with the log's key and parse it.
 

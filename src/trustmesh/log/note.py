@@ -25,6 +25,7 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -54,6 +55,26 @@ def key_id(name: str, public_key: bytes, signature_type: int = ED25519_TYPE) -> 
     """``SHA-256(name || 0x0A || type || public key)[:4]`` as a big-endian uint32."""
     digest = hashlib.sha256(name.encode() + b"\n" + bytes([signature_type]) + public_key).digest()
     return int.from_bytes(digest[:KEY_ID_SIZE], "big")
+
+
+class LineSigner(Protocol):
+    """Anything that writes one signature line of a note (Ed25519 or P-256)."""
+
+    name: str
+
+    def signature_line(self, text: bytes) -> str: ...
+
+
+class LineVerifier(Protocol):
+    """Anything that checks the signatures of one key (name and key ID) on a note."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> int: ...
+
+    def verify(self, text: bytes, signature: bytes) -> bool: ...
 
 
 def _check_name(name: str) -> None:
@@ -103,6 +124,8 @@ class NoteVerifier:
         return verifier
 
     def verify(self, text: bytes, signature: bytes) -> bool:
+        if len(signature) != ED25519_SIGNATURE_SIZE:
+            return False
         try:
             ed25519.Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, text)
         except InvalidSignature:
@@ -154,6 +177,10 @@ class NoteSigner:
             serialization.NoEncryption(),
         )
 
+    def note_signers(self) -> Sequence[LineSigner]:
+        """The keys that sign this signer's notes: itself (a log adds its P-256 key)."""
+        return [self]
+
     def signature_line(self, text: bytes) -> str:
         signature = self.verifier.key_id.to_bytes(KEY_ID_SIZE, "big") + self._key.sign(text)
         return f"{SIGNATURE_PREFIX}{self.name} {base64.b64encode(signature).decode()}\n"
@@ -174,7 +201,7 @@ class Note:
     signatures: tuple[NoteSignature, ...]
 
 
-def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
+def sign_note(text: str, signers: Sequence[LineSigner]) -> str:
     """The signed note of ``text`` (which must end in a newline) by ``signers``."""
     _check_text(text)
     if not signers:
@@ -222,7 +249,7 @@ def _parse_signature(line: str) -> NoteSignature:
     return NoteSignature(name, int.from_bytes(raw[:KEY_ID_SIZE], "big"), raw[KEY_ID_SIZE:])
 
 
-def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> Note:
+def open_note(note: str | bytes, verifiers: Iterable[LineVerifier]) -> Note:
     """Parse ``note`` and verify it against ``verifiers``, per C2SP signed-note.
 
     Raises :class:`InvalidCheckpoint` if a known key's signature fails, or if
@@ -236,9 +263,7 @@ def open_note(note: str | bytes, verifiers: Iterable[NoteVerifier]) -> Note:
         verifier = known.get((signature.name, signature.key_id))
         if verifier is None:
             continue  # unknown keys are ignored
-        if len(signature.signature) != ED25519_SIGNATURE_SIZE or not verifier.verify(
-            text, signature.signature
-        ):
+        if not verifier.verify(text, signature.signature):
             raise InvalidCheckpoint(f"signature by {signature.name} does not verify")
         verified += 1
     if not verified:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
 from trustmesh.log.checkpoint import RECEIPT_HEADER
 from trustmesh.log.merkle import HASH_SIZE
-from trustmesh.log.note import NoteSigner, NoteVerifier, open_note, sign_note
+from trustmesh.log.note import LineVerifier, NoteSigner, open_note, sign_note
 
 __all__ = ["Receipt", "issue_receipt", "open_receipt"]
 
@@ -55,10 +55,10 @@ def issue_receipt(receipt: Receipt, signer: NoteSigner) -> str:
         raise ValueError("the log's key name must be its origin")
     if receipt.index < 0 or receipt.deadline < 0 or len(receipt.leaf_hash) != HASH_SIZE:
         raise ValueError("a receipt needs a non-negative index and deadline and a 32-byte hash")
-    return sign_note(receipt.text(), [signer])
+    return sign_note(receipt.text(), signer.note_signers())
 
 
-def open_receipt(note: str | bytes, verifier: NoteVerifier) -> Receipt:
+def open_receipt(note: str | bytes, verifier: LineVerifier) -> Receipt:
     """Verify a receipt with the log's key, offline, and parse it."""
     try:
         text = open_note(note, [verifier]).text

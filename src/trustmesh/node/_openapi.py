@@ -222,6 +222,7 @@ DOCUMENT: dict[str, Any] = {
                 "required": [
                     "origin",
                     "verifier_key",
+                    "proof_key",
                     "size",
                     "epoch_seconds",
                     "chain_id",
@@ -230,6 +231,11 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "origin": {"type": "string"},
                     "verifier_key": {"type": "string"},
+                    "proof_key": {
+                        "type": "string",
+                        "description": "P-256 verifier key (C2SP type 0x02) of the second "
+                        "signature on checkpoints and receipts, the one the chain checks",
+                    },
                     "size": _INDEX,
                     "epoch_seconds": {"type": "number"},
                     "chain_id": {"type": "integer"},

@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 
 from trustmesh.errors import InvalidReading
 from trustmesh.identity import Alg, PublicKey
-from trustmesh.log.note import NoteSigner
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.receipt import Receipt, issue_receipt
 from trustmesh.reading import verify_reading
 
@@ -33,14 +33,14 @@ def verify_batch(items: list[Item]) -> list[str | None]:
     return results
 
 
-_signers: dict[tuple[bytes, str], NoteSigner] = {}
+_signers: dict[tuple[bytes, str], LogSigner] = {}
 
 
 def sign_receipts(seed: bytes, origin: str, items: list[tuple[int, bytes, int]]) -> list[str]:
     """In a worker: the signed receipts of (index, leaf hash, deadline) triples."""
     signer = _signers.get((seed, origin))
     if signer is None:
-        signer = _signers[(seed, origin)] = NoteSigner.from_seed(origin, seed)
+        signer = _signers[(seed, origin)] = LogSigner.from_seed(origin, seed)
     return [
         issue_receipt(Receipt(origin, index, leaf, deadline), signer)
         for index, leaf, deadline in items

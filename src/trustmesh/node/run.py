@@ -36,6 +36,7 @@ from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import ChainError, Error
 from trustmesh.identity import Alg, SoftwareSigner, create_keystore, open_keystore
 from trustmesh.log.note import NoteSigner
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import open_store
 from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._devices import DeviceDirectory
@@ -68,8 +69,9 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def node_signer(data_dir: Path, state: NodeState, origin: str | None) -> NoteSigner:
-    """The node's Ed25519 checkpoint key, in an encrypted keystore in the data dir.
+def node_signer(data_dir: Path, state: NodeState, origin: str | None) -> LogSigner:
+    """The node's checkpoint keys (Ed25519, and P-256 derived from its seed), in an
+    encrypted keystore in the data dir.
 
     The password is $TRUSTMESH_PASSWORD; without it, a random one is kept in
     ``node.password`` (mode 0600), and a warning says so.
@@ -94,7 +96,7 @@ def node_signer(data_dir: Path, state: NodeState, origin: str | None) -> NoteSig
     if state.get("origin") not in (None, name):
         raise Error(f"this data directory's log is {state.get('origin')!r}, not {name!r}")
     state.put("origin", name)
-    return NoteSigner.from_seed(name, seed)
+    return LogSigner.from_seed(name, seed)
 
 
 class NodeRuntime:
@@ -140,19 +142,23 @@ class NodeRuntime:
 
     def register_self(self, url: str) -> None:
         node = self.registry.node(self.signer.name)
-        key = self.signer.verifier.public_key.hex()
+        keys = (self.signer.verifier.public_key, self.signer.p256.verifier.public_key)
         if node["status"] == "unknown":
             self.registry.register_node(
-                self.signer.name, self.signer.verifier.public_key, url, self.registry.min_stake()
+                self.signer.name, keys[0], url, self.registry.min_stake(), keys[1]
             )
             log.info("registered as the gateway of %s", self.signer.name)
-        elif node["status"] != "active" or node["checkpoint_key"] != key:
+        elif node["status"] != "active" or (node["checkpoint_key"], node["proof_key"]) != (
+            keys[0].hex(),
+            keys[1].hex(),
+        ):
             raise Error(f"the registry's record of {self.signer.name} is not this node: {node}")
 
     def info(self) -> dict[str, Any]:
         return {
             "origin": self.signer.name,
             "verifier_key": self.signer.verifier.vkey,
+            "proof_key": self.signer.p256.verifier.vkey,
             "epoch_seconds": self.config.epoch,
             "chain_id": self.client.chain_id,
             "contracts": self.deployment.contracts,

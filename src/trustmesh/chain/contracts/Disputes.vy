@@ -3,14 +3,21 @@
 @title trustmesh Disputes
 @notice Fraud proofs checked entirely on-chain; each one slashes the liar's
         stake in the Registry, which pays the reporter its share.
-        Proven so far: device equivocation (two readings signed by one
-        device key under one seq, with different payloads).
+        Four kinds: device equivocation (two readings signed by one device
+        key under one seq, with different payloads); an invalid entry in an
+        anchored tree; a split view (two checkpoints of one log, both signed
+        by its node, that cannot both be true); a broken receipt (the log
+        holds another entry at the receipt's index, or anchored it late).
 @dev    Readings are parsed only as far as the proof needs: a reading is
         untagged, deterministic CBOR (as trustmesh logs them), so every item
         has its shortest head and a slice of the entry is the exact encoding
         the signature covers. P-256 signatures are checked with P256VERIFY
         (0x100, EIP-7951); Ed25519 devices are audited off-chain (no
-        precompile for them).
+        precompile for them). Checkpoints and receipts are C2SP signed notes;
+        a node signs each with its Ed25519 key and with the P-256 key it
+        registered (`node_proof_key`, signature type 0x02), and the chain
+        checks the latter: the note text is rebuilt here from its fields, so
+        only notes without extension lines are provable.
 """
 
 interface Registry:
@@ -20,8 +27,13 @@ interface Registry:
     def slash_node(origin_id: bytes32, amount: uint256, reporter: address) -> uint256: nonpayable
 
 
+    def node_proof_key(origin_id: bytes32) -> Bytes[64]: view
+
+
 interface LogAnchor:
     def roots(origin_id: bytes32, size: uint256) -> bytes32: view
+    def latest(origin_id: bytes32) -> (uint256, bytes32, uint256, uint256): view
+    def anchored_at(origin_id: bytes32, size: uint256) -> (uint256, uint256): view
 
 
 struct Key:
@@ -61,6 +73,8 @@ ALG_ES256: constant(int256) = -7
 SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
 EMPTY_AAD: constant(Bytes[1]) = b"\x40"
 PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
+RECEIPT_HEADER: constant(Bytes[25]) = b"trustmesh.dev/receipt/v1\n"
+MAX_NOTE: constant(uint256) = 512
 
 
 event InvalidEntryProven:
@@ -78,6 +92,22 @@ event EquivocationProven:
     slashed: uint256
 
 
+event SplitViewProven:
+    origin_id: indexed(bytes32)
+    size_a: uint256
+    size_b: uint256
+    reporter: indexed(address)
+    slashed: uint256
+
+
+event BrokenReceiptProven:
+    origin_id: indexed(bytes32)
+    index: uint256
+    reason: String[32]
+    reporter: indexed(address)
+    slashed: uint256
+
+
 struct VerifiedReading:
     device_id: bytes32
     seq: uint256
@@ -90,6 +120,8 @@ registry: public(immutable(address))
 log_anchor: public(immutable(address))
 proven: public(HashMap[bytes32, bool])  # sha256(device_id, seq) of each proven equivocation
 invalid_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, index) of each invalid entry
+split_proven: public(HashMap[bytes32, bool])  # origin_id of each log proven to show a split view
+receipt_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, index) of each broken receipt
 
 
 @deploy
@@ -429,3 +461,206 @@ def _field(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256, name: Bytes[8]
         position = self._skip(entry, key_start + key_length)
         assert position <= end, "disputes: truncated payload"
     raise "disputes: missing field"
+
+
+@external
+def prove_split_view(
+    origin: String[MAX_ORIGIN],
+    size_a: uint256,
+    root_a: bytes32,
+    signature_a: Bytes[64],
+    size_b: uint256,
+    root_b: bytes32,
+    signature_b: Bytes[64],
+    index: uint256,
+    leaf_a: bytes32,
+    proof_a: DynArray[bytes32, MAX_PROOF],
+    leaf_b: bytes32,
+    proof_b: DynArray[bytes32, MAX_PROOF],
+) -> uint256:
+    """
+    @notice Prove that a node signed two views of its log that cannot both be
+            true: two checkpoints of one size with different roots, or two
+            trees holding different leaves at one index. Slashes the node's
+            whole stake; the reporter gets its share.
+    @param signature_a r || s of the node's P-256 signature on checkpoint a.
+    @param signature_b The same for checkpoint b; empty when (size_b, root_b)
+           is an anchored tree instead (the node's own transaction signed it).
+    @param index When the sizes differ: an index below both sizes where the
+           trees hold different leaves (`leaf_a`, `leaf_b`, with their
+           inclusion proofs `proof_a`, `proof_b`).
+    @return The amount slashed.
+    """
+    origin_id: bytes32 = sha256(origin)
+    key: Bytes[64] = self._node_key(origin_id)
+    assert self._note_signed(self._checkpoint_text(origin, size_a, root_a), signature_a, key), "disputes: checkpoint a not signed"
+    if len(signature_b) == 0:
+        assert root_b != empty(bytes32), "disputes: tree b not anchored"
+        assert staticcall LogAnchor(log_anchor).roots(origin_id, size_b) == root_b, "disputes: tree b not anchored"
+    else:
+        assert self._note_signed(self._checkpoint_text(origin, size_b, root_b), signature_b, key), "disputes: checkpoint b not signed"
+    if size_a == size_b:
+        assert root_a != root_b, "disputes: the same tree"
+    else:
+        assert index < min(size_a, size_b), "disputes: index beyond a tree"
+        assert leaf_a != leaf_b, "disputes: the same leaf"
+        assert self._included(leaf_a, index, size_a, proof_a, root_a), "disputes: leaf a not included"
+        assert self._included(leaf_b, index, size_b, proof_b, root_b), "disputes: leaf b not included"
+    assert not self.split_proven[origin_id], "disputes: already proven"
+    self.split_proven[origin_id] = True
+    slashed: uint256 = extcall Registry(registry).slash_node(origin_id, max_value(uint256), msg.sender)
+    log SplitViewProven(origin_id=origin_id, size_a=size_a, size_b=size_b, reporter=msg.sender, slashed=slashed)
+    return slashed
+
+
+@external
+def prove_receipt_contradicted(
+    origin: String[MAX_ORIGIN],
+    index: uint256,
+    leaf: bytes32,
+    deadline: uint256,
+    signature: Bytes[64],
+    size: uint256,
+    other_leaf: bytes32,
+    proof: DynArray[bytes32, MAX_PROOF],
+) -> uint256:
+    """
+    @notice Prove that a node's receipt (index, leaf hash, deadline) is not
+            honoured: an anchored tree of its log holds another leaf at that
+            index. Slashes the node's whole stake; the reporter gets its share.
+    @param signature r || s of the node's P-256 signature on the receipt.
+    @param size An anchored size of the log, above `index`.
+    @param other_leaf The leaf that tree holds at `index` (`proof` includes it).
+    """
+    origin_id: bytes32 = sha256(origin)
+    self._check_receipt(origin, origin_id, index, leaf, deadline, signature)
+    root: bytes32 = staticcall LogAnchor(log_anchor).roots(origin_id, size)
+    assert root != empty(bytes32), "disputes: tree not anchored"
+    assert other_leaf != leaf, "disputes: the receipt is honoured"
+    assert self._included(other_leaf, index, size, proof, root), "disputes: not included"
+    return self._slash_for_receipt(origin_id, index, "contradicted")
+
+
+@external
+def prove_receipt_late(
+    origin: String[MAX_ORIGIN],
+    index: uint256,
+    leaf: bytes32,
+    deadline: uint256,
+    signature: Bytes[64],
+    covering_size: uint256,
+) -> uint256:
+    """
+    @notice Prove that a node did not anchor a receipt's index by its deadline
+            (milliseconds since the Unix epoch). Slashes the node's whole
+            stake; the reporter gets its share.
+    @param covering_size The first anchored size above `index`, if the index
+           was anchored at all (late); 0 if it is not anchored yet.
+    """
+    origin_id: bytes32 = sha256(origin)
+    self._check_receipt(origin, origin_id, index, leaf, deadline, signature)
+    if covering_size == 0:
+        latest_size: uint256 = (staticcall LogAnchor(log_anchor).latest(origin_id))[0]
+        assert latest_size <= index, "disputes: the index is anchored"
+        assert block.timestamp * 1000 > deadline, "disputes: deadline not passed"
+    else:
+        previous: uint256 = 0
+        anchored_time: uint256 = 0
+        previous, anchored_time = staticcall LogAnchor(log_anchor).anchored_at(origin_id, covering_size)
+        assert anchored_time != 0, "disputes: tree not anchored"
+        assert covering_size > index and previous <= index, "disputes: not the first anchor of the index"
+        assert anchored_time * 1000 > deadline, "disputes: anchored by the deadline"
+    return self._slash_for_receipt(origin_id, index, "late")
+
+
+@internal
+def _slash_for_receipt(origin_id: bytes32, index: uint256, reason: String[32]) -> uint256:
+    slot: bytes32 = sha256(concat(origin_id, convert(index, bytes32)))
+    assert not self.receipt_proven[slot], "disputes: already proven"
+    self.receipt_proven[slot] = True
+    slashed: uint256 = extcall Registry(registry).slash_node(origin_id, max_value(uint256), msg.sender)
+    log BrokenReceiptProven(origin_id=origin_id, index=index, reason=reason, reporter=msg.sender, slashed=slashed)
+    return slashed
+
+
+@internal
+@view
+def _check_receipt(
+    origin: String[MAX_ORIGIN], origin_id: bytes32, index: uint256, leaf: bytes32, deadline: uint256, signature: Bytes[64]
+):
+    text: Bytes[MAX_NOTE] = concat(
+        RECEIPT_HEADER,
+        convert(origin, Bytes[MAX_ORIGIN]),
+        b"\n",
+        convert(uint2str(index), Bytes[78]),
+        b"\n",
+        self._base64(leaf),
+        b"\n",
+        convert(uint2str(deadline), Bytes[78]),
+        b"\n",
+    )
+    assert self._note_signed(text, signature, self._node_key(origin_id)), "disputes: receipt not signed"
+
+
+@internal
+@view
+def _node_key(origin_id: bytes32) -> Bytes[64]:
+    key: Bytes[64] = staticcall Registry(registry).node_proof_key(origin_id)
+    assert len(key) == 64, "disputes: unknown node"
+    return key
+
+
+@internal
+@pure
+def _checkpoint_text(origin: String[MAX_ORIGIN], size: uint256, root: bytes32) -> Bytes[MAX_NOTE]:
+    # C2SP tlog-checkpoint, no extension lines: "<origin>\n<size>\n<base64 root>\n"
+    return concat(convert(origin, Bytes[MAX_ORIGIN]), b"\n", convert(uint2str(size), Bytes[78]), b"\n", self._base64(root), b"\n")
+
+
+@internal
+@pure
+def _base64(data: bytes32) -> Bytes[44]:
+    """Standard base64 (RFC 4648 §4) of 32 bytes: 43 characters and one "="."""
+    value: uint256 = convert(data, uint256)
+    high: uint256 = 0  # characters 0..31
+    low: uint256 = 0  # characters 32..43, left-aligned
+    for i: uint256 in range(44):
+        sextet: uint256 = 0
+        if i < 42:
+            sextet = (value >> (250 - 6 * i)) & 63
+        elif i == 42:
+            sextet = (value & 15) << 2
+        char: uint256 = 61  # "="
+        if i < 43:
+            if sextet < 26:
+                char = 65 + sextet
+            elif sextet < 52:
+                char = 71 + sextet  # 97 + sextet - 26
+            elif sextet < 62:
+                char = sextet - 4  # 48 + sextet - 52
+            elif sextet == 62:
+                char = 43  # "+"
+            else:
+                char = 47  # "/"
+        if i < 32:
+            high = high | (char << (8 * (31 - i)))
+        else:
+            low = low | (char << (8 * (63 - i)))
+    return concat(convert(high, bytes32), slice(convert(low, bytes32), 0, 12))
+
+
+@internal
+@view
+def _note_signed(text: Bytes[MAX_NOTE], signature: Bytes[64], key: Bytes[64]) -> bool:
+    if len(signature) != 64:
+        return False
+    success: bool = False
+    response: Bytes[32] = b""
+    success, response = raw_call(
+        P256VERIFY,
+        concat(sha256(text), signature, key),
+        max_outsize=32,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    return success and len(response) == 32 and convert(response, uint256) == 1

@@ -6,9 +6,9 @@
         registered node, and only with a valid RFC 9162 consistency proof from
         the last anchored checkpoint, checked here, on-chain.
 @dev    The root of every anchored tree is kept (fraud proofs name any of
-        them); the block and time are kept for the latest anchor and logged
-        for every one. One new storage slot per anchor keeps the cost per
-        reading low. Logs are keyed by `origin_id = sha256(origin)`, as in the
+        them), with the size anchored before it and its time (a receipt
+        anchored after its deadline is proven late by these); the block is
+        kept for the latest anchor and logged for every one. Logs are keyed by `origin_id = sha256(origin)`, as in the
         Registry. Tree sizes, block numbers and times must fit in 64 bits.
 """
 
@@ -33,6 +33,8 @@ registry: public(immutable(address))
 # size << 128 | block number << 64 | timestamp, of the latest anchor of each log
 latest_packed: HashMap[bytes32, uint256]
 roots: public(HashMap[bytes32, HashMap[uint256, bytes32]])
+# previous anchored size << 64 | timestamp, of every anchor: what a late receipt is judged by
+history: HashMap[bytes32, HashMap[uint256, uint256]]
 MASK64: constant(uint256) = 2**64 - 1
 
 
@@ -56,6 +58,7 @@ def anchor(origin: String[MAX_ORIGIN], size: uint256, root: bytes32, proof: DynA
     old_root: bytes32 = self.roots[origin_id][old_size]
     assert self._consistent(old_size, size, old_root, root, proof), "anchor: not consistent with the last anchor"
     self.roots[origin_id][size] = root
+    self.history[origin_id][size] = unsafe_add(old_size << 64, block.timestamp)
     # unsafe_add: the three fields are below 2**64 and do not overlap.
     self.latest_packed[origin_id] = unsafe_add(unsafe_add(size << 128, block.number << 64), block.timestamp)
     log Anchored(origin_id=origin_id, size=size, root=root, block_number=block.number, timestamp=block.timestamp)
@@ -70,6 +73,17 @@ def latest(origin_id: bytes32) -> (uint256, bytes32, uint256, uint256):
     packed: uint256 = self.latest_packed[origin_id]
     size: uint256 = packed >> 128
     return size, self.roots[origin_id][size], (packed >> 64) & MASK64, packed & MASK64
+
+
+@external
+@view
+def anchored_at(origin_id: bytes32, size: uint256) -> (uint256, uint256):
+    """
+    @notice For an anchored size: the size anchored just before it (0 for the
+            first) and the block time it was anchored; (0, 0) if never anchored.
+    """
+    packed: uint256 = self.history[origin_id][size]
+    return packed >> 64, packed & MASK64
 
 
 @external

@@ -55,6 +55,7 @@ struct Node:
     checkpoint_key: bytes32  # Ed25519 public key of the log's signed notes
     unbond_at: uint256
     url: String[MAX_URL]
+    proof_key: Bytes[MAX_KEY]  # P-256 x || y: its second signature on notes, checked on-chain
 
 
 event DeviceRegistered:
@@ -95,6 +96,7 @@ event NodeRegistered:
     checkpoint_key: bytes32
     url: String[MAX_URL]
     stake: uint256
+    proof_key: Bytes[MAX_KEY]
 
 
 event NodeRetired:
@@ -272,16 +274,21 @@ def revoke(device_id: bytes32):
 
 @external
 @payable
-def register_node(origin: String[MAX_ORIGIN], checkpoint_key: bytes32, url: String[MAX_URL]):
+def register_node(
+    origin: String[MAX_ORIGIN], checkpoint_key: bytes32, url: String[MAX_URL], proof_key: Bytes[MAX_KEY]
+):
     """
     @notice Register a node (gateway) for a log origin, with all of `msg.value` as stake.
     @param checkpoint_key The Ed25519 key that signs the log's checkpoints.
+    @param proof_key The P-256 key (x || y) that also signs its checkpoints and
+           receipts (C2SP signature type 0x02), so that Disputes can check them.
     """
     origin_id: bytes32 = sha256(origin)
     assert len(origin) > 0, "registry: empty origin"
     assert self.nodes[origin_id].status == STATUS_NONE, "registry: origin taken"
     assert msg.value >= self.min_stake, "registry: stake below minimum"
     assert checkpoint_key != empty(bytes32), "registry: empty checkpoint key"
+    assert len(proof_key) == 64, "registry: proof key must be P-256 x || y"
     self.nodes[origin_id] = Node(
         owner=msg.sender,
         stake=msg.value,
@@ -289,6 +296,7 @@ def register_node(origin: String[MAX_ORIGIN], checkpoint_key: bytes32, url: Stri
         checkpoint_key=checkpoint_key,
         unbond_at=0,
         url=url,
+        proof_key=proof_key,
     )
     log NodeRegistered(
         origin_id=origin_id,
@@ -297,6 +305,7 @@ def register_node(origin: String[MAX_ORIGIN], checkpoint_key: bytes32, url: Stri
         checkpoint_key=checkpoint_key,
         url=url,
         stake=msg.value,
+        proof_key=proof_key,
     )
 
 
@@ -422,3 +431,13 @@ def node_operator(origin_id: bytes32) -> address:
     if self.nodes[origin_id].status != STATUS_ACTIVE:
         return empty(address)
     return self.nodes[origin_id].owner
+
+
+@external
+@view
+def node_proof_key(origin_id: bytes32) -> Bytes[MAX_KEY]:
+    """
+    @notice The P-256 key (x || y) that signs this origin's notes for the chain,
+            whatever the node's status (a retired node's signed lies still count).
+    """
+    return self.nodes[origin_id].proof_key
