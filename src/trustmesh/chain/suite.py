@@ -50,6 +50,16 @@ def onchain_key(key: PublicKey) -> bytes:
     return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
 
+def key_from_chain(alg: int, raw: bytes) -> PublicKey:
+    """The inverse of :func:`onchain_key`: a Registry key record as a PublicKey."""
+    if Alg(alg) is Alg.EDDSA:
+        return PublicKey(Alg.EDDSA, raw)
+    x, y = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    return PublicKey.from_cryptography(
+        ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    )
+
+
 @dataclass(frozen=True)
 class Deployment:
     """Where the suite lives on one chain."""

@@ -1,53 +1,71 @@
-"""``trustmesh watch``: follow nodes, audit their logs, report what they lie about."""
+"""``trustmesh watch``: follow nodes, audit their logs, prove what they lie about."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
+import threading
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from trustmesh.cli._common import UsageError, err, print_json
+from trustmesh.cli._common import PASSWORD_ENV, UsageError, err, print_json
 
 
 def watch(
     node: Annotated[
         list[str], typer.Option("--node", help="A node to follow (repeat for several).")
     ],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc",
+            help="The chain the nodes anchor on (default: the first node's, or its /rpc).",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Ethereum JSON keystore that pays for fraud proofs (else $TRUSTMESH_CHAIN_KEY; "
+            "with neither, findings are reported but not proven).",
+            dir_okay=False,
+        ),
+    ] = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option("--peer", help="Another watcher to compare checkpoints with (repeat)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Serve POST /v1/receipts and checkpoint gossip on this loopback port."
+        ),
+    ] = None,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Poll each node once, then stop.")] = False,
     webhook: Annotated[
-        str | None, typer.Option("--webhook", help="POST each finding here.")
+        str | None, typer.Option("--webhook", help="POST each alert and proof here.")
     ] = None,
 ) -> None:
-    """Follow nodes: check every checkpoint and entry; print each finding as a JSON line.
+    """Follow nodes: check every checkpoint, entry, receipt and anchor; prove lies on-chain.
 
-    With --once, a final line {"audited", "findings"} sums up.
+    Each alert and each proof is printed as a JSON line. With --once, a final
+    line {"audited", "findings"} sums up.
     """
     import httpx
 
-    from trustmesh.watcher.audit import Finding, SeqIndex
-    from trustmesh.watcher.follow import NodeFollower
+    from trustmesh.watcher.service import Watcher
 
     if interval <= 0:
         raise UsageError("--interval must be positive")
-    index = SeqIndex()
-    found = 0
+    if port is not None and not 0 < port < 65536:
+        raise UsageError("--port must be 1..65535")
     with httpx.Client(timeout=30) as http:
-        try:
-            followers = [NodeFollower(url, http, index) for url in node]
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            raise UsageError(f"cannot follow {node}: {exc}") from None
 
-        def report(finding: Finding) -> None:
-            document: dict[str, Any] = {
-                "kind": finding.kind,
-                "origin": finding.origin,
-                "detail": finding.detail,
-                "evidence": [e.hex() if isinstance(e, bytes) else e for e in finding.evidence],
-            }
+        def report(document: dict[str, Any]) -> None:
             print_json(document)
             if webhook is not None:
                 try:
@@ -55,21 +73,58 @@ def watch(
                 except httpx.HTTPError as exc:
                     err.print(f"webhook failed: {exc}")
 
-        while True:
-            for follower in followers:
-                try:
-                    findings = follower.poll()
-                except (httpx.HTTPError, ValueError) as exc:
-                    reason = type(exc).__name__
-                    err.print(
-                        f"{follower.url}: unreachable or malformed ({reason}): liveness alert"
-                    )
-                    continue
-                for finding in findings:
-                    found += 1
-                    report(finding)
-            if once:
-                break
-            time.sleep(interval)  # the watch cadence, not a wait for a condition
-    audited = sum(f.audited for f in followers)
-    sys.stdout.write(json.dumps({"audited": audited, "findings": found}) + "\n")
+        try:
+            info = http.get(node[0].rstrip("/") + "/v1/log").json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise UsageError(f"cannot follow {node[0]}: {exc}") from None
+        chain = _chain_view(info, node[0], rpc, key_file)
+        try:
+            watcher = Watcher(node, http, chain=chain, peers=peer or [], report=report)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise UsageError(f"cannot follow {node}: {exc}") from None
+        server = None
+        if port is not None:
+            server = _serve(watcher, port)
+        stop = threading.Event()
+        try:
+            while True:
+                watcher.tick()
+                if once or stop.wait(interval):  # the watch cadence
+                    break
+        finally:
+            if server is not None:
+                server.stop()
+    audited = sum(f.audited for f in watcher.followers.values())
+    sys.stdout.write(json.dumps({"audited": audited, "findings": watcher.alerts}) + "\n")
+
+
+def _chain_view(
+    info: dict[str, Any], first_node: str, rpc: str | None, key_file: Path | None
+) -> Any:
+    """The chain the nodes anchor on, with the key that pays for proofs (None: no chain)."""
+    from eth_account import Account
+
+    from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
+    from trustmesh.chain.suite import Deployment
+    from trustmesh.watcher.onchain import ChainView
+
+    contracts = info.get("contracts")
+    if not isinstance(contracts, dict) or "Disputes" not in contracts:
+        err.print("the node names no Disputes contract: findings are reported, not proven")
+        return None
+    url = rpc or info.get("rpc") or first_node.rstrip("/") + "/rpc"
+    if key_file is None and not os.environ.get("TRUSTMESH_CHAIN_KEY"):
+        err.print("no --key-file or $TRUSTMESH_CHAIN_KEY: findings are reported, not proven")
+        account, can_prove = Account.create(), False  # reads only
+    else:
+        account = account_from_env_or_file(key_file, os.environ.get(PASSWORD_ENV))
+        can_prove = True
+    client = ChainClient(rpc_web3(url), account, chain_id=int(info["chain_id"]))
+    return ChainView(client, Deployment(client.chain_id, dict(contracts)), can_prove=can_prove)
+
+
+def _serve(watcher: Any, port: int) -> Any:
+    from trustmesh._server import ThreadedServer
+    from trustmesh.watcher.api import create_watcher_app
+
+    return ThreadedServer(create_watcher_app(watcher), port=port).start()

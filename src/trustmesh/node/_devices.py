@@ -17,11 +17,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from trustmesh.chain.suite import Registry, device_id
+from trustmesh.chain.suite import Registry, device_id, key_from_chain
 from trustmesh.errors import ChainError
-from trustmesh.identity import Alg, PublicKey
+from trustmesh.identity import PublicKey
 from trustmesh.node._problems import Problem
 
 CACHE_SIZE = 100_000
@@ -38,15 +36,6 @@ class DeviceRecord:
             if from_seq <= seq:
                 return key
         raise Problem("unknown-device", "no key for this seq")
-
-
-def _public_key(alg: int, raw: bytes) -> PublicKey:
-    if Alg(alg) is Alg.EDDSA:
-        return PublicKey(Alg.EDDSA, raw)
-    x, y = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-    return PublicKey.from_cryptography(
-        ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-    )
 
 
 def _key(did: str, record: DeviceRecord, seq: int) -> PublicKey:
@@ -119,7 +108,7 @@ class DeviceDirectory:
             keys = []
             for i in range(info["keys"]):
                 alg, raw, from_seq, _ = self._registry.key_record(did, i)
-                keys.append((from_seq, _public_key(alg, raw)))
+                keys.append((from_seq, key_from_chain(alg, raw)))
         except ChainError as exc:
             raise Problem("chain-unavailable", f"registry unavailable: {exc}") from None
         return DeviceRecord(info["status"], tuple(keys))

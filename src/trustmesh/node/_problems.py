@@ -31,6 +31,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "oversized": (413, "Too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "signature": (422, "Bad signature"),
+    "bad-receipt": (422, "Not a receipt of a followed log"),
     "clock": (422, "Timestamp outside the clock window"),
     "over-capacity": (429, "Over capacity"),
     "not-implemented": (501, "Not implemented"),

@@ -34,10 +34,20 @@ __all__ = ["CheckpointTracker", "Finding", "SeqIndex", "audit_entry"]
 class Finding:
     """A misbehaviour found, with what proves it."""
 
-    kind: str  # "split-view", "bad-checkpoint", "equivocation", "invalid-entry"
+    kind: str  # "split-view", "bad-checkpoint", "equivocation", "invalid-entry", …
     origin: str
     detail: str
     evidence: tuple[bytes | str, ...] = ()
+    index: int | None = None  # the entry's index, when the finding is about one
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "origin": self.origin,
+            "detail": self.detail,
+            "index": self.index,
+            "evidence": [e.hex() if isinstance(e, bytes) else e for e in self.evidence],
+        }
 
 
 ConsistencyFetcher = Callable[[int, int], list[bytes]]
@@ -132,14 +142,14 @@ def audit_entry(
     try:
         reading = parse_reading(entry)
     except InvalidReading as exc:
-        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,))
+        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
     key = key_for(reading.did, reading.seq)
     if key is None:
         return Finding(
-            "invalid-entry", origin, f"#{index}: {reading.did} is not registered", (entry,)
+            "invalid-entry", origin, f"#{index}: {reading.did} is not registered", (entry,), index
         )
     try:
         verify_reading(entry, key)
     except InvalidReading as exc:
-        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,))
+        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
     return None

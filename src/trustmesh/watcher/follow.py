@@ -6,11 +6,13 @@ the checkpoint adds, check that it is included under the checkpoint's root
 (inclusion proof), audit it (a valid reading, signed by the key its did:key
 names), and record its (did, seq) in the index shared by all followed nodes,
 so that one device signing two payloads under one seq on two different logs
-is caught. On-chain proofs and the registry's key history come next.
+is caught. The leaf hashes of the view it was shown are kept: they are what
+a split view or a broken receipt is proven from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,6 +22,8 @@ from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
 from trustmesh.log.note import NoteVerifier
 from trustmesh.watcher.audit import CheckpointTracker, Finding, SeqIndex, audit_entry
+
+KeyFor = Callable[[str, int], PublicKey | None]
 
 
 def did_key(did: str, seq: int) -> PublicKey | None:
@@ -31,14 +35,23 @@ def did_key(did: str, seq: int) -> PublicKey | None:
 
 
 class NodeFollower:
-    def __init__(self, url: str, http: httpx.Client, index: SeqIndex) -> None:
+    def __init__(
+        self, url: str, http: httpx.Client, index: SeqIndex, key_for: KeyFor = did_key
+    ) -> None:
         self.url = url.rstrip("/")
         self.http = http
         self.index = index
+        self.key_for = key_for
         info = self._json("/v1/log")
         self.origin: str = info["origin"]
-        self.tracker = CheckpointTracker(NoteVerifier.from_vkey(info["verifier_key"]), self.origin)
-        self.audited = 0
+        self.epoch = float(info.get("epoch_seconds", 30.0))
+        self.verifier = NoteVerifier.from_vkey(info["verifier_key"])
+        self.tracker = CheckpointTracker(self.verifier, self.origin)
+        self.leaves: list[bytes] = []  # leaf hashes of the view this node showed us
+
+    @property
+    def audited(self) -> int:
+        return len(self.leaves)
 
     def _json(self, path: str, **params: int) -> dict[str, Any]:
         answer = self.http.get(self.url + path, params=params)
@@ -60,24 +73,23 @@ class NodeFollower:
         checkpoint = self.tracker.latest
         assert checkpoint is not None
         findings: list[Finding] = []
-        for index in range(self.audited, checkpoint.size):
+        for index in range(len(self.leaves), checkpoint.size):
             entry_answer = self.http.get(f"{self.url}/v1/entries/{index}")
             entry_answer.raise_for_status()
             entry = entry_answer.content
             proof = self._json("/v1/proof/inclusion", index=index, size=checkpoint.size)
             hashes = [bytes.fromhex(str(h)) for h in proof["hashes"]]
+            leaf = merkle.leaf_hash(entry)
             try:
-                merkle.verify_inclusion(
-                    merkle.leaf_hash(entry), index, checkpoint.size, hashes, checkpoint.root
-                )
+                merkle.verify_inclusion(leaf, index, checkpoint.size, hashes, checkpoint.root)
             except InvalidProof as exc:
                 findings.append(Finding("broken-log", self.origin, f"#{index}: {exc}", (entry,)))
-                continue
+                break  # the view stops here until the node serves what it signed
+            self.leaves.append(leaf)
             for found in (
-                audit_entry(entry, self.origin, index, did_key),
+                audit_entry(entry, self.origin, index, self.key_for),
                 self.index.observe(entry, self.origin, index),
             ):
                 if found is not None:
                     findings.append(found)
-        self.audited = checkpoint.size
         return findings

@@ -1,0 +1,109 @@
+"""A watcher's HTTP API: devices forward receipts, peers exchange checkpoints.
+
+- ``POST /v1/receipts``: JSON ``{"receipts": [note, …]}``; every receipt is
+  checked with its log's keys before any is kept (422 names the first bad one);
+  202 with what is now held.
+- ``GET /v1/checkpoints``: the latest checkpoint of each log this watcher was
+  shown, for peers to compare with theirs.
+- ``GET /v1/leaves?origin=O&size=N``: the first N leaf hashes of this
+  watcher's view of log O, from which a split view is proven.
+- ``GET /v1/status``: the logs followed, alerts raised, proofs submitted.
+
+Errors are RFC 9457 problem+json, as on nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from trustmesh.errors import InvalidReceipt
+from trustmesh.node._problems import MEDIA_TYPE, Problem
+from trustmesh.watcher.service import Watcher
+
+MAX_BODY = 1 << 20
+MAX_RECEIPTS = 1000
+
+
+def _problem(problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.to_json(), problem.status, media_type=MEDIA_TYPE)
+
+
+def create_watcher_app(watcher: Watcher) -> Starlette:
+    async def post_receipts(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise Problem("unsupported-media-type", "send application/json")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise Problem("oversized", f"the body is larger than {MAX_BODY} bytes")
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise Problem("bad-request", "the body is not JSON") from None
+        notes = document.get("receipts") if isinstance(document, dict) else None
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise Problem("bad-request", 'expected {"receipts": [signed receipt, …]}')
+        if len(notes) > MAX_RECEIPTS:
+            raise Problem("oversized", f"at most {MAX_RECEIPTS} receipts per request")
+        for position, note in enumerate(notes):
+            try:
+                watcher.check_receipt(note)
+            except InvalidReceipt as exc:
+                raise Problem("bad-receipt", f"receipt {position}: {exc}") from None
+        held = [watcher.add_receipt(note) for note in notes]
+        return JSONResponse(
+            {
+                "held": [
+                    {"origin": r.origin, "index": r.index, "deadline": r.deadline} for r in held
+                ]
+            },
+            202,
+        )
+
+    async def get_checkpoints(request: Request) -> Response:
+        return JSONResponse(watcher.checkpoints())
+
+    async def get_leaves(request: Request) -> Response:
+        origin = request.query_params.get("origin", "")
+        size = request.query_params.get("size", "")
+        if not size.isdigit() or len(size) > 19:
+            raise Problem("bad-request", "size must be a non-negative integer")
+        leaves = watcher.leaves(origin, int(size))
+        if leaves is None:
+            raise Problem("not-found", f"no view of {origin!r} with {size} leaves")
+        return JSONResponse(
+            {"origin": origin, "size": int(size), "leaves": [h.hex() for h in leaves]}
+        )
+
+    async def get_status(request: Request) -> Response:
+        document: dict[str, Any] = {
+            "logs": {o: f.audited for o, f in watcher.followers.items()},
+            "alerts": watcher.alerts,
+            "proofs": [p.to_json() for p in watcher.proofs],
+        }
+        return JSONResponse(document)
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return _problem(exc)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+        return _problem(Problem(slug, str(exc.detail)))
+
+    return Starlette(
+        routes=[
+            Route("/v1/receipts", post_receipts, methods=["POST"]),
+            Route("/v1/checkpoints", get_checkpoints),
+            Route("/v1/leaves", get_leaves),
+            Route("/v1/status", get_status),
+        ],
+        exception_handlers={Problem: on_problem, HTTPException: on_http},
+    )

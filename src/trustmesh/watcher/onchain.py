@@ -1,0 +1,203 @@
+"""The chain as a watcher reads it and writes to it: registry keys at the
+time of each reading, the nodes' P-256 proof keys, anchors, and the fraud
+proofs themselves (submitted, and confirmed by the Disputes events).
+
+Every proof is built from evidence the watcher checked off-chain first with
+the same verification path (:mod:`trustmesh.reading`, :mod:`trustmesh.log`),
+so a proof that reverts means the chain and the watcher disagree: the revert
+reason is reported, never swallowed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.suite import (
+    Deployment,
+    Disputes,
+    Divergence,
+    LogAnchor,
+    Registry,
+    SignedTree,
+    key_from_chain,
+)
+from trustmesh.errors import ChainError, InvalidCheckpoint
+from trustmesh.identity import PublicKey
+from trustmesh.log.note_p256 import P256NoteVerifier
+from trustmesh.log.receipt import Receipt
+
+__all__ = ["Anchor", "ChainView", "ProofResult"]
+
+KEY_TTL = 10.0
+
+
+@dataclass(frozen=True)
+class Anchor:
+    size: int
+    root: bytes
+    timestamp: int  # block time, seconds
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    """What the chain said of a submitted proof."""
+
+    kind: str
+    accepted: bool
+    transaction: str = ""
+    slashed: int = 0
+    reward: int = 0  # what the Registry paid the reporter
+    reason: str = ""  # why it reverted, when it did
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "proof": self.kind,
+            "accepted": self.accepted,
+            "transaction": self.transaction,
+            "slashed": self.slashed,
+            "reward": self.reward,
+            "reason": self.reason,
+        }
+
+
+class ChainView:
+    """One watcher's connection to the suite: reads cached where they cannot change."""
+
+    def __init__(
+        self, client: ChainClient, deployment: Deployment, *, can_prove: bool = True
+    ) -> None:
+        self.client = client
+        self.can_prove = can_prove  # False: no funded key, findings are only reported
+        self.registry = Registry(client, deployment)
+        self.anchor = LogAnchor(client, deployment)
+        self.disputes = Disputes(client, deployment)
+        self._proof_keys: dict[str, P256NoteVerifier] = {}
+        self._keys: dict[str, tuple[float, list[tuple[int, PublicKey]]]] = {}
+
+    # -- reads ---------------------------------------------------------------
+
+    def key_for(self, did: str, seq: int) -> PublicKey | None:
+        """The key the Registry holds for ``did`` at ``seq``; None if not registered.
+
+        A device's key history is read once and kept for ``KEY_TTL`` seconds:
+        keys change by rotation only, which takes effect from a later seq.
+        """
+        now = time.monotonic()
+        cached = self._keys.get(did)
+        if cached is None or cached[0] < now:
+            record = self.registry.device(did)
+            history: list[tuple[int, PublicKey]] = []
+            if record["status"] != "unknown":
+                for i in range(record["keys"]):
+                    alg, raw, from_seq, _ = self.registry.key_record(did, i)
+                    history.append((from_seq, key_from_chain(alg, raw)))
+            cached = (now + KEY_TTL, history)
+            self._keys[did] = cached
+        for from_seq, key in reversed(cached[1]):
+            if from_seq <= seq:
+                return key
+        return None
+
+    def proof_verifier(self, origin: str) -> P256NoteVerifier | None:
+        """The P-256 key the Registry holds for a log (it never changes once set)."""
+        cached = self._proof_keys.get(origin)
+        if cached is not None:
+            return cached
+        raw = bytes.fromhex(self.registry.node(origin)["proof_key"])
+        if len(raw) != 64:
+            return None
+        try:
+            verifier = P256NoteVerifier(origin, raw)
+        except InvalidCheckpoint:
+            return None
+        self._proof_keys[origin] = verifier
+        return verifier
+
+    def latest_anchor(self, origin: str) -> Anchor:
+        size, root, _, timestamp = self.anchor.latest(origin)
+        return Anchor(size, root, timestamp)
+
+    def first_anchor_covering(self, origin: str, index: int) -> int:
+        """The first anchored size above ``index`` (0 if none yet)."""
+        size = self.latest_anchor(origin).size
+        if size <= index:
+            return 0
+        while True:
+            previous, _ = self.anchor.anchored_at(origin, size)
+            if previous <= index:
+                return size
+            size = previous
+
+    def chain_time(self) -> int:
+        with self.client.errors("reading the latest block"):
+            return int(self.client.w3.eth.get_block("latest")["timestamp"])
+
+    # -- proofs --------------------------------------------------------------
+
+    def _submit(self, kind: str, event: str, send: Any) -> ProofResult:
+        if not self.can_prove:
+            return ProofResult(kind, False, reason="not submitted: no key to pay for proofs")
+        try:
+            receipt: TxReceipt = send()
+        except ChainError as exc:
+            return ProofResult(kind, False, reason=str(exc))
+        logs = getattr(self.disputes.contract.events, event)().process_receipt(
+            receipt, errors=DISCARD
+        )
+        slashed = int(logs[0]["args"]["slashed"]) if logs else 0
+        paid = self.registry.contract.events.Slashed().process_receipt(receipt, errors=DISCARD)
+        reward = sum(int(event["args"]["reward"]) for event in paid)
+        return ProofResult(
+            kind, bool(logs), receipt["transactionHash"].hex(), slashed, reward=reward
+        )
+
+    def prove_equivocation(self, first: bytes, second: bytes) -> ProofResult:
+        return self._submit(
+            "equivocation",
+            "EquivocationProven",
+            lambda: self.disputes.prove_equivocation(first, second),
+        )
+
+    def prove_invalid_entry(
+        self, origin: str, size: int, index: int, entry: bytes, proof: list[bytes]
+    ) -> ProofResult:
+        return self._submit(
+            "invalid-entry",
+            "InvalidEntryProven",
+            lambda: self.disputes.prove_invalid_entry(origin, size, index, entry, proof),
+        )
+
+    def prove_split_view(
+        self, origin: str, a: SignedTree, b: SignedTree, divergence: Divergence | None
+    ) -> ProofResult:
+        return self._submit(
+            "split-view",
+            "SplitViewProven",
+            lambda: self.disputes.prove_split_view(origin, a, b, divergence),
+        )
+
+    def prove_receipt_contradicted(
+        self, receipt: Receipt, signature: bytes, size: int, other_leaf: bytes, proof: list[bytes]
+    ) -> ProofResult:
+        return self._submit(
+            "broken-receipt",
+            "BrokenReceiptProven",
+            lambda: self.disputes.prove_receipt_contradicted(
+                receipt, signature, size, other_leaf, proof
+            ),
+        )
+
+    def prove_receipt_late(
+        self, receipt: Receipt, signature: bytes, covering_size: int
+    ) -> ProofResult:
+        return self._submit(
+            "broken-receipt",
+            "BrokenReceiptProven",
+            lambda: self.disputes.prove_receipt_late(receipt, signature, covering_size),
+        )

@@ -1,0 +1,348 @@
+"""A watcher: follows nodes, holds them to their receipts, gossips checkpoints
+with other watchers, and proves every lie it can on-chain.
+
+Each :meth:`Watcher.tick` polls every node (:class:`NodeFollower`), then
+
+- proves what the poll found: equivocation at once; an invalid entry once an
+  anchored tree includes it; two signed checkpoints of one size with two
+  roots at once;
+- checks the receipts devices forwarded (:meth:`Watcher.add_receipt`): the
+  leaf at the receipt's index must be the receipt's, and the index must be
+  anchored by the deadline; otherwise the receipt itself is the proof;
+- checks each log's anchors for liveness (an alert, "stall", when none came
+  for ``stall_epochs`` epochs while the log grew);
+- asks its peers for the checkpoints they were shown: a checkpoint that does
+  not extend this watcher's view (or is not extended by it) is a split view,
+  proven from the two views' leaves at the first index where they differ.
+
+Every alert and every proof is handed to ``report`` as one JSON document;
+each alert is raised once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from trustmesh.chain.suite import Divergence, SignedTree
+from trustmesh.errors import ChainError, InvalidCheckpoint, InvalidReceipt
+from trustmesh.log import merkle
+from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.note_p256 import p256_signature
+from trustmesh.log.receipt import Receipt, open_receipt
+from trustmesh.watcher.audit import Finding, SeqIndex
+from trustmesh.watcher.follow import NodeFollower, did_key
+from trustmesh.watcher.onchain import ChainView, ProofResult
+
+__all__ = ["PendingReceipt", "Watcher"]
+
+Report = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class PendingReceipt:
+    receipt: Receipt
+    note: str
+    alerted: bool = False
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Watcher:
+    def __init__(
+        self,
+        nodes: list[str],
+        http: httpx.Client,
+        *,
+        chain: ChainView | None = None,
+        peers: list[str] | None = None,
+        report: Report = lambda document: None,
+        stall_epochs: float = 3.0,
+    ) -> None:
+        self.http = http
+        self.chain = chain
+        self.peers = [p.rstrip("/") for p in peers or []]
+        self.report = report
+        self.stall_epochs = stall_epochs
+        self.index = SeqIndex()
+        key_for = chain.key_for if chain is not None else did_key
+        followers = [NodeFollower(url, http, self.index, key_for) for url in nodes]
+        self.followers = {f.origin: f for f in followers}
+        self.lock = threading.Lock()  # guards the receipts the HTTP API hands in
+        self._receipts: list[PendingReceipt] = []
+        self._unanchored: list[Finding] = []  # invalid entries waiting for an anchor
+        self._raised: set[tuple[str, str, str]] = set()
+        self._stalled: set[str] = set()
+        self._gossip_checked: set[str] = set()
+        self.alerts = 0
+        self.proofs: list[ProofResult] = []
+
+    # -- what devices and peers hand in ---------------------------------------
+
+    def add_receipt(self, note: str) -> Receipt:
+        """Hold a node to a receipt a device forwarded; InvalidReceipt if it is not one."""
+        receipt = self.check_receipt(note)
+        with self.lock:
+            if all(p.note != note for p in self._receipts):
+                self._receipts.append(PendingReceipt(receipt, note))
+        return receipt
+
+    def check_receipt(self, note: str) -> Receipt:
+        """A forwarded receipt, verified with the log's keys; InvalidReceipt if it is not one."""
+        lines = note.split("\n")
+        follower = self.followers.get(lines[1]) if len(lines) > 1 else None
+        if follower is None:
+            raise InvalidReceipt("a receipt of a log this watcher does not follow")
+        receipt = open_receipt(note, follower.verifier)
+        if self.chain is not None:
+            verifier = self.chain.proof_verifier(receipt.origin)
+            if verifier is None:
+                raise InvalidReceipt("the log has no P-256 key in the Registry")
+            try:
+                open_receipt(note, verifier)
+            except InvalidReceipt:
+                raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
+        return receipt
+
+    def checkpoints(self) -> dict[str, str]:
+        """The latest checkpoint of each log, as this watcher was shown it (for peers)."""
+        notes = {origin: f.tracker.latest_note for origin, f in self.followers.items()}
+        return {origin: note for origin, note in notes.items() if note is not None}
+
+    def leaves(self, origin: str, size: int) -> list[bytes] | None:
+        """The first ``size`` leaf hashes of this watcher's view of a log, if it has them.
+
+        (The poll only appends to the list, so a slice of it is a consistent prefix.)
+        """
+        follower = self.followers.get(origin)
+        if follower is None or not 0 <= size <= len(follower.leaves):
+            return None
+        return follower.leaves[:size]
+
+    # -- the loop -------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One round: poll, prove, check receipts, anchors and peers."""
+        for follower in self.followers.values():
+            try:
+                findings = follower.poll()
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                self._alert(
+                    Finding("unreachable", follower.origin, f"{follower.url}: {exc!r}"),
+                    once=False,
+                )
+                continue
+            for finding in findings:
+                self._alert(finding)
+                self._act(finding)
+        if self.chain is not None:
+            for work in (self._prove_unanchored, self._check_receipts, self._check_liveness):
+                try:
+                    work()
+                except ChainError as exc:
+                    self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
+        for peer in self.peers:
+            try:
+                self._gossip(peer)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                self._alert(Finding("peer-unreachable", "", f"{peer}: {exc!r}"), once=False)
+
+    def _alert(self, finding: Finding, *, once: bool = True) -> None:
+        key = (finding.kind, finding.origin, finding.detail)
+        if once:
+            if key in self._raised:
+                return
+            self._raised.add(key)
+        self.alerts += 1
+        self.report({"event": "alert", "at_ms": wall_ms(), **finding.to_json()})
+
+    def _proved(self, origin: str, result: ProofResult) -> None:
+        self.proofs.append(result)
+        self.report({"event": "proof", "at_ms": wall_ms(), "origin": origin, **result.to_json()})
+
+    # -- proofs ----------------------------------------------------------------
+
+    def _act(self, finding: Finding) -> None:
+        if self.chain is None:
+            return
+        if finding.kind == "equivocation":
+            first, second = (e for e in finding.evidence if isinstance(e, bytes))
+            self._proved(finding.origin, self.chain.prove_equivocation(first, second))
+        elif finding.kind == "invalid-entry":
+            self._unanchored.append(finding)
+        elif finding.kind == "split-view":
+            notes = [e for e in finding.evidence if isinstance(e, str)]
+            self._prove_split(finding.origin, notes[0], notes[1], None)
+
+    def _prove_unanchored(self) -> None:
+        assert self.chain is not None
+        waiting: list[Finding] = []
+        for finding in self._unanchored:
+            follower = self.followers[finding.origin]
+            anchor = self.chain.latest_anchor(finding.origin)
+            index = finding.index
+            assert index is not None
+            if anchor.size <= index or len(follower.leaves) < anchor.size:
+                waiting.append(finding)
+                continue
+            leaves = follower.leaves[: anchor.size]
+            entry = finding.evidence[0]
+            assert isinstance(entry, bytes)
+            proof = merkle.inclusion_proof(leaves, index)
+            self._proved(
+                finding.origin,
+                self.chain.prove_invalid_entry(finding.origin, anchor.size, index, entry, proof),
+            )
+        self._unanchored = waiting
+
+    def _signed_tree(self, origin: str, note: str) -> tuple[Checkpoint, SignedTree] | None:
+        assert self.chain is not None
+        verifier = self.chain.proof_verifier(origin)
+        if verifier is None:
+            return None
+        try:
+            checkpoint = open_checkpoint(note, verifier, origin)
+            r, s = p256_signature(note, verifier)
+        except InvalidCheckpoint:
+            return None  # not signed for the chain: an alert, not a proof
+        return checkpoint, SignedTree(checkpoint.size, checkpoint.root, r + s)
+
+    def _prove_split(
+        self, origin: str, note_a: str, note_b: str, divergence: Divergence | None
+    ) -> None:
+        if self.chain is None:
+            return
+        a, b = self._signed_tree(origin, note_a), self._signed_tree(origin, note_b)
+        if a is None or b is None:
+            return
+        if a[1].size != b[1].size and divergence is None:
+            return  # the leaves of the other view are needed: gossip brings them
+        self._proved(origin, self.chain.prove_split_view(origin, a[1], b[1], divergence))
+
+    def _check_receipts(self) -> None:
+        assert self.chain is not None
+        chain_ms = self.chain.chain_time() * 1000
+        with self.lock:
+            taken = list(self._receipts)
+        pending = [item for item in taken if not self._settle(item, chain_ms)]
+        with self.lock:  # keep what arrived meanwhile
+            self._receipts = pending + [p for p in self._receipts if p not in taken]
+
+    def _settle(self, item: PendingReceipt, chain_ms: int) -> bool:
+        """Check one receipt; True once it is honoured or proven broken."""
+        assert self.chain is not None
+        receipt = item.receipt
+        follower = self.followers[receipt.origin]
+        verifier = self.chain.proof_verifier(receipt.origin)
+        assert verifier is not None  # add_receipt checked it
+        r, s = p256_signature(item.note, verifier)
+        index = receipt.index
+        leaves = follower.leaves
+        if index < len(leaves) and leaves[index] != receipt.leaf_hash:
+            self._alert_receipt(item, f"#{index} holds another entry than the receipt's")
+            anchor = self.chain.latest_anchor(receipt.origin)
+            if anchor.size <= index or len(leaves) < anchor.size:
+                return False  # provable once an anchored tree holds the other entry
+            proof = merkle.inclusion_proof(leaves[: anchor.size], index)
+            result = self.chain.prove_receipt_contradicted(
+                receipt, r + s, anchor.size, leaves[index], proof
+            )
+            self._proved(receipt.origin, result)
+            return True
+        if chain_ms <= receipt.deadline:
+            return False
+        covering = self.chain.first_anchor_covering(receipt.origin, index)
+        if covering:
+            _, anchored_time = self.chain.anchor.anchored_at(receipt.origin, covering)
+            if anchored_time * 1000 <= receipt.deadline:
+                return index < len(leaves)  # anchored in time; honoured once the leaf is seen
+        self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
+        result = self.chain.prove_receipt_late(receipt, r + s, covering)
+        if not result.accepted and "deadline not passed" in result.reason:
+            return False  # the chain's clock lags ours: again next round
+        self._proved(receipt.origin, result)
+        return True
+
+    def _alert_receipt(self, item: PendingReceipt, detail: str) -> None:
+        if not item.alerted:
+            item.alerted = True
+            receipt = item.receipt
+            self._alert(
+                Finding("broken-receipt", receipt.origin, detail, (item.note,), receipt.index)
+            )
+
+    def _check_liveness(self) -> None:
+        assert self.chain is not None
+        now = time.time()
+        for origin, follower in self.followers.items():
+            anchor = self.chain.latest_anchor(origin)
+            late = now - anchor.timestamp > self.stall_epochs * follower.epoch
+            if late and follower.audited > anchor.size and anchor.timestamp:
+                if origin not in self._stalled:
+                    self._stalled.add(origin)
+                    age = now - anchor.timestamp
+                    self._alert(
+                        Finding("stall", origin, f"no anchor for {age:.1f} s", (), anchor.size),
+                        once=False,
+                    )
+            elif not late:
+                self._stalled.discard(origin)
+
+    def _gossip(self, peer: str) -> None:
+        answer = self.http.get(f"{peer}/v1/checkpoints")
+        answer.raise_for_status()
+        for origin, note in dict(answer.json()).items():
+            follower = self.followers.get(origin)
+            if follower is None or note in self._gossip_checked or not isinstance(note, str):
+                continue
+            try:
+                theirs = open_checkpoint(note, follower.verifier, origin)
+            except InvalidCheckpoint:
+                continue  # not signed by the log: the peer's problem, not the log's
+            ours_note = follower.tracker.latest_note
+            ours = follower.tracker.latest
+            if ours is None or ours_note is None or len(follower.leaves) != ours.size:
+                continue  # our own view is not complete yet: next round
+            mine = follower.leaves
+            if theirs.size <= len(mine) and merkle.root(mine[: theirs.size]) == theirs.root:
+                self._gossip_checked.add(note)
+                continue  # they saw an earlier state of the same log
+            leaves = self._peer_leaves(peer, origin, theirs)
+            if leaves is None:
+                continue
+            self._gossip_checked.add(note)
+            first = next(
+                (i for i in range(min(len(mine), len(leaves))) if mine[i] != leaves[i]), None
+            )
+            if first is None and theirs.size != ours.size:
+                continue  # one view extends the other: consistent
+            divergence = None
+            if first is not None:
+                divergence = Divergence(
+                    first,
+                    mine[first],
+                    merkle.inclusion_proof(mine, first),
+                    leaves[first],
+                    merkle.inclusion_proof(leaves, first),
+                )
+            detail = f"{peer} was shown size {theirs.size}, we size {ours.size}: they differ"
+            self._alert(Finding("split-view", origin, detail, (ours_note, note), first))
+            self._prove_split(origin, ours_note, note, divergence)
+
+    def _peer_leaves(self, peer: str, origin: str, checkpoint: Checkpoint) -> list[bytes] | None:
+        answer = self.http.get(
+            f"{peer}/v1/leaves", params={"origin": origin, "size": checkpoint.size}
+        )
+        if answer.status_code != 200:
+            return None
+        leaves = [bytes.fromhex(str(h)) for h in answer.json()["leaves"]]
+        if len(leaves) != checkpoint.size or merkle.root(leaves) != checkpoint.root:
+            return None  # not the leaves of that checkpoint
+        return leaves

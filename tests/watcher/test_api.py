@@ -1,0 +1,90 @@
+"""The watcher's HTTP API: receipts in (bad ones refused, nothing kept from a
+bad batch), checkpoints and leaves out for peers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trustmesh._server import ThreadedServer
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite
+from trustmesh.log import merkle
+from trustmesh.log.note_p256 import LogSigner
+from trustmesh.log.receipt import Receipt, issue_receipt
+from trustmesh.sim.lognode import SimLog
+from trustmesh.watcher.api import create_watcher_app
+from trustmesh.watcher.onchain import ChainView
+from trustmesh.watcher.service import Watcher
+
+STAKE = 10**15
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[SimLog, Watcher, str]]:
+    chain = EmbeddedChain.open(tmp_path / "chain")
+    client = ChainClient(chain.w3, chain.dev_accounts[0])
+    deployment = deploy_suite(client, min_stake=STAKE)
+    origin = "api.example/log"
+    signer = LogSigner.from_seed(origin, os.urandom(32))
+    log = SimLog(signer, LogAnchor(client, deployment), epoch=60, checkpoint_interval=60)
+    Registry(client, deployment).register_node(
+        origin, signer.verifier.public_key, log.url, STAKE, signer.p256.verifier.public_key
+    )
+    log.start()
+    for i in range(3):
+        log.append(b"entry %d" % i)
+    log.sign()
+    http = httpx.Client(timeout=10)
+    watcher = Watcher([log.url], http, chain=ChainView(client, deployment))
+    watcher.tick()
+    server = ThreadedServer(create_watcher_app(watcher)).start()
+    yield log, watcher, server.url
+    server.stop()
+    http.close()
+    log.stop()
+    chain.close()
+
+
+def test_receipts_are_checked_before_any_is_held(setup: tuple[SimLog, Watcher, str]) -> None:
+    log, watcher, url = setup
+    good = log.issue_receipt(3, merkle.leaf_hash(b"entry 3"), 2**40)
+    stranger = LogSigner.from_seed(log.signer.name, os.urandom(32))
+    forged = issue_receipt(Receipt(log.signer.name, 4, bytes(32), 2**40), stranger)
+    cases = [
+        ({"content": b"{", "headers": {"content-type": "application/json"}}, 400),
+        ({"json": {"receipts": "nope"}}, 400),
+        ({"json": [good]}, 400),
+        ({"content": good.encode(), "headers": {"content-type": "text/plain"}}, 415),
+        ({"json": {"receipts": [good, forged]}}, 422),
+        ({"json": {"receipts": ["not a note"]}}, 422),
+        ({"json": {"receipts": [good.replace(log.signer.name, "other.example/log")]}}, 422),
+    ]
+    for request, status in cases:
+        answer = httpx.post(f"{url}/v1/receipts", **request)  # type: ignore[arg-type]
+        assert answer.status_code == status, (request, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert watcher._receipts == []  # nothing held from a refused batch
+    answer = httpx.post(f"{url}/v1/receipts", json={"receipts": [good]})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["held"] == [{"origin": log.signer.name, "index": 3, "deadline": 2**40}]
+    assert [p.receipt.index for p in watcher._receipts] == [3]
+
+
+def test_checkpoints_and_leaves_for_peers(setup: tuple[SimLog, Watcher, str]) -> None:
+    log, _, url = setup
+    checkpoints = httpx.get(f"{url}/v1/checkpoints").json()
+    assert checkpoints == {log.signer.name: log.main.note}
+    leaves = httpx.get(f"{url}/v1/leaves", params={"origin": log.signer.name, "size": 2}).json()
+    assert leaves["leaves"] == [merkle.leaf_hash(b"entry %d" % i).hex() for i in range(2)]
+    for origin, size in ((log.signer.name, 4), ("x", 1)):
+        params = {"origin": origin, "size": size}
+        assert httpx.get(f"{url}/v1/leaves", params=params).status_code == 404
+    assert httpx.get(f"{url}/v1/leaves", params={"size": "-1"}).status_code == 400
+    assert httpx.get(f"{url}/v1/nowhere").status_code == 404
+    assert httpx.get(f"{url}/v1/status").json()["logs"] == {log.signer.name: 3}
