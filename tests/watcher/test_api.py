@@ -83,7 +83,7 @@ def test_checkpoints_and_leaves_for_peers(setup: tuple[SimLog, Watcher, str]) ->
     leaves = httpx.get(f"{url}/v1/leaves", params={"origin": log.signer.name, "size": 2}).json()
     assert leaves["leaves"] == [merkle.leaf_hash(b"entry %d" % i).hex() for i in range(2)]
     for origin, size in ((log.signer.name, 4), ("x", 1)):
-        params = {"origin": origin, "size": size}
+        params: dict[str, str | int] = {"origin": origin, "size": size}
         assert httpx.get(f"{url}/v1/leaves", params=params).status_code == 404
     assert httpx.get(f"{url}/v1/leaves", params={"size": "-1"}).status_code == 400
     assert httpx.get(f"{url}/v1/nowhere").status_code == 404
