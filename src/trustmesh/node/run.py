@@ -175,7 +175,10 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
     """Run the node until interrupted; ``ready`` gets the node's info once it listens."""
     runtime = NodeRuntime(config)
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        # IPPROTO_TCP named: only then does asyncio set TCP_NODELAY on accepted
+        # connections; with proto 0 every response waits ~40 ms (Nagle, delayed ACK).
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((config.host, config.port))
         sock.listen(1024)
