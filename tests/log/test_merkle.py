@@ -205,3 +205,17 @@ def test_trees_spanning_three_tile_levels() -> None:
     reopened.push(_leaves(1, salt=4))
     tiled.tiles.update(reopened.take_dirty())
     assert TreeReader(70_001, tiled.tiles.get).root() == merkle.root(leaves + _leaves(1, salt=4))
+
+
+def test_compact_range_root_equals_the_reference_at_every_size() -> None:
+    from trustmesh.log.compact import CompactRange
+
+    leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
+    compact = CompactRange()
+    assert compact.root() == merkle.root([])
+    for size, leaf in enumerate(leaves, start=1):
+        compact.extend([leaf])
+        assert compact.root() == merkle.root(leaves[:size]), size
+    snapshot = compact.copy()
+    compact.extend([leaves[0]])
+    assert snapshot.root() == merkle.root(leaves) != compact.root()

@@ -85,3 +85,15 @@ def test_invalid_entries() -> None:
         finding = audit_entry(entry, ORIGIN, 3, key_for)
         assert finding is not None and finding.kind == "invalid-entry"
         assert reason in finding.detail
+
+
+def test_tile_index_paths() -> None:
+    from trustmesh.watcher.follow import tile_index
+
+    assert [tile_index(n) for n in (0, 5, 999, 1000, 1234067)] == [
+        "000",
+        "005",
+        "999",
+        "x001/000",
+        "x001/x234/067",
+    ]

@@ -2,8 +2,10 @@
 
 Each poll of a node: fetch its signed checkpoint and check it against the last
 one seen (signature, consistency proof from the node); then fetch every entry
-the checkpoint adds, check that it is included under the checkpoint's root
-(inclusion proof), audit it (a valid reading, signed by the key its did:key
+the checkpoint adds, 256 at a time as C2SP entry bundles (``/tile/entries``),
+check that together with every earlier entry they make the checkpoint's root
+(a compact range: O(log n) per batch; a log without tiles is read entry by
+entry with an inclusion proof each), audit each (a valid reading, signed by the key its did:key
 names), and record its (did, seq) in the index shared by all followed nodes,
 so that one device signing two payloads under one seq on two different logs
 is caught. The leaf hashes of the view it was shown are kept: they are what
@@ -20,6 +22,8 @@ import httpx
 from trustmesh.errors import InvalidDid, InvalidProof
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
+from trustmesh.log._bundles import BUNDLE_SIZE, decode_bundle
+from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
 from trustmesh.watcher.audit import CheckpointTracker, Finding, SeqIndex, audit_entry
 
@@ -48,6 +52,8 @@ class NodeFollower:
         self.verifier = NoteVerifier.from_vkey(info["verifier_key"])
         self.tracker = CheckpointTracker(self.verifier, self.origin)
         self.leaves: list[bytes] = []  # leaf hashes of the view this node showed us
+        self._compact = CompactRange()
+        self._tiles = True  # until the node answers that it serves none
 
     @property
     def audited(self) -> int:
@@ -72,24 +78,73 @@ class NodeFollower:
             return [finding]
         checkpoint = self.tracker.latest
         assert checkpoint is not None
+        start = len(self.leaves)
+        if start >= checkpoint.size:
+            return []
+        fetched = self._bundled(start, checkpoint.size) if self._tiles else None
+        if fetched is None:
+            return self._one_by_one(start, checkpoint.size, checkpoint.root)
+        leaves = [merkle.leaf_hash(entry) for entry in fetched]
+        compact = self._compact.copy()
+        compact.extend(leaves)
+        if compact.root() != checkpoint.root:
+            detail = f"entries {start}..{checkpoint.size - 1} do not make the signed root"
+            return [Finding("broken-log", self.origin, detail, ())]
+        self._compact = compact
         findings: list[Finding] = []
-        for index in range(len(self.leaves), checkpoint.size):
+        for offset, (entry, leaf) in enumerate(zip(fetched, leaves, strict=True)):
+            self.leaves.append(leaf)
+            findings += self._audit(entry, start + offset)
+        return findings
+
+    def _bundled(self, start: int, end: int) -> list[bytes] | None:
+        """Entries ``start..end-1`` from entry bundles; None if the node serves no tiles."""
+        entries: list[bytes] = []
+        for bundle in range(start // BUNDLE_SIZE, (end - 1) // BUNDLE_SIZE + 1 if end else 0):
+            width = min(BUNDLE_SIZE, end - bundle * BUNDLE_SIZE)
+            path = tile_index(bundle) + (f".p/{width}" if width < BUNDLE_SIZE else "")
+            answer = self.http.get(f"{self.url}/tile/entries/{path}")
+            if answer.status_code == 404 and bundle == start // BUNDLE_SIZE and not entries:
+                self._tiles = False
+                return None
+            answer.raise_for_status()
+            decoded = decode_bundle(answer.content)
+            if len(decoded) != width:
+                raise ValueError(f"entry bundle {bundle} has {len(decoded)} entries, not {width}")
+            first = max(start - bundle * BUNDLE_SIZE, 0)
+            entries += decoded[first:]
+        return entries
+
+    def _one_by_one(self, start: int, end: int, root: bytes) -> list[Finding]:
+        findings: list[Finding] = []
+        for index in range(start, end):
             entry_answer = self.http.get(f"{self.url}/v1/entries/{index}")
             entry_answer.raise_for_status()
             entry = entry_answer.content
-            proof = self._json("/v1/proof/inclusion", index=index, size=checkpoint.size)
+            proof = self._json("/v1/proof/inclusion", index=index, size=end)
             hashes = [bytes.fromhex(str(h)) for h in proof["hashes"]]
             leaf = merkle.leaf_hash(entry)
             try:
-                merkle.verify_inclusion(leaf, index, checkpoint.size, hashes, checkpoint.root)
+                merkle.verify_inclusion(leaf, index, end, hashes, root)
             except InvalidProof as exc:
                 findings.append(Finding("broken-log", self.origin, f"#{index}: {exc}", (entry,)))
                 break  # the view stops here until the node serves what it signed
             self.leaves.append(leaf)
-            for found in (
-                audit_entry(entry, self.origin, index, self.key_for),
-                self.index.observe(entry, self.origin, index),
-            ):
-                if found is not None:
-                    findings.append(found)
+            self._compact.extend([leaf])
+            findings += self._audit(entry, index)
         return findings
+
+    def _audit(self, entry: bytes, index: int) -> list[Finding]:
+        found = (
+            audit_entry(entry, self.origin, index, self.key_for),
+            self.index.observe(entry, self.origin, index),
+        )
+        return [f for f in found if f is not None]
+
+
+def tile_index(n: int) -> str:
+    """A tile index as a C2SP tlog-tiles path: 1234067 → ``x001/x234/067``."""
+    digits = str(n)
+    digits = digits.zfill(-(-len(digits) // 3) * 3)
+    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
