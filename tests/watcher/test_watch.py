@@ -71,3 +71,60 @@ def test_equivocation_across_two_nodes_is_caught(tmp_path: Path, start_node: Any
     assert [f["kind"] for f in findings] == ["equivocation"]
     assert len(findings[0]["evidence"]) == 2
     assert summary == {"audited": 2, "findings": 1}
+
+
+def test_watch_serves_receipts_and_holds_a_real_node_to_them(
+    tmp_path: Path, start_node: Any
+) -> None:
+    """`trustmesh watch --port`: devices forward real receipts; the node anchors them in
+    time, so each is settled as honoured and nothing is alerted; Ctrl-C stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.services import free_port
+    from trustmesh.chain.embedded import dev_keys
+
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=0.5)
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    answer = httpx.post(
+        f"{node.url}/v1/readings",
+        content=b"".join(device.sign("t", i) for i in range(3)),
+        headers={"content-type": "application/cbor-seq"},
+    )
+    receipts = [item["receipt"] for item in answer.json()]
+    port = free_port()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "trustmesh", "watch", "--node", node.url,
+         "--port", str(port), "--interval", "0.2"],
+        env={**os.environ, "TRUSTMESH_CHAIN_KEY": dev_keys()[3]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
+            assert time.monotonic() < deadline, "the watcher did not come up"
+            try:
+                if httpx.get(f"{url}/v1/status").json()["logs"][node.info["origin"]] >= 3:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        held = httpx.post(f"{url}/v1/receipts", json={"receipts": receipts})
+        assert held.status_code == 202, held.text
+        assert [r["index"] for r in held.json()["held"]] == [0, 1, 2]
+        while httpx.get(f"{url}/v1/status").json()["receipts_held"]:
+            assert time.monotonic() < deadline, "the receipts were never settled"
+            time.sleep(0.1)
+        status = httpx.get(f"{url}/v1/status").json()
+        assert (status["alerts"], status["proofs"]) == (0, [])
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        stdout, stderr = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, stderr
+    assert json.loads(stdout.decode().splitlines()[-1]) == {"audited": 3, "findings": 0}

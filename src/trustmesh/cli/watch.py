@@ -52,8 +52,8 @@ def watch(
 ) -> None:
     """Follow nodes: check every checkpoint, entry, receipt and anchor; prove lies on-chain.
 
-    Each alert and each proof is printed as a JSON line. With --once, a final
-    line {"audited", "findings"} sums up.
+    Each alert and each proof is printed as a JSON line. At the end (--once, or
+    Ctrl-C) a final line {"audited", "findings"} sums up.
     """
     import httpx
 
@@ -91,6 +91,8 @@ def watch(
                 watcher.tick()
                 if once or stop.wait(interval):  # the watch cadence
                     break
+        except KeyboardInterrupt:
+            err.print("stopped")  # Ctrl-C: a clean stop, with the summary below
         finally:
             if server is not None:
                 server.stop()

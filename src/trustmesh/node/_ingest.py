@@ -33,6 +33,7 @@ from trustmesh.node._verify import BatchVerifier, sign_receipts
 from trustmesh.reading import Reading, parse_reading
 
 log = logging.getLogger("trustmesh.node")
+MIN_RECEIPT_WINDOW_MS = 60_000
 
 MAX_FUTURE_MS = 5 * 60 * 1000  # a device clock may run ahead by this much
 MAX_AGE_MS = 7 * 24 * 3600 * 1000  # store-and-forward: readings this old are still taken
@@ -97,6 +98,11 @@ class Ingestor:
         self.verifier = verifier
         self.metrics = metrics
         self.epoch_ms = int(epoch_seconds * 1000)
+        # A receipt's deadline: two epochs, and never under a minute. The chain
+        # judges it by block time, which runs ahead of the wall clock while
+        # blocks come faster than one a second (a block's time is at least its
+        # parent's plus one), and an anchor may wait for a block or a retry.
+        self.receipt_window_ms = max(2 * self.epoch_ms, MIN_RECEIPT_WINDOW_MS)
         self.clock_ms = clock_ms
         self._lookup = lookup  # runs blocking chain lookups off the event loop
         self._queue: asyncio.Queue[
@@ -246,7 +252,7 @@ class Ingestor:
         for reading in fresh:
             self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
         now = self.clock_ms()
-        deadline = now + 2 * self.epoch_ms
+        deadline = now + self.receipt_window_ms
         if indices:
             self.state.record_batch(indices[0], deadline)
         assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
@@ -296,7 +302,7 @@ class Ingestor:
         if index is not None:
             logged = self.store.entry(index)
             if logged == reading.entry:  # a retry (failover): the original receipt again
-                deadline = self.state.deadline(index) or self.clock_ms() + 2 * self.epoch_ms
+                deadline = self.state.deadline(index) or self.clock_ms() + self.receipt_window_ms
                 return self._accept(reading, index, deadline, True)
             return self._equivocation(reading, index, logged)
         return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")

@@ -109,6 +109,7 @@ class SimLog:
         self.main = self.views[0]
         self.servers = [ThreadedServer(view.app(self)) for view in self.views]
         self.anchored = 0
+        self.signed = 0
         self.stalled = False
         self.anchor_errors: list[str] = []
         self._stop = threading.Event()
@@ -163,12 +164,14 @@ class SimLog:
                 view.note = sign_checkpoint(
                     Checkpoint(self.signer.name, size, merkle.root(view.leaves)), self.signer
                 )
+            self.signed = len(self.main.leaves)
 
     def anchor_now(self) -> None:
+        """Anchor the main view at the size last signed, as a node does."""
         if self.stalled:
             return
         with self.lock:
-            leaves = list(self.main.leaves)
+            leaves = self.main.leaves[: self.signed]
         size = len(leaves)
         if size <= self.anchored:
             return

@@ -85,6 +85,7 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
         document: dict[str, Any] = {
             "logs": {o: f.audited for o, f in watcher.followers.items()},
             "alerts": watcher.alerts,
+            "receipts_held": watcher.receipts_held(),
             "proofs": [p.to_json() for p in watcher.proofs],
         }
         return JSONResponse(document)

@@ -51,6 +51,7 @@ class Finding:
 
 
 ConsistencyFetcher = Callable[[int, int], list[bytes]]
+NOTES_KEPT = 1024  # signed checkpoints kept per log: what an anchor is compared with
 
 
 class CheckpointTracker:
@@ -61,6 +62,7 @@ class CheckpointTracker:
         self.origin = origin
         self.latest: Checkpoint | None = None
         self.latest_note: str | None = None
+        self.notes: dict[int, str] = {}  # the last NOTES_KEPT verified notes, by size
 
     def observe(self, note: str, consistency: ConsistencyFetcher) -> Finding | None:
         """Check a newly fetched signed checkpoint; a Finding if the log lied."""
@@ -70,13 +72,20 @@ class CheckpointTracker:
             return Finding("bad-checkpoint", self.origin, str(exc), (note,))
         if self.latest is None or self.latest_note is None:
             self.latest, self.latest_note = checkpoint, note
+            self._keep(checkpoint.size, note)
             return None
         seen = [(self.latest, self.latest_note), (checkpoint, note)]
         (old, old_note), (new, new_note) = sorted(seen, key=lambda pair: pair[0].size)
         finding = self._consistent(old, old_note, new, new_note, consistency)
         if finding is None and checkpoint.size >= self.latest.size:
             self.latest, self.latest_note = checkpoint, note
+            self._keep(checkpoint.size, note)
         return finding
+
+    def _keep(self, size: int, note: str) -> None:
+        self.notes[size] = note
+        if len(self.notes) > NOTES_KEPT:
+            del self.notes[min(self.notes)]
 
     def _consistent(
         self,

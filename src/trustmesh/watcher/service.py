@@ -9,8 +9,11 @@ Each :meth:`Watcher.tick` polls every node (:class:`NodeFollower`), then
 - checks the receipts devices forwarded (:meth:`Watcher.add_receipt`): the
   leaf at the receipt's index must be the receipt's, and the index must be
   anchored by the deadline; otherwise the receipt itself is the proof;
-- checks each log's anchors for liveness (an alert, "stall", when none came
-  for ``stall_epochs`` epochs while the log grew);
+- checks each log's anchors: each new anchored root must be this watcher's
+  root at that size (else a split view between the chain and the watchers,
+  proven with the signed checkpoint of that size), and anchors must keep
+  coming (an alert, "stall", when none came for ``stall_epochs`` epochs while
+  the log grew);
 - asks its peers for the checkpoints they were shown: a checkpoint that does
   not extend this watcher's view (or is not extended by it) is a split view,
   proven from the two views' leaves at the first index where they differ.
@@ -81,6 +84,7 @@ class Watcher:
         self._raised: set[tuple[str, str, str]] = set()
         self._stalled: set[str] = set()
         self._gossip_checked: set[str] = set()
+        self._anchors_checked: set[tuple[str, int]] = set()
         self.alerts = 0
         self.proofs: list[ProofResult] = []
 
@@ -110,6 +114,11 @@ class Watcher:
             except InvalidReceipt:
                 raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
         return receipt
+
+    def receipts_held(self) -> int:
+        """Receipts still waiting to be honoured (or proven broken)."""
+        with self.lock:
+            return len(self._receipts)
 
     def checkpoints(self) -> dict[str, str]:
         """The latest checkpoint of each log, as this watcher was shown it (for peers)."""
@@ -143,7 +152,7 @@ class Watcher:
                 self._alert(finding)
                 self._act(finding)
         if self.chain is not None:
-            for work in (self._prove_unanchored, self._check_receipts, self._check_liveness):
+            for work in (self._prove_unanchored, self._check_receipts, self._check_anchors):
                 try:
                     work()
                 except ChainError as exc:
@@ -256,13 +265,13 @@ class Watcher:
             )
             self._proved(receipt.origin, result)
             return True
-        if chain_ms <= receipt.deadline:
-            return False
         covering = self.chain.first_anchor_covering(receipt.origin, index)
         if covering:
             _, anchored_time = self.chain.anchor.anchored_at(receipt.origin, covering)
             if anchored_time * 1000 <= receipt.deadline:
                 return index < len(leaves)  # anchored in time; honoured once the leaf is seen
+        if chain_ms <= receipt.deadline:
+            return False
         self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
         result = self.chain.prove_receipt_late(receipt, r + s, covering)
         if not result.accepted and "deadline not passed" in result.reason:
@@ -278,11 +287,13 @@ class Watcher:
                 Finding("broken-receipt", receipt.origin, detail, (item.note,), receipt.index)
             )
 
-    def _check_liveness(self) -> None:
+    def _check_anchors(self) -> None:
+        """Anchor liveness, and each new anchor against this watcher's view."""
         assert self.chain is not None
         now = time.time()
         for origin, follower in self.followers.items():
             anchor = self.chain.latest_anchor(origin)
+            self._check_anchored_root(origin, follower, anchor.size, anchor.root)
             late = now - anchor.timestamp > self.stall_epochs * follower.epoch
             if late and follower.audited > anchor.size and anchor.timestamp:
                 if origin not in self._stalled:
@@ -294,6 +305,26 @@ class Watcher:
                     )
             elif not late:
                 self._stalled.discard(origin)
+
+    def _check_anchored_root(
+        self, origin: str, follower: NodeFollower, size: int, root: bytes
+    ) -> None:
+        """The anchored tree must be the one the node showed us at that size: if it
+        is not, and we hold its signed checkpoint of that size, that is a split view
+        between the chain and the watchers, provable with the note alone."""
+        if not size or size > len(follower.leaves) or (origin, size) in self._anchors_checked:
+            return
+        self._anchors_checked.add((origin, size))
+        if merkle.root(follower.leaves[:size]) == root:
+            return
+        note = follower.tracker.notes.get(size)
+        detail = f"the tree anchored at size {size} is not the one shown to this watcher"
+        self._alert(Finding("split-view", origin, detail, (note,) if note else (), size))
+        if note is not None and self.chain is not None:
+            signed = self._signed_tree(origin, note)
+            if signed is not None:
+                anchored = SignedTree(size, root)
+                self._proved(origin, self.chain.prove_split_view(origin, signed[1], anchored, None))
 
     def _gossip(self, peer: str) -> None:
         answer = self.http.get(f"{peer}/v1/checkpoints")

@@ -140,6 +140,11 @@ class _LockedProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
+def dev_keys() -> list[str]:
+    """The development accounts' private keys (eth-tester's well-known keys: local use only)."""
+    return [key.to_hex() for key in get_default_account_keys(quantity=DEV_ACCOUNTS)]
+
+
 class EmbeddedChain:
     """A persistent in-process chain and a web3 connected to it."""
 
