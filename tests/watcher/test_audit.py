@@ -67,6 +67,18 @@ def test_equivocation_across_two_logs() -> None:
     assert index.observe(b"not a reading", "log-b", 9) is None
 
 
+def test_a_replayed_seq_within_one_log() -> None:
+    device = SoftwareSigner.generate()
+    readings = [sign_reading(device, seq=seq, ts=1, sensor="t", value=seq) for seq in (1, 5, 3)]
+    index = SeqIndex()
+    assert index.observe(readings[0], "log-a", 0) is None
+    assert index.observe(readings[1], "log-a", 1) is None
+    assert index.observe(readings[2], "log-b", 0) is None  # another log: its own order
+    finding = index.observe(readings[2], "log-a", 2)
+    assert finding is not None and finding.kind == "seq-order" and finding.index == 2
+    assert "seq 3 logged after seq 5" in finding.detail
+
+
 def test_invalid_entries() -> None:
     device, stranger = SoftwareSigner.generate(), SoftwareSigner.generate()
     registered = {did_from_key(device.public_key)}

@@ -5,7 +5,8 @@
   log); otherwise the log showed a *split view*.
 - :class:`SeqIndex`: across every log watched, one device's (did, seq) names
   one payload; a second payload is *equivocation*, with both entries as
-  evidence.
+  evidence; within one log a device's seqs only grow (a lower one is a
+  replay the node should have refused: *seq-order*).
 - :func:`audit_entry`: an entry a log holds must be a valid reading, signed
   by the key the registry holds for its device and seq; otherwise it is an
   *invalid entry*.
@@ -120,6 +121,7 @@ class SeqIndex:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, int], tuple[bytes, str, int]] = {}
+        self._last: dict[tuple[str, str], int] = {}  # (origin, did) → the last seq logged
 
     def observe(self, entry: bytes, origin: str, index: int) -> Finding | None:
         """Record a logged reading; a Finding when its device signed another payload
@@ -128,6 +130,16 @@ class SeqIndex:
             reading = parse_reading(entry)
         except InvalidReading:
             return None  # audit_entry reports it
+        last = self._last.get((origin, reading.did))
+        if last is not None and reading.seq < last:
+            return Finding(
+                "seq-order",
+                origin,
+                f"#{index}: {reading.did} seq {reading.seq} logged after seq {last} (a replay)",
+                (entry,),
+                index,
+            )
+        self._last[(origin, reading.did)] = reading.seq
         key = (reading.did, reading.seq)
         earlier = self._seen.get(key)
         if earlier is None:
