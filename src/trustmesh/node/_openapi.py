@@ -141,7 +141,8 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v1/devices/{did}/readings": {
             "get": {
-                "summary": "A device's logged readings, each with an inclusion proof",
+                "summary": "A device's logged readings, each as a proof bundle "
+                "(trustmesh-proof-bundle/v1: entry, inclusion in the signed checkpoint, anchor)",
                 "parameters": [
                     {"name": "did", "in": "path", "required": True, "schema": {"type": "string"}},
                     {
@@ -149,6 +150,7 @@ DOCUMENT: dict[str, Any] = {
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
+                    {"name": "seq", "in": "query", "schema": _INDEX},
                 ],
                 "responses": {"200": _json({"type": "object"}, "Readings"), **_problems(400, 404)},
             }

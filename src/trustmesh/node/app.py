@@ -7,7 +7,6 @@ problem+json with a stable ``type``, and nothing a client sends yields a 500.
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
 import io
 import json
@@ -24,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from trustmesh.bundle import make_bundle
 from trustmesh.chain.suite import Registry
 from trustmesh.errors import ChainError, InvalidDid, StoreError
 from trustmesh.identity import key_from_did
@@ -164,23 +164,37 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
     async def get_device_readings(request: Request) -> Response:
         did = _did(request.path_params["did"])
         limit = min(_int(request.query_params.get("limit", "100"), "limit"), 1000)
-        size = ctx.store.size
-        readings = []
-        for seq, index in ctx.store.device_entries(did, limit):
-            if index >= size:
-                continue
-            readings.append(
-                {
-                    "seq": seq,
-                    "index": index,
-                    "entry": base64.b64encode(ctx.store.entry(index)).decode(),
-                    "inclusion_proof": [h.hex() for h in ctx.store.inclusion_proof(index, size)],
-                    "size": size,
-                }
+        if "seq" in request.query_params:
+            index = ctx.store.find(did, _int(request.query_params["seq"], "seq"))
+            found = [] if index is None else [index]
+        else:
+            found = [index for _, index in ctx.store.device_entries(did, limit)]
+        note = ctx.anchorer.checkpoint  # one read: its size is on its second line
+        signed_size = int(note.split("\n")[1])
+        anchored_size, anchored_root = ctx.anchorer.anchored
+        anchor = None
+        if anchored_size:
+            anchor = {
+                "chain_id": ctx.info["chain_id"],
+                "log_anchor": ctx.info["contracts"].get("LogAnchor"),
+                "size": anchored_size,
+                "root": anchored_root,
+                "consistency": ctx.store.consistency_proof(anchored_size, signed_size),
+            }
+        bundles = [
+            make_bundle(
+                origin=ctx.ingestor.origin,
+                verifier_key=ctx.info["verifier_key"],
+                entry=ctx.store.entry(index),
+                index=index,
+                checkpoint=note,
+                inclusion=ctx.store.inclusion_proof(index, signed_size),
+                anchor=anchor if anchored_size <= signed_size else None,
             )
-        return JSONResponse(
-            {"did": did, "checkpoint": ctx.anchorer.checkpoint, "readings": readings}
-        )
+            for index in found
+            if index < signed_size  # not yet in a signed checkpoint: no bundle yet
+        ]
+        return JSONResponse({"did": did, "checkpoint": note, "readings": bundles})
 
     async def get_evidence(request: Request) -> Response:
         after = _int(request.query_params.get("after", "0"), "after")
