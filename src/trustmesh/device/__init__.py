@@ -1,7 +1,13 @@
-"""The device side: what a device (or a process beside it) needs to sign readings.
+"""The device side: what a device (or a process beside it) needs.
 
-It depends only on the identity and reading modules (no web3, no ASGI), so it
-runs on a Raspberry-class device.
+- :class:`Device`: sign readings with a durable, never-reused seq;
+- :class:`Outbox`: the durable queue of readings not yet receipted;
+- :class:`Uplink`: send them over HTTP to the first node that takes them
+  (failover, backoff), verify each receipt with the node's log key, forward
+  receipts to watchers.
+
+It depends on the identity, reading and log-note modules, SQLite and httpx (no
+web3, no ASGI), so it runs on a Raspberry-class device.
 
 >>> import pathlib, tempfile
 >>> from trustmesh.identity import SoftwareSigner
@@ -13,5 +19,7 @@ runs on a Raspberry-class device.
 
 from trustmesh.device._counter import SeqCounter
 from trustmesh.device._device import Device
+from trustmesh.device._outbox import Outbox
+from trustmesh.device._uplink import Uplink
 
-__all__ = ["Device", "SeqCounter"]
+__all__ = ["Device", "Outbox", "SeqCounter", "Uplink"]

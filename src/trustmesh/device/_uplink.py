@@ -1,0 +1,149 @@
+"""Sending readings to nodes: the outbox drained in batches, over HTTP, to the
+first node that answers; each receipt verified with that node's log key before
+the reading leaves the outbox, then forwarded to watchers.
+
+A node that cannot be reached, answers 429/5xx, or returns a receipt that does
+not verify is skipped for this round (the next node is tried at once), and a
+round where no node took anything backs off exponentially (tenacity's wait
+policy), so a partitioned device neither spins nor gives up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from tenacity import wait_exponential
+
+from trustmesh.device._device import Device
+from trustmesh.device._outbox import Outbox
+from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
+from trustmesh.log import merkle
+from trustmesh.log.note import NoteVerifier
+from trustmesh.log.receipt import open_receipt
+from trustmesh.reading import parse_reading
+
+log = logging.getLogger("trustmesh.device")
+
+CBOR_SEQ = "application/cbor-seq"
+BATCH = 100
+
+
+class Uplink:
+    def __init__(
+        self,
+        device: Device,
+        outbox: Outbox,
+        nodes: Sequence[str],
+        *,
+        watchers: Sequence[str] = (),
+        http: httpx.Client | None = None,
+        max_wait: float = 10.0,
+    ) -> None:
+        if not nodes:
+            raise ValueError("an uplink needs at least one node")
+        self.device = device
+        self.outbox = outbox
+        self.nodes = [n.rstrip("/") for n in nodes]
+        self.watchers = [w.rstrip("/") for w in watchers]
+        self.http = http or httpx.Client(timeout=10)
+        self._verifiers: dict[str, NoteVerifier] = {}
+        self._wait = wait_exponential(multiplier=0.1, max=max_wait)
+        self._failed_rounds = 0
+        self.sent_to: dict[str, int] = {}  # node → readings it receipted
+
+    def record(self, sensor: str, value: Any, unit: str | None = None) -> int:
+        """Sign a reading and queue it durably (before any send); its seq."""
+        entry = self.device.sign(sensor, value, unit=unit)
+        seq = parse_reading(entry).seq
+        self.outbox.put(seq, entry)
+        return seq
+
+    def flush(self) -> int:
+        """One round: send what is queued to the first node that takes it; how many
+        readings were receipted."""
+        pending = self.outbox.pending(BATCH)
+        if not pending:
+            return 0
+        for node in self.nodes:
+            try:
+                done = self._send(node, pending)
+            except (httpx.HTTPError, ValueError, InvalidReceipt, InvalidCheckpoint) as exc:
+                log.warning("node %s failed (%s): trying the next", node, exc)
+                continue
+            if done:
+                self._failed_rounds = 0
+                return done
+        self._failed_rounds += 1
+        return 0
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next round after a round no node took."""
+        if not self._failed_rounds:
+            return 0.0
+        state = _Attempt(self._failed_rounds)
+        return float(self._wait(state))  # type: ignore[arg-type]
+
+    def drain(self, stop: threading.Event | None = None) -> None:
+        """Flush until the outbox is empty (or ``stop`` is set), backing off between
+        rounds that no node took."""
+        stop = stop or threading.Event()
+        while len(self.outbox) and not stop.is_set():
+            if not self.flush():
+                stop.wait(self.backoff())  # the backoff policy's pause, not a guess
+
+    def _verifier(self, node: str) -> NoteVerifier:
+        verifier = self._verifiers.get(node)
+        if verifier is None:
+            answer = self.http.get(f"{node}/v1/log")
+            answer.raise_for_status()
+            verifier = self._verifiers[node] = NoteVerifier.from_vkey(answer.json()["verifier_key"])
+        return verifier
+
+    def _send(self, node: str, pending: list[tuple[int, bytes]]) -> int:
+        verifier = self._verifier(node)
+        answer = self.http.post(
+            f"{node}/v1/readings",
+            content=b"".join(entry for _, entry in pending),
+            headers={"content-type": CBOR_SEQ},
+        )
+        if answer.status_code in (429, 503) or answer.status_code >= 500:
+            raise httpx.HTTPStatusError("busy or down", request=answer.request, response=answer)
+        answer.raise_for_status()
+        items = answer.json()
+        if not isinstance(items, list) or len(items) != len(pending):
+            raise ValueError("the node answered another number of items")
+        done, notes = 0, []
+        for (seq, entry), item in zip(pending, items, strict=True):
+            if "receipt" not in item:
+                # Refused: it stays in the outbox, for another node or a later round.
+                log.warning("seq %d refused by %s: %s", seq, node, item.get("detail"))
+                continue
+            receipt = open_receipt(item["receipt"], verifier)
+            if receipt.leaf_hash != merkle.leaf_hash(entry) or receipt.index != item["index"]:
+                raise InvalidReceipt(f"the receipt for seq {seq} names another entry")
+            self.outbox.acknowledge(seq, verifier.name, item["receipt"])
+            notes.append(item["receipt"])
+            done += 1
+        self.sent_to[node] = self.sent_to.get(node, 0) + done
+        self._forward(notes)
+        return done
+
+    def _forward(self, notes: list[str]) -> None:
+        for watcher in self.watchers:
+            if not notes:
+                return
+            try:
+                self.http.post(f"{watcher}/v1/receipts", json={"receipts": notes})
+            except httpx.HTTPError as exc:
+                log.warning("watcher %s unreachable: %s", watcher, exc)
+
+
+class _Attempt:
+    """The part of tenacity's RetryCallState its wait policies read."""
+
+    def __init__(self, number: int) -> None:
+        self.attempt_number = number

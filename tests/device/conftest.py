@@ -1,0 +1,5 @@
+"""The device tests run real nodes: the node tests' fixture."""
+
+from tests.node.conftest import start_node
+
+__all__ = ["start_node"]

@@ -1,0 +1,90 @@
+"""The device SDK against real nodes: a node killed mid-stream, the device fails
+over, and every (did, seq) it signed ends up receipted, in exactly one entry of
+each log that took it; none lost. And the outbox survives a restart."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import trustmesh
+from tests.node.conftest import RunningNode
+from trustmesh.device import Device, Outbox, Uplink
+from trustmesh.identity import SoftwareSigner
+from trustmesh.log.note import NoteVerifier
+from trustmesh.log.receipt import open_receipt
+from trustmesh.log.store import open_store
+
+READINGS = 300
+
+
+def test_failover_when_a_node_dies_mid_stream(tmp_path: Path, start_node: Any) -> None:
+    first: RunningNode = start_node(epoch=0.5)
+    second: RunningNode = start_node(epoch=0.5)
+    device = Device(SoftwareSigner.generate(), tmp_path / "device.seq")
+    for node in (first, second):
+        assert (
+            trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+        )
+    outbox = Outbox(tmp_path / "outbox.db")
+    with httpx.Client(timeout=5) as http:
+        uplink = Uplink(device, outbox, [first.url, second.url], http=http, max_wait=0.5)
+        stop = threading.Event()
+        for i in range(READINGS // 2):
+            uplink.record("temperature", 20 + i % 10, unit="C")
+        uplink.flush()  # one batch to the first node
+        assert uplink.sent_to == {first.url: 100}
+        first.process.send_signal(signal.SIGKILL)  # mid-stream, no goodbye
+        first.process.wait(timeout=30)
+        for i in range(READINGS // 2):
+            uplink.record("humidity", 40 + i % 10, unit="%")
+        uplink.drain(stop)
+    assert len(outbox) == 0
+    assert uplink.sent_to == {first.url: 100, second.url: READINGS - 100}
+
+    # Every seq has a receipt that verifies, from the node that logged it.
+    receipts = outbox.receipts()
+    assert sorted(receipts) == list(range(1, READINGS + 1))
+    verifiers = {
+        n.info["origin"]: NoteVerifier.from_vkey(n.info["verifier_key"]) for n in (first, second)
+    }
+    for origin, note in receipts.values():
+        assert open_receipt(note, verifiers[origin]).origin == origin
+
+    # Each log holds each seq at most once, and together they hold them all.
+    second.process.send_signal(signal.SIGINT)
+    second.process.wait(timeout=30)
+    held: dict[int, int] = {}
+    for node in (first, second):
+        store = open_store(node.data_dir / "log.db")
+        try:
+            found = [store.find(device.did, seq) for seq in range(1, READINGS + 1)]
+            entries = store.device_entries(device.did, 10 * READINGS)
+        finally:
+            store.close()
+        assert len(entries) == len({seq for seq, _ in entries}), "a seq logged twice in one log"
+        for seq, index in enumerate(found, start=1):
+            if index is not None:
+                held[seq] = held.get(seq, 0) + 1
+    assert sorted(held) == list(range(1, READINGS + 1)), "a reading was lost"
+
+
+def test_the_outbox_keeps_what_was_not_receipted(tmp_path: Path) -> None:
+    device = Device(SoftwareSigner.generate(), tmp_path / "device.seq")
+    outbox = Outbox(tmp_path / "outbox.db")
+    with httpx.Client(timeout=1) as http:
+        uplink = Uplink(device, outbox, ["http://127.0.0.1:9"], http=http, max_wait=0.05)
+        seqs = [uplink.record("t", i) for i in range(3)]
+        assert uplink.flush() == 0  # no node reachable
+        assert 0 < uplink.backoff() <= 0.05
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.db")
+    assert [seq for seq, _ in reopened.pending()] == seqs == [1, 2, 3]
+    assert reopened.receipts() == {}
+    with pytest.raises(ValueError, match="at least one node"):
+        Uplink(device, reopened, [])
