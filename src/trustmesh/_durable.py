@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 
@@ -39,3 +40,14 @@ def replace_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A small SQLite database for bookkeeping: autocommit, WAL, fsync on every
+    commit (``synchronous = FULL``), ``schema`` applied; usable from any thread
+    (callers serialise access with their own lock)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.executescript(schema)
+    return db

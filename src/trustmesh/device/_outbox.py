@@ -8,9 +8,10 @@ receipt).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
+
+from trustmesh._durable import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL);
@@ -21,10 +22,7 @@ CREATE TABLE IF NOT EXISTS receipts (
 
 class Outbox:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def put(self, seq: int, entry: bytes) -> None:

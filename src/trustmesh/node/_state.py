@@ -7,11 +7,12 @@ PostgreSQL) stays the only home of entries.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trustmesh._durable import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (first_index INTEGER PRIMARY KEY, deadline INTEGER NOT NULL);
@@ -47,10 +48,7 @@ class Evidence:
 
 class NodeState:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def record_batch(self, first_index: int, deadline: int) -> None:
