@@ -17,6 +17,7 @@ from trustmesh import __version__
 from trustmesh.cli import bench, chain, device, node, proof, sim
 from trustmesh.cli._common import UsageError, err
 from trustmesh.cli.demo import demo
+from trustmesh.cli.up import up
 from trustmesh.cli.verify import verify
 from trustmesh.cli.watch import watch
 from trustmesh.errors import Error
@@ -40,6 +41,7 @@ app.add_typer(proof.app, name="proof")
 app.command()(verify)
 app.command()(watch)
 app.command()(demo)
+app.command()(up)
 
 
 def _version(value: bool) -> None:

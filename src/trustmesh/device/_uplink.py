@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -55,9 +55,15 @@ class Uplink:
         self._failed_rounds = 0
         self.sent_to: dict[str, int] = {}  # node → readings it receipted
 
-    def record(self, sensor: str, value: Any, unit: str | None = None) -> int:
+    def record(
+        self,
+        sensor: str,
+        value: Any,
+        unit: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> int:
         """Sign a reading and queue it durably (before any send); its seq."""
-        entry = self.device.sign(sensor, value, unit=unit)
+        entry = self.device.sign(sensor, value, unit=unit, extra=extra)
         seq = parse_reading(entry).seq
         self.outbox.put(seq, entry)
         return seq
