@@ -50,6 +50,7 @@ def up(
         network.start()
     try:
         sys.stdout.write(f"Dashboard: {network.started[0].url}/\n")
+        sys.stdout.write(f"Watcher: {network.watcher_url}/v1/status\n")
         sys.stdout.flush()
         if not no_sim:
             urls = [node.url for node in network.started]

@@ -1,0 +1,78 @@
+"""`trustmesh up` end to end: a small fleet on two nodes; anchors appear, every kind
+of misbehaviour is stopped or caught; Ctrl-C; a rerun continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def _start(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trustmesh", "up", "--data-dir", str(data_dir), "--devices", "8",
+         "--malicious", "4", "--epoch", "1", "--port", "18080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    assert process.stdout is not None
+    dashboard = process.stdout.readline()
+    watcher = process.stdout.readline()
+    assert dashboard.startswith("Dashboard: http://127.0.0.1:"), dashboard
+    assert watcher.startswith("Watcher: "), watcher
+    return process, dashboard.split()[1], watcher.split()[1]
+
+
+def _stop(process: subprocess.Popen[str]) -> dict[str, Any]:
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    summary: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return summary
+
+
+def _wait(condition: Any, what: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
+    process, dashboard, watcher = _start(tmp_path)
+    try:
+        assert httpx.get(dashboard).status_code == 200
+        _wait(lambda: httpx.get(f"{dashboard}v1/log").json()["anchored"]["size"] > 0, "anchors")
+        _wait(lambda: httpx.get(watcher).json()["alerts"] > 0, "a detection")
+        _wait(lambda: any(p["accepted"] for p in httpx.get(watcher).json()["proofs"]), "a slash")
+    finally:
+        first = _stop(process)
+    stats = first["fleet"]
+    assert stats["registered"] == 8
+    for refused in ("refused: tampered", "refused: replay", "refused: sybil"):
+        assert stats[refused] > 0, refused
+    assert not [key for key in stats if key.endswith("!")], stats  # nothing slipped through
+    assert "equivocation" in first["alerts"] and first["slashes"] >= 1
+    assert all(log["anchored"] > 0 for log in first["logs"].values())
+
+    process, dashboard, _ = _start(tmp_path)
+    try:
+        origin = httpx.get(f"{dashboard}v1/log").json()["origin"]
+        before = first["logs"][origin]
+        _wait(lambda: httpx.get(f"{dashboard}v1/log").json()["size"] > before["size"], "growth")
+    finally:
+        second = _stop(process)
+    assert set(second["logs"]) == set(first["logs"])  # the same logs, resumed
+    for origin, log in second["logs"].items():
+        assert log["size"] > first["logs"][origin]["size"]
+        assert log["anchored"] >= first["logs"][origin]["anchored"]
+    assert "registered" not in second["fleet"]  # the registry remembered the fleet
