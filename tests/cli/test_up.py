@@ -47,6 +47,46 @@ def _wait(condition: Any, what: str, seconds: float = 90) -> None:
         time.sleep(0.5)
 
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _browse(dashboard: str, user_data: Path) -> None:
+    """Headless Chromium on the dashboard: it loads, lists devices, shows the slash,
+    verifies a reading; a screenshot is kept in artifacts/dashboard.png."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(user_data),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(dashboard)
+            page.wait_for_selector("tr.device", timeout=30_000)
+            assert page.locator("tr.device").count() >= 1
+            page.wait_for_function(
+                "Number(document.querySelector('#slash-count')?.textContent) >= 1",
+                timeout=30_000,
+            )
+            page.wait_for_selector("#readings button", timeout=30_000)
+            page.locator("#readings button").last.click()
+            page.wait_for_selector("#verdict-result", timeout=30_000)
+            assert page.locator("#verdict-result").inner_text() == "valid"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+
+
 def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
     process, dashboard, watcher = _start(tmp_path)
     try:
@@ -54,6 +94,7 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         _wait(lambda: httpx.get(f"{dashboard}v1/log").json()["anchored"]["size"] > 0, "anchors")
         _wait(lambda: httpx.get(watcher).json()["alerts"] > 0, "a detection")
         _wait(lambda: any(p["accepted"] for p in httpx.get(watcher).json()["proofs"]), "a slash")
+        _browse(dashboard, tmp_path / "chromium")
     finally:
         first = _stop(process)
     stats = first["fleet"]

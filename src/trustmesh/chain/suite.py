@@ -248,6 +248,16 @@ class LogAnchor(_Wrapper):
         )
         return size, bytes(root), block, timestamp
 
+    def history(self, origin: str, from_block: int, to_block: int) -> list[tuple[int, int]]:
+        """(timestamp, size) of each anchor of ``origin`` in a block range."""
+        with self.client.errors("reading anchor events"):
+            logs = self.contract.events.Anchored().get_logs(
+                from_block=from_block,
+                to_block=to_block,
+                argument_filters={"origin_id": origin_id(origin)},
+            )
+        return [(int(log["args"]["timestamp"]), int(log["args"]["size"])) for log in logs]
+
     def anchored_at(self, origin: str, size: int) -> tuple[int, int]:
         """(the size anchored before ``size``, its block time); (0, 0) if never anchored."""
         previous, timestamp = self.client.call(
@@ -289,6 +299,30 @@ class Disputes(_Wrapper):
     """Typed access to the Disputes contract."""
 
     name = "Disputes"
+
+    def proven(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """Every fraud proof accepted in a block range: kind, block, slashed, reporter."""
+        kinds = {
+            "EquivocationProven": "equivocation",
+            "InvalidEntryProven": "invalid-entry",
+            "SplitViewProven": "split-view",
+            "BrokenReceiptProven": "broken-receipt",
+        }
+        found = []
+        with self.client.errors("reading dispute events"):
+            for event, kind in kinds.items():
+                for log in getattr(self.contract.events, event)().get_logs(
+                    from_block=from_block, to_block=to_block
+                ):
+                    found.append(
+                        {
+                            "kind": kind,
+                            "block": int(log["blockNumber"]),
+                            "slashed": int(log["args"]["slashed"]),
+                            "reporter": str(log["args"]["reporter"]),
+                        }
+                    )
+        return sorted(found, key=lambda item: item["block"])
 
     def prove_equivocation(self, first: bytes, second: bytes) -> TxReceipt:
         """Submit two readings by one device with one seq and different payloads."""

@@ -7,7 +7,6 @@ problem+json with a stable ``type``, and nothing a client sends yields a 500.
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import json
 import logging
@@ -20,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from trustmesh.bundle import make_bundle
@@ -30,6 +29,7 @@ from trustmesh.identity import key_from_did
 from trustmesh.log._bundles import decode_bundle, encode_bundle
 from trustmesh.log.store import LogStore
 from trustmesh.node._anchorer import Anchorer
+from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._openapi import DOCUMENT
@@ -63,6 +63,37 @@ class NodeContext:
     info: dict[str, Any]  # origin, verifier_key, epoch_seconds, chain_id, contracts
     extra_routes: list[Any] = field(default_factory=list)
     fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
+
+
+def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[str, Any]]]:
+    """The latest signed checkpoint, and the proof bundle of each of ``indices`` it
+    covers (inclusion in that checkpoint; the anchor, with its consistency proof)."""
+    note = ctx.anchorer.checkpoint  # one read: its size is on its second line
+    signed_size = int(note.split("\n")[1])
+    anchored_size, anchored_root = ctx.anchorer.anchored
+    anchor = None
+    if 0 < anchored_size <= signed_size:
+        anchor = {
+            "chain_id": ctx.info["chain_id"],
+            "log_anchor": ctx.info["contracts"].get("LogAnchor"),
+            "size": anchored_size,
+            "root": anchored_root,
+            "consistency": ctx.store.consistency_proof(anchored_size, signed_size),
+        }
+    bundles = [
+        make_bundle(
+            origin=ctx.ingestor.origin,
+            verifier_key=ctx.info["verifier_key"],
+            entry=ctx.store.entry(index),
+            index=index,
+            checkpoint=note,
+            inclusion=ctx.store.inclusion_proof(index, signed_size),
+            anchor=anchor,
+        )
+        for index in indices
+        if index < signed_size  # not yet in a signed checkpoint: no bundle yet
+    ]
+    return note, bundles
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -169,31 +200,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             found = [] if index is None else [index]
         else:
             found = [index for _, index in ctx.store.device_entries(did, limit)]
-        note = ctx.anchorer.checkpoint  # one read: its size is on its second line
-        signed_size = int(note.split("\n")[1])
-        anchored_size, anchored_root = ctx.anchorer.anchored
-        anchor = None
-        if anchored_size:
-            anchor = {
-                "chain_id": ctx.info["chain_id"],
-                "log_anchor": ctx.info["contracts"].get("LogAnchor"),
-                "size": anchored_size,
-                "root": anchored_root,
-                "consistency": ctx.store.consistency_proof(anchored_size, signed_size),
-            }
-        bundles = [
-            make_bundle(
-                origin=ctx.ingestor.origin,
-                verifier_key=ctx.info["verifier_key"],
-                entry=ctx.store.entry(index),
-                index=index,
-                checkpoint=note,
-                inclusion=ctx.store.inclusion_proof(index, signed_size),
-                anchor=anchor if anchored_size <= signed_size else None,
-            )
-            for index in found
-            if index < signed_size  # not yet in a signed checkpoint: no bundle yet
-        ]
+        note, bundles = build_bundles(ctx, found)
         return JSONResponse({"did": did, "checkpoint": note, "readings": bundles})
 
     async def get_evidence(request: Request) -> Response:
@@ -236,16 +243,6 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
 
     async def get_openapi(request: Request) -> Response:
         return JSONResponse(DOCUMENT)
-
-    async def get_home(request: Request) -> Response:
-        info = ctx.info
-        return HTMLResponse(
-            "<!doctype html><meta charset=utf-8><title>trustmesh node</title>"
-            f"<h1>trustmesh node</h1><p>origin <code>{html.escape(info['origin'])}</code>, "
-            f"{ctx.store.size} entries, chain {info['chain_id']}.</p>"
-            '<p><a href="/v1/log">/v1/log</a> · <a href="/openapi.json">/openapi.json</a> · '
-            '<a href="/checkpoint">/checkpoint</a> · <a href="/metrics">/metrics</a></p>'
-        )
 
     async def post_device(request: Request) -> Response:
         if not ctx.fund_registrations:
@@ -300,7 +297,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         Route("/tile/{path:path}", get_tile),
         Route("/metrics", get_metrics),
         Route("/openapi.json", get_openapi),
-        Route("/", get_home),
+        *Dashboard(ctx).routes(),
         *ctx.extra_routes,
     ]
     return Starlette(

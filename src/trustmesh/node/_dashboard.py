@@ -1,0 +1,320 @@
+"""The node's dashboard at ``/``: server-rendered HTML, kept live by htmx.
+
+The page is a frame; each panel is a fragment under ``/ui/`` that htmx
+fetches on load and every few seconds: the log (size, anchor, lag, a plot of
+tree growth and anchors), the devices seen in recent readings (with their
+stake and status from the Registry), the latest readings (with a plot per
+sensor and a Verify button), and detections (equivocation evidence this node
+holds, and the fraud proofs the chain accepted, with what they slashed).
+Verify builds the reading's proof bundle and checks it as ``trustmesh proof
+verify --rpc`` does, naming the step that fails. Everything comes from the
+node's own store, state and chain: nothing canned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from trustmesh.bundle import verify_bundle
+from trustmesh.chain.bundle_facts import chain_lookup
+from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
+from trustmesh.errors import ChainError, InvalidReading
+from trustmesh.reading import Reading, parse_reading
+
+RECENT = 400  # entries read for the readings, devices and plots
+SHOWN = 15
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>trustmesh · {origin}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<script src="/static/htmx.min.js"></script>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0; background: #f8fafc; color: #0f172a; }}
+header {{ background: #0f172a; color: #f8fafc; padding: 12px 24px; }}
+header code {{ color: #93c5fd; }}
+main {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr));
+        gap: 16px; padding: 16px 24px; }}
+section {{ background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 12px 16px; }}
+h2 {{ font-size: 15px; margin: 0 0 8px; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 13px; }}
+td, th {{ text-align: left; padding: 3px 6px; border-bottom: 1px solid #f1f5f9; }}
+.ok {{ color: #16a34a; }} .bad {{ color: #dc2626; font-weight: 600; }}
+button {{ font-size: 12px; padding: 1px 8px; cursor: pointer; }}
+.legend span {{ margin-right: 12px; }}
+</style></head>
+<body>
+<header><strong>trustmesh</strong> node · log <code>{origin}</code> · chain {chain_id}</header>
+<main>
+<section id="log" hx-get="/ui/log" hx-trigger="load, every 2s"></section>
+<section id="detections" hx-get="/ui/detections" hx-trigger="load, every 3s"></section>
+<section id="readings" hx-get="/ui/readings" hx-trigger="load, every 2s"></section>
+<section id="devices" hx-get="/ui/devices" hx-trigger="load, every 5s"></section>
+<section id="verify"><h2>Verify</h2><div id="verdict">
+Press <em>Verify</em> on a reading: its signature, inclusion, checkpoint and anchor are
+checked, and the chain's record of them.</div></section>
+</main></body></html>
+"""
+
+
+def _svg_lines(series: dict[str, list[tuple[float, float]]], height: int = 120) -> str:
+    """A small line plot (inline SVG) of named series of (x, y) points."""
+    width = 440
+    points = [p for line in series.values() for p in line]
+    if len(points) < 2:
+        return "<p>(not enough data to plot yet)</p>"
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    dx, dy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img">']
+    legend = []
+    for number, (name, line) in enumerate(series.items()):
+        colour = PALETTE[number % len(PALETTE)]
+        coords = " ".join(
+            f"{(x - x0) / dx * (width - 10) + 5:.1f},"
+            f"{height - 5 - (y - y0) / dy * (height - 10):.1f}"
+            for x, y in line
+        )
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>'
+        )
+        legend.append(f'<span style="color:{colour}">■ {html.escape(name)}</span>')
+    parts.append("</svg>")
+    return "".join(parts) + f'<div class="legend">{"".join(legend)}</div>'
+
+
+def _short(did: str) -> str:
+    return did[:16] + "…" + did[-6:]
+
+
+class Dashboard:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self._devices: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._proven: list[dict[str, Any]] = []
+        self._next_block = 0
+        self._anchor_history: list[tuple[int, int]] = []
+        self._next_anchor_block = 0
+        self._lock = threading.Lock()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page),
+            Route("/static/htmx.min.js", self.htmx),
+            Route("/ui/log", self.log),
+            Route("/ui/readings", self.readings),
+            Route("/ui/devices", self.devices),
+            Route("/ui/detections", self.detections),
+            Route("/ui/verify", self.verify, methods=["POST"]),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        info = self.ctx.info
+        return HTMLResponse(
+            PAGE.format(origin=html.escape(info["origin"]), chain_id=info["chain_id"])
+        )
+
+    async def htmx(self, request: Request) -> Response:
+        script = resources.files("trustmesh.node").joinpath("static/htmx.min.js").read_bytes()
+        return Response(
+            script,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    def _recent(self) -> list[tuple[int, Reading]]:
+        size = self.ctx.store.size
+        start = max(0, size - RECENT)
+        recent = []
+        for offset, entry in enumerate(self.ctx.store.entries(start, size)):
+            try:
+                recent.append((start + offset, parse_reading(entry)))
+            except InvalidReading:
+                continue  # a watcher's business; the dashboard shows readings
+        return recent
+
+    def _anchors(self) -> list[tuple[int, int]]:
+        """(time, size) of this log's anchors, from the chain's Anchored events."""
+        contracts = self.ctx.info["contracts"]
+        anchor = LogAnchor(
+            self.ctx.registry.client, Deployment(self.ctx.info["chain_id"], dict(contracts))
+        )
+        latest = self.ctx.registry.current_block()
+        with self._lock:
+            start = self._next_anchor_block
+        if latest >= start:
+            found = anchor.history(self.ctx.info["origin"], start, latest)
+            with self._lock:
+                self._anchor_history.extend(found)
+                self._next_anchor_block = latest + 1
+        with self._lock:
+            return list(self._anchor_history)
+
+    async def log(self, request: Request) -> Response:
+        size = self.ctx.store.size
+        anchored, _ = self.ctx.anchorer.anchored
+        recent = await asyncio.to_thread(self._recent)
+        try:
+            anchors = await asyncio.to_thread(self._anchors)
+        except ChainError:
+            anchors = list(self._anchor_history)
+        plot = _svg_lines(
+            {
+                "entries (by reading time)": [(r.ts / 1000, i + 1) for i, r in recent],
+                "anchored (by block time)": [(float(t), float(s)) for t, s in anchors[-200:]],
+            }
+        )
+        return HTMLResponse(
+            "<h2>Log</h2><table>"
+            f"<tr><th>entries</th><td id='log-size'>{size}</td></tr>"
+            f"<tr><th>anchored</th><td id='log-anchored'>{anchored}</td></tr>"
+            f"<tr><th>lag</th><td>{size - anchored} entries</td></tr>"
+            f"<tr><th>epoch</th><td>{self.ctx.info['epoch_seconds']} s</td></tr>"
+            f"</table><p>tree growth and anchors</p>{plot}"
+        )
+
+    async def readings(self, request: Request) -> Response:
+        recent = await asyncio.to_thread(self._recent)
+        by_sensor: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for _, reading in recent:
+            value = reading.value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                lines = by_sensor.setdefault(reading.sensor, {})
+                lines.setdefault(reading.did[-6:], []).append((reading.ts, float(value)))
+        rows = []
+        for index, reading in reversed(recent[-SHOWN:]):
+            rows.append(
+                f"<tr><td>{index}</td><td title='{html.escape(reading.did)}'>"
+                f"{html.escape(_short(reading.did))}</td><td>{reading.seq}</td>"
+                f"<td>{html.escape(reading.sensor)}</td>"
+                f"<td>{html.escape(str(reading.value))} {html.escape(reading.unit or '')}</td>"
+                f"<td><button hx-post='/ui/verify?index={index}' hx-target='#verdict'>"
+                "Verify</button></td></tr>"
+            )
+        plots = "".join(
+            f"<p>{html.escape(sensor)}, per device</p>{_svg_lines(lines, 80)}"
+            for sensor, lines in sorted(by_sensor.items())
+        )
+        return HTMLResponse(
+            "<h2>Latest readings</h2><table><tr><th>#</th><th>device</th><th>seq</th>"
+            f"<th>sensor</th><th>value</th><th></th></tr>{''.join(rows)}</table>{plots}"
+        )
+
+    def _device(self, did: str) -> dict[str, Any]:
+        cached = self._devices.get(did)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            record: dict[str, Any] = self.ctx.registry.device(did)
+        except ChainError:
+            record = cached[1] if cached else {"status": "unknown (chain down)", "stake": 0}
+        self._devices[did] = (time.monotonic() + 10, record)
+        return record
+
+    async def devices(self, request: Request) -> Response:
+        recent = await asyncio.to_thread(self._recent)
+        last: dict[str, Reading] = {}
+        for _, reading in recent:
+            last[reading.did] = reading
+        rows = []
+        for did, reading in sorted(last.items()):
+            record = await asyncio.to_thread(self._device, did)
+            status = html.escape(str(record.get("status")))
+            css = "ok" if status == "active" else "bad"
+            rows.append(
+                f"<tr class='device'><td title='{html.escape(did)}'>{html.escape(_short(did))}</td>"
+                f"<td class='{css}'>{status}</td><td>{int(record.get('stake', 0)) / 1e18:.4f}</td>"
+                f"<td>n/a</td><td>{html.escape(reading.sensor)} = "
+                f"{html.escape(str(reading.value))}</td></tr>"
+            )
+        return HTMLResponse(
+            f"<h2>Devices ({len(rows)} seen recently)</h2><table><tr><th>DID</th>"
+            "<th>status</th><th>stake (ETH)</th><th>reputation</th><th>last reading</th></tr>"
+            f"{''.join(rows)}</table>"
+        )
+
+    def _scan_proven(self) -> list[dict[str, Any]]:
+        contracts = self.ctx.info["contracts"]
+        if "Disputes" not in contracts:
+            return []
+        client = self.ctx.registry.client
+        disputes = Disputes(client, Deployment(self.ctx.info["chain_id"], dict(contracts)))
+        latest = self.ctx.registry.current_block()
+        with self._lock:
+            start = self._next_block
+        if latest >= start:
+            found = disputes.proven(start, latest)
+            with self._lock:
+                self._proven.extend(found)
+                self._next_block = latest + 1
+        with self._lock:
+            return list(self._proven)
+
+    async def detections(self, request: Request) -> Response:
+        evidence = [e for _, e in self.ctx.state.evidence(after_id=0)]
+        try:
+            proven = await asyncio.to_thread(self._scan_proven)
+            chain_note = ""
+        except ChainError as exc:
+            proven, chain_note = self._proven, f"<p class='bad'>chain: {html.escape(str(exc))}</p>"
+        rows = [
+            f"<tr class='slash'><td>{html.escape(p['kind'])}</td><td>block {p['block']}</td>"
+            f"<td>{p['slashed'] / 1e18:.4f} ETH slashed</td></tr>"
+            for p in reversed(proven)
+        ]
+        held = [
+            f"<tr><td>equivocation</td><td>{html.escape(_short(e.did))} seq {e.seq}</td>"
+            f"<td>refused here, evidence kept</td></tr>"
+            for e in evidence[-10:]
+        ]
+        return HTMLResponse(
+            f"<h2>Detections and slashes</h2>{chain_note}"
+            f"<p><strong id='slash-count'>{len(proven)}</strong> fraud proofs accepted "
+            f"on-chain; {len(evidence)} equivocations refused by this node.</p>"
+            f"<table>{''.join(rows + held)}</table>"
+        )
+
+    async def verify(self, request: Request) -> Response:
+        from trustmesh.node.app import build_bundles  # the API's own bundles
+
+        index_text = request.query_params.get("index", "")
+        if not index_text.isdigit() or int(index_text) >= self.ctx.store.size:
+            return HTMLResponse("<p class='bad'>no such reading</p>", 400)
+        index = int(index_text)
+        _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [index])
+        if not bundles:
+            return HTMLResponse(f"<p>#{index} is not in a signed checkpoint yet: try again.</p>")
+        bundle = bundles[0]
+
+        def check() -> Any:
+            lookup = None
+            if bundle["anchor"] is not None:
+                anchor = bundle["anchor"]
+                lookup = chain_lookup(
+                    self.ctx.registry.client.w3, int(anchor["chain_id"]), anchor["log_anchor"]
+                )
+            return verify_bundle(bundle, chain=lookup)
+
+        report = await asyncio.to_thread(check)
+        rows = "".join(
+            f"<tr><td class='{'ok' if s['ok'] else 'bad'}'>{'✓' if s['ok'] else '✗'} "
+            f"{html.escape(s['step'])}</td><td>{html.escape(str(s['detail']))}</td></tr>"
+            for s in report.steps
+        )
+        failed = html.escape(str(report.failed))
+        verdict = (
+            "<p class='ok' id='verdict-result'>valid</p>"
+            if report.valid
+            else f"<p class='bad' id='verdict-result'>failed at {failed}</p>"
+        )
+        return HTMLResponse(f"<p>reading #{index}</p>{verdict}<table>{rows}</table>")
