@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from trustmesh.bundle import verify_bundle
+
 
 def _start(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
@@ -74,6 +76,9 @@ def _browse(dashboard: str, user_data: Path) -> None:
             page.wait_for_selector("tr.device", timeout=30_000)
             assert page.locator("tr.device").count() >= 1
             page.wait_for_function(
+                "document.querySelectorAll('#nodes td.ok').length >= 2", timeout=30_000
+            )  # both nodes listed, and up
+            page.wait_for_function(
                 "Number(document.querySelector('#slash-count')?.textContent) >= 1",
                 timeout=30_000,
             )
@@ -95,6 +100,9 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         _wait(lambda: httpx.get(watcher).json()["alerts"] > 0, "a detection")
         _wait(lambda: any(p["accepted"] for p in httpx.get(watcher).json()["proofs"]), "a slash")
         _browse(dashboard, tmp_path / "chromium")
+        bundle = httpx.get(f"{dashboard}ui/bundle", params={"index": 0})
+        assert "attachment" in bundle.headers["content-disposition"]
+        assert verify_bundle(bundle.json()).valid
     finally:
         first = _stop(process)
     stats = first["fleet"]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode
-from trustmesh.device import Device, Outbox, Uplink
+from trustmesh.device import Device, MqttRoute, Outbox, Uplink
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.receipt import open_receipt
@@ -88,3 +88,28 @@ def test_the_outbox_keeps_what_was_not_receipted(tmp_path: Path) -> None:
     assert reopened.receipts() == {}
     with pytest.raises(ValueError, match="at least one node"):
         Uplink(device, reopened, [])
+
+
+def test_mqtt_route_with_failover_to_http(tmp_path: Path, start_node: Any, mqtt_url: str) -> None:
+    """Readings go through the broker the node ingests from; a dead broker route
+    fails over to the node's HTTP API. Every reading receipted, none twice."""
+    node: RunningNode = start_node(epoch=0.5, mqtt=mqtt_url)
+    device = Device(SoftwareSigner.generate(), tmp_path / "device.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    outbox = Outbox(tmp_path / "outbox.db")
+    with httpx.Client(timeout=5) as http:
+        via_broker = Uplink(device, outbox, [MqttRoute(mqtt_url, node.url)], http=http)
+        try:
+            for i in range(20):
+                via_broker.record("power", 1.0 + i / 10, unit="kW")
+            via_broker.drain()
+        finally:
+            via_broker.close()
+        assert via_broker.sent_to == {f"{mqtt_url} (for {node.url})": 20}
+        dead = MqttRoute("mqtt://127.0.0.1:9", node.url)
+        failing_over = Uplink(device, outbox, [dead, node.url], http=http, max_wait=0.2)
+        for i in range(5):
+            failing_over.record("power", 2.0 + i / 10, unit="kW")
+        failing_over.drain()
+        assert failing_over.sent_to == {node.url: 5}
+    assert len(outbox) == 0 and sorted(outbox.receipts()) == list(range(1, 26))

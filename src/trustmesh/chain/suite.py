@@ -225,6 +225,14 @@ class Registry(_Wrapper):
                 )
         return sorted(found)
 
+    def node_origins(self, from_block: int, to_block: int) -> list[str]:
+        """The origin of each node registered in a block range, in order."""
+        with self.client.errors("reading node registrations"):
+            logs = self.contract.events.NodeRegistered().get_logs(
+                from_block=from_block, to_block=to_block
+            )
+        return [str(log["args"]["origin"]) for log in logs]
+
     def current_block(self) -> int:
         with self.client.errors("reading the block number"):
             return int(self.client.w3.eth.block_number)

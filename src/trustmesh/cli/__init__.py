@@ -8,6 +8,7 @@ a wrong password, ...), 2 a usage error. No input produces a traceback; set
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -61,6 +62,10 @@ def _root(
 
 def main() -> None:
     """Console entry point: run the app, turning every error into a clear message."""
+    # SIGINT stops every command cleanly (KeyboardInterrupt), even when we were
+    # started with it ignored, as a non-interactive shell starts background jobs:
+    # nodes, watchers and `trustmesh up` are stopped with SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()
     except UsageError as exc:

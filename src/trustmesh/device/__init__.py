@@ -2,7 +2,8 @@
 
 - :class:`Device`: sign readings with a durable, never-reused seq;
 - :class:`Outbox`: the durable queue of readings not yet receipted;
-- :class:`Uplink`: send them over HTTP to the first node that takes them
+- :class:`Uplink`: send them over HTTP (or MQTT: :class:`MqttRoute`) to the
+  first node that takes them
   (failover, backoff), verify each receipt with the node's log key, forward
   receipts to watchers.
 
@@ -20,6 +21,6 @@ web3, no ASGI), so it runs on a Raspberry-class device.
 from trustmesh.device._counter import SeqCounter
 from trustmesh.device._device import Device
 from trustmesh.device._outbox import Outbox
-from trustmesh.device._uplink import Uplink
+from trustmesh.device._uplink import MqttRoute, Uplink
 
-__all__ = ["Device", "Outbox", "SeqCounter", "Uplink"]
+__all__ = ["Device", "MqttRoute", "Outbox", "SeqCounter", "Uplink"]

@@ -1,6 +1,11 @@
-"""Sending readings to nodes: the outbox drained in batches, over HTTP, to the
-first node that answers; each receipt verified with that node's log key before
-the reading leaves the outbox, then forwarded to watchers.
+"""Sending readings to nodes: the outbox drained in batches, over HTTP or MQTT,
+to the first node that answers; each receipt verified with that node's log key
+before the reading leaves the outbox, then forwarded to watchers.
+
+A route is a node's URL (HTTP), or :class:`MqttRoute`: a broker the node
+ingests from (readings published QoS 1 on ``trustmesh/v1/readings/<did>``,
+receipts read from ``trustmesh/v1/receipts/<did>``) and the node's URL, where
+its log key is read.
 
 A node that cannot be reached, answers 429/5xx, or returns a receipt that does
 not verify is skipped for this round (the next node is tried at once), and a
@@ -10,9 +15,13 @@ policy), so a partitioned device neither spins nor gives up.
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,6 +39,63 @@ log = logging.getLogger("trustmesh.device")
 
 CBOR_SEQ = "application/cbor-seq"
 BATCH = 100
+MQTT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class MqttRoute:
+    broker: str  # mqtt://host:port
+    node: str  # the node's HTTP URL: its log key
+
+    def __str__(self) -> str:
+        return f"{self.broker} (for {self.node})"
+
+
+class _MqttLink:
+    """One connection to a broker, subscribed to this device's receipts."""
+
+    def __init__(self, route: MqttRoute, did: str, timeout: float) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        host, _, port = route.broker.removeprefix("mqtt://").partition(":")
+        self.did, self.timeout = did, timeout
+        self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
+        subscribed: queue.Queue[bool] = queue.Queue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.answers.put(json.loads(m.payload))
+        self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(True)
+        self.client.connect(host, int(port or 1883))
+        self.client.loop_start()
+        try:
+            self.client.subscribe(f"trustmesh/v1/receipts/{did}", qos=1)
+            subscribed.get(timeout=timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
+        """Publish ``entries``; their answers by leaf hash (hex), as they come."""
+        for entry in entries:
+            self.client.publish(f"trustmesh/v1/readings/{self.did}", entry, qos=1)
+        answers: dict[str, dict[str, Any]] = {}
+        wanted = {merkle.leaf_hash(e).hex() for e in entries}
+        deadline = time.monotonic() + self.timeout
+        while wanted - answers.keys():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self.answers.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if isinstance(item, dict) and item.get("leaf_hash") in wanted:
+                answers[str(item["leaf_hash"])] = item
+        return answers
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 class Uplink:
@@ -37,7 +103,7 @@ class Uplink:
         self,
         device: Device,
         outbox: Outbox,
-        nodes: Sequence[str],
+        nodes: Sequence[str | MqttRoute],
         *,
         watchers: Sequence[str] = (),
         http: httpx.Client | None = None,
@@ -47,10 +113,11 @@ class Uplink:
             raise ValueError("an uplink needs at least one node")
         self.device = device
         self.outbox = outbox
-        self.nodes = [n.rstrip("/") for n in nodes]
+        self.nodes = [n.rstrip("/") if isinstance(n, str) else n for n in nodes]
         self.watchers = [w.rstrip("/") for w in watchers]
         self.http = http or httpx.Client(timeout=10)
         self._verifiers: dict[str, NoteVerifier] = {}
+        self._links: dict[MqttRoute, _MqttLink] = {}
         self._wait = wait_exponential(multiplier=0.1, max=max_wait)
         self._failed_rounds = 0
         self.sent_to: dict[str, int] = {}  # node → readings it receipted
@@ -76,8 +143,18 @@ class Uplink:
             return 0
         for node in self.nodes:
             try:
-                done = self._send(node, pending)
-            except (httpx.HTTPError, ValueError, InvalidReceipt, InvalidCheckpoint) as exc:
+                if isinstance(node, MqttRoute):
+                    done = self._send_mqtt(node, pending)
+                else:
+                    done = self._send(node, pending)
+            except (
+                httpx.HTTPError,
+                ValueError,
+                OSError,
+                queue.Empty,
+                InvalidReceipt,
+                InvalidCheckpoint,
+            ) as exc:
                 log.warning("node %s failed (%s): trying the next", node, exc)
                 continue
             if done:
@@ -122,6 +199,16 @@ class Uplink:
         items = answer.json()
         if not isinstance(items, list) or len(items) != len(pending):
             raise ValueError("the node answered another number of items")
+        return self._accept(node, verifier, pending, items)
+
+    def _accept(
+        self,
+        node: str,
+        verifier: NoteVerifier,
+        pending: list[tuple[int, bytes]],
+        items: list[dict[str, Any]],
+    ) -> int:
+        """Verify each answer's receipt and acknowledge its reading; how many."""
         done, notes = 0, []
         for (seq, entry), item in zip(pending, items, strict=True):
             if "receipt" not in item:
@@ -137,6 +224,25 @@ class Uplink:
         self.sent_to[node] = self.sent_to.get(node, 0) + done
         self._forward(notes)
         return done
+
+    def _send_mqtt(self, route: MqttRoute, pending: list[tuple[int, bytes]]) -> int:
+        verifier = self._verifier(route.node)
+        link = self._links.get(route)
+        if link is None:
+            link = self._links[route] = _MqttLink(route, self.device.did, MQTT_TIMEOUT)
+        answers = link.exchange([entry for _, entry in pending])
+        items = [answers.get(merkle.leaf_hash(entry).hex(), {}) for _, entry in pending]
+        done = self._accept(str(route), verifier, pending, items)
+        if not done:
+            link.close()  # nothing came back: reconnect next time
+            del self._links[route]
+            raise ValueError(f"no receipt through {route} within {MQTT_TIMEOUT} s")
+        return done
+
+    def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
 
     def _forward(self, notes: list[str]) -> None:
         for watcher in self.watchers:

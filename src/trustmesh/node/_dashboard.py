@@ -14,6 +14,7 @@ node's own store, state and chain: nothing canned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import threading
 import time
@@ -21,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from trustmesh.bundle import verify_bundle
@@ -57,6 +58,7 @@ button {{ font-size: 12px; padding: 1px 8px; cursor: pointer; }}
 <header><strong>trustmesh</strong> node · log <code>{origin}</code> · chain {chain_id}</header>
 <main>
 <section id="log" hx-get="/ui/log" hx-trigger="load, every 2s"></section>
+<section id="nodes" hx-get="/ui/nodes" hx-trigger="load, every 5s"></section>
 <section id="detections" hx-get="/ui/detections" hx-trigger="load, every 3s"></section>
 <section id="readings" hx-get="/ui/readings" hx-trigger="load, every 2s"></section>
 <section id="devices" hx-get="/ui/devices" hx-trigger="load, every 5s"></section>
@@ -104,6 +106,8 @@ class Dashboard:
         self._proven: list[dict[str, Any]] = []
         self._next_block = 0
         self._anchor_history: list[tuple[int, int]] = []
+        self._origins: list[str] = []
+        self._next_node_block = 0
         self._next_anchor_block = 0
         self._lock = threading.Lock()
 
@@ -116,6 +120,8 @@ class Dashboard:
             Route("/ui/devices", self.devices),
             Route("/ui/detections", self.detections),
             Route("/ui/verify", self.verify, methods=["POST"]),
+            Route("/ui/nodes", self.nodes),
+            Route("/ui/bundle", self.bundle),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -199,7 +205,7 @@ class Dashboard:
                 f"<td>{html.escape(reading.sensor)}</td>"
                 f"<td>{html.escape(str(reading.value))} {html.escape(reading.unit or '')}</td>"
                 f"<td><button hx-post='/ui/verify?index={index}' hx-target='#verdict'>"
-                "Verify</button></td></tr>"
+                f"Verify</button> <a href='/ui/bundle?index={index}' download>bundle</a></td></tr>"
             )
         plots = "".join(
             f"<p>{html.escape(sensor)}, per device</p>{_svg_lines(lines, 80)}"
@@ -282,6 +288,64 @@ class Dashboard:
             f"<p><strong id='slash-count'>{len(proven)}</strong> fraud proofs accepted "
             f"on-chain; {len(evidence)} equivocations refused by this node.</p>"
             f"<table>{''.join(rows + held)}</table>"
+        )
+
+    def _node_rows(self) -> list[tuple[str, str, int | None, int, int]]:
+        """(origin, url, size, anchored size, anchor time) of every registered node."""
+        import httpx
+
+        contracts = self.ctx.info["contracts"]
+        deployment = Deployment(self.ctx.info["chain_id"], dict(contracts))
+        anchor = LogAnchor(self.ctx.registry.client, deployment)
+        latest = self.ctx.registry.current_block()
+        with self._lock:
+            start = self._next_node_block
+        if latest >= start:
+            found = self.ctx.registry.node_origins(start, latest)
+            with self._lock:
+                self._origins.extend(o for o in found if o not in self._origins)
+                self._next_node_block = latest + 1
+        rows = []
+        for origin in list(self._origins):
+            record = self.ctx.registry.node(origin)
+            anchored, _, _, when = anchor.latest(origin)
+            size = None  # unreachable: shown as such
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+                size = int(httpx.get(f"{record['url']}/v1/log", timeout=1).json()["size"])
+            rows.append((origin, str(record["url"]), size, anchored, when))
+        return rows
+
+    async def nodes(self, request: Request) -> Response:
+        try:
+            rows = await asyncio.to_thread(self._node_rows)
+        except ChainError as exc:
+            return HTMLResponse(f"<h2>Nodes</h2><p class='bad'>chain: {html.escape(str(exc))}</p>")
+        now = time.time()
+        body = "".join(
+            f"<tr><td>{html.escape(origin)}</td><td>{'' if size is None else size}</td>"
+            f"<td>{anchored}</td><td>{'' if size is None else size - anchored}</td>"
+            f"<td>{f'{now - when:.0f} s ago' if when else 'never'}</td>"
+            f"<td class='{'ok' if size is not None else 'bad'}'>"
+            f"{'up' if size is not None else 'unreachable'}</td></tr>"
+            for origin, _, size, anchored, when in rows
+        )
+        return HTMLResponse(
+            f"<h2>Nodes ({len(rows)} registered)</h2><table><tr><th>log</th><th>entries</th>"
+            f"<th>anchored</th><th>lag</th><th>last anchor</th><th></th></tr>{body}</table>"
+        )
+
+    async def bundle(self, request: Request) -> Response:
+        from trustmesh.node.app import build_bundles
+
+        index_text = request.query_params.get("index", "")
+        if not index_text.isdigit() or int(index_text) >= self.ctx.store.size:
+            return HTMLResponse("no such reading", 404)
+        _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [int(index_text)])
+        if not bundles:
+            return HTMLResponse("not in a signed checkpoint yet", 404)
+        return JSONResponse(
+            bundles[0],
+            headers={"Content-Disposition": f'attachment; filename="bundle-{index_text}.json"'},
         )
 
     async def verify(self, request: Request) -> Response:

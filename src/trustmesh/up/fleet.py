@@ -164,7 +164,7 @@ class Fleet:
     def _tampered(self, sim: SimDevice, value: float, unit: str) -> None:
         entry = bytearray(sim.device.sign(sim.sensor, value, unit=unit))
         entry[-1] ^= 1
-        self._post(sim.uplink.nodes[0], bytes(entry), "refused: tampered")
+        self._post(self.nodes[sim.number % len(self.nodes)], bytes(entry), "refused: tampered")
 
     def _replay(self, sim: SimDevice, value: float, unit: str) -> None:
         seq = max(sim.device.counter.peek() - 1, 0)
@@ -172,7 +172,7 @@ class Fleet:
             sim.device.signer, seq=seq, ts=sim.device.clock(), sensor=sim.sensor,
             value=value + 1, unit=unit,
         )  # fmt: skip
-        self._post(sim.uplink.nodes[0], entry, "refused: replay")
+        self._post(self.nodes[sim.number % len(self.nodes)], entry, "refused: replay")
 
     def _equivocation(self, sim: SimDevice, value: float, unit: str) -> None:
         if len(self.nodes) < 2:

@@ -120,7 +120,6 @@ class Network:
         self._stack.callback(server.stop)
         self.watcher, self.watcher_url = watcher, server.url
         stop = threading.Event()
-        self._stack.callback(stop.set)
 
         def loop() -> None:
             while not stop.wait(0.5):  # the watcher's cadence
@@ -129,6 +128,7 @@ class Network:
         thread = threading.Thread(target=loop, name="watcher", daemon=True)
         thread.start()
         self._stack.callback(thread.join, 30)
+        self._stack.callback(stop.set)  # (callbacks run last first: set, then join)
 
     def _report(self, document: dict[str, Any]) -> None:
         with self._lock:
