@@ -11,14 +11,15 @@ import pytest
 from tests.chain.conftest import MIN_STAKE, Net
 from trustmesh.errors import Reverted
 from trustmesh.log import merkle
+from trustmesh.log.note_p256 import LogSigner
 
 LEAVES = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(300)]
 
 
 def _node(net: Net) -> str:
     origin = f"anchor.example/{random.getrandbits(40)}"
-    net.registry().register_node(
-        origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE, os.urandom(64)
+    net.registry().register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1:1", MIN_STAKE
     )
     return origin
 

@@ -18,6 +18,7 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import LogStore, open_store
 from trustmesh.reading import sign_reading
 
@@ -171,8 +172,8 @@ def _anchored_log(
         net.deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
     )
     origin = f"invalid.example/{random.getrandbits(32)}"
-    Registry(net.owner, deployment).register_node(
-        origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE, os.urandom(64)
+    Registry(net.owner, deployment).register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1", MIN_STAKE
     )
     store = open_store(tmp_path / f"{origin.replace('/', '_')}.db")
     store.append(entries)

@@ -41,13 +41,7 @@ class Log:
         self.origin = f"split.example/{random.getrandbits(32)}"
         self.signer = LogSigner.from_seed(self.origin, os.urandom(32))
         self.registry = Registry(net.owner, self.deployment)
-        self.registry.register_node(
-            self.origin,
-            self.signer.verifier.public_key,
-            "http://127.0.0.1",
-            MIN_STAKE,
-            self.signer.p256.verifier.public_key,
-        )
+        self.registry.register_log(self.signer, "http://127.0.0.1", MIN_STAKE)
         self.anchor = LogAnchor(net.owner, self.deployment)
         self.disputes = Disputes(net.reporter, self.deployment)
 

@@ -3,14 +3,16 @@ revert reason, and stake accounting."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from trustmesh.chain.suite import device_id, onchain_key, origin_id
+from trustmesh.chain.suite import device_id, onchain_key, origin_id, proof_key_message
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key, key_from_did
+from trustmesh.log.note_p256 import LogSigner
 
 
 def new_did(alg: Alg = Alg.ES256) -> str:
@@ -137,8 +139,14 @@ def test_revoke_unbond_withdraw(net: Net) -> None:
 def test_nodes(net: Net) -> None:
     registry = net.registry()
     origin = f"log.example/{random.getrandbits(32)}"
-    key, proof_key = bytes(range(32)), bytes(range(64))
-    receipt = registry.register_node(origin, key, "http://127.0.0.1:8080", MIN_STAKE, proof_key)
+    signer = LogSigner.from_seed(origin, os.urandom(32))
+    key, proof_key = signer.verifier.public_key, signer.p256.verifier.public_key
+
+    def signed(name: str, owner: str = net.owner.address, chain_id: int = 0) -> bytes:
+        message = proof_key_message(name, owner, chain_id or net.owner.chain_id)
+        return signer.p256.sign_raw(message)
+
+    receipt = registry.register_log(signer, "http://127.0.0.1:8080", MIN_STAKE)
     (event,) = registry.contract.events.NodeRegistered().process_receipt(receipt)
     assert event["args"]["origin"] == origin
     node = registry.node(origin)
@@ -153,15 +161,28 @@ def test_nodes(net: Net) -> None:
     operator = registry.contract.functions.node_operator(origin_id(origin))
     assert net.owner.call(operator) == net.owner.address
     with pytest.raises(Reverted, match="registry: origin taken"):
-        registry.register_node(origin, key, "", MIN_STAKE, proof_key)
+        registry.register_node(origin, key, "", MIN_STAKE, proof_key, signed(origin))
     with pytest.raises(Reverted, match="registry: empty origin"):
-        registry.register_node("", key, "", MIN_STAKE, proof_key)
+        registry.register_node("", key, "", MIN_STAKE, proof_key, signed(""))
     with pytest.raises(Reverted, match="registry: empty checkpoint key"):
-        registry.register_node(origin + "x", bytes(32), "", MIN_STAKE, proof_key)
+        registry.register_node(origin + "x", bytes(32), "", MIN_STAKE, proof_key, signed(origin))
     with pytest.raises(Reverted, match="registry: stake below minimum"):
-        registry.register_node(origin + "y", key, "", 1, proof_key)
+        registry.register_node(origin + "y", key, "", 1, proof_key, signed(origin + "y"))
     with pytest.raises(Reverted, match="registry: proof key must be P-256"):
-        registry.register_node(origin + "z", key, "", MIN_STAKE, proof_key[:33])
+        registry.register_node(origin + "z", key, "", MIN_STAKE, proof_key[:33], b"")
+    # A key the sender does not hold (someone else's, or any 64 bytes) is refused,
+    # and so is a signature for another origin, sender or chain.
+    for wrong in (
+        signed(origin + "w", chain_id=1),
+        signed(origin + "w", owner=net.reporter.address),
+        signed(origin),
+        bytes(64),
+    ):
+        with pytest.raises(Reverted, match="registry: proof key not proven"):
+            registry.register_node(origin + "w", key, "", MIN_STAKE, proof_key, wrong)
+    stranger = LogSigner.from_seed(origin + "w", os.urandom(32)).p256.verifier.public_key
+    with pytest.raises(Reverted, match="registry: proof key not proven"):
+        registry.register_node(origin + "w", key, "", MIN_STAKE, stranger, signed(origin + "w"))
     with pytest.raises(Reverted, match="registry: only the owner"):
         net.registry(net.reporter).retire_node(origin)
     registry.retire_node(origin)
@@ -269,8 +290,8 @@ def test_constructor_refuses_a_reward_above_everything(net: Net) -> None:
 def test_node_slashing_and_withdrawal_paths(net: Net) -> None:
     registry = net.registry()
     origin = f"slash.example/{random.getrandbits(32)}"
-    registry.register_node(
-        origin, bytes(range(1, 33)), "http://127.0.0.1", MIN_STAKE, bytes(range(64))
+    registry.register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1", MIN_STAKE
     )
     net.owner.transact(registry.contract.functions.add_stake(origin_id(origin)), 10)
     assert registry.node(origin)["stake"] == MIN_STAKE + 10

@@ -17,6 +17,7 @@ from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.suite import Disputes, LogAnchor, Registry, deploy_suite, device_id
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import LogStore, open_store
 from trustmesh.reading import sign_reading
 
@@ -33,7 +34,9 @@ def world(
     )
     registry = Registry(net.owner, deployment)
     origin = f"insurance.example/{random.getrandbits(32)}"
-    registry.register_node(origin, os.urandom(32), "http://127.0.0.1", MIN_STAKE, os.urandom(64))
+    registry.register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1", MIN_STAKE
+    )
     device = SoftwareSigner.generate()
     registry.register_device(did_from_key(device.public_key), MIN_STAKE)
     store = open_store(tmp_path / "log.db")

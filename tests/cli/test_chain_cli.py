@@ -95,6 +95,10 @@ def chain_args(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[list[str
 def test_register_anchor_and_restart_through_the_cli(
     tmp_path: Path, chain_args: tuple[list[str], dict[str, str]]
 ) -> None:
+    from eth_account import Account
+
+    from trustmesh.chain.embedded import dev_keys
+    from trustmesh.chain.suite import proof_key_message
     from trustmesh.log.note_p256 import LogSigner
     from trustmesh.log.store import open_store
 
@@ -111,12 +115,23 @@ def test_register_anchor_and_restart_through_the_cli(
     other = LogSigner.from_seed(origin + "x", os.urandom(32))
     mismatched = trustmesh(
         "chain", "register-node", "--verifier-key", signer.verifier.vkey,
-        "--proof-key", other.p256.verifier.vkey, "--url", "http://127.0.0.1:8080", *args, env=env,
+        "--proof-key", other.p256.verifier.vkey, "--proof-signature", "00",
+        "--url", "http://127.0.0.1:8080", *args, env=env,
     )  # fmt: skip
     assert mismatched.returncode != 0 and b"name different logs" in mismatched.stderr
+    sender = anvil_accounts()[1].address if env else Account.from_key(dev_keys()[0]).address
+    chain_id = int(json.loads(trustmesh("chain", "status", *args, env=env).stdout)["chain_id"])
+    signature = signer.p256.sign_raw(proof_key_message(origin, sender, chain_id)).hex()
+    unproven = trustmesh(
+        "chain", "register-node", "--verifier-key", signer.verifier.vkey,
+        "--proof-key", signer.p256.verifier.vkey, "--proof-signature", "00" * 64,
+        "--url", "http://127.0.0.1:8080", *args, env=env,
+    )  # fmt: skip
+    assert unproven.returncode != 0 and b"proof key not proven" in unproven.stderr
     node = trustmesh(
         "chain", "register-node", "--verifier-key", signer.verifier.vkey,
-        "--proof-key", signer.p256.verifier.vkey, "--url", "http://127.0.0.1:8080", *args, env=env,
+        "--proof-key", signer.p256.verifier.vkey, "--proof-signature", signature,
+        "--url", "http://127.0.0.1:8080", *args, env=env,
     )  # fmt: skip
     assert node.returncode == 0, node.stderr
     record = json.loads(node.stdout)

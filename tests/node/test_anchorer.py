@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.chain.conftest import MIN_STAKE, Net, embedded, net
 from trustmesh.log.checkpoint import open_checkpoint
 from trustmesh.log.note import NoteSigner
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import LogStore, open_store
 from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._metrics import Metrics
@@ -32,8 +33,8 @@ class GrowingSigner(NoteSigner):
 def test_anchored_size_is_the_signed_checkpoint_size(net: Net, tmp_path: Path) -> None:
     origin = f"anchorer.test/{os.urandom(4).hex()}"
     signer = GrowingSigner(origin, Ed25519PrivateKey.generate())
-    net.registry().register_node(
-        origin, os.urandom(32), "http://127.0.0.1:1", MIN_STAKE, os.urandom(64)
+    net.registry().register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1:1", MIN_STAKE
     )
     store = open_store(tmp_path / "log.db")
     store.append([os.urandom(40) for _ in range(7)])

@@ -33,9 +33,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[SimLog, Watcher, str]]:
     origin = "api.example/log"
     signer = LogSigner.from_seed(origin, os.urandom(32))
     log = SimLog(signer, LogAnchor(client, deployment), epoch=60, checkpoint_interval=60)
-    Registry(client, deployment).register_node(
-        origin, signer.verifier.public_key, log.url, STAKE, signer.p256.verifier.public_key
-    )
+    Registry(client, deployment).register_log(signer, log.url, STAKE)
     log.start()
     for i in range(3):
         log.append(b"entry %d" % i)
@@ -63,6 +61,15 @@ def test_receipts_are_checked_before_any_is_held(setup: tuple[SimLog, Watcher, s
         ({"content": good.encode(), "headers": {"content-type": "text/plain"}}, 415),
         ({"json": {"receipts": [good, forged]}}, 422),
         ({"json": {"receipts": ["not a note"]}}, 422),
+        (  # a lone surrogate, escaped in the JSON text
+            {
+                "content": '{"receipts": ["trustmesh.dev/receipt/v1\\n'
+                + log.signer.name
+                + '\\n\\ud800"]}',
+                "headers": {"content-type": "application/json"},
+            },
+            422,
+        ),
         ({"json": {"receipts": [good.replace(log.signer.name, "other.example/log")]}}, 422),
     ]
     for request, status in cases:
@@ -86,5 +93,32 @@ def test_checkpoints_and_leaves_for_peers(setup: tuple[SimLog, Watcher, str]) ->
         params: dict[str, str | int] = {"origin": origin, "size": size}
         assert httpx.get(f"{url}/v1/leaves", params=params).status_code == 404
     assert httpx.get(f"{url}/v1/leaves", params={"size": "-1"}).status_code == 400
+    assert httpx.get(f"{url}/v1/leaves", params={"size": "²"}).status_code == 400
     assert httpx.get(f"{url}/v1/nowhere").status_code == 404
     assert httpx.get(f"{url}/v1/status").json()["logs"] == {log.signer.name: 3}
+
+
+def test_a_node_naming_another_key_than_the_registry_is_reported(tmp_path: Path) -> None:
+    chain = EmbeddedChain.open(tmp_path / "chain")
+    client = ChainClient(chain.w3, chain.dev_accounts[0])
+    deployment = deploy_suite(client, min_stake=STAKE)
+    origin = "impostor.example/log"
+    registered = LogSigner.from_seed(origin, os.urandom(32))
+    impostor = LogSigner.from_seed(origin, os.urandom(32))  # what the node serves with
+    log = SimLog(impostor, LogAnchor(client, deployment), epoch=60, checkpoint_interval=60)
+    Registry(client, deployment).register_log(registered, log.url, STAKE)
+    log.start()
+    reports: list[dict[str, object]] = []
+    try:
+        with httpx.Client(timeout=10) as http:
+            watcher = Watcher(
+                [log.url], http, chain=ChainView(client, deployment), report=reports.append
+            )
+            watcher.tick()
+    finally:
+        log.stop()
+        chain.close()
+    kinds = [r["kind"] for r in reports]
+    assert kinds == ["bad-checkpoint", "bad-checkpoint"], reports
+    assert "does not hold" in str(reports[0]["detail"])  # then its notes fail the Registry's key
+    assert "no signature from a known key" in str(reports[1]["detail"])

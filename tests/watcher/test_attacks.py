@@ -71,9 +71,7 @@ def test_an_anchor_that_is_not_the_watchers_tree_is_proven(tmp_path: Path) -> No
         log = SimLog(
             signer, LogAnchor(operator, deployment), epoch=60, checkpoint_interval=60, views=2
         )
-        Registry(operator, deployment).register_node(
-            origin, signer.verifier.public_key, log.url, 10**15, signer.p256.verifier.public_key
-        )
+        Registry(operator, deployment).register_log(signer, log.url, 10**15)
         log.start()
         device = SoftwareSigner.generate()
         owner = ChainClient(setup.w3, setup.accounts[1])

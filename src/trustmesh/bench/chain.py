@@ -29,6 +29,7 @@ from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.log._tiles import TreeReader
 from trustmesh.log.merkle import leaf_hash, node_hash
+from trustmesh.log.note_p256 import LogSigner
 
 READINGS_PER_ANCHOR = 10_000
 ANCHOR_SIZES = {"2^10": 2**10, "2^20": 2**20, "2^32": 2**32}
@@ -93,7 +94,9 @@ def _gas(client: ChainClient) -> dict[str, Any]:
     gas["anchor"] = {}
     for label, size in ANCHOR_SIZES.items():
         origin = f"bench.example/{label}"
-        registry.register_node(origin, os.urandom(32), "http://127.0.0.1", stake, os.urandom(64))
+        registry.register_log(
+            LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1", stake
+        )
         previous = size - min(READINGS_PER_ANCHOR, size // 2)
         tree = UniformTree(size)
         anchor.anchor(origin, previous, UniformTree(previous).root(), [])

@@ -27,6 +27,7 @@ from trustmesh.chain.defaults import (
 )
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
+from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.receipt import Receipt
 
 STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
@@ -40,6 +41,16 @@ def device_id(did: str) -> bytes:
 def origin_id(origin: str) -> bytes:
     """The Registry's and LogAnchor's key for a log: SHA-256 of its origin."""
     return hashlib.sha256(origin.encode()).digest()
+
+
+def proof_key_message(origin: str, owner: str, chain_id: int) -> bytes:
+    """What a node's P-256 key signs to register: it holds that key (Registry.vy)."""
+    return (
+        b"trustmesh.dev/proof-key/v1"
+        + origin_id(origin)
+        + bytes.fromhex(owner.removeprefix("0x"))
+        + chain_id.to_bytes(32, "big")
+    )
 
 
 def onchain_key(key: PublicKey) -> bytes:
@@ -161,9 +172,18 @@ class Registry(_Wrapper):
         return self.client.transact(self.contract.functions.set_price(device_id(did), price))
 
     def register_node(
-        self, origin: str, checkpoint_key: bytes, url: str, stake: int, proof_key: bytes
+        self,
+        origin: str,
+        checkpoint_key: bytes,
+        url: str,
+        stake: int,
+        proof_key: bytes,
+        proof_signature: bytes,
     ) -> TxReceipt:
-        fn = self.contract.functions.register_node(origin, checkpoint_key, url, proof_key)
+        """Register a log's node; ``proof_signature`` signs :func:`proof_key_message`."""
+        fn = self.contract.functions.register_node(
+            origin, checkpoint_key, url, proof_key, proof_signature
+        )
         return self.client.transact(fn, stake)
 
     def retire_node(self, origin: str) -> TxReceipt:
@@ -182,6 +202,18 @@ class Registry(_Wrapper):
             "unbond_at": unbond_at,
             "price": price,
         }
+
+    def register_log(self, signer: LogSigner, url: str, stake: int) -> TxReceipt:
+        """Register the node of ``signer``'s log, from this client's account."""
+        message = proof_key_message(signer.name, self.client.address, self.client.chain_id)
+        return self.register_node(
+            signer.name,
+            signer.verifier.public_key,
+            url,
+            stake,
+            signer.p256.verifier.public_key,
+            signer.p256.sign_raw(message),
+        )
 
     def node(self, origin: str) -> dict[str, Any]:
         owner, stake, status, checkpoint_key, unbond_at, url, proof_key = self.client.call(

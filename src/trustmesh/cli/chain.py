@@ -244,6 +244,14 @@ def register_node(
             "--proof-key", help="The log's P-256 verifier key (type 0x02), checked on-chain."
         ),
     ],
+    proof_signature: Annotated[
+        str,
+        typer.Option(
+            "--proof-signature",
+            help="Hex r || s: the P-256 key's signature of proof_key_message(origin, sender, "
+            "chain id), proving it is held (`trustmesh node run` registers itself with it).",
+        ),
+    ],
     url: Annotated[str, typer.Option("--url", help="Where the node serves its API.")],
     stake: StakeOpt = None,
     data_dir: DataDirOpt = None,
@@ -262,8 +270,12 @@ def register_node(
     with connect(data_dir, rpc, key_file) as (client, directory):
         registry = Registry(client, _suite(client, directory))
         amount = registry.min_stake() if stake is None else stake
+        try:
+            signature = bytes.fromhex(proof_signature.removeprefix("0x"))
+        except ValueError:
+            raise UsageError("--proof-signature must be hex (r || s, 64 bytes)") from None
         receipt = registry.register_node(
-            verifier.name, verifier.public_key, url, amount, p256.public_key
+            verifier.name, verifier.public_key, url, amount, p256.public_key, signature
         )
         print_json(
             {**registry.node(verifier.name), "transaction": receipt["transactionHash"].hex()}

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trustmesh.cli._common import UsageError, print_json
+from trustmesh.cli._common import UsageError, err, print_json
 
 app = typer.Typer(no_args_is_help=True, help="Proof bundles: a reading, checkable offline.")
 
@@ -50,6 +50,13 @@ def verify(
         str | None,
         typer.Option("--verifier-key", help="Pin the log's key (else the bundle's is used)."),
     ] = None,
+    log_anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--log-anchor",
+            help="Pin the LogAnchor contract (with --rpc; else the bundle's is trusted).",
+        ),
+    ] = None,
 ) -> None:
     """Check a bundle: reading signature, checkpoint signature, inclusion, anchor
     (and with --rpc the chain). Prints {"valid", "failed", "steps"}; exit 1 if not valid."""
@@ -70,7 +77,15 @@ def verify(
         anchor = document.get("anchor") if isinstance(document, dict) else None
         if not isinstance(anchor, dict):
             raise UsageError("the bundle has no anchor to check on a chain")
-        lookup = chain_lookup(rpc_web3(rpc), int(anchor["chain_id"]), str(anchor["log_anchor"]))
+        named = str(anchor.get("log_anchor"))
+        if log_anchor is None:
+            err.print(
+                f"trusting the bundle's LogAnchor {named} (and the Registry it names): "
+                "pin it with --log-anchor"
+            )
+        elif log_anchor.lower() != named.lower():
+            raise UsageError(f"the bundle names LogAnchor {named}, not {log_anchor}")
+        lookup = chain_lookup(rpc_web3(rpc), int(anchor["chain_id"]), named)
     report = verify_bundle(document, verifier_key=verifier_key, chain=lookup)
     print_json(report.to_json())
     if not report.valid:

@@ -115,6 +115,10 @@ def _chain_view(
         err.print("the node names no Disputes contract: findings are reported, not proven")
         return None
     url = rpc or info.get("rpc") or first_node.rstrip("/") + "/rpc"
+    if rpc is None:
+        err.print(
+            f"reading the chain through {url}, as the node says: --rpc checks it independently"
+        )
     if key_file is None and not os.environ.get("TRUSTMESH_CHAIN_KEY"):
         err.print("no --key-file or $TRUSTMESH_CHAIN_KEY: findings are reported, not proven")
         account, can_prove = Account.create(), False  # reads only

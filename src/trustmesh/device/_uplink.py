@@ -211,13 +211,19 @@ class Uplink:
         """Verify each answer's receipt and acknowledge its reading; how many."""
         done, notes = 0, []
         for (seq, entry), item in zip(pending, items, strict=True):
-            if "receipt" not in item:
+            if not isinstance(item, dict) or not isinstance(item.get("receipt"), str):
                 # Refused: it stays in the outbox, for another node or a later round.
-                log.warning("seq %d refused by %s: %s", seq, node, item.get("detail"))
+                detail = item.get("detail") if isinstance(item, dict) else item
+                log.warning("seq %d refused by %s: %s", seq, node, detail)
                 continue
-            receipt = open_receipt(item["receipt"], verifier)
-            if receipt.leaf_hash != merkle.leaf_hash(entry) or receipt.index != item["index"]:
-                raise InvalidReceipt(f"the receipt for seq {seq} names another entry")
+            try:
+                receipt = open_receipt(item["receipt"], verifier)
+            except (InvalidReceipt, ValueError) as exc:
+                log.warning("seq %d: a bad receipt from %s: %s", seq, node, exc)
+                continue  # stays in the outbox
+            if receipt.leaf_hash != merkle.leaf_hash(entry) or receipt.index != item.get("index"):
+                log.warning("seq %d: the receipt from %s names another entry", seq, node)
+                continue
             self.outbox.acknowledge(seq, verifier.name, item["receipt"])
             notes.append(item["receipt"])
             done += 1

@@ -113,6 +113,12 @@ class P256NoteSigner:
         )
         self.verifier = P256NoteVerifier(name, point[1:])
 
+    def sign_raw(self, message: bytes) -> bytes:
+        """r || s (32 bytes each) of an ECDSA P-256 / SHA-256 signature of
+        ``message``: what P256VERIFY takes (with SHA-256 of the message)."""
+        r, s = decode_dss_signature(self._key.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
     def signature_line(self, text: bytes) -> str:
         der = self._key.sign(text, ec.ECDSA(hashes.SHA256()))
         signature = self.verifier.key_id.to_bytes(KEY_ID_SIZE, "big") + der

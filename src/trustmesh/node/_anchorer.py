@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -48,10 +49,12 @@ class Anchorer:
         self.epoch = epoch_seconds
         self.checkpoint = state.get("checkpoint") or self._sign(store.size)
         self.anchored: tuple[int, bytes] = (0, b"")
+        self.chain_lead_ms = 0  # how far block time runs ahead of the wall clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
 
     def start(self) -> None:
+        self._measure_chain_lead()
         self._thread.start()
 
     def stop(self) -> None:
@@ -59,8 +62,22 @@ class Anchorer:
         self._thread.join(timeout=self.epoch + 5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.epoch):
+        # A fixed cadence: a slow tick (chain retries) does not push the next one back.
+        started = time.monotonic()
+        while not self._stop.wait(max(0.0, started + self.epoch - time.monotonic())):
+            started = time.monotonic()
             self.tick()
+
+    def _measure_chain_lead(self) -> None:
+        """Block time runs ahead of the wall clock while blocks come faster than one
+        a second (a block's time is at least its parent's plus one): receipts'
+        deadlines, judged on-chain by block time, must allow for it."""
+        try:
+            with self.anchor.client.errors("reading the latest block"):
+                latest = int(self.anchor.client.w3.eth.get_block("latest")["timestamp"])
+        except ChainError:
+            return
+        self.chain_lead_ms = max(0, latest * 1000 - time.time_ns() // 1_000_000)
 
     def _sign(self, size: int) -> str:
         note = sign_checkpoint(
@@ -75,6 +92,7 @@ class Anchorer:
         The size is read once: the log grows meanwhile, and an anchor past the
         served checkpoint would be a root nobody can check against a note.
         """
+        self._measure_chain_lead()
         try:
             size = self.store.size
             self.checkpoint = self._sign(size)

@@ -95,6 +95,11 @@ def _svg_lines(series: dict[str, list[tuple[float, float]]], height: int = 120) 
     return "".join(parts) + f'<div class="legend">{"".join(legend)}</div>'
 
 
+def _index(text: str) -> bool:
+    """A plain decimal index (``isdigit`` alone takes "²")."""
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit()
+
+
 def _short(did: str) -> str:
     return did[:16] + "…" + did[-6:]
 
@@ -109,7 +114,7 @@ class Dashboard:
         self._origins: list[str] = []
         self._next_node_block = 0
         self._next_anchor_block = 0
-        self._lock = threading.Lock()
+        self._scan_lock = threading.Lock()
 
     def routes(self) -> list[Route]:
         return [
@@ -155,15 +160,13 @@ class Dashboard:
         anchor = LogAnchor(
             self.ctx.registry.client, Deployment(self.ctx.info["chain_id"], dict(contracts))
         )
-        latest = self.ctx.registry.current_block()
-        with self._lock:
-            start = self._next_anchor_block
-        if latest >= start:
-            found = anchor.history(self.ctx.info["origin"], start, latest)
-            with self._lock:
+        with self._scan_lock:
+            latest = self.ctx.registry.current_block()
+            if latest >= self._next_anchor_block:
+                origin = self.ctx.info["origin"]
+                found = anchor.history(origin, self._next_anchor_block, latest)
                 self._anchor_history.extend(found)
                 self._next_anchor_block = latest + 1
-        with self._lock:
             return list(self._anchor_history)
 
     async def log(self, request: Request) -> Response:
@@ -255,15 +258,11 @@ class Dashboard:
             return []
         client = self.ctx.registry.client
         disputes = Disputes(client, Deployment(self.ctx.info["chain_id"], dict(contracts)))
-        latest = self.ctx.registry.current_block()
-        with self._lock:
-            start = self._next_block
-        if latest >= start:
-            found = disputes.proven(start, latest)
-            with self._lock:
-                self._proven.extend(found)
+        with self._scan_lock:  # one scan at a time: each block range is read once
+            latest = self.ctx.registry.current_block()
+            if latest >= self._next_block:
+                self._proven.extend(disputes.proven(self._next_block, latest))
                 self._next_block = latest + 1
-        with self._lock:
             return list(self._proven)
 
     async def detections(self, request: Request) -> Response:
@@ -297,12 +296,10 @@ class Dashboard:
         contracts = self.ctx.info["contracts"]
         deployment = Deployment(self.ctx.info["chain_id"], dict(contracts))
         anchor = LogAnchor(self.ctx.registry.client, deployment)
-        latest = self.ctx.registry.current_block()
-        with self._lock:
-            start = self._next_node_block
-        if latest >= start:
-            found = self.ctx.registry.node_origins(start, latest)
-            with self._lock:
+        with self._scan_lock:
+            latest = self.ctx.registry.current_block()
+            if latest >= self._next_node_block:
+                found = self.ctx.registry.node_origins(self._next_node_block, latest)
                 self._origins.extend(o for o in found if o not in self._origins)
                 self._next_node_block = latest + 1
         rows = []
@@ -310,7 +307,7 @@ class Dashboard:
             record = self.ctx.registry.node(origin)
             anchored, _, _, when = anchor.latest(origin)
             size = None  # unreachable: shown as such
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+            with contextlib.suppress(Exception):  # whatever a registered URL does: "unreachable"
                 size = int(httpx.get(f"{record['url']}/v1/log", timeout=1).json()["size"])
             rows.append((origin, str(record["url"]), size, anchored, when))
         return rows
@@ -338,7 +335,7 @@ class Dashboard:
         from trustmesh.node.app import build_bundles
 
         index_text = request.query_params.get("index", "")
-        if not index_text.isdigit() or int(index_text) >= self.ctx.store.size:
+        if not _index(index_text) or int(index_text) >= self.ctx.store.size:
             return HTMLResponse("no such reading", 404)
         _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [int(index_text)])
         if not bundles:
@@ -352,7 +349,7 @@ class Dashboard:
         from trustmesh.node.app import build_bundles  # the API's own bundles
 
         index_text = request.query_params.get("index", "")
-        if not index_text.isdigit() or int(index_text) >= self.ctx.store.size:
+        if not _index(index_text) or int(index_text) >= self.ctx.store.size:
             return HTMLResponse("<p class='bad'>no such reading</p>", 400)
         index = int(index_text)
         _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [index])

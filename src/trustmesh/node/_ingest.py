@@ -85,6 +85,7 @@ class Ingestor:
         metrics: Metrics,
         epoch_seconds: float,
         clock_ms: Callable[[], int],
+        chain_lead_ms: Callable[[], int] = lambda: 0,
         lookup: Callable[[Callable[[], Any]], Any],
         signing_pool: Executor | None = None,
     ) -> None:
@@ -104,6 +105,8 @@ class Ingestor:
         # parent's plus one), and an anchor may wait for a block or a retry.
         self.receipt_window_ms = max(2 * self.epoch_ms, MIN_RECEIPT_WINDOW_MS)
         self.clock_ms = clock_ms
+        # How far the chain's clock runs ahead of ours (deadlines are judged by it).
+        self.chain_lead_ms = chain_lead_ms
         self._lookup = lookup  # runs blocking chain lookups off the event loop
         self._queue: asyncio.Queue[
             tuple[
@@ -251,8 +254,7 @@ class Ingestor:
             return [problem] * len(readings)
         for reading in fresh:
             self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
-        now = self.clock_ms()
-        deadline = now + self.receipt_window_ms
+        deadline = self.clock_ms() + self.chain_lead_ms() + self.receipt_window_ms
         if indices:
             self.state.record_batch(indices[0], deadline)
         assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
@@ -302,7 +304,9 @@ class Ingestor:
         if index is not None:
             logged = self.store.entry(index)
             if logged == reading.entry:  # a retry (failover): the original receipt again
-                deadline = self.state.deadline(index) or self.clock_ms() + self.receipt_window_ms
+                deadline = self.state.deadline(index) or (
+                    self.clock_ms() + self.chain_lead_ms() + self.receipt_window_ms
+                )
                 return self._accept(reading, index, deadline, True)
             return self._equivocation(reading, index, logged)
         return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")

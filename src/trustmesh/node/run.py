@@ -144,9 +144,7 @@ class NodeRuntime:
         node = self.registry.node(self.signer.name)
         keys = (self.signer.verifier.public_key, self.signer.p256.verifier.public_key)
         if node["status"] == "unknown":
-            self.registry.register_node(
-                self.signer.name, keys[0], url, self.registry.min_stake(), keys[1]
-            )
+            self.registry.register_log(self.signer, url, self.registry.min_stake())
             log.info("registered as the gateway of %s", self.signer.name)
         elif node["status"] != "active" or (node["checkpoint_key"], node["proof_key"]) != (
             keys[0].hex(),
@@ -223,6 +221,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
         signing_pool=pool,
+        chain_lead_ms=lambda: anchorer.chain_lead_ms,
     )
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     ctx = NodeContext(

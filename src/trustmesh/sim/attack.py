@@ -159,9 +159,7 @@ class _Run:
             checkpoint_interval=self.epoch / 8,
             views=views,
         )
-        self.registry.register_node(
-            origin, signer.verifier.public_key, log.url, MIN_STAKE, signer.p256.verifier.public_key
-        )
+        self.registry.register_log(signer, log.url, MIN_STAKE)
         log.start()
         self.stack.callback(log.stop)
         return log

@@ -29,7 +29,7 @@ from trustmesh.device import Device, Outbox, Uplink
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
 
-BEHAVIOURS = ("tampered", "replay", "equivocation", "sybil")
+BEHAVIOURS = ("equivocation", "tampered", "replay", "sybil")  # the first K misbehave
 SENSORS = ("temperature", "humidity", "power", "gps")
 COSE = {"content-type": "application/cose"}
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustmesh.errors import InvalidReceipt
+from trustmesh.errors import ChainError, InvalidReceipt
 from trustmesh.node._problems import MEDIA_TYPE, Problem
 from trustmesh.watcher.service import Watcher
 
@@ -54,8 +54,10 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
         for position, note in enumerate(notes):
             try:
                 watcher.check_receipt(note)
-            except InvalidReceipt as exc:
+            except (InvalidReceipt, ValueError) as exc:  # (ValueError: e.g. lone surrogates)
                 raise Problem("bad-receipt", f"receipt {position}: {exc}") from None
+            except ChainError as exc:
+                raise Problem("chain-unavailable", f"the registry is unreachable: {exc}") from None
         held = [watcher.add_receipt(note) for note in notes]
         return JSONResponse(
             {
@@ -72,7 +74,7 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
     async def get_leaves(request: Request) -> Response:
         origin = request.query_params.get("origin", "")
         size = request.query_params.get("size", "")
-        if not size.isdigit() or len(size) > 19:
+        if not (size.isascii() and size.isdigit()) or len(size) > 19:
             raise Problem("bad-request", "size must be a non-negative integer")
         leaves = watcher.leaves(origin, int(size))
         if leaves is None:

@@ -90,11 +90,11 @@ class NodeFollower:
         if compact.root() != checkpoint.root:
             detail = f"entries {start}..{checkpoint.size - 1} do not make the signed root"
             return [Finding("broken-log", self.origin, detail, ())]
-        self._compact = compact
         findings: list[Finding] = []
-        for offset, (entry, leaf) in enumerate(zip(fetched, leaves, strict=True)):
-            self.leaves.append(leaf)
-            findings += self._audit(entry, start + offset)
+        for offset, entry in enumerate(fetched):  # may raise (the registry unreachable):
+            findings += self._audit(entry, start + offset)  # then nothing is committed
+        self._compact = compact
+        self.leaves.extend(leaves)
         return findings
 
     def _bundled(self, start: int, end: int) -> list[bytes] | None:
@@ -129,9 +129,9 @@ class NodeFollower:
             except InvalidProof as exc:
                 findings.append(Finding("broken-log", self.origin, f"#{index}: {exc}", (entry,)))
                 break  # the view stops here until the node serves what it signed
+            findings += self._audit(entry, index)
             self.leaves.append(leaf)
             self._compact.extend([leaf])
-            findings += self._audit(entry, index)
         return findings
 
     def _audit(self, entry: bytes, index: int) -> list[Finding]:

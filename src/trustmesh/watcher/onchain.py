@@ -27,7 +27,7 @@ from trustmesh.chain.suite import (
     SignedTree,
     key_from_chain,
 )
-from trustmesh.errors import ChainError, InvalidCheckpoint
+from trustmesh.errors import ChainError, InvalidCheckpoint, Reverted
 from trustmesh.identity import PublicKey
 from trustmesh.log.note_p256 import P256NoteVerifier
 from trustmesh.log.receipt import Receipt
@@ -54,6 +54,7 @@ class ProofResult:
     slashed: int = 0
     reward: int = 0  # what the Registry paid the reporter
     reason: str = ""  # why it reverted, when it did
+    reverted: bool = False  # the chain's answer (else the chain could not be reached)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,7 +147,7 @@ class ChainView:
         try:
             receipt: TxReceipt = send()
         except ChainError as exc:
-            return ProofResult(kind, False, reason=str(exc))
+            return ProofResult(kind, False, reason=str(exc), reverted=isinstance(exc, Reverted))
         logs = getattr(self.disputes.contract.events, event)().process_receipt(
             receipt, errors=DISCARD
         )

@@ -33,9 +33,10 @@ from typing import Any
 import httpx
 
 from trustmesh.chain.suite import Divergence, SignedTree
-from trustmesh.errors import ChainError, InvalidCheckpoint, InvalidReceipt
+from trustmesh.errors import ChainError, Error, InvalidCheckpoint, InvalidReceipt
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.note import NoteVerifier
 from trustmesh.log.note_p256 import p256_signature
 from trustmesh.log.receipt import Receipt, open_receipt
 from trustmesh.watcher.audit import Finding, SeqIndex
@@ -52,6 +53,17 @@ class PendingReceipt:
     receipt: Receipt
     note: str
     alerted: bool = False
+
+
+RETRYABLE = ("deadline not passed", "the index is anchored", "tree not anchored")
+
+
+def settled(result: ProofResult) -> bool:
+    """A proof is done with once the chain answered it (a revert for a state that may
+    change — a clock, an anchor — is tried again); not while the chain is unreachable."""
+    if result.accepted:
+        return True
+    return result.reverted and not any(reason in result.reason for reason in RETRYABLE)
 
 
 def wall_ms() -> int:
@@ -87,6 +99,23 @@ class Watcher:
         self._anchors_checked: set[tuple[str, int]] = set()
         self.alerts = 0
         self.proofs: list[ProofResult] = []
+        if chain is not None:
+            for follower in followers:
+                self._pin_log_key(follower)
+
+    def _pin_log_key(self, follower: NodeFollower) -> None:
+        """Check a log's checkpoints with the key the Registry holds for it, not the one
+        its node names: a node naming another key is reported, and its notes fail."""
+        assert self.chain is not None
+        record = self.chain.registry.node(follower.origin)
+        registered = bytes.fromhex(record["checkpoint_key"])
+        if registered == follower.verifier.public_key:
+            return
+        detail = f"{follower.url} names a log key the Registry does not hold ({record['status']})"
+        self._alert(Finding("bad-checkpoint", follower.origin, detail))
+        if record["status"] != "unknown":
+            follower.verifier = NoteVerifier(follower.origin, registered)
+            follower.tracker.verifier = follower.verifier
 
     # -- what devices and peers hand in ---------------------------------------
 
@@ -148,9 +177,17 @@ class Watcher:
                     once=False,
                 )
                 continue
+            except Error as exc:  # the registry unreachable: the batch is audited again
+                self._alert(Finding("chain-unreachable", follower.origin, str(exc)), once=False)
+                continue
             for finding in findings:
+                fresh = (finding.kind, finding.origin, finding.detail) not in self._raised
                 self._alert(finding)
-                self._act(finding)
+                if fresh:  # each finding is acted on once (a same-size split recurs each poll)
+                    try:
+                        self._act(finding)
+                    except Error as exc:
+                        self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
         if self.chain is not None:
             for work in (self._prove_unanchored, self._check_receipts, self._check_anchors):
                 try:
@@ -160,7 +197,7 @@ class Watcher:
         for peer in self.peers:
             try:
                 self._gossip(peer)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, Error) as exc:
                 self._alert(Finding("peer-unreachable", "", f"{peer}: {exc!r}"), once=False)
 
     def _alert(self, finding: Finding, *, once: bool = True) -> None:
@@ -205,10 +242,12 @@ class Watcher:
             entry = finding.evidence[0]
             assert isinstance(entry, bytes)
             proof = merkle.inclusion_proof(leaves, index)
-            self._proved(
-                finding.origin,
-                self.chain.prove_invalid_entry(finding.origin, anchor.size, index, entry, proof),
+            result = self.chain.prove_invalid_entry(
+                finding.origin, anchor.size, index, entry, proof
             )
+            self._proved(finding.origin, result)
+            if not settled(result):
+                waiting.append(finding)  # a transient failure: again next round
         self._unanchored = waiting
 
     def _signed_tree(self, origin: str, note: str) -> tuple[Checkpoint, SignedTree] | None:
@@ -254,22 +293,27 @@ class Watcher:
         r, s = p256_signature(item.note, verifier)
         index = receipt.index
         leaves = follower.leaves
-        if index < len(leaves) and leaves[index] != receipt.leaf_hash:
+        contradicted = index < len(leaves) and leaves[index] != receipt.leaf_hash
+        if contradicted:
             self._alert_receipt(item, f"#{index} holds another entry than the receipt's")
             anchor = self.chain.latest_anchor(receipt.origin)
-            if anchor.size <= index or len(leaves) < anchor.size:
+            if anchor.size > index and len(leaves) >= anchor.size:
+                proof = merkle.inclusion_proof(leaves[: anchor.size], index)
+                result = self.chain.prove_receipt_contradicted(
+                    receipt, r + s, anchor.size, leaves[index], proof
+                )
+                self._proved(receipt.origin, result)
+                return settled(result)
+            if chain_ms <= receipt.deadline:
                 return False  # provable once an anchored tree holds the other entry
-            proof = merkle.inclusion_proof(leaves[: anchor.size], index)
-            result = self.chain.prove_receipt_contradicted(
-                receipt, r + s, anchor.size, leaves[index], proof
-            )
-            self._proved(receipt.origin, result)
-            return True
+            # not anchored by its deadline either: provable as late, below
         covering = self.chain.first_anchor_covering(receipt.origin, index)
         if covering:
             _, anchored_time = self.chain.anchor.anchored_at(receipt.origin, covering)
             if anchored_time * 1000 <= receipt.deadline:
-                return index < len(leaves)  # anchored in time; honoured once the leaf is seen
+                # anchored in time: honoured once its leaf is seen (a contradicted one
+                # is proven above once this watcher has the anchored tree's leaves)
+                return index < len(leaves) and not contradicted
         if chain_ms <= receipt.deadline:
             return False
         self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
@@ -277,7 +321,7 @@ class Watcher:
         if not result.accepted and "deadline not passed" in result.reason:
             return False  # the chain's clock lags ours: again next round
         self._proved(receipt.origin, result)
-        return True
+        return settled(result)  # else again next round (e.g. anchored meanwhile: covered)
 
     def _alert_receipt(self, item: PendingReceipt, detail: str) -> None:
         if not item.alerted:

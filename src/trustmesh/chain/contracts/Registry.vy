@@ -30,6 +30,8 @@ MAX_KEY: constant(uint256) = 64  # P-256: x || y (64 bytes); Ed25519: 32 bytes
 MAX_ORIGIN: constant(uint256) = 128
 MAX_URL: constant(uint256) = 256
 BPS: constant(uint256) = 10_000
+P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
+PROOF_KEY_DOMAIN: constant(Bytes[26]) = b"trustmesh.dev/proof-key/v1"
 
 
 struct Device:
@@ -275,13 +277,20 @@ def revoke(device_id: bytes32):
 @external
 @payable
 def register_node(
-    origin: String[MAX_ORIGIN], checkpoint_key: bytes32, url: String[MAX_URL], proof_key: Bytes[MAX_KEY]
+    origin: String[MAX_ORIGIN],
+    checkpoint_key: bytes32,
+    url: String[MAX_URL],
+    proof_key: Bytes[MAX_KEY],
+    proof_signature: Bytes[64],
 ):
     """
     @notice Register a node (gateway) for a log origin, with all of `msg.value` as stake.
     @param checkpoint_key The Ed25519 key that signs the log's checkpoints.
     @param proof_key The P-256 key (x || y) that also signs its checkpoints and
            receipts (C2SP signature type 0x02), so that Disputes can check them.
+    @param proof_signature r || s: `proof_key`'s signature (ECDSA, SHA-256) of
+           "trustmesh.dev/proof-key/v1" || origin id || sender || chain id, so a
+           node cannot register a key it does not hold (and so escape every proof).
     """
     origin_id: bytes32 = sha256(origin)
     assert len(origin) > 0, "registry: empty origin"
@@ -289,6 +298,10 @@ def register_node(
     assert msg.value >= self.min_stake, "registry: stake below minimum"
     assert checkpoint_key != empty(bytes32), "registry: empty checkpoint key"
     assert len(proof_key) == 64, "registry: proof key must be P-256 x || y"
+    message: Bytes[110] = concat(
+        PROOF_KEY_DOMAIN, origin_id, convert(msg.sender, bytes20), convert(chain.id, bytes32)
+    )
+    assert self._p256(sha256(message), proof_signature, proof_key), "registry: proof key not proven"
     self.nodes[origin_id] = Node(
         owner=msg.sender,
         stake=msg.value,
@@ -441,3 +454,20 @@ def node_proof_key(origin_id: bytes32) -> Bytes[MAX_KEY]:
             whatever the node's status (a retired node's signed lies still count).
     """
     return self.nodes[origin_id].proof_key
+
+
+@internal
+@view
+def _p256(digest: bytes32, signature: Bytes[64], key: Bytes[MAX_KEY]) -> bool:
+    if len(signature) != 64 or len(key) != 64:
+        return False
+    success: bool = False
+    response: Bytes[32] = b""
+    success, response = raw_call(
+        P256VERIFY,
+        concat(digest, signature, key),
+        max_outsize=32,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    return success and len(response) == 32 and convert(response, uint256) == 1
