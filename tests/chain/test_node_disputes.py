@@ -190,8 +190,9 @@ def test_receipt_never_anchored(net: Net) -> None:
     future, future_signature = log.receipt(7, LEAVES[7], _chain_ms(net) + 3_600_000)
     with pytest.raises(Reverted, match="disputes: deadline not passed"):
         log.disputes.prove_receipt_late(future, future_signature)
-    anchored, anchored_signature = log.receipt(4, LEAVES[4], _chain_ms(net) - 1000)
-    with pytest.raises(Reverted, match="disputes: the index is anchored"):
+    # Index 4 was anchored in the block that is the latest: by a deadline of its time.
+    anchored, anchored_signature = log.receipt(4, LEAVES[4], _chain_ms(net))
+    with pytest.raises(Reverted, match="disputes: anchored by the deadline"):
         log.disputes.prove_receipt_late(anchored, anchored_signature)
     late, late_signature = log.receipt(7, LEAVES[7], _chain_ms(net) - 1000)
     with pytest.raises(Reverted, match="disputes: receipt not signed"):
@@ -214,20 +215,23 @@ def test_receipt_anchored_after_its_deadline(net: Net) -> None:
     log.anchor.anchor(
         log.origin, 12, merkle.root(LEAVES[:12]), merkle.consistency_proof(LEAVES[:12], 5)
     )
-    log.anchor.anchor(
-        log.origin, 20, merkle.root(LEAVES[:20]), merkle.consistency_proof(LEAVES[:20], 12)
-    )
-    assert log.anchor.anchored_at(log.origin, 12)[0] == 5
-    assert log.anchor.anchored_at(log.origin, 13) == (0, 0)
+    assert log.anchor.previous(log.origin) == 5
     with pytest.raises(Reverted, match="disputes: anchored by the deadline"):
-        log.disputes.prove_receipt_late(in_time, in_time_signature, 12)
-    with pytest.raises(Reverted, match="disputes: tree not anchored"):
-        log.disputes.prove_receipt_late(late, late_signature, 13)
-    with pytest.raises(Reverted, match="disputes: not the first anchor of the index"):
-        log.disputes.prove_receipt_late(late, late_signature, 20)
-    with pytest.raises(Reverted, match="disputes: not the first anchor of the index"):
-        log.disputes.prove_receipt_late(late, late_signature, 5)
+        log.disputes.prove_receipt_late(in_time, in_time_signature)
+    early, early_signature = log.receipt(3, LEAVES[3], _chain_ms(net) - 1000)
+    with pytest.raises(Reverted, match="disputes: the index is anchored"):
+        log.disputes.prove_receipt_late(early, early_signature)  # covered before: in time
+    log.disputes.prove_receipt_late(late, late_signature)  # first covered by the latest, late
+    assert log.stake() == 0
+
+
+def test_a_late_anchor_is_provable_only_while_it_is_the_latest(net: Net) -> None:
+    log = Log(net)
+    late, late_signature = log.receipt(2, LEAVES[2], _chain_ms(net) - 1000)
+    log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
+    log.anchor.anchor(
+        log.origin, 12, merkle.root(LEAVES[:12]), merkle.consistency_proof(LEAVES[:12], 5)
+    )
     with pytest.raises(Reverted, match="disputes: the index is anchored"):
         log.disputes.prove_receipt_late(late, late_signature)
-    log.disputes.prove_receipt_late(late, late_signature, 12)
-    assert log.stake() == 0
+    assert log.stake() == MIN_STAKE

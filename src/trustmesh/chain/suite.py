@@ -298,12 +298,9 @@ class LogAnchor(_Wrapper):
             )
         return [(int(log["args"]["timestamp"]), int(log["args"]["size"])) for log in logs]
 
-    def anchored_at(self, origin: str, size: int) -> tuple[int, int]:
-        """(the size anchored before ``size``, its block time); (0, 0) if never anchored."""
-        previous, timestamp = self.client.call(
-            self.contract.functions.anchored_at(origin_id(origin), size)
-        )
-        return previous, timestamp
+    def previous(self, origin: str) -> int:
+        """The size anchored before the latest anchor (0 if none)."""
+        return int(self.client.call(self.contract.functions.previous(origin_id(origin))))
 
     def verify_consistency(
         self, old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]
@@ -402,15 +399,12 @@ class Disputes(_Wrapper):
         )  # fmt: skip
         return self.client.transact(fn)
 
-    def prove_receipt_late(
-        self, receipt: Receipt, signature: bytes, covering_size: int = 0
-    ) -> TxReceipt:
-        """Submit a receipt whose index was not anchored by its deadline
-        (``covering_size``: the first anchor above the index, 0 if none yet)."""
+    def prove_receipt_late(self, receipt: Receipt, signature: bytes) -> TxReceipt:
+        """Submit a receipt whose index was not anchored by its deadline (not yet
+        anchored, or first covered, late, by the latest anchor)."""
         fn = self.contract.functions.prove_receipt_late(
-            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature,
-            covering_size,
-        )  # fmt: skip
+            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature
+        )
         return self.client.transact(fn)
 
     def verify_reading(

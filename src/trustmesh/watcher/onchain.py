@@ -124,16 +124,9 @@ class ChainView:
         size, root, _, timestamp = self.anchor.latest(origin)
         return Anchor(size, root, timestamp)
 
-    def first_anchor_covering(self, origin: str, index: int) -> int:
-        """The first anchored size above ``index`` (0 if none yet)."""
-        size = self.latest_anchor(origin).size
-        if size <= index:
-            return 0
-        while True:
-            previous, _ = self.anchor.anchored_at(origin, size)
-            if previous <= index:
-                return size
-            size = previous
+    def previous_anchor(self, origin: str) -> int:
+        """The size anchored before the latest anchor (0 if none)."""
+        return self.anchor.previous(origin)
 
     def chain_time(self) -> int:
         with self.client.errors("reading the latest block"):
@@ -194,11 +187,9 @@ class ChainView:
             ),
         )
 
-    def prove_receipt_late(
-        self, receipt: Receipt, signature: bytes, covering_size: int
-    ) -> ProofResult:
+    def prove_receipt_late(self, receipt: Receipt, signature: bytes) -> ProofResult:
         return self._submit(
             "broken-receipt",
             "BrokenReceiptProven",
-            lambda: self.disputes.prove_receipt_late(receipt, signature, covering_size),
+            lambda: self.disputes.prove_receipt_late(receipt, signature),
         )

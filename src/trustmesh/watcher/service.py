@@ -307,17 +307,18 @@ class Watcher:
             if chain_ms <= receipt.deadline:
                 return False  # provable once an anchored tree holds the other entry
             # not anchored by its deadline either: provable as late, below
-        covering = self.chain.first_anchor_covering(receipt.origin, index)
-        if covering:
-            _, anchored_time = self.chain.anchor.anchored_at(receipt.origin, covering)
-            if anchored_time * 1000 <= receipt.deadline:
-                # anchored in time: honoured once its leaf is seen (a contradicted one
-                # is proven above once this watcher has the anchored tree's leaves)
+        latest = self.chain.latest_anchor(receipt.origin)
+        if latest.size > index:
+            in_time = latest.timestamp * 1000 <= receipt.deadline
+            if in_time or self.chain.previous_anchor(receipt.origin) > index:
+                # anchored in time (or by an earlier anchor, whose time the chain no
+                # longer keeps: checked each round, this watcher saw it as the latest);
+                # honoured once its leaf is seen (a contradicted one is proven above)
                 return index < len(leaves) and not contradicted
-        if chain_ms <= receipt.deadline:
+        elif chain_ms <= receipt.deadline:
             return False
         self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
-        result = self.chain.prove_receipt_late(receipt, r + s, covering)
+        result = self.chain.prove_receipt_late(receipt, r + s)
         if not result.accepted and "deadline not passed" in result.reason:
             return False  # the chain's clock lags ours: again next round
         self._proved(receipt.origin, result)

@@ -33,7 +33,7 @@ interface Registry:
 interface LogAnchor:
     def roots(origin_id: bytes32, size: uint256) -> bytes32: view
     def latest(origin_id: bytes32) -> (uint256, bytes32, uint256, uint256): view
-    def anchored_at(origin_id: bytes32, size: uint256) -> (uint256, uint256): view
+    def previous(origin_id: bytes32) -> uint256: view
 
 
 struct Key:
@@ -548,27 +548,29 @@ def prove_receipt_late(
     leaf: bytes32,
     deadline: uint256,
     signature: Bytes[64],
-    covering_size: uint256,
 ) -> uint256:
     """
     @notice Prove that a node did not anchor a receipt's index by its deadline
-            (milliseconds since the Unix epoch). Slashes the node's whole
-            stake; the reporter gets its share.
-    @param covering_size The first anchored size above `index`, if the index
-           was anchored at all (late); 0 if it is not anchored yet.
+            (milliseconds since the Unix epoch): the index is not anchored and
+            the deadline has passed, or the latest anchor is the first to cover
+            it and came after the deadline. Slashes the node's whole stake; the
+            reporter gets its share.
+    @dev Only the latest anchor's time is kept on-chain (keeping every one would
+         cost a storage slot per anchor): an index first covered late by an
+         earlier anchor is no longer provable here. Watchers prove at the
+         deadline, within a block.
     """
     origin_id: bytes32 = sha256(origin)
     self._check_receipt(origin, origin_id, index, leaf, deadline, signature)
-    if covering_size == 0:
-        latest_size: uint256 = (staticcall LogAnchor(log_anchor).latest(origin_id))[0]
-        assert latest_size <= index, "disputes: the index is anchored"
+    size: uint256 = 0
+    root: bytes32 = empty(bytes32)
+    at_block: uint256 = 0
+    anchored_time: uint256 = 0
+    size, root, at_block, anchored_time = staticcall LogAnchor(log_anchor).latest(origin_id)
+    if size <= index:
         assert block.timestamp * 1000 > deadline, "disputes: deadline not passed"
     else:
-        previous: uint256 = 0
-        anchored_time: uint256 = 0
-        previous, anchored_time = staticcall LogAnchor(log_anchor).anchored_at(origin_id, covering_size)
-        assert anchored_time != 0, "disputes: tree not anchored"
-        assert covering_size > index and previous <= index, "disputes: not the first anchor of the index"
+        assert staticcall LogAnchor(log_anchor).previous(origin_id) <= index, "disputes: the index is anchored"
         assert anchored_time * 1000 > deadline, "disputes: anchored by the deadline"
     return self._slash_for_receipt(origin_id, index, "late")
 

@@ -6,9 +6,10 @@
         registered node, and only with a valid RFC 9162 consistency proof from
         the last anchored checkpoint, checked here, on-chain.
 @dev    The root of every anchored tree is kept (fraud proofs name any of
-        them), with the size anchored before it and its time (a receipt
-        anchored after its deadline is proven late by these); the block is
-        kept for the latest anchor and logged for every one. Logs are keyed by `origin_id = sha256(origin)`, as in the
+        them); the size anchored before it, the block and the time are kept
+        for the latest anchor (a receipt its latest anchor covered after the
+        deadline is proven late by these) and logged for every one. One new
+        storage slot per anchor keeps the cost per reading low. Logs are keyed by `origin_id = sha256(origin)`, as in the
         Registry. Tree sizes, block numbers and times must fit in 64 bits.
 """
 
@@ -30,11 +31,10 @@ event Anchored:
 
 
 registry: public(immutable(address))
-# size << 128 | block number << 64 | timestamp, of the latest anchor of each log
+# size << 192 | previous anchored size << 128 | block number << 64 | timestamp, of the
+# latest anchor of each log: one slot, written by every anchor anyway
 latest_packed: HashMap[bytes32, uint256]
 roots: public(HashMap[bytes32, HashMap[uint256, bytes32]])
-# previous anchored size << 64 | timestamp, of every anchor: what a late receipt is judged by
-history: HashMap[bytes32, HashMap[uint256, uint256]]
 MASK64: constant(uint256) = 2**64 - 1
 
 
@@ -53,14 +53,15 @@ def anchor(origin: String[MAX_ORIGIN], size: uint256, root: bytes32, proof: DynA
     origin_id: bytes32 = sha256(origin)
     assert staticcall Registry(registry).node_operator(origin_id) == msg.sender, "anchor: not the origin's node"
     assert size <= MASK64, "anchor: size beyond 2**64"
-    old_size: uint256 = self.latest_packed[origin_id] >> 128
+    old_size: uint256 = self.latest_packed[origin_id] >> 192
     assert size > old_size, "anchor: size must grow"
     old_root: bytes32 = self.roots[origin_id][old_size]
     assert self._consistent(old_size, size, old_root, root, proof), "anchor: not consistent with the last anchor"
     self.roots[origin_id][size] = root
-    self.history[origin_id][size] = unsafe_add(old_size << 64, block.timestamp)
-    # unsafe_add: the three fields are below 2**64 and do not overlap.
-    self.latest_packed[origin_id] = unsafe_add(unsafe_add(size << 128, block.number << 64), block.timestamp)
+    # unsafe_add: the four fields are below 2**64 and do not overlap.
+    self.latest_packed[origin_id] = unsafe_add(
+        unsafe_add(size << 192, old_size << 128), unsafe_add(block.number << 64, block.timestamp)
+    )
     log Anchored(origin_id=origin_id, size=size, root=root, block_number=block.number, timestamp=block.timestamp)
 
 
@@ -71,19 +72,18 @@ def latest(origin_id: bytes32) -> (uint256, bytes32, uint256, uint256):
     @notice The last anchored checkpoint of a log: size, root, block, time.
     """
     packed: uint256 = self.latest_packed[origin_id]
-    size: uint256 = packed >> 128
+    size: uint256 = packed >> 192
     return size, self.roots[origin_id][size], (packed >> 64) & MASK64, packed & MASK64
 
 
 @external
 @view
-def anchored_at(origin_id: bytes32, size: uint256) -> (uint256, uint256):
+def previous(origin_id: bytes32) -> uint256:
     """
-    @notice For an anchored size: the size anchored just before it (0 for the
-            first) and the block time it was anchored; (0, 0) if never anchored.
+    @notice The size anchored before the latest anchor of a log (0 if none): the
+            latest anchor is the first to cover the indices from there up.
     """
-    packed: uint256 = self.history[origin_id][size]
-    return packed >> 64, packed & MASK64
+    return (self.latest_packed[origin_id] >> 128) & MASK64
 
 
 @external
