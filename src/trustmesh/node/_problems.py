@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
 from trustmesh.errors import InvalidReading
 
 PROBLEM_BASE = "https://trustmesh.dev/problems/"
@@ -69,3 +73,21 @@ class Problem(Exception):
     @classmethod
     def from_reading(cls, error: InvalidReading) -> Problem:
         return cls(error.reason, str(error))
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    headers = {"Retry-After": "1"} if problem.status in (429, 503) else None
+    return JSONResponse(problem.to_json(), problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler: a raised Problem, as problem+json."""
+    assert isinstance(exc, Problem)
+    return problem_response(exc)
+
+
+async def on_http(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler: routing's 404 and 405 (and the rest) as problem+json."""
+    assert isinstance(exc, HTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+    return problem_response(Problem(slug, str(exc.detail)))

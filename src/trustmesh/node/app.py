@@ -33,7 +33,7 @@ from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._openapi import DOCUMENT
-from trustmesh.node._problems import MEDIA_TYPE, Problem
+from trustmesh.node._problems import Problem, on_http, on_problem, problem_response
 from trustmesh.node._state import NodeState
 from trustmesh.reading import MAX_ENTRY_SIZE
 
@@ -94,11 +94,6 @@ def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[
         if index < signed_size  # not yet in a signed checkpoint: no bundle yet
     ]
     return note, bundles
-
-
-def problem_response(problem: Problem) -> JSONResponse:
-    headers = {"Retry-After": "1"} if problem.status in (429, 503) else None
-    return JSONResponse(problem.to_json(), problem.status, headers=headers, media_type=MEDIA_TYPE)
 
 
 def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PLR0915 - the routes
@@ -264,15 +259,6 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         except ChainError as exc:
             raise Problem("bad-request", f"registration refused: {exc}") from None
         return JSONResponse(await asyncio.to_thread(ctx.registry.device, did))
-
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return problem_response(exc)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
-        return problem_response(Problem(slug, str(exc.detail)))
 
     async def on_store(request: Request, exc: Exception) -> Response:
         log.error("store error: %s", exc)

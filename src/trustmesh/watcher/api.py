@@ -24,15 +24,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trustmesh.errors import ChainError, InvalidReceipt
-from trustmesh.node._problems import MEDIA_TYPE, Problem
+from trustmesh.node._problems import Problem, on_http, on_problem
 from trustmesh.watcher.service import Watcher
 
 MAX_BODY = 1 << 20
 MAX_RECEIPTS = 1000
-
-
-def _problem(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.to_json(), problem.status, media_type=MEDIA_TYPE)
 
 
 def create_watcher_app(watcher: Watcher) -> Starlette:
@@ -91,15 +87,6 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
             "proofs": [p.to_json() for p in watcher.proofs],
         }
         return JSONResponse(document)
-
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return _problem(exc)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
-        return _problem(Problem(slug, str(exc.detail)))
 
     return Starlette(
         routes=[
