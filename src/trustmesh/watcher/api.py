@@ -47,14 +47,16 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
             raise Problem("bad-request", 'expected {"receipts": [signed receipt, …]}')
         if len(notes) > MAX_RECEIPTS:
             raise Problem("oversized", f"at most {MAX_RECEIPTS} receipts per request")
+        checked = []
         for position, note in enumerate(notes):
             try:
-                watcher.check_receipt(note)
+                checked.append(watcher.check_receipt(note))
             except (InvalidReceipt, ValueError) as exc:  # (ValueError: e.g. lone surrogates)
                 raise Problem("bad-receipt", f"receipt {position}: {exc}") from None
             except ChainError as exc:
                 raise Problem("chain-unavailable", f"the registry is unreachable: {exc}") from None
-        held = [watcher.add_receipt(note) for note in notes]
+        watcher.hold(checked)  # all checked first: a bad one keeps none
+        held = [item.receipt for item in checked]
         return JSONResponse(
             {
                 "held": [

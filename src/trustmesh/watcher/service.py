@@ -6,9 +6,10 @@ Each :meth:`Watcher.tick` polls every node (:class:`NodeFollower`), then
 - proves what the poll found: equivocation at once; an invalid entry once an
   anchored tree includes it; two signed checkpoints of one size with two
   roots at once;
-- checks the receipts devices forwarded (:meth:`Watcher.add_receipt`): the
-  leaf at the receipt's index must be the receipt's, and the index must be
-  anchored by the deadline; otherwise the receipt itself is the proof;
+- checks the receipts devices forwarded (:meth:`Watcher.check_receipt`, then
+  :meth:`Watcher.hold`): the leaf at the receipt's index must be the
+  receipt's, and the index must be anchored by the deadline; otherwise the
+  receipt itself is the proof;
 - checks each log's anchors: each new anchored root must be this watcher's
   root at that size (else a split view between the chain and the watchers,
   proven with the signed checkpoint of that size), and anchors must keep
@@ -52,6 +53,7 @@ Report = Callable[[dict[str, Any]], None]
 class PendingReceipt:
     receipt: Receipt
     note: str
+    signature: bytes  # r || s of the log's P-256 signature, as a proof hands it on (b"": no chain)
     alerted: bool = False
 
 
@@ -119,30 +121,31 @@ class Watcher:
 
     # -- what devices and peers hand in ---------------------------------------
 
-    def add_receipt(self, note: str) -> Receipt:
-        """Hold a node to a receipt a device forwarded; InvalidReceipt if it is not one."""
-        receipt = self.check_receipt(note)
+    def hold(self, checked: list[PendingReceipt]) -> None:
+        """Hold receipts :meth:`check_receipt` accepted (each once)."""
         with self.lock:
-            if all(p.note != note for p in self._receipts):
-                self._receipts.append(PendingReceipt(receipt, note))
-        return receipt
+            for item in checked:
+                if all(p.note != item.note for p in self._receipts):
+                    self._receipts.append(item)
 
-    def check_receipt(self, note: str) -> Receipt:
-        """A forwarded receipt, verified with the log's keys; InvalidReceipt if it is not one."""
+    def check_receipt(self, note: str) -> PendingReceipt:
+        """A forwarded receipt, verified with the log's keys (its P-256 signature kept
+        for the proof); InvalidReceipt if it is not one."""
         lines = note.split("\n")
         follower = self.followers.get(lines[1]) if len(lines) > 1 else None
         if follower is None:
             raise InvalidReceipt("a receipt of a log this watcher does not follow")
         receipt = open_receipt(note, follower.verifier)
-        if self.chain is not None:
-            verifier = self.chain.proof_verifier(receipt.origin)
-            if verifier is None:
-                raise InvalidReceipt("the log has no P-256 key in the Registry")
-            try:
-                open_receipt(note, verifier)
-            except InvalidReceipt:
-                raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
-        return receipt
+        if self.chain is None:
+            return PendingReceipt(receipt, note, b"")
+        verifier = self.chain.proof_verifier(receipt.origin)
+        if verifier is None:
+            raise InvalidReceipt("the log has no P-256 key in the Registry")
+        try:
+            r, s = p256_signature(note, verifier)
+        except InvalidCheckpoint:
+            raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
+        return PendingReceipt(receipt, note, r + s)
 
     def receipts_held(self) -> int:
         """Receipts still waiting to be honoured (or proven broken)."""
@@ -288,9 +291,6 @@ class Watcher:
         assert self.chain is not None
         receipt = item.receipt
         follower = self.followers[receipt.origin]
-        verifier = self.chain.proof_verifier(receipt.origin)
-        assert verifier is not None  # add_receipt checked it
-        r, s = p256_signature(item.note, verifier)
         index = receipt.index
         leaves = follower.leaves
         contradicted = index < len(leaves) and leaves[index] != receipt.leaf_hash
@@ -300,7 +300,7 @@ class Watcher:
             if anchor.size > index and len(leaves) >= anchor.size:
                 proof = merkle.inclusion_proof(leaves[: anchor.size], index)
                 result = self.chain.prove_receipt_contradicted(
-                    receipt, r + s, anchor.size, leaves[index], proof
+                    receipt, item.signature, anchor.size, leaves[index], proof
                 )
                 self._proved(receipt.origin, result)
                 return settled(result)
@@ -318,7 +318,7 @@ class Watcher:
         elif chain_ms <= receipt.deadline:
             return False
         self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
-        result = self.chain.prove_receipt_late(receipt, r + s)
+        result = self.chain.prove_receipt_late(receipt, item.signature)
         if not result.accepted and "deadline not passed" in result.reason:
             return False  # the chain's clock lags ours: again next round
         self._proved(receipt.origin, result)
