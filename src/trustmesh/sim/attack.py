@@ -271,12 +271,17 @@ def _outcome(
     }
 
 
-def _invalid_entry(run: _Run, warmup: float) -> dict[str, Any]:
+def _one_log(run: _Run, warmup: float) -> tuple[SimLog, str, int]:
+    """One fed log, a watcher with its API (its URL), an honest phase; the log's stake."""
     log = run.log()
     run.feed([log])
-    run.watcher([log.url], run.watcher_clients[0], [])
+    url = _serve_watcher(run, run.watcher([log.url], run.watcher_clients[0], []))
     _honest(run, warmup)
-    before = run.node_stake(log)
+    return log, url, run.node_stake(log)
+
+
+def _invalid_entry(run: _Run, warmup: float) -> dict[str, Any]:
+    log, _, before = _one_log(run, warmup)
     entry = run.devices.next()
     broken = entry[:-1] + bytes([entry[-1] ^ 1])
     lied_at = wall_ms()
@@ -324,12 +329,7 @@ def _split_view(run: _Run, warmup: float) -> dict[str, Any]:
 
 
 def _broken_receipt(run: _Run, warmup: float) -> dict[str, Any]:
-    log = run.log()
-    run.feed([log])
-    watcher = run.watcher([log.url], run.watcher_clients[0], [])
-    url = _serve_watcher(run, watcher)
-    _honest(run, warmup)
-    before = run.node_stake(log)
+    log, url, before = _one_log(run, warmup)
     promised = run.devices.next()
     with log.lock:  # the feeder waits: the receipt's index is the next one
         index = len(log.main.entries)
@@ -351,12 +351,7 @@ def _broken_receipt(run: _Run, warmup: float) -> dict[str, Any]:
 
 
 def _stall(run: _Run, warmup: float) -> dict[str, Any]:
-    log = run.log()
-    run.feed([log])
-    watcher = run.watcher([log.url], run.watcher_clients[0], [])
-    url = _serve_watcher(run, watcher)
-    _honest(run, warmup)
-    before = run.node_stake(log)
+    log, url, before = _one_log(run, warmup)
     log.stall()
     entry = run.devices.next()
     deadline = wall_ms() + int(1000 * run.epoch)
