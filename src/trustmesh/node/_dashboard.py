@@ -331,31 +331,34 @@ class Dashboard:
             f"<th>anchored</th><th>lag</th><th>last anchor</th><th></th></tr>{body}</table>"
         )
 
-    async def bundle(self, request: Request) -> Response:
-        from trustmesh.node.app import build_bundles
+    async def _bundle_at(self, request: Request) -> tuple[int | None, dict[str, Any] | None]:
+        """The ``index`` query parameter (None if it names no entry) and that entry's
+        proof bundle, as the API builds it (None until a checkpoint covers it)."""
+        from trustmesh.node.app import build_bundles  # (app imports this module)
 
-        index_text = request.query_params.get("index", "")
-        if not _index(index_text) or int(index_text) >= self.ctx.store.size:
+        text = request.query_params.get("index", "")
+        if not _index(text) or int(text) >= self.ctx.store.size:
+            return None, None
+        _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [int(text)])
+        return int(text), bundles[0] if bundles else None
+
+    async def bundle(self, request: Request) -> Response:
+        index, bundle = await self._bundle_at(request)
+        if index is None:
             return HTMLResponse("no such reading", 404)
-        _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [int(index_text)])
-        if not bundles:
+        if bundle is None:
             return HTMLResponse("not in a signed checkpoint yet", 404)
         return JSONResponse(
-            bundles[0],
-            headers={"Content-Disposition": f'attachment; filename="bundle-{index_text}.json"'},
+            bundle, headers={"Content-Disposition": f'attachment; filename="bundle-{index}.json"'}
         )
 
     async def verify(self, request: Request) -> Response:
-        from trustmesh.node.app import build_bundles  # the API's own bundles
-
-        index_text = request.query_params.get("index", "")
-        if not _index(index_text) or int(index_text) >= self.ctx.store.size:
+        index, found = await self._bundle_at(request)
+        if index is None:
             return HTMLResponse("<p class='bad'>no such reading</p>", 400)
-        index = int(index_text)
-        _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [index])
-        if not bundles:
+        if found is None:
             return HTMLResponse(f"<p>#{index} is not in a signed checkpoint yet: try again.</p>")
-        bundle = bundles[0]
+        bundle = found
 
         def check() -> Any:
             lookup = None
