@@ -59,6 +59,7 @@ __all__ = [
     "MAX_ENTRY_SIZE",
     "Reading",
     "Value",
+    "check_alg",
     "parse_reading",
     "sign_reading",
     "verify_reading",
@@ -198,13 +199,18 @@ def verify_reading(data: bytes, key: PublicKey | None = None) -> Reading:
     reading = parse_reading(data)
     if key is None:
         key = key_from_did(reading.did)
-    if key.alg is not reading.alg:
-        raise UnknownAlg(f"alg {reading.alg.label} does not match the {key.alg.label} device key")
+    check_alg(reading, key)
     try:
         key.verify(reading.signed_message, reading.signature)
     except InvalidSignature as exc:
         raise BadSignature(str(exc)) from None
     return reading
+
+
+def check_alg(reading: Reading, key: PublicKey) -> None:
+    """Refuse a reading whose header names another algorithm than its key's."""
+    if key.alg is not reading.alg:
+        raise UnknownAlg(f"alg {reading.alg.label} does not match the {key.alg.label} device key")
 
 
 def parse_reading(data: bytes) -> Reading:

@@ -34,8 +34,9 @@ from typing import Any
 
 import httpx
 
-from trustmesh.device import Device
-from trustmesh.identity import SoftwareSigner
+from trustmesh.device._device import wall_clock_ms
+from trustmesh.identity import SoftwareSigner, did_from_key
+from trustmesh.reading import sign_reading
 
 BATCH = 200
 IN_FLIGHT = 8
@@ -75,10 +76,16 @@ def run(
     with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as broker_url:
         node, info = _start_node(Path(tmp), broker_url if mqtt else None)
         try:
-            fleet = _register(info["url"], Path(tmp), devices)
+            fleet = _register(info["url"], devices)
             sampler = _RssSampler(node.pid)
             sampler.start()
+            node_cpu, own_cpu = _tree_cpu_seconds(node.pid), _own_cpu_seconds()
             http = asyncio.run(_http_load(info["url"], fleet, readings, duration))
+            node_cpu = tuple(
+                after - before
+                for after, before in zip(_tree_cpu_seconds(node.pid), node_cpu, strict=True)
+            )
+            own_cpu = _own_cpu_seconds() - own_cpu - http.pop("untimed_cpu_s")
             mqtt_result = (
                 _mqtt_load(broker_url, fleet, max(1000, readings // 4))
                 if mqtt and broker_url
@@ -98,6 +105,14 @@ def run(
         **mqtt_result,
         "raw_verify_per_s": round(raw),
         "ratio": round(http["http_readings_per_s"] / raw, 3),
+        # CPU spent per reading over HTTP: the node with its workers, and this
+        # load generator (its untimed signing left out), against one verification.
+        "cpu_us_per_reading": {
+            "node": round(node_cpu[0] / http["http_readings"] * 1e6, 1),
+            "node_workers": round(node_cpu[1] / http["http_readings"] * 1e6, 1),
+            "generator": round(own_cpu / http["http_readings"] * 1e6, 1),
+            "one_verify": round((os.cpu_count() or 1) / raw * 1e6, 1),
+        },
         "rss_mb": round(sampler.peak_mb, 1),
         "rss_growth_mb": round(sampler.growth_mb, 1),
         "goals": GOALS,
@@ -119,21 +134,35 @@ def _start_node(tmp: Path, mqtt: str | None) -> tuple[subprocess.Popen[str], dic
     return node, json.loads(line)
 
 
-def _register(url: str, tmp: Path, count: int) -> list[Device]:
+class Device:
+    """A simulated sensor: its key and its seq, in memory (a real device keeps
+    its seq on disk; the load generator need not pay for that)."""
+
+    def __init__(self) -> None:
+        self.signer = SoftwareSigner.generate()
+        self.did = did_from_key(self.signer.public_key)
+        self.seq = 0
+
+    def sign(self, value: float) -> bytes:
+        self.seq += 1
+        return sign_reading(
+            self.signer, seq=self.seq, ts=wall_clock_ms(), sensor="temperature", value=value,
+            unit="C",
+        )  # fmt: skip
+
+
+def _register(url: str, count: int) -> list[Device]:
     devices = []
     with httpx.Client(timeout=60) as client:
-        for i in range(count):
-            device = Device(SoftwareSigner.generate(), tmp / f"device{i}.seq")
+        for _ in range(count):
+            device = Device()
             client.post(f"{url}/v1/devices", json={"did": device.did}).raise_for_status()
             devices.append(device)
     return devices
 
 
 def _sign_all(devices: list[Device], count: int) -> list[bytes]:
-    return [
-        devices[i % len(devices)].sign("temperature", 20.0 + i % 50 / 10, unit="C")
-        for i in range(count)
-    ]
+    return [devices[i % len(devices)].sign(20.0 + i % 50 / 10) for i in range(count)]
 
 
 async def _http_load(
@@ -163,9 +192,11 @@ async def _http_load(
                 accepted += ok
                 latencies.extend([elapsed] * ok)
 
-        started, seconds = time.perf_counter(), 0.0
+        started, seconds, untimed = time.perf_counter(), 0.0, 0.0
         while True:
+            before = _own_cpu_seconds()
             signed = [_sign_all(group, per_group) for group in groups]  # signing is not timed
+            untimed += _own_cpu_seconds() - before
             round_start = time.perf_counter()
             await asyncio.gather(*(sender(g, e) for g, e in zip(groups, signed, strict=True)))
             seconds += time.perf_counter() - round_start
@@ -178,6 +209,7 @@ async def _http_load(
         "p50_ms": round(statistics.median(latencies) * 1e3, 1) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
         "http_seconds": round(seconds, 2),
+        "untimed_cpu_s": untimed,
     }
 
 
@@ -228,6 +260,31 @@ def _mqtt_load(broker: str, devices: list[Device], count: int) -> dict[str, Any]
         "mqtt_readings_per_s": round(len(latencies) / seconds),
         "mqtt_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
     }
+
+
+def _own_cpu_seconds() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
+def _tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of a process, and of all its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own, descendants, pending = 0.0, 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if current == pid:
+            own += seconds
+        else:
+            descendants += seconds
+        pending.extend(int(child) for child in children)
+    return own, descendants
 
 
 class _RssSampler(threading.Thread):

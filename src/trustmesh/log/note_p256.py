@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,12 +55,24 @@ __all__ = [
 ECDSA_TYPE = 0x02
 _CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _DERIVE_INFO = b"trustmesh.dev/log-key/p256/v1"
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 def _spki(public_key: ec.EllipticCurvePublicKey) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+@lru_cache(maxsize=1024)
+def _public_key(point: bytes) -> ec.EllipticCurvePublicKey:
+    """The key of an uncompressed point ``x || y``, parsed once (parsing checks the curve)."""
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + point)
+
+
+@lru_cache(maxsize=1024)
+def _key_id(point: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(_spki(_public_key(point))).digest()[:KEY_ID_SIZE], "big")
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,11 @@ class P256NoteVerifier:
             raise InvalidCheckpoint("not a point on P-256") from None
 
     def _key(self) -> ec.EllipticCurvePublicKey:
-        return ec.EllipticCurvePublicKey.from_encoded_point(
-            ec.SECP256R1(), b"\x04" + self.public_key
-        )
+        return _public_key(self.public_key)
 
     @property
     def key_id(self) -> int:
-        return int.from_bytes(hashlib.sha256(_spki(self._key())).digest()[:KEY_ID_SIZE], "big")
+        return _key_id(self.public_key)
 
     @property
     def vkey(self) -> str:
@@ -95,7 +106,7 @@ class P256NoteVerifier:
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
-            self._key().verify(signature, text, ec.ECDSA(hashes.SHA256()))
+            self._key().verify(signature, text, _ECDSA_SHA256)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -112,6 +123,8 @@ class P256NoteSigner:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         self.verifier = P256NoteVerifier(name, point[1:])
+        self._line_start = f"{SIGNATURE_PREFIX}{name} "
+        self._key_id = self.verifier.key_id.to_bytes(KEY_ID_SIZE, "big")
 
     def sign_raw(self, message: bytes) -> bytes:
         """r || s (32 bytes each) of an ECDSA P-256 / SHA-256 signature of
@@ -120,9 +133,9 @@ class P256NoteSigner:
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def signature_line(self, text: bytes) -> str:
-        der = self._key.sign(text, ec.ECDSA(hashes.SHA256()))
-        signature = self.verifier.key_id.to_bytes(KEY_ID_SIZE, "big") + der
-        return f"{SIGNATURE_PREFIX}{self.name} {base64.b64encode(signature).decode()}\n"
+        der = self._key.sign(text, _ECDSA_SHA256)
+        signature = self._key_id + der
+        return f"{self._line_start}{base64.b64encode(signature).decode()}\n"
 
 
 class LogSigner(NoteSigner):

@@ -30,7 +30,7 @@ from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
 from trustmesh.node._state import Evidence, NodeState
 from trustmesh.node._verify import BatchVerifier, sign_receipts
-from trustmesh.reading import Reading, parse_reading
+from trustmesh.reading import Reading, check_alg, parse_reading
 
 log = logging.getLogger("trustmesh.node")
 MIN_RECEIPT_WINDOW_MS = 60_000
@@ -39,6 +39,8 @@ MAX_FUTURE_MS = 5 * 60 * 1000  # a device clock may run ahead by this much
 MAX_AGE_MS = 7 * 24 * 3600 * 1000  # store-and-forward: readings this old are still taken
 QUEUE_LIMIT = 50_000  # readings waiting to be appended (≤ 8 KiB each: memory stays bounded)
 BATCH_LIMIT = 2_000
+SIGNING_BATCHES = 4  # committed batches whose receipts are being signed at once
+SIGN_PART = 250  # receipts signed per worker task: a batch spreads over the cores
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class Ingestor:
     async def _authenticate(self, readings: list[Reading]) -> list[Problem | None]:
         """For each reading, None if the registry's key for it signed it, else a Problem."""
         problems: list[Problem | None] = [None] * len(readings)
-        pairs: list[tuple[bytes, PublicKey]] = []
+        pairs: list[tuple[Reading, PublicKey]] = []
         positions: list[int] = []
         for position, reading in enumerate(readings):
             try:
@@ -187,10 +189,14 @@ class Ingestor:
                     key = await self._lookup(
                         partial(self.directory.key_for, reading.did, reading.seq)
                     )
+                check_alg(reading, key)
             except Problem as problem:
                 problems[position] = problem
                 continue
-            pairs.append((reading.entry, key))
+            except InvalidReading as exc:
+                problems[position] = Problem("signature", str(exc))
+                continue
+            pairs.append((reading, key))
             positions.append(position)
         if pairs:
             reasons = await self.verifier.verify_many(pairs)
@@ -200,8 +206,12 @@ class Ingestor:
         return problems
 
     async def run(self) -> None:
-        """The sequencer: forever, append what is ready in one batch, then answer."""
-        loop = asyncio.get_running_loop()
+        """The sequencer: forever, append what is ready in one batch, then answer.
+
+        A batch's receipts are signed while the next batch is appended: its
+        entries are committed, so nothing waits on them but their answers."""
+        signing = asyncio.Semaphore(SIGNING_BATCHES)
+        tasks: set[asyncio.Task[None]] = set()
         while True:
             groups = [await self._queue.get()]
             waiting = len(groups[0][0])
@@ -225,16 +235,35 @@ class Ingestor:
                     if problem is None:
                         ready.append(reading)
                         slots.append((number, position))
-            if ready:
-                started = time.perf_counter()
-                outcomes = await loop.run_in_executor(None, self._sequence, ready)
-                outcomes = await self._sign(outcomes)
-                self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                for (number, position), outcome in zip(slots, outcomes, strict=True):
-                    answers[number][position] = outcome
-            for (_, _, future), answer in zip(groups, answers, strict=True):
-                if not future.done():
-                    future.set_result([a if a is not None else _internal(None) for a in answer])
+            futures = [future for _, _, future in groups]
+            if not ready:
+                _answer(futures, answers)
+                continue
+            started = time.perf_counter()
+            outcomes = await asyncio.get_running_loop().run_in_executor(None, self._sequence, ready)
+            await signing.acquire()
+            task = asyncio.create_task(self._finish(outcomes, slots, answers, futures, started))
+            tasks.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(tasks.discard)
+            task.add_done_callback(lambda _: signing.release())
+
+    async def _finish(
+        self,
+        outcomes: list[Accepted | Problem],
+        slots: list[tuple[int, int]],
+        answers: list[list[Accepted | Problem | None]],
+        futures: list[asyncio.Future[list[Accepted | Problem]]],
+        started: float,
+    ) -> None:
+        """Sign a committed batch's receipts and answer its requests."""
+        try:
+            outcomes = await self._sign(outcomes)
+        except Exception as exc:  # a broken pool: the entries are logged; a retry gets them
+            outcomes = [_internal(exc)] * len(outcomes)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        for (number, position), outcome in zip(slots, outcomes, strict=True):
+            answers[number][position] = outcome
+        _answer(futures, answers)
 
     def _sequence(self, readings: list[Reading]) -> list[Accepted | Problem]:
         """Check a batch against the log and itself, append it, sign receipts."""
@@ -327,7 +356,7 @@ class Ingestor:
         return Accepted(reading.did, reading.seq, index, digest, deadline, "", duplicate)
 
     async def _sign(self, outcomes: list[Accepted | Problem]) -> list[Accepted | Problem]:
-        """Sign the receipts of a batch, in the worker pool when there is one."""
+        """Sign the receipts of a batch, in parts across the worker pool when there is one."""
         items = [(o.index, o.leaf_hash, o.deadline) for o in outcomes if isinstance(o, Accepted)]
         if not items:
             return outcomes
@@ -336,13 +365,32 @@ class Ingestor:
             notes = sign_receipts(seed, self.origin, items)
         else:
             loop = asyncio.get_running_loop()
-            notes = await loop.run_in_executor(
-                self.signing_pool, sign_receipts, seed, self.origin, items
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self.signing_pool,
+                        sign_receipts,
+                        seed,
+                        self.origin,
+                        items[i : i + SIGN_PART],
+                    )
+                    for i in range(0, len(items), SIGN_PART)
+                )
             )
+            notes = [note for part in parts for note in part]
         signed = iter(notes)
         return [
             replace(o, receipt=next(signed)) if isinstance(o, Accepted) else o for o in outcomes
         ]
+
+
+def _answer(
+    futures: list[asyncio.Future[list[Accepted | Problem]]],
+    answers: list[list[Accepted | Problem | None]],
+) -> None:
+    for future, answer in zip(futures, answers, strict=True):
+        if not future.done():
+            future.set_result([a if a is not None else _internal(None) for a in answer])
 
 
 def _internal(error: BaseException | None) -> Problem:

@@ -44,7 +44,7 @@ from trustmesh.node._ingest import Ingestor
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._state import NodeState
-from trustmesh.node._verify import BatchVerifier
+from trustmesh.node._verify import BatchVerifier, warm_up
 from trustmesh.node.app import NodeContext, create_app
 
 log = logging.getLogger("trustmesh.node")
@@ -188,6 +188,8 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
         pool = (
             ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 else None
         )
+        if pool is not None:  # started now, not by the first readings (a spawn takes a second)
+            warm_up(pool, workers, runtime.signer)
         app = _app(runtime, pool)
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=256)
