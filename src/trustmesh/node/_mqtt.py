@@ -3,7 +3,11 @@
 
 A message is acknowledged to the broker only once the node has answered it
 (logged with a receipt published, or refused with a problem published), so a
-node that dies mid-way leaves the reading with the broker to redeliver.
+node that dies mid-way leaves the reading with the broker to redeliver. Acks
+go out in the order the messages came (MQTT-4.6.0-2) even when a later batch
+is answered first: a broker that sees acks out of order may deliver what it
+queued out of order too (Mosquitto does), and a device's readings must reach
+the log in seq order.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import json
 import logging
 import threading
 import uuid
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -38,6 +44,15 @@ def parse_mqtt_url(url: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port or 1883
 
 
+@dataclass
+class _Delivery:
+    """A message taken from the broker, acknowledged once it and all before it are answered."""
+
+    mid: int
+    qos: int
+    answered: bool = False
+
+
 class MqttBridge:
     def __init__(self, url: str, ingestor: Ingestor, loop: asyncio.AbstractEventLoop) -> None:
         self.host, self.port = parse_mqtt_url(url)
@@ -50,6 +65,7 @@ class MqttBridge:
         )
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, int, int, str]] = []
+        self._unacked: deque[_Delivery] = deque()  # arrival order; used on the event loop only
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -84,15 +100,22 @@ class MqttBridge:
         await asyncio.sleep(GATHER_SECONDS)
         with self._lock:
             batch, self._pending = self._pending, []
+        deliveries = [_Delivery(mid, qos) for _, mid, qos, _ in batch]
+        self._unacked.extend(deliveries)  # batches are taken in arrival order
         try:
             outcomes = await self.ingestor.submit_many([payload for payload, _, _, _ in batch])
         except Exception:  # never let one batch stop the bridge
             log.exception("MQTT: unexpected error")
             outcomes = [Problem("store-unavailable", "internal error; resend")] * len(batch)
-        for (_, mid, qos, topic_did), outcome in zip(batch, outcomes, strict=True):
+        for (_, _, _, topic_did), outcome, delivery in zip(
+            batch, outcomes, deliveries, strict=True
+        ):
             if isinstance(outcome, Accepted):
                 did, document = outcome.did, outcome.to_json(self.ingestor.origin)
             else:
                 did, document = topic_did, outcome.to_json()
             self.client.publish(RECEIPTS_PREFIX + did, json.dumps(document), qos=QOS)
-            self.client.ack(mid, qos)
+            delivery.answered = True
+        while self._unacked and self._unacked[0].answered:
+            done = self._unacked.popleft()
+            self.client.ack(done.mid, done.qos)
