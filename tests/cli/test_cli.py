@@ -295,3 +295,11 @@ def test_bench_ingest_json_shape() -> None:
         document["http_readings_per_s"] / document["raw_verify_per_s"], abs=5e-4
     )
     assert "mqtt_readings_per_s" in document
+    assert document["mqtt_refused"] == {}  # MQTT readings reach the log in seq order
+    assert 0 < document["raw_verify_and_receipt_per_s"] < document["raw_verify_per_s"]
+    assert document["ratio_vs_verify_and_receipt"] == pytest.approx(
+        document["http_readings_per_s"] / document["raw_verify_and_receipt_per_s"], abs=5e-4
+    )
+    cpu = document["cpu_us_per_reading"]
+    assert cpu["node"] > 0 and cpu["node_workers"] > 0 and cpu["one_verify"] > 0
+    assert len(document["rss_mb_by_fifth"]) == 5

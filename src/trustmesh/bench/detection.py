@@ -69,13 +69,14 @@ def _checkpoint_size(http: httpx.Client, url: str) -> int:
 
 
 def audit_rate(readings: int) -> dict[str, Any]:
-    from trustmesh.bench.ingest import _http_load, _register, _start_node
+    from trustmesh.bench.ingest import _first_contact, _http_load, _register, _start_node
     from trustmesh.watcher.service import Watcher
 
     with tempfile.TemporaryDirectory() as tmp:
         node, info = _start_node(Path(tmp), None)
         try:
-            fleet = _register(info["url"], Path(tmp), 16)
+            fleet = _register(info["url"], 16)
+            _first_contact(info["url"], fleet)
             ingest = asyncio.run(_http_load(info["url"], fleet, readings, None))
             with httpx.Client(timeout=60) as http:
                 deadline = time.monotonic() + 120

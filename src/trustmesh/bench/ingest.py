@@ -112,7 +112,7 @@ def run(
             mqtt_result = (
                 _mqtt_load(broker_url, fleet, max(1000, readings // 4))
                 if mqtt and broker_url
-                else {"mqtt_readings_per_s": None, "mqtt_p99_ms": None}
+                else {"mqtt_readings_per_s": None, "mqtt_refused": None, "mqtt_p99_ms": None}
             )
             sampler.stop()
         finally:
@@ -140,6 +140,7 @@ def run(
         },
         "rss_mb": round(sampler.peak_mb, 1),
         "rss_growth_mb": round(sampler.growth_mb, 1),
+        "rss_mb_by_fifth": sampler.by_fifth(),
         "goals": GOALS,
     }
 
@@ -358,6 +359,11 @@ class _RssSampler(threading.Thread):
     @property
     def peak_mb(self) -> float:
         return max(self.samples, default=0.0)
+
+    def by_fifth(self) -> list[float]:
+        """RSS at the end of each fifth of the run: flat memory shows as a plateau."""
+        n = len(self.samples)
+        return [round(self.samples[max(0, n * k // 5 - 1)], 1) for k in range(1, 6)] if n else []
 
     @property
     def growth_mb(self) -> float:
