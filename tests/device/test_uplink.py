@@ -15,10 +15,12 @@ import pytest
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode
 from trustmesh.device import Device, MqttRoute, Outbox, Uplink
+from trustmesh.device._device import wall_clock_ms
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.log.store import open_store
+from trustmesh.reading import sign_reading
 
 READINGS = 300
 
@@ -113,3 +115,40 @@ def test_mqtt_route_with_failover_to_http(tmp_path: Path, start_node: Any, mqtt_
         failing_over.drain()
         assert failing_over.sent_to == {node.url: 5}
     assert len(outbox) == 0 and sorted(outbox.receipts()) == list(range(1, 26))
+
+
+def test_readings_refused_for_good_leave_the_queue(tmp_path: Path, start_node: Any) -> None:
+    """A replayed seq and an equivocation can never be logged: they move to the
+    refused table with the node's answer, and the readings behind them go on.
+    A reading of a device the node does not know yet stays queued (it may be
+    registered later)."""
+    node: RunningNode = start_node(epoch=0.5)
+    signer = SoftwareSigner.generate()
+    device = Device(signer, tmp_path / "device.seq")
+    outbox = Outbox(tmp_path / "outbox.db")
+    with httpx.Client(timeout=5) as http:
+        uplink = Uplink(device, outbox, [node.url], http=http, max_wait=0.2)
+        uplink.record("t", 1.0)
+        assert uplink.flush() == 0 and len(outbox) == 1  # unknown device: kept
+        assert outbox.refused() == []
+        assert (
+            trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+        )
+        for i in range(3):
+            uplink.record("t", 2.0 + i)
+        uplink.drain()  # seqs 1..4, once the node has seen the registration
+        assert sorted(outbox.receipts()) == [1, 2, 3, 4]
+        replay = sign_reading(signer, seq=2, ts=wall_clock_ms(), sensor="t", value=9.0)
+        outbox.put(2, replay)  # seq 2 again, other bytes: equivocation
+        old = sign_reading(signer, seq=0, ts=wall_clock_ms(), sensor="t", value=0.5)
+        outbox.put(0, old)  # below every logged seq and never logged: a replay
+        uplink.record("t", 6.0)  # seq 5, behind them in the queue
+        assert uplink.flush() == 1  # one round: seq 5 receipted, 0 and 2 refused for good
+        assert uplink.flush() == 0 and uplink.backoff() == 0  # nothing left to send
+    refused = {r.seq: r for r in outbox.refused()}
+    assert sorted(refused) == [0, 2]
+    assert refused[0].type == "replay" and refused[0].entry == old
+    assert refused[2].type == "equivocation" and refused[2].node == node.url
+    assert "seq" in refused[2].detail
+    assert len(outbox) == 0 and sorted(outbox.receipts()) == [1, 2, 3, 4, 5]
+    assert uplink.refused == 2

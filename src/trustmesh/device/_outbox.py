@@ -3,12 +3,16 @@
 A reading goes in before it is sent and comes out only with the receipt that
 acknowledges it, so a crash, a reboot or a dead node loses nothing: what is
 still in the outbox is sent again (a node answers a repeat with the original
-receipt).
+receipt). A reading a node refuses for good (its bytes can never be logged
+there: a bad signature, a replayed or equivocating seq, a revoked device)
+moves to the refused table with the node's answer, so it neither blocks the
+readings behind it nor is lost from view.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from trustmesh._durable import open_sqlite
@@ -17,7 +21,21 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS receipts (
     seq INTEGER NOT NULL, origin TEXT NOT NULL, note TEXT NOT NULL, PRIMARY KEY (seq, origin));
+CREATE TABLE IF NOT EXISTS refused (
+    seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,
+    detail TEXT NOT NULL);
 """
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reading a node refused for good, and why (its problem type and detail)."""
+
+    seq: int
+    entry: bytes
+    node: str
+    type: str
+    detail: str
 
 
 class Outbox:
@@ -50,6 +68,30 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def refuse(self, seq: int, node: str, problem_type: str, detail: str) -> None:
+        """Move a reading a node refused for good out of the queue, with the refusal."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO refused SELECT seq, entry, ?, ?, ? FROM outbox "
+                    "WHERE seq = ?",
+                    (node, problem_type, detail, seq),
+                )
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def refused(self) -> list[Refusal]:
+        """Every reading refused for good, in seq order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, entry, node, type, detail FROM refused ORDER BY seq"
+            ).fetchall()
+        return [Refusal(int(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def receipts(self) -> dict[int, tuple[str, str]]:
         """seq → (origin, signed receipt) of every acknowledged reading."""

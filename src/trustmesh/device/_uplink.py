@@ -98,6 +98,25 @@ class _MqttLink:
         self.client.disconnect()
 
 
+# Problem types that say a reading's bytes can never be logged by that node.
+# Others (unknown device, clock, over capacity, store or chain unavailable) may
+# pass later, so the reading stays queued.
+FINAL_REFUSALS = frozenset(
+    {
+        "wrong-structure",
+        "unknown-alg",
+        "kid-not-did",
+        "missing-field",
+        "bad-field",
+        "oversized",
+        "signature",
+        "replay",
+        "equivocation",
+        "revoked-device",
+    }
+)
+
+
 class Uplink:
     def __init__(
         self,
@@ -121,6 +140,7 @@ class Uplink:
         self._wait = wait_exponential(multiplier=0.1, max=max_wait)
         self._failed_rounds = 0
         self.sent_to: dict[str, int] = {}  # node → readings it receipted
+        self.refused = 0  # readings refused for good (kept in the outbox's refused table)
 
     def record(
         self,
@@ -142,6 +162,7 @@ class Uplink:
         if not pending:
             return 0
         for node in self.nodes:
+            refused = self.refused
             try:
                 if isinstance(node, MqttRoute):
                     done = self._send_mqtt(node, pending)
@@ -157,7 +178,7 @@ class Uplink:
             ) as exc:
                 log.warning("node %s failed (%s): trying the next", node, exc)
                 continue
-            if done:
+            if done or self.refused > refused:  # the queue moved
                 self._failed_rounds = 0
                 return done
         self._failed_rounds += 1
@@ -212,8 +233,16 @@ class Uplink:
         done, notes = 0, []
         for (seq, entry), item in zip(pending, items, strict=True):
             if not isinstance(item, dict) or not isinstance(item.get("receipt"), str):
-                # Refused: it stays in the outbox, for another node or a later round.
                 detail = item.get("detail") if isinstance(item, dict) else item
+                kind = (
+                    str(item.get("type", "")).rsplit("/", 1)[-1] if isinstance(item, dict) else ""
+                )
+                if kind in FINAL_REFUSALS:  # never to be logged there: out of the queue
+                    log.warning("seq %d refused for good by %s (%s): %s", seq, node, kind, detail)
+                    self.outbox.refuse(seq, node, kind, str(detail))
+                    self.refused += 1
+                    continue
+                # Refused for now: it stays in the outbox, for another node or a later round.
                 log.warning("seq %d refused by %s: %s", seq, node, detail)
                 continue
             try:
