@@ -152,3 +152,29 @@ def test_readings_refused_for_good_leave_the_queue(tmp_path: Path, start_node: A
     assert "seq" in refused[2].detail
     assert len(outbox) == 0 and sorted(outbox.receipts()) == [1, 2, 3, 4, 5]
     assert uplink.refused == 2
+
+
+def test_a_refusal_over_mqtt_names_its_reading(
+    tmp_path: Path, start_node: Any, mqtt_url: str
+) -> None:
+    """Over MQTT a refusal carries the leaf hash of what was sent, so the device
+    can tell which reading it was: an equivocation leaves the queue at once."""
+    node: RunningNode = start_node(epoch=0.5, mqtt=mqtt_url)
+    signer = SoftwareSigner.generate()
+    device = Device(signer, tmp_path / "device.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    outbox = Outbox(tmp_path / "outbox.db")
+    with httpx.Client(timeout=5) as http:
+        uplink = Uplink(device, outbox, [MqttRoute(mqtt_url, node.url)], http=http)
+        try:
+            uplink.record("t", 1.0)
+            uplink.drain()
+            twin = sign_reading(signer, seq=1, ts=wall_clock_ms(), sensor="t", value=2.0)
+            outbox.put(1, twin)  # seq 1 again, other bytes
+            uplink.record("t", 3.0)
+            assert uplink.flush() == 1  # seq 2 receipted, the twin refused in the same round
+        finally:
+            uplink.close()
+    (refusal,) = outbox.refused()
+    assert (refusal.seq, refusal.type, refusal.entry) == (1, "equivocation", twin)
+    assert len(outbox) == 0 and sorted(outbox.receipts()) == [1, 2]

@@ -267,8 +267,9 @@ class Uplink:
             link = self._links[route] = _MqttLink(route, self.device.did, MQTT_TIMEOUT)
         answers = link.exchange([entry for _, entry in pending])
         items = [answers.get(merkle.leaf_hash(entry).hex(), {}) for _, entry in pending]
+        refused = self.refused
         done = self._accept(str(route), verifier, pending, items)
-        if not done:
+        if not done and self.refused == refused:
             link.close()  # nothing came back: reconnect next time
             del self._links[route]
             raise ValueError(f"no receipt through {route} within {MQTT_TIMEOUT} s")

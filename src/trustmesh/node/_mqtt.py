@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from trustmesh.errors import ChainError
+from trustmesh.log.merkle import leaf_hash
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._problems import Problem
 
@@ -107,13 +108,14 @@ class MqttBridge:
         except Exception:  # never let one batch stop the bridge
             log.exception("MQTT: unexpected error")
             outcomes = [Problem("store-unavailable", "internal error; resend")] * len(batch)
-        for (_, _, _, topic_did), outcome, delivery in zip(
+        for (payload, _, _, topic_did), outcome, delivery in zip(
             batch, outcomes, deliveries, strict=True
         ):
             if isinstance(outcome, Accepted):
                 did, document = outcome.did, outcome.to_json(self.ingestor.origin)
-            else:
-                did, document = topic_did, outcome.to_json()
+            else:  # named by the leaf hash of what was sent, so a device can tell which
+                document = {**outcome.to_json(), "leaf_hash": leaf_hash(payload).hex()}
+                did = topic_did
             self.client.publish(RECEIPTS_PREFIX + did, json.dumps(document), qos=QOS)
             delivery.answered = True
         while self._unacked and self._unacked[0].answered:
