@@ -334,7 +334,7 @@ def _tree_cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 class _RssSampler(threading.Thread):
-    """Samples a process's resident memory every 0.5 s."""
+    """Samples a process's resident memory at the start, every 0.5 s, and at the end."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -343,18 +343,23 @@ class _RssSampler(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
+        self._sample()
         while not self._halt.wait(0.5):
-            try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
-            except OSError:
-                return
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    self.samples.append(int(line.split()[1]) / 1024)
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                self.samples.append(int(line.split()[1]) / 1024)
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
+        self._sample()
 
     @property
     def peak_mb(self) -> float:
