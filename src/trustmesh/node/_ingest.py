@@ -266,7 +266,7 @@ class Ingestor:
         _answer(futures, answers)
 
     def _sequence(self, readings: list[Reading]) -> list[Accepted | Problem]:
-        """Check a batch against the log and itself, append it, sign receipts."""
+        """Check a batch against the log and itself and append it (receipts unsigned)."""
         outcomes: list[Accepted | Problem | Reading | _SameAs] = []
         in_batch: dict[tuple[str, int], Reading] = {}
         last_in_batch: dict[str, int] = {}
