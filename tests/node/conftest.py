@@ -38,10 +38,13 @@ def node_process(
     store: str = "sqlite",
     mqtt: str | None = None,
     epoch: float = 1.0,
+    body_timeout: float | None = None,
 ) -> Iterator[RunningNode]:
     """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs."""
     args = ["node", "run", "--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
             "--verify-workers", "1"]  # fmt: skip
+    if body_timeout is not None:
+        args += ["--body-timeout", str(body_timeout)]
     env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
     if store == "postgres":
         args += ["--db", fresh_database(fixture("postgres_url"))]

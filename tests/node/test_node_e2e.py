@@ -338,6 +338,36 @@ def test_disconnecting_clients_do_not_hurt_the_node(tmp_path: Path, start_node: 
     assert answer.json()["index"] == 0  # nothing half-sent was logged
 
 
+def test_a_slow_body_times_out_with_a_problem(tmp_path: Path, start_node: Any) -> None:
+    """A client that sends part of a body and then stalls gets a 400 problem once
+    --body-timeout has passed; the node keeps serving and logs nothing of it."""
+    import json as json_module
+    import socket
+    from urllib.parse import urlparse
+
+    node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=5.0, body_timeout=1.0)
+    address = urlparse(node.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/readings HTTP/1.1\r\nHost: x\r\nContent-Type: application/cose\r\n"
+            b"Content-Length: 400\r\n\r\n" + b"\x84" * 10
+        )  # and nothing more: the node answers when the timeout passes
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"application/problem+json" in head.lower()
+    problem = json_module.loads(body)
+    assert problem["type"].endswith("/bad-request")
+    assert "did not arrive within 1 s" in problem["detail"]
+    info = httpx.get(f"{node.url}/v1/log").json()
+    assert info["size"] == 0  # nothing of it was logged, and the node still answers
+
+
 def test_revocation_reaches_the_node(tmp_path: Path, start_node: Any) -> None:
     """Revoke a device on-chain: within a refresh the node answers 401 for it."""
     from eth_account import Account

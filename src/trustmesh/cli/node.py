@@ -39,6 +39,10 @@ def run(
             help="Processes verifying signatures (default: one per core; 0: in-process).",
         ),
     ] = None,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", help="Seconds a client has to send a request's whole body."),
+    ] = 30.0,
 ) -> None:
     """Run a node: ingest readings over HTTP (and MQTT), log them, anchor every epoch.
 
@@ -48,8 +52,8 @@ def run(
 
     from trustmesh.node.run import NodeConfig, print_ready, serve
 
-    if epoch <= 0 or not 0 <= port <= 65535:
-        raise UsageError("--epoch must be positive and --port 0..65535")
+    if epoch <= 0 or body_timeout <= 0 or not 0 <= port <= 65535:
+        raise UsageError("--epoch and --body-timeout must be positive and --port 0..65535")
     logging.basicConfig(
         level=logging.INFO,
         format='{"level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}',
@@ -64,5 +68,6 @@ def run(
         epoch=epoch,
         origin=origin,
         verify_workers=verify_workers,
+        body_timeout=body_timeout,
     )
     serve(config, print_ready)

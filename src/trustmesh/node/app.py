@@ -63,6 +63,7 @@ class NodeContext:
     info: dict[str, Any]  # origin, verifier_key, epoch_seconds, chain_id, contracts
     extra_routes: list[Any] = field(default_factory=list)
     fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
+    body_timeout: float = BODY_TIMEOUT  # seconds a client has to send a whole body
 
 
 def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[str, Any]]]:
@@ -113,10 +114,10 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
                 chunks.append(chunk)
 
         try:
-            await asyncio.wait_for(collect(), BODY_TIMEOUT)
+            await asyncio.wait_for(collect(), ctx.body_timeout)
         except TimeoutError:
             raise Problem(
-                "bad-request", f"the body did not arrive within {BODY_TIMEOUT:.0f} s"
+                "bad-request", f"the body did not arrive within {ctx.body_timeout:g} s"
             ) from None
         return b"".join(chunks)
 

@@ -63,6 +63,7 @@ class NodeConfig:
     epoch: float = 30.0
     origin: str | None = None
     verify_workers: int | None = None  # default: every core
+    body_timeout: float = 30.0  # seconds a client has to send a whole body
 
 
 def wall_ms() -> int:
@@ -236,6 +237,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         info=runtime.info(),
         extra_routes=extra,
         fund_registrations=runtime.chain is not None,
+        body_timeout=runtime.config.body_timeout,
     )
 
     @contextlib.asynccontextmanager
