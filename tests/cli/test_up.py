@@ -125,3 +125,34 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         assert log["size"] > first["logs"][origin]["size"]
         assert log["anchored"] >= first["logs"][origin]["anchored"]
     assert "registered" not in second["fleet"]  # the registry remembered the fleet
+
+
+def test_up_without_the_fleet(tmp_path: Path) -> None:
+    """--no-sim: the chain, one node and the watcher, and no simulated devices;
+    the node takes readings from outside and the summary says the fleet was off."""
+    from trustmesh.device import Device
+    from trustmesh.identity import SoftwareSigner
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trustmesh", "up", "--data-dir", str(tmp_path / "up"),
+         "--no-sim", "--nodes", "1", "--epoch", "1", "--port", "18180"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    dashboard = process.stdout.readline()
+    assert dashboard.startswith("Dashboard: http://127.0.0.1:"), dashboard
+    node = dashboard.split()[1].rstrip("/")
+    process.stdout.readline()  # the watcher's address
+    device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")
+    assert httpx.post(f"{node}/v1/devices", json={"did": device.did}).status_code < 300
+    reading = device.sign("t", 1.5)
+    answer = httpx.post(
+        f"{node}/v1/readings", content=reading, headers={"content-type": "application/cose"}
+    )
+    assert answer.status_code == 200 and answer.json()["index"] == 0
+    _wait(lambda: httpx.get(f"{node}/v1/log").json()["anchored"]["size"] == 1, "the anchor")
+    summary = _stop(process)
+    assert summary["fleet"] == {} and summary["alerts"] == [] and summary["slashes"] == 0
+    assert [log["size"] for log in summary["logs"].values()] == [1]
