@@ -44,6 +44,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[SimLog, Watcher, str]]:
     server = ThreadedServer(create_watcher_app(watcher)).start()
     yield log, watcher, server.url
     server.stop()
+    watcher.close()
+    assert not watcher.mirror.exists()  # the run's mirror is removed
     http.close()
     log.stop()
     chain.close()
@@ -115,6 +117,7 @@ def test_a_node_naming_another_key_than_the_registry_is_reported(tmp_path: Path)
                 [log.url], http, chain=ChainView(client, deployment), report=reports.append
             )
             watcher.tick()
+            watcher.close()
     finally:
         log.stop()
         chain.close()

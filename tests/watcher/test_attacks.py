@@ -93,6 +93,7 @@ def test_an_anchor_that_is_not_the_watchers_tree_is_proven(tmp_path: Path) -> No
             assert reports == []
             log.anchor_now()  # the chain gets the first view, size 6
             watcher.tick()
+            watcher.close()
             log.stop()
         kinds = [(r["event"], r.get("kind", r.get("proof"))) for r in reports]
         assert kinds == [("alert", "split-view"), ("proof", "split-view")], reports

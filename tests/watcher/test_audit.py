@@ -9,7 +9,8 @@ from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.note import NoteSigner
 from trustmesh.reading import sign_reading
-from trustmesh.watcher.audit import CheckpointTracker, SeqIndex, audit_entry
+from trustmesh.watcher.audit import CheckpointTracker, audit_entry
+from trustmesh.watcher.seqindex import SeqIndex
 
 ORIGIN = "watched.example/log"
 LEAVES = [merkle.leaf_hash(b"%d" % i) for i in range(40)]
@@ -54,11 +55,22 @@ def test_a_checkpoint_not_signed_by_the_log_is_reported() -> None:
     assert finding is not None and finding.kind == "bad-checkpoint"
 
 
+def _logs() -> tuple[dict[tuple[str, int], bytes], SeqIndex]:
+    """A SeqIndex over logs kept in a dict (what a watcher's mirrors hold)."""
+    logs: dict[tuple[str, int], bytes] = {}
+
+    def entry_at(origin: str, index: int) -> bytes:
+        return logs[(origin, index)]
+
+    return logs, SeqIndex(entry_at)
+
+
 def test_equivocation_across_two_logs() -> None:
     device = SoftwareSigner.generate()
     first = sign_reading(device, seq=4, ts=1, sensor="t", value=1)
     second = sign_reading(device, seq=4, ts=1, sensor="t", value=2)
-    index = SeqIndex()
+    logs, index = _logs()
+    logs[("log-a", 0)] = first  # the evidence is read back from the log that holds it
     assert index.observe(first, "log-a", 0) is None
     assert index.observe(first, "log-b", 7) is None  # the same reading on a second log: a retry
     finding = index.observe(second, "log-b", 8)
@@ -70,13 +82,28 @@ def test_equivocation_across_two_logs() -> None:
 def test_a_replayed_seq_within_one_log() -> None:
     device = SoftwareSigner.generate()
     readings = [sign_reading(device, seq=seq, ts=1, sensor="t", value=seq) for seq in (1, 5, 3)]
-    index = SeqIndex()
+    _, index = _logs()
     assert index.observe(readings[0], "log-a", 0) is None
     assert index.observe(readings[1], "log-a", 1) is None
     assert index.observe(readings[2], "log-b", 0) is None  # another log: its own order
     finding = index.observe(readings[2], "log-a", 2)
     assert finding is not None and finding.kind == "seq-order" and finding.index == 2
     assert "seq 3 logged after seq 5" in finding.detail
+
+
+def test_equivocation_within_one_batch_and_the_largest_seq() -> None:
+    """Both readings in one batch (the first not yet in any mirror: its bytes come
+    from the batch), and a seq of 2^64 - 1 (past SQLite's signed integers)."""
+    device = SoftwareSigner.generate()
+    top = (1 << 64) - 1
+    first = sign_reading(device, seq=top, ts=1, sensor="t", value=1)
+    second = sign_reading(device, seq=top, ts=1, sensor="t", value=2)
+    _, index = _logs()
+    (finding,) = index.observe_batch([first, second], "log-a", 10)
+    assert finding.kind == "equivocation" and finding.evidence == (first, second)
+    assert "log-a#10 and log-a#11" in finding.detail
+    resigned = sign_reading(device, seq=top, ts=1, sensor="t", value=1)  # same payload
+    assert index.observe(resigned, "log-b", 0) is None  # a retry, not an equivocation
 
 
 def test_invalid_entries() -> None:

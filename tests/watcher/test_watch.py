@@ -47,12 +47,14 @@ def test_an_honest_node_raises_nothing(tmp_path: Path, start_node: Any) -> None:
     assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
     _post(node, [device.sign("t", i) for i in range(20)])
     _checkpointed([node], 20)
-    result = trustmesh("watch", "--node", node.url, "--once")
+    mirrors = tmp_path / "watcher"
+    result = trustmesh("watch", "--node", node.url, "--once", "--data-dir", mirrors)
     assert result.returncode == 0, result.stderr
     *findings, summary = _lines(result.stdout)
     assert findings == []
     assert summary["findings"] == 0
     assert summary["audited"] == 20
+    assert list(mirrors.iterdir()) == []  # the run's mirror of the log is removed at the end
 
 
 def test_equivocation_across_two_nodes_is_caught(tmp_path: Path, start_node: Any) -> None:
@@ -65,7 +67,10 @@ def test_equivocation_across_two_nodes_is_caught(tmp_path: Path, start_node: Any
     _post(first, [sign_reading(device, seq=1, ts=now, sensor="t", value=20)])
     _post(second, [sign_reading(device, seq=1, ts=now, sensor="t", value=99)])  # the lie
     _checkpointed([first, second], 1)
-    result = trustmesh("watch", "--node", first.url, "--node", second.url, "--once")
+    result = trustmesh(
+        "watch", "--node", first.url, "--node", second.url, "--once",
+        "--data-dir", tmp_path / "watcher",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     *findings, summary = _lines(result.stdout)
     # Each node here runs its own embedded chain; the watcher reads the first one's,
@@ -102,7 +107,7 @@ def test_watch_serves_receipts_and_holds_a_real_node_to_them(
     port = free_port()
     watcher = subprocess.Popen(
         [sys.executable, "-m", "trustmesh", "watch", "--node", node.url,
-         "--port", str(port), "--interval", "0.2"],
+         "--port", str(port), "--interval", "0.2", "--data-dir", str(tmp_path / "watcher")],
         env={**os.environ, "TRUSTMESH_CHAIN_KEY": dev_keys()[3]},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -85,15 +85,19 @@ def audit_rate(readings: int) -> dict[str, Any]:
                         raise RuntimeError("the node did not sign a checkpoint of every reading")
                     time.sleep(0.2)  # polls the node's checkpoint (one per epoch)
                 watcher = Watcher([info["url"]], http)
-                follower = next(iter(watcher.followers.values()))
-                started = time.perf_counter()
-                while follower.audited < readings:
-                    watcher.tick()
-                elapsed = time.perf_counter() - started
+                try:
+                    follower = next(iter(watcher.followers.values()))
+                    started = time.perf_counter()
+                    while follower.audited < readings:
+                        watcher.tick()
+                    elapsed = time.perf_counter() - started
+                    audited = follower.audited
+                finally:
+                    watcher.close()
         finally:
             node.send_signal(signal.SIGINT)
             node.wait(timeout=60)
-    audited_per_s = round(follower.audited / elapsed)
+    audited_per_s = round(audited / elapsed)
     return {
         "readings": readings,
         "node_ingest_per_s": ingest["http_readings_per_s"],

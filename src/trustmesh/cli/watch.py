@@ -49,6 +49,15 @@ def watch(
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST each alert and proof here.")
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Where this run mirrors the logs it follows, removed at the end "
+            "(default: <user data dir>/watcher).",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Follow nodes: check every checkpoint, entry, receipt and anchor; prove lies on-chain.
 
@@ -57,6 +66,7 @@ def watch(
     """
     import httpx
 
+    from trustmesh._paths import default_data_dir
     from trustmesh.watcher.service import Watcher
 
     if interval <= 0:
@@ -78,8 +88,15 @@ def watch(
         except (httpx.HTTPError, ValueError) as exc:
             raise UsageError(f"cannot follow {node[0]}: {exc}") from None
         chain = _chain_view(info, node[0], rpc, key_file)
+        mirror = data_dir or default_data_dir() / "watcher"
         try:
-            watcher = Watcher(node, http, chain=chain, peers=peer or [], report=report)
+            mirror.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use --data-dir {mirror}: {exc}") from None
+        try:
+            watcher = Watcher(
+                node, http, chain=chain, peers=peer or [], report=report, mirror=mirror
+            )
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot follow {node}: {exc}") from None
         server = None
@@ -96,7 +113,8 @@ def watch(
         finally:
             if server is not None:
                 server.stop()
-    audited = sum(f.audited for f in watcher.followers.values())
+            audited = sum(f.audited for f in watcher.followers.values())
+            watcher.close()
     sys.stdout.write(json.dumps({"audited": audited, "findings": watcher.alerts}) + "\n")
 
 

@@ -184,6 +184,7 @@ class _Run:
         watcher = Watcher(
             nodes, http, chain=ChainView(client, self.deployment), peers=peers, report=report
         )
+        self.stack.callback(watcher.close)  # after its poll job stops (callbacks run last-first)
         self._every(POLL_S, watcher.tick)
         return watcher
 

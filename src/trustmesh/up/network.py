@@ -115,7 +115,9 @@ class Network:
             http,
             chain=ChainView(client, deployment),
             report=self._report,
+            mirror=self.data_dir,
         )
+        self._stack.callback(watcher.close)  # after its loop and server stop (last-first)
         server = ThreadedServer(create_watcher_app(watcher)).start()
         self._stack.callback(server.stop)
         self.watcher, self.watcher_url = watcher, server.url

@@ -3,10 +3,8 @@
 - :class:`CheckpointTracker`: every checkpoint of an origin must be signed by
   its key and consistent with the last one seen (a consistency proof from the
   log); otherwise the log showed a *split view*.
-- :class:`SeqIndex`: across every log watched, one device's (did, seq) names
-  one payload; a second payload is *equivocation*, with both entries as
-  evidence; within one log a device's seqs only grow (a lower one is a
-  replay the node should have refused: *seq-order*).
+- (:class:`~trustmesh.watcher.seqindex.SeqIndex`, on disk, checks one payload
+  per device and seq across every log watched.)
 - :func:`audit_entry`: an entry a log holds must be a valid reading, signed
   by the key the registry holds for its device and seq; otherwise it is an
   *invalid entry*.
@@ -26,9 +24,9 @@ from trustmesh.identity import PublicKey
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import NoteVerifier
-from trustmesh.reading import parse_reading, verify_reading
+from trustmesh.reading import Reading, parse_reading, verify_signature
 
-__all__ = ["CheckpointTracker", "Finding", "SeqIndex", "audit_entry"]
+__all__ = ["CheckpointTracker", "Finding", "audit_entry", "check_entry"]
 
 
 @dataclass(frozen=True)
@@ -116,61 +114,27 @@ class CheckpointTracker:
         return None
 
 
-class SeqIndex:
-    """One payload per (did, seq), across every log a watcher follows."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], tuple[bytes, str, int]] = {}
-        self._last: dict[tuple[str, str], int] = {}  # (origin, did) → the last seq logged
-
-    def observe(self, entry: bytes, origin: str, index: int) -> Finding | None:
-        """Record a logged reading; a Finding when its device signed another payload
-        under the same seq (the two entries are the evidence)."""
-        try:
-            reading = parse_reading(entry)
-        except InvalidReading:
-            return None  # audit_entry reports it
-        last = self._last.get((origin, reading.did))
-        if last is not None and reading.seq < last:
-            return Finding(
-                "seq-order",
-                origin,
-                f"#{index}: {reading.did} seq {reading.seq} logged after seq {last} (a replay)",
-                (entry,),
-                index,
-            )
-        self._last[(origin, reading.did)] = reading.seq
-        key = (reading.did, reading.seq)
-        earlier = self._seen.get(key)
-        if earlier is None:
-            self._seen[key] = (entry, origin, index)
-            return None
-        first, first_origin, first_index = earlier
-        if parse_reading(first).payload == reading.payload:
-            return None  # the same reading, logged again (a failover retry)
-        return Finding(
-            "equivocation",
-            origin,
-            f"{reading.did} seq {reading.seq}: {first_origin}#{first_index} and {origin}#{index}",
-            (first, entry),
-        )
-
-
 def audit_entry(
     entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
 ) -> Finding | None:
     """Check one logged entry; ``key_for(did, seq)`` is the registry's key (None if unknown)."""
+    return check_entry(entry, origin, index, key_for)[1]
+
+
+def check_entry(
+    entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
+) -> tuple[Reading | None, Finding | None]:
+    """:func:`audit_entry`, with the parsed reading (None if it does not parse)."""
     try:
         reading = parse_reading(entry)
     except InvalidReading as exc:
-        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
+        return None, Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
     key = key_for(reading.did, reading.seq)
     if key is None:
-        return Finding(
-            "invalid-entry", origin, f"#{index}: {reading.did} is not registered", (entry,), index
-        )
+        detail = f"#{index}: {reading.did} is not registered"
+        return reading, Finding("invalid-entry", origin, detail, (entry,), index)
     try:
-        verify_reading(entry, key)
+        verify_signature(reading, key)
     except InvalidReading as exc:
-        return Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
-    return None
+        return reading, Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
+    return reading, None

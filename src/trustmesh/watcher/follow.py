@@ -8,13 +8,17 @@ check that together with every earlier entry they make the checkpoint's root
 entry with an inclusion proof each), audit each (a valid reading, signed by the key its did:key
 names), and record its (did, seq) in the index shared by all followed nodes,
 so that one device signing two payloads under one seq on two different logs
-is caught. The leaf hashes of the view it was shown are kept: they are what
-a split view or a broken receipt is proven from.
+is caught. The entries of the view it was shown are mirrored into a log store
+on disk (``view``): roots and inclusion proofs at any size in O(log n), and
+what a split view, an invalid entry or a broken receipt is proven from, with
+memory that does not grow with the log.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +29,9 @@ from trustmesh.log import merkle
 from trustmesh.log._bundles import BUNDLE_SIZE, decode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
-from trustmesh.watcher.audit import CheckpointTracker, Finding, SeqIndex, audit_entry
+from trustmesh.log.store import LogStore, open_store
+from trustmesh.watcher.audit import CheckpointTracker, Finding, check_entry
+from trustmesh.watcher.seqindex import SeqIndex
 
 KeyFor = Callable[[str, int], PublicKey | None]
 
@@ -40,7 +46,12 @@ def did_key(did: str, seq: int) -> PublicKey | None:
 
 class NodeFollower:
     def __init__(
-        self, url: str, http: httpx.Client, index: SeqIndex, key_for: KeyFor = did_key
+        self,
+        url: str,
+        http: httpx.Client,
+        index: SeqIndex,
+        mirror: Path,
+        key_for: KeyFor = did_key,
     ) -> None:
         self.url = url.rstrip("/")
         self.http = http
@@ -51,13 +62,19 @@ class NodeFollower:
         self.epoch = float(info.get("epoch_seconds", 30.0))
         self.verifier = NoteVerifier.from_vkey(info["verifier_key"])
         self.tracker = CheckpointTracker(self.verifier, self.origin)
-        self.leaves: list[bytes] = []  # leaf hashes of the view this node showed us
+        name = hashlib.sha256(f"{self.origin}\n{self.url}".encode()).hexdigest()[:16]
+        self.view: LogStore = open_store(mirror / f"log-{name}.db")  # what this node showed us
+        if self.view.size:
+            raise ValueError(f"the mirror {mirror} is not fresh: one per run")
         self._compact = CompactRange()
         self._tiles = True  # until the node answers that it serves none
 
     @property
     def audited(self) -> int:
-        return len(self.leaves)
+        return self.view.size
+
+    def close(self) -> None:
+        self.view.close()
 
     def _json(self, path: str, **params: int) -> dict[str, Any]:
         answer = self.http.get(self.url + path, params=params)
@@ -78,7 +95,7 @@ class NodeFollower:
             return [finding]
         checkpoint = self.tracker.latest
         assert checkpoint is not None
-        start = len(self.leaves)
+        start = self.view.size
         if start >= checkpoint.size:
             return []
         fetched = self._bundled(start, checkpoint.size) if self._tiles else None
@@ -90,11 +107,9 @@ class NodeFollower:
         if compact.root() != checkpoint.root:
             detail = f"entries {start}..{checkpoint.size - 1} do not make the signed root"
             return [Finding("broken-log", self.origin, detail, ())]
-        findings: list[Finding] = []
-        for offset, entry in enumerate(fetched):  # may raise (the registry unreachable):
-            findings += self._audit(entry, start + offset)  # then nothing is committed
+        findings = self._audit(fetched, start)  # may raise: then nothing is committed
+        self.view.append(fetched)
         self._compact = compact
-        self.leaves.extend(leaves)
         return findings
 
     def _bundled(self, start: int, end: int) -> list[bytes] | None:
@@ -129,17 +144,21 @@ class NodeFollower:
             except InvalidProof as exc:
                 findings.append(Finding("broken-log", self.origin, f"#{index}: {exc}", (entry,)))
                 break  # the view stops here until the node serves what it signed
-            findings += self._audit(entry, index)
-            self.leaves.append(leaf)
+            findings += self._audit([entry], index)
+            self.view.append([entry])
             self._compact.extend([leaf])
         return findings
 
-    def _audit(self, entry: bytes, index: int) -> list[Finding]:
-        found = (
-            audit_entry(entry, self.origin, index, self.key_for),
-            self.index.observe(entry, self.origin, index),
-        )
-        return [f for f in found if f is not None]
+    def _audit(self, entries: list[bytes], start: int) -> list[Finding]:
+        """Audit entries ``start…``: each on its own (may raise while the registry is
+        unreachable, before anything is recorded), then their seqs across logs."""
+        checked = [
+            check_entry(entry, self.origin, index, self.key_for)
+            for index, entry in enumerate(entries, start=start)
+        ]
+        readings = [reading for reading, _ in checked]
+        findings = [finding for _, finding in checked if finding is not None]
+        return findings + self.index.observe_batch(entries, self.origin, start, readings)
 
 
 def tile_index(n: int) -> str:

@@ -25,10 +25,13 @@ each alert is raised once.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,9 +43,10 @@ from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.note_p256 import p256_signature
 from trustmesh.log.receipt import Receipt, open_receipt
-from trustmesh.watcher.audit import Finding, SeqIndex
+from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
+from trustmesh.watcher.seqindex import SeqIndex
 
 __all__ = ["PendingReceipt", "Watcher"]
 
@@ -82,15 +86,24 @@ class Watcher:
         peers: list[str] | None = None,
         report: Report = lambda document: None,
         stall_epochs: float = 3.0,
+        mirror: Path | None = None,
     ) -> None:
+        """``mirror``: where this run keeps its copy of each log and its seq index
+        (a fresh directory in it, removed by :meth:`close`; default: the temp dir)."""
+        self.mirror = Path(tempfile.mkdtemp(prefix="trustmesh-watcher-", dir=mirror))
         self.http = http
         self.chain = chain
         self.peers = [p.rstrip("/") for p in peers or []]
         self.report = report
         self.stall_epochs = stall_epochs
-        self.index = SeqIndex()
+        self.index = SeqIndex(self._entry_at, self.mirror / "seqs.db")
         key_for = chain.key_for if chain is not None else did_key
-        followers = [NodeFollower(url, http, self.index, key_for) for url in nodes]
+        self.followers: dict[str, NodeFollower] = {}
+        try:
+            followers = [NodeFollower(url, http, self.index, self.mirror, key_for) for url in nodes]
+        except BaseException:
+            self.close()
+            raise
         self.followers = {f.origin: f for f in followers}
         self.lock = threading.Lock()  # guards the receipts the HTTP API hands in
         self._receipts: list[PendingReceipt] = []
@@ -104,6 +117,16 @@ class Watcher:
         if chain is not None:
             for follower in followers:
                 self._pin_log_key(follower)
+
+    def close(self) -> None:
+        """Close the mirrors and remove them."""
+        for follower in self.followers.values():
+            follower.close()
+        self.index.close()
+        shutil.rmtree(self.mirror, ignore_errors=True)
+
+    def _entry_at(self, origin: str, index: int) -> bytes:
+        return self.followers[origin].view.entry(index)
 
     def _pin_log_key(self, follower: NodeFollower) -> None:
         """Check a log's checkpoints with the key the Registry holds for it, not the one
@@ -160,12 +183,12 @@ class Watcher:
     def leaves(self, origin: str, size: int) -> list[bytes] | None:
         """The first ``size`` leaf hashes of this watcher's view of a log, if it has them.
 
-        (The poll only appends to the list, so a slice of it is a consistent prefix.)
+        (The poll only appends to the view, so its first ``size`` leaves never change.)
         """
         follower = self.followers.get(origin)
-        if follower is None or not 0 <= size <= len(follower.leaves):
+        if follower is None or not 0 <= size <= follower.view.size:
             return None
-        return follower.leaves[:size]
+        return _leaves(follower, size)
 
     # -- the loop -------------------------------------------------------------
 
@@ -238,13 +261,12 @@ class Watcher:
             anchor = self.chain.latest_anchor(finding.origin)
             index = finding.index
             assert index is not None
-            if anchor.size <= index or len(follower.leaves) < anchor.size:
+            if anchor.size <= index or follower.view.size < anchor.size:
                 waiting.append(finding)
                 continue
-            leaves = follower.leaves[: anchor.size]
             entry = finding.evidence[0]
             assert isinstance(entry, bytes)
-            proof = merkle.inclusion_proof(leaves, index)
+            proof = follower.view.inclusion_proof(index, anchor.size)
             result = self.chain.prove_invalid_entry(
                 finding.origin, anchor.size, index, entry, proof
             )
@@ -292,15 +314,16 @@ class Watcher:
         receipt = item.receipt
         follower = self.followers[receipt.origin]
         index = receipt.index
-        leaves = follower.leaves
-        contradicted = index < len(leaves) and leaves[index] != receipt.leaf_hash
+        view = follower.view
+        seen = index < view.size  # this watcher saw the entry at the receipt's index
+        contradicted = seen and view.leaf_hash(index) != receipt.leaf_hash
         if contradicted:
             self._alert_receipt(item, f"#{index} holds another entry than the receipt's")
             anchor = self.chain.latest_anchor(receipt.origin)
-            if anchor.size > index and len(leaves) >= anchor.size:
-                proof = merkle.inclusion_proof(leaves[: anchor.size], index)
+            if anchor.size > index and view.size >= anchor.size:
+                proof = view.inclusion_proof(index, anchor.size)
                 result = self.chain.prove_receipt_contradicted(
-                    receipt, item.signature, anchor.size, leaves[index], proof
+                    receipt, item.signature, anchor.size, view.leaf_hash(index), proof
                 )
                 self._proved(receipt.origin, result)
                 return settled(result)
@@ -314,7 +337,7 @@ class Watcher:
                 # anchored in time (or by an earlier anchor, whose time the chain no
                 # longer keeps: checked each round, this watcher saw it as the latest);
                 # honoured once its leaf is seen (a contradicted one is proven above)
-                return index < len(leaves) and not contradicted
+                return seen and not contradicted
         elif chain_ms <= receipt.deadline:
             return False
         self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
@@ -357,10 +380,10 @@ class Watcher:
         """The anchored tree must be the one the node showed us at that size: if it
         is not, and we hold its signed checkpoint of that size, that is a split view
         between the chain and the watchers, provable with the note alone."""
-        if not size or size > len(follower.leaves) or (origin, size) in self._anchors_checked:
+        if not size or size > follower.view.size or (origin, size) in self._anchors_checked:
             return
         self._anchors_checked.add((origin, size))
-        if merkle.root(follower.leaves[:size]) == root:
+        if follower.view.root(size) == root:
             return
         note = follower.tracker.notes.get(size)
         detail = f"the tree anchored at size {size} is not the one shown to this watcher"
@@ -384,19 +407,19 @@ class Watcher:
                 continue  # not signed by the log: the peer's problem, not the log's
             ours_note = follower.tracker.latest_note
             ours = follower.tracker.latest
-            if ours is None or ours_note is None or len(follower.leaves) != ours.size:
+            view = follower.view
+            if ours is None or ours_note is None or view.size != ours.size:
                 continue  # our own view is not complete yet: next round
-            mine = follower.leaves
-            if theirs.size <= len(mine) and merkle.root(mine[: theirs.size]) == theirs.root:
+            if theirs.size <= view.size and view.root(theirs.size) == theirs.root:
                 self._gossip_checked.add(note)
                 continue  # they saw an earlier state of the same log
             leaves = self._peer_leaves(peer, origin, theirs)
             if leaves is None:
                 continue
             self._gossip_checked.add(note)
-            first = next(
-                (i for i in range(min(len(mine), len(leaves))) if mine[i] != leaves[i]), None
-            )
+            common = min(view.size, len(leaves))
+            mine = _leaves(follower, common)
+            first = next((i for i in range(common) if mine[i] != leaves[i]), None)
             if first is None and theirs.size != ours.size:
                 continue  # one view extends the other: consistent
             divergence = None
@@ -404,7 +427,7 @@ class Watcher:
                 divergence = Divergence(
                     first,
                     mine[first],
-                    merkle.inclusion_proof(mine, first),
+                    view.inclusion_proof(first, ours.size),
                     leaves[first],
                     merkle.inclusion_proof(leaves, first),
                 )
@@ -422,3 +445,13 @@ class Watcher:
         if len(leaves) != checkpoint.size or merkle.root(leaves) != checkpoint.root:
             return None  # not the leaves of that checkpoint
         return leaves
+
+
+def _leaves(follower: NodeFollower, size: int) -> list[bytes]:
+    """The first ``size`` leaf hashes of a follower's view, from its level-0 tiles."""
+    view, leaves = follower.view, []
+    for tile in range(0, -(-size // 256)):
+        row = view.tile(0, tile)
+        assert row is not None  # within the view's size
+        leaves += [row[i : i + 32] for i in range(0, len(row), 32)]
+    return leaves[:size]
