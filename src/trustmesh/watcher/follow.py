@@ -2,11 +2,13 @@
 
 Each poll of a node: fetch its signed checkpoint and check it against the last
 one seen (signature, consistency proof from the node); then fetch every entry
-the checkpoint adds, 256 at a time as C2SP entry bundles (``/tile/entries``),
-check that together with every earlier entry they make the checkpoint's root
-(a compact range: O(log n) per batch; a log without tiles is read entry by
-entry with an inclusion proof each), audit each (a valid reading, signed by the key its did:key
-names), and record its (did, seq) in the index shared by all followed nodes,
+the checkpoint adds as C2SP entry bundles (``/tile/entries``), 16 bundles at
+a time, and check each chunk before anything of it is kept: with every earlier
+entry it makes a tree (a compact range: O(log n)) that the signed one extends
+(a consistency proof from the node; for the last chunk, the signed root
+itself). A log without tiles is read entry by entry with an inclusion proof
+each. Audit each entry (a valid reading, signed by the key the registry
+holds), and record its (did, seq) in the index shared by all followed nodes,
 so that one device signing two payloads under one seq on two different logs
 is caught. The entries of the view it was shown are mirrored into a log store
 on disk (``view``): roots and inclusion proofs at any size in O(log n), and
@@ -34,6 +36,7 @@ from trustmesh.watcher.audit import CheckpointTracker, Finding, check_entry
 from trustmesh.watcher.seqindex import SeqIndex
 
 KeyFor = Callable[[str, int], PublicKey | None]
+CHUNK_BUNDLES = 16  # entries fetched, checked and committed 16 bundles (4,096) at a time
 
 
 def did_key(did: str, seq: int) -> PublicKey | None:
@@ -95,17 +98,42 @@ class NodeFollower:
             return [finding]
         checkpoint = self.tracker.latest
         assert checkpoint is not None
-        start = self.view.size
-        if start >= checkpoint.size:
-            return []
-        fetched = self._bundled(start, checkpoint.size) if self._tiles else None
+        findings: list[Finding] = []
+        start, size = self.view.size, checkpoint.size
+        while start < size:  # a chunk at a time: memory stays flat however far behind
+            end = min(size, (start // BUNDLE_SIZE + CHUNK_BUNDLES) * BUNDLE_SIZE)
+            try:
+                found = self._chunk(start, end, checkpoint.root, size)
+            except Exception:
+                if findings:  # earlier chunks are committed: report what they found
+                    return findings  # (the next poll meets the error again, and raises it)
+                raise
+            if found is None:  # no tiles: the rest entry by entry
+                return findings + self._one_by_one(start, size, checkpoint.root)
+            findings += found
+            if any(f.kind == "broken-log" for f in found):
+                break
+            start = end
+        return findings
+
+    def _chunk(self, start: int, end: int, root: bytes, size: int) -> list[Finding] | None:
+        """Fetch, check against the signed root of ``size``, audit and commit entries
+        ``start..end-1``; None if the node serves no tiles."""
+        fetched = self._bundled(start, end) if self._tiles else None
         if fetched is None:
-            return self._one_by_one(start, checkpoint.size, checkpoint.root)
-        leaves = [merkle.leaf_hash(entry) for entry in fetched]
+            return None
         compact = self._compact.copy()
-        compact.extend(leaves)
-        if compact.root() != checkpoint.root:
-            detail = f"entries {start}..{checkpoint.size - 1} do not make the signed root"
+        compact.extend([merkle.leaf_hash(entry) for entry in fetched])
+        try:
+            if end == size:
+                if compact.root() != root:
+                    raise InvalidProof("they do not make the signed root")
+            else:  # the tree of ``end`` entries is a prefix of the signed one
+                merkle.verify_consistency(
+                    end, size, compact.root(), root, self._consistency(end, size)
+                )
+        except InvalidProof as exc:
+            detail = f"entries {start}..{end - 1} of the tree of size {size}: {exc}"
             return [Finding("broken-log", self.origin, detail, ())]
         findings = self._audit(fetched, start)  # may raise: then nothing is committed
         self.view.append(fetched)
