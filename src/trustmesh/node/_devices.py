@@ -38,7 +38,8 @@ class DeviceRecord:
         raise Problem("unknown-device", "no key for this seq")
 
 
-def _key(did: str, record: DeviceRecord, seq: int) -> PublicKey:
+def key_in(did: str, record: DeviceRecord, seq: int) -> PublicKey:
+    """The key ``record`` names for ``seq``; Problem 401 if the device is unknown or revoked."""
     if record.status == "unknown":
         raise Problem("unknown-device", f"{did} is not registered")
     if record.status != "active":
@@ -56,19 +57,19 @@ class DeviceDirectory:
         self._stale: set[str] = set()
         self._next_block = registry.current_block()
 
-    def key_for(self, did: str, seq: int) -> PublicKey:
-        """The registry key that signs ``seq`` for ``did``; Problem 401 if none.
-        May call the chain: run it off the event loop."""
-        return _key(did, self._record(did), seq)
+    def record(self, did: str) -> DeviceRecord:
+        """The device's record (status "unknown" if it has none); Problem 503 if the
+        chain cannot be asked. May call the chain: run it off the event loop."""
+        return self._record(did)
 
-    def cached_key_for(self, did: str, seq: int) -> PublicKey | None:
-        """Like :meth:`key_for` from the cache alone; None if the chain must be asked."""
+    def cached_record(self, did: str) -> DeviceRecord | None:
+        """The device's record from the cache alone; None if the chain must be asked."""
         with self._lock:
             record = self._records.get(did)
             if record is None or did in self._stale:
                 return None
             self._records.move_to_end(did)
-        return _key(did, record, seq)
+        return record
 
     def _record(self, did: str) -> DeviceRecord:
         with self._lock:

@@ -25,7 +25,7 @@ from trustmesh.identity import PublicKey
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteSigner
 from trustmesh.log.store import DeviceKey, LogStore
-from trustmesh.node._devices import DeviceDirectory
+from trustmesh.node._devices import DeviceDirectory, DeviceRecord, key_in
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
 from trustmesh.node._state import Evidence, NodeState
@@ -182,13 +182,24 @@ class Ingestor:
         problems: list[Problem | None] = [None] * len(readings)
         pairs: list[tuple[Reading, PublicKey]] = []
         positions: list[int] = []
+        # One record per device for the whole group: a registration seen mid-way must
+        # not accept a later seq of a device whose earlier ones it refused (those
+        # would then be replays, never to be logged).
+        records: dict[str, DeviceRecord | Problem] = {}
         for position, reading in enumerate(readings):
             try:
-                key = self.directory.cached_key_for(reading.did, reading.seq)
-                if key is None:
-                    key = await self._lookup(
-                        partial(self.directory.key_for, reading.did, reading.seq)
-                    )
+                record = records.get(reading.did)
+                if record is None:
+                    try:
+                        record = self.directory.cached_record(reading.did) or await self._lookup(
+                            partial(self.directory.record, reading.did)
+                        )
+                    except Problem as problem:
+                        record = problem
+                    records[reading.did] = record
+                if isinstance(record, Problem):
+                    raise record
+                key = key_in(reading.did, record, reading.seq)
                 check_alg(reading, key)
             except Problem as problem:
                 problems[position] = problem
