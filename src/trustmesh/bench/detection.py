@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import signal
 import tempfile
 import time
@@ -84,7 +85,7 @@ def audit_rate(readings: int) -> dict[str, Any]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the node did not sign a checkpoint of every reading")
                     time.sleep(0.2)  # polls the node's checkpoint (one per epoch)
-                watcher = Watcher([info["url"]], http)
+                watcher = Watcher([info["url"]], http, verify_workers=os.cpu_count() or 1)
                 try:
                     follower = next(iter(watcher.followers.values()))
                     started = time.perf_counter()

@@ -49,6 +49,13 @@ def watch(
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST each alert and proof here.")
     ] = None,
+    verify_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--verify-workers",
+            help="Processes checking entry signatures (default: one per core; 0: in-process).",
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -66,11 +73,13 @@ def watch(
     """
     import httpx
 
-    from trustmesh._paths import default_data_dir
     from trustmesh.watcher.service import Watcher
 
     if interval <= 0:
         raise UsageError("--interval must be positive")
+    if verify_workers is not None and verify_workers < 0:
+        raise UsageError("--verify-workers must be 0 or more")
+    workers = (os.cpu_count() or 1) if verify_workers is None else verify_workers
     if port is not None and not 0 < port < 65536:
         raise UsageError("--port must be 1..65535")
     with httpx.Client(timeout=30) as http:
@@ -88,14 +97,16 @@ def watch(
         except (httpx.HTTPError, ValueError) as exc:
             raise UsageError(f"cannot follow {node[0]}: {exc}") from None
         chain = _chain_view(info, node[0], rpc, key_file)
-        mirror = data_dir or default_data_dir() / "watcher"
-        try:
-            mirror.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot use --data-dir {mirror}: {exc}") from None
+        mirror = _mirror_dir(data_dir)
         try:
             watcher = Watcher(
-                node, http, chain=chain, peers=peer or [], report=report, mirror=mirror
+                node,
+                http,
+                chain=chain,
+                peers=peer or [],
+                report=report,
+                mirror=mirror,
+                verify_workers=workers,
             )
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot follow {node}: {exc}") from None
@@ -116,6 +127,18 @@ def watch(
             audited = sum(f.audited for f in watcher.followers.values())
             watcher.close()
     sys.stdout.write(json.dumps({"audited": audited, "findings": watcher.alerts}) + "\n")
+
+
+def _mirror_dir(data_dir: Path | None) -> Path:
+    """Where this run's mirrors go (``--data-dir``, else the user data dir), created."""
+    from trustmesh._paths import default_data_dir
+
+    mirror = data_dir or default_data_dir() / "watcher"
+    try:
+        mirror.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use --data-dir {mirror}: {exc}") from None
+    return mirror
 
 
 def _chain_view(

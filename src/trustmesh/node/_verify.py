@@ -12,38 +12,11 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Executor
 
-from trustmesh.errors import InvalidSignature
-from trustmesh.identity import Alg, PublicKey
+from trustmesh.batch_verify import Item, item, verify_items
+from trustmesh.identity import PublicKey
 from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.receipt import Receipt, issue_receipt
 from trustmesh.reading import Reading
-
-# (signed message, signature, key alg, raw public key): picklable. The reading
-# was parsed, and its alg checked against the key's, before it came here.
-Item = tuple[bytes, bytes, int, bytes]
-
-
-# Keys parsed once per worker (a P-256 point is compressed: parsing it costs a root).
-_keys: dict[tuple[int, bytes], PublicKey] = {}
-_KEYS_KEPT = 100_000
-
-
-def verify_batch(items: list[Item]) -> list[str | None]:
-    """In a worker: None for each reading that verifies, else the reason."""
-    results: list[str | None] = []
-    for message, signature, alg, raw in items:
-        key = _keys.get((alg, raw))
-        if key is None:
-            if len(_keys) >= _KEYS_KEPT:
-                _keys.clear()
-            key = _keys[(alg, raw)] = PublicKey(Alg(alg), raw)
-        try:
-            key.verify(message, signature)
-            results.append(None)
-        except InvalidSignature as exc:
-            results.append(str(exc))
-    return results
-
 
 _signers: dict[tuple[bytes, str], LogSigner] = {}
 
@@ -79,12 +52,9 @@ class BatchVerifier:
 
     async def verify_many(self, pairs: list[tuple[Reading, PublicKey]]) -> list[str | None]:
         """For each (parsed reading, key of its alg): None if the key signed it, else why."""
-        items = [
-            (reading.signed_message, reading.signature, key.alg.value, key.raw)
-            for reading, key in pairs
-        ]
+        items = [item(reading, key) for reading, key in pairs]
         if self._executor is None:
-            return verify_batch(items)
+            return verify_items(items)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[str | None]] = loop.create_future()
         self._pending.append((items, future))
@@ -104,7 +74,7 @@ class BatchVerifier:
             return
         loop = asyncio.get_running_loop()
         items = [item for group, _ in groups for item in group]
-        done = loop.run_in_executor(self._executor, verify_batch, items)
+        done = loop.run_in_executor(self._executor, verify_items, items)
 
         def settle(result: asyncio.Future[list[str | None]]) -> None:
             error = result.exception()

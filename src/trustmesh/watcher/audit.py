@@ -24,9 +24,16 @@ from trustmesh.identity import PublicKey
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import NoteVerifier
-from trustmesh.reading import Reading, parse_reading, verify_signature
+from trustmesh.reading import Reading, check_alg, parse_reading, verify_signature
 
-__all__ = ["CheckpointTracker", "Finding", "audit_entry", "check_entry"]
+__all__ = [
+    "CheckpointTracker",
+    "Finding",
+    "audit_entry",
+    "bad_signature",
+    "check_entry",
+    "prepare_entry",
+]
 
 
 @dataclass(frozen=True)
@@ -125,16 +132,36 @@ def check_entry(
     entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
 ) -> tuple[Reading | None, Finding | None]:
     """:func:`audit_entry`, with the parsed reading (None if it does not parse)."""
-    try:
-        reading = parse_reading(entry)
-    except InvalidReading as exc:
-        return None, Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
-    key = key_for(reading.did, reading.seq)
-    if key is None:
-        detail = f"#{index}: {reading.did} is not registered"
-        return reading, Finding("invalid-entry", origin, detail, (entry,), index)
+    reading, key, finding = prepare_entry(entry, origin, index, key_for)
+    if reading is None or key is None:
+        return reading, finding
     try:
         verify_signature(reading, key)
     except InvalidReading as exc:
-        return reading, Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
+        return reading, bad_signature(entry, origin, index, str(exc))
     return reading, None
+
+
+def prepare_entry(
+    entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
+) -> tuple[Reading | None, PublicKey | None, Finding | None]:
+    """All of :func:`check_entry` but the signature: the parsed reading and the key
+    to check it with, or the Finding that makes checking it moot."""
+    try:
+        reading = parse_reading(entry)
+    except InvalidReading as exc:
+        return None, None, Finding("invalid-entry", origin, f"#{index}: {exc}", (entry,), index)
+    key = key_for(reading.did, reading.seq)
+    if key is None:
+        detail = f"#{index}: {reading.did} is not registered"
+        return reading, None, Finding("invalid-entry", origin, detail, (entry,), index)
+    try:
+        check_alg(reading, key)
+    except InvalidReading as exc:
+        return reading, None, bad_signature(entry, origin, index, str(exc))
+    return reading, key, None
+
+
+def bad_signature(entry: bytes, origin: str, index: int, reason: str) -> Finding:
+    """The Finding for an entry whose signature the registry's key does not verify."""
+    return Finding("invalid-entry", origin, f"#{index}: {reason}", (entry,), index)

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from trustmesh.batch_verify import Item, item, verify_items
 from trustmesh.errors import InvalidDid, InvalidProof
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
@@ -32,10 +33,11 @@ from trustmesh.log._bundles import BUNDLE_SIZE, decode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.store import LogStore, open_store
-from trustmesh.watcher.audit import CheckpointTracker, Finding, check_entry
+from trustmesh.watcher.audit import CheckpointTracker, Finding, bad_signature, prepare_entry
 from trustmesh.watcher.seqindex import SeqIndex
 
 KeyFor = Callable[[str, int], PublicKey | None]
+Verify = Callable[[list[Item]], list[str | None]]
 CHUNK_BUNDLES = 16  # entries fetched, checked and committed 16 bundles (4,096) at a time
 
 
@@ -55,11 +57,13 @@ class NodeFollower:
         index: SeqIndex,
         mirror: Path,
         key_for: KeyFor = did_key,
+        verify: Verify = verify_items,
     ) -> None:
         self.url = url.rstrip("/")
         self.http = http
         self.index = index
         self.key_for = key_for
+        self.verify = verify  # signature checks, batched (here, or on every core)
         info = self._json("/v1/log")
         self.origin: str = info["origin"]
         self.epoch = float(info.get("epoch_seconds", 30.0))
@@ -179,13 +183,25 @@ class NodeFollower:
 
     def _audit(self, entries: list[bytes], start: int) -> list[Finding]:
         """Audit entries ``start…``: each on its own (may raise while the registry is
-        unreachable, before anything is recorded), then their seqs across logs."""
-        checked = [
-            check_entry(entry, self.origin, index, self.key_for)
+        unreachable, before anything is recorded), then their seqs across logs.
+        The same checks as :func:`~trustmesh.watcher.audit.check_entry`."""
+        prepared = [
+            prepare_entry(entry, self.origin, index, self.key_for)
             for index, entry in enumerate(entries, start=start)
         ]
-        readings = [reading for reading, _ in checked]
-        findings = [finding for _, finding in checked if finding is not None]
+        # The signatures of those that got that far, in one batch (on every core
+        # when the watcher has a pool): a reason for each that does not verify.
+        checked = [(i, item(r, k)) for i, (r, k, _) in enumerate(prepared) if r and k]
+        verdicts = self.verify([signature for _, signature in checked])
+        reasons = {i: why for (i, _), why in zip(checked, verdicts, strict=True) if why}
+        findings: list[Finding] = []
+        for offset, (_, _, found) in enumerate(prepared):
+            if offset in reasons:
+                entry = entries[offset]
+                findings.append(bad_signature(entry, self.origin, start + offset, reasons[offset]))
+            elif found is not None:
+                findings.append(found)
+        readings = [reading for reading, _, _ in prepared]
         return findings + self.index.observe_batch(entries, self.origin, start, readings)
 
 

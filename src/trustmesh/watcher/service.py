@@ -30,12 +30,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from trustmesh.batch_verify import verify_in_pool, verify_items
 from trustmesh.chain.suite import Divergence, SignedTree
 from trustmesh.errors import ChainError, Error, InvalidCheckpoint, InvalidReceipt
 from trustmesh.log import merkle
@@ -87,9 +91,17 @@ class Watcher:
         report: Report = lambda document: None,
         stall_epochs: float = 3.0,
         mirror: Path | None = None,
+        verify_workers: int = 0,
     ) -> None:
         """``mirror``: where this run keeps its copy of each log and its seq index
-        (a fresh directory in it, removed by :meth:`close`; default: the temp dir)."""
+        (a fresh directory in it, removed by :meth:`close`; default: the temp dir).
+        ``verify_workers``: processes checking entry signatures (0: this one)."""
+        self._pool = (
+            ProcessPoolExecutor(verify_workers, mp_context=get_context("spawn"))
+            if verify_workers > 0
+            else None
+        )
+        verify = verify_items if self._pool is None else partial(verify_in_pool, self._pool)
         self.mirror = Path(tempfile.mkdtemp(prefix="trustmesh-watcher-", dir=mirror))
         self.http = http
         self.chain = chain
@@ -100,7 +112,9 @@ class Watcher:
         key_for = chain.key_for if chain is not None else did_key
         self.followers: dict[str, NodeFollower] = {}
         try:
-            followers = [NodeFollower(url, http, self.index, self.mirror, key_for) for url in nodes]
+            followers = [
+                NodeFollower(url, http, self.index, self.mirror, key_for, verify) for url in nodes
+            ]
         except BaseException:
             self.close()
             raise
@@ -124,6 +138,8 @@ class Watcher:
             follower.close()
         self.index.close()
         shutil.rmtree(self.mirror, ignore_errors=True)
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     def _entry_at(self, origin: str, index: int) -> bytes:
         return self.followers[origin].view.entry(index)
