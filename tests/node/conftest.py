@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +15,8 @@ import pytest
 
 from tests.chain.conftest import anvil_accounts
 from tests.services import fresh_database
+from trustmesh.errors import Error
+from trustmesh.up.network import spawn_node, stop_node
 
 NODE_PASSWORD = "node test password"
 
@@ -41,7 +41,7 @@ def node_process(
     body_timeout: float | None = None,
 ) -> Iterator[RunningNode]:
     """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs."""
-    args = ["node", "run", "--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
+    args = ["--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
             "--verify-workers", "1"]  # fmt: skip
     if body_timeout is not None:
         args += ["--body-timeout", str(body_timeout)]
@@ -69,30 +69,14 @@ def node_process(
     if mqtt is not None:
         args += ["--mqtt", mqtt]
     log = data_dir.with_name(data_dir.name + ".log")
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trustmesh", *args],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
-    assert process.stdout is not None
-    try:
-        line = process.stdout.readline()  # the node prints its info once it listens
-        if not line:
-            process.wait(timeout=30)
-            pytest.fail(f"the node did not start:\n{log.read_text()}")
-        info = json.loads(line)
-        yield RunningNode(info["url"], info, process, data_dir, log)
-    finally:
-        process.send_signal(signal.SIGINT)
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+            process, info = spawn_node(
+                args, env, log, on_start=lambda started: stack.callback(stop_node, started)
+            )
+        except Error:
+            pytest.fail(f"the node did not start:\n{log.read_text()}")
+        yield RunningNode(info["url"], info, process, data_dir, log)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -71,6 +70,7 @@ def _checkpoint_size(http: httpx.Client, url: str) -> int:
 
 def audit_rate(readings: int) -> dict[str, Any]:
     from trustmesh.bench.ingest import _first_contact, _http_load, _register, _start_node
+    from trustmesh.up.network import stop_node
     from trustmesh.watcher.service import Watcher
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,8 +96,7 @@ def audit_rate(readings: int) -> dict[str, Any]:
                 finally:
                     watcher.close()
         finally:
-            node.send_signal(signal.SIGINT)
-            node.wait(timeout=60)
+            stop_node(node)
     audited_per_s = round(audited / elapsed)
     return {
         "readings": readings,

@@ -18,11 +18,9 @@ import json
 import os
 import queue
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,8 +35,10 @@ from typing import Any
 import httpx
 
 from trustmesh.device._device import wall_clock_ms
+from trustmesh.errors import Error
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
+from trustmesh.up.network import spawn_node, stop_node
 
 BATCH = 200
 IN_FLIGHT = 8
@@ -119,8 +119,7 @@ def run(
             )
             burst.stop()
         finally:
-            node.send_signal(signal.SIGINT)
-            node.wait(timeout=60)
+            stop_node(node)
     return {
         "benchmark": "ingest",
         "cores": os.cpu_count(),
@@ -151,18 +150,15 @@ def run(
 
 
 def _start_node(tmp: Path, mqtt: str | None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    args = [sys.executable, "-m", "trustmesh", "node", "run", "--data-dir", str(tmp / "node"),
-            "--port", "0", "--epoch", "5"]  # fmt: skip
+    """A node on a free loopback port; stop it with :func:`stop_node`."""
+    args = ["--data-dir", str(tmp / "node"), "--port", "0", "--epoch", "5"]
     if mqtt:
         args += ["--mqtt", mqtt]
     env = {**os.environ, "TRUSTMESH_PASSWORD": "bench"}
-    log = (tmp / "node.log").open("w")
-    node = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    assert node.stdout is not None
-    line = node.stdout.readline()
-    if not line:
-        raise RuntimeError(f"the node did not start: {(tmp / 'node.log').read_text()}")
-    return node, json.loads(line)
+    try:
+        return spawn_node(args, env, tmp / "node.log")
+    except Error:
+        raise RuntimeError(f"the node did not start: {(tmp / 'node.log').read_text()}") from None
 
 
 class Device:

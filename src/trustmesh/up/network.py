@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,23 +84,12 @@ class Network:
     def _node(self, number: int, args: list[str], env: dict[str, str]) -> NodeProcess:
         directory = self.data_dir / f"node{number}"
         log = self.data_dir / f"node{number}.log"
-        command = [sys.executable, "-m", "trustmesh", "node", "run", "--data-dir",
-                   str(directory), "--epoch", str(self.epoch), *args]  # fmt: skip
-        with log.open("a") as stderr:
-            process = subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env={**os.environ, **env},
-            )
-        self._stack.callback(_stop_process, process)
-        assert process.stdout is not None
-        line = process.stdout.readline()  # the node prints its info once it listens
-        if not line:
-            process.wait(timeout=30)
-            raise Error(f"node {number} did not start: see {log}")
-        info = json.loads(line)
+        process, info = spawn_node(
+            ["--data-dir", str(directory), "--epoch", str(self.epoch), *args],
+            {**os.environ, **env},
+            log,
+            on_start=lambda started: self._stack.callback(stop_node, started),
+        )
         node = NodeProcess(str(info["url"]), info, process, log)
         self.started.append(node)
         return node
@@ -144,7 +134,35 @@ class Network:
         self._stack.close()
 
 
-def _stop_process(process: subprocess.Popen[str]) -> None:
+def spawn_node(
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    on_start: Callable[[subprocess.Popen[str]], object] = lambda process: None,
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``trustmesh node run *args`` in a subprocess (stderr appended to ``log``), and
+    the info it prints once it listens; :class:`Error` if it exits first.
+    ``on_start`` gets the process as soon as it runs (to stop it whatever happens)."""
+    with log.open("a") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trustmesh", "node", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+    on_start(process)
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the node prints its info once it listens
+    if not line:
+        process.wait(timeout=30)
+        raise Error(f"the node did not start: see {log}")
+    info: dict[str, Any] = json.loads(line)
+    return process, info
+
+
+def stop_node(process: subprocess.Popen[str]) -> None:
+    """Stop a node started by :func:`spawn_node` (Ctrl-C, then kill after 30 s)."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
