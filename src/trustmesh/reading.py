@@ -63,7 +63,6 @@ __all__ = [
     "parse_reading",
     "sign_reading",
     "verify_reading",
-    "verify_signature",
 ]
 
 MAX_ENTRY_SIZE = 8 * 1024
@@ -198,17 +197,14 @@ def verify_reading(data: bytes, key: PublicKey | None = None) -> Reading:
     :class:`~trustmesh.errors.InvalidReading` subclass naming the reason.
     """
     reading = parse_reading(data)
-    verify_signature(reading, key_from_did(reading.did) if key is None else key)
-    return reading
-
-
-def verify_signature(reading: Reading, key: PublicKey) -> None:
-    """Check that ``key`` signed the parsed ``reading``; an InvalidReading if not."""
+    if key is None:
+        key = key_from_did(reading.did)
     check_alg(reading, key)
     try:
         key.verify(reading.signed_message, reading.signature)
     except InvalidSignature as exc:
         raise BadSignature(str(exc)) from None
+    return reading
 
 
 def check_alg(reading: Reading, key: PublicKey) -> None:

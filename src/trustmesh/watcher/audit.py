@@ -19,21 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trustmesh.batch_verify import Item, item, verify_items
 from trustmesh.errors import InvalidCheckpoint, InvalidProof, InvalidReading
 from trustmesh.identity import PublicKey
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import NoteVerifier
-from trustmesh.reading import Reading, check_alg, parse_reading, verify_signature
+from trustmesh.reading import Reading, check_alg, parse_reading
 
-__all__ = [
-    "CheckpointTracker",
-    "Finding",
-    "audit_entry",
-    "bad_signature",
-    "check_entry",
-    "prepare_entry",
-]
+__all__ = ["CheckpointTracker", "Finding", "audit_entries", "audit_entry"]
 
 
 @dataclass(frozen=True)
@@ -125,28 +119,42 @@ def audit_entry(
     entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
 ) -> Finding | None:
     """Check one logged entry; ``key_for(did, seq)`` is the registry's key (None if unknown)."""
-    return check_entry(entry, origin, index, key_for)[1]
+    found = audit_entries([entry], origin, index, key_for)[1]
+    return found[0] if found else None
 
 
-def check_entry(
-    entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
-) -> tuple[Reading | None, Finding | None]:
-    """:func:`audit_entry`, with the parsed reading (None if it does not parse)."""
-    reading, key, finding = prepare_entry(entry, origin, index, key_for)
-    if reading is None or key is None:
-        return reading, finding
-    try:
-        verify_signature(reading, key)
-    except InvalidReading as exc:
-        return reading, bad_signature(entry, origin, index, str(exc))
-    return reading, None
+def audit_entries(
+    entries: list[bytes],
+    origin: str,
+    start: int,
+    key_for: Callable[[str, int], PublicKey | None],
+    verify: Callable[[list[Item]], list[str | None]] = verify_items,
+) -> tuple[list[Reading | None], list[Finding]]:
+    """Check logged entries ``start…``: each parsed (None where it does not parse),
+    and what is wrong with them. The signatures are checked in one batch by
+    ``verify`` (here by default; across a process pool if it says so)."""
+    prepared = [
+        _prepare(entry, origin, index, key_for) for index, entry in enumerate(entries, start)
+    ]
+    checked = [(i, item(r, k)) for i, (r, k, _) in enumerate(prepared) if r and k]
+    verdicts = verify([signature for _, signature in checked])
+    reasons = {i: why for (i, _), why in zip(checked, verdicts, strict=True) if why}
+    findings: list[Finding] = []
+    for offset, (_, _, found) in enumerate(prepared):
+        if offset in reasons:
+            findings.append(
+                _bad_signature(entries[offset], origin, start + offset, reasons[offset])
+            )
+        elif found is not None:
+            findings.append(found)
+    return [reading for reading, _, _ in prepared], findings
 
 
-def prepare_entry(
+def _prepare(
     entry: bytes, origin: str, index: int, key_for: Callable[[str, int], PublicKey | None]
 ) -> tuple[Reading | None, PublicKey | None, Finding | None]:
-    """All of :func:`check_entry` but the signature: the parsed reading and the key
-    to check it with, or the Finding that makes checking it moot."""
+    """All of the checks but the signature: the parsed reading and the key to
+    check it with, or the Finding that makes checking it moot."""
     try:
         reading = parse_reading(entry)
     except InvalidReading as exc:
@@ -158,10 +166,10 @@ def prepare_entry(
     try:
         check_alg(reading, key)
     except InvalidReading as exc:
-        return reading, None, bad_signature(entry, origin, index, str(exc))
+        return reading, None, _bad_signature(entry, origin, index, str(exc))
     return reading, key, None
 
 
-def bad_signature(entry: bytes, origin: str, index: int, reason: str) -> Finding:
+def _bad_signature(entry: bytes, origin: str, index: int, reason: str) -> Finding:
     """The Finding for an entry whose signature the registry's key does not verify."""
     return Finding("invalid-entry", origin, f"#{index}: {reason}", (entry,), index)

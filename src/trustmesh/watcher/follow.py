@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from trustmesh.batch_verify import Item, item, verify_items
+from trustmesh.batch_verify import Item, verify_items
 from trustmesh.errors import InvalidDid, InvalidProof
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
@@ -33,7 +33,7 @@ from trustmesh.log._bundles import BUNDLE_SIZE, decode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.store import LogStore, open_store
-from trustmesh.watcher.audit import CheckpointTracker, Finding, bad_signature, prepare_entry
+from trustmesh.watcher.audit import CheckpointTracker, Finding, audit_entries
 from trustmesh.watcher.seqindex import SeqIndex
 
 KeyFor = Callable[[str, int], PublicKey | None]
@@ -184,24 +184,8 @@ class NodeFollower:
     def _audit(self, entries: list[bytes], start: int) -> list[Finding]:
         """Audit entries ``start…``: each on its own (may raise while the registry is
         unreachable, before anything is recorded), then their seqs across logs.
-        The same checks as :func:`~trustmesh.watcher.audit.check_entry`."""
-        prepared = [
-            prepare_entry(entry, self.origin, index, self.key_for)
-            for index, entry in enumerate(entries, start=start)
-        ]
-        # The signatures of those that got that far, in one batch (on every core
-        # when the watcher has a pool): a reason for each that does not verify.
-        checked = [(i, item(r, k)) for i, (r, k, _) in enumerate(prepared) if r and k]
-        verdicts = self.verify([signature for _, signature in checked])
-        reasons = {i: why for (i, _), why in zip(checked, verdicts, strict=True) if why}
-        findings: list[Finding] = []
-        for offset, (_, _, found) in enumerate(prepared):
-            if offset in reasons:
-                entry = entries[offset]
-                findings.append(bad_signature(entry, self.origin, start + offset, reasons[offset]))
-            elif found is not None:
-                findings.append(found)
-        readings = [reading for reading, _, _ in prepared]
+        Signatures in one batch (on every core when the watcher has a pool)."""
+        readings, findings = audit_entries(entries, self.origin, start, self.key_for, self.verify)
         return findings + self.index.observe_batch(entries, self.origin, start, readings)
 
 
