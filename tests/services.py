@@ -15,10 +15,21 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, seconds: float = 60, pause: float = 0.1
+) -> None:
+    """Check ``condition`` every ``pause`` seconds until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(pause)
 
 
 def free_port() -> int:

@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.services import wait_until
 from trustmesh.bundle import verify_bundle
 
 
@@ -43,10 +43,7 @@ def _stop(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def _wait(condition: Any, what: str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+    wait_until(condition, what, seconds, pause=0.5)
 
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

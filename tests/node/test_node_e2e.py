@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode
+from tests.services import wait_until
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.suite import Deployment, LogAnchor
 from trustmesh.device import Device
@@ -123,10 +124,11 @@ def test_node_end_to_end(
 
     # Wait (bounded) for an anchor covering everything.
     total = len(receipts)
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{node.url}/v1/log").json()["anchored"]["size"] < total:
-        assert time.monotonic() < deadline, "no anchor within 60 s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"{node.url}/v1/log").json()["anchored"]["size"] >= total,
+        "an anchor of every entry",
+        pause=0.2,
+    )
 
     # The anchored root, read from the chain itself.
     rpc = node.info["rpc"] or f"{node.url}/rpc"
@@ -297,10 +299,7 @@ def test_ingestion_goes_on_while_the_chain_is_down(tmp_path: Path, start_node: A
             return int(httpx.get(f"{node.url}/v1/log").json()["anchored"]["size"])
 
         def wait_for(condition: Callable[[], bool]) -> None:
-            deadline = time.monotonic() + 60
-            while not condition():
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+            wait_until(condition, "the anchor")
 
         send(5)
         wait_for(lambda: anchored() == 5)

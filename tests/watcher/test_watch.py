@@ -12,6 +12,7 @@ import httpx
 
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode
+from tests.services import wait_until
 from trustmesh.device import Device
 from trustmesh.identity import SoftwareSigner
 from trustmesh.reading import sign_reading
@@ -29,10 +30,13 @@ def _post(node: RunningNode, entries: list[bytes]) -> None:
 
 def _checkpointed(nodes: list[RunningNode], size: int) -> None:
     """Wait (bounded) until every node has signed a checkpoint of ``size`` entries."""
-    deadline = time.monotonic() + 30
-    while any(httpx.get(f"{n.url}/v1/checkpoint").text.split("\n")[1] != str(size) for n in nodes):
-        assert time.monotonic() < deadline, "no checkpoint of the expected size"
-        time.sleep(0.1)
+    wait_until(
+        lambda: all(
+            httpx.get(f"{n.url}/v1/checkpoint").text.split("\n")[1] == str(size) for n in nodes
+        ),
+        "a checkpoint of the expected size",
+        seconds=30,
+    )
 
 
 def _lines(stdout: bytes) -> list[dict[str, Any]]:
