@@ -57,28 +57,23 @@ class Outbox:
 
     def acknowledge(self, seq: int, origin: str, note: str) -> None:
         """Keep the receipt and drop the reading from the queue, in one transaction."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)", (seq, origin, note)
-                )
-                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._take(seq, "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)", (seq, origin, note))
 
     def refuse(self, seq: int, node: str, problem_type: str, detail: str) -> None:
         """Move a reading a node refused for good out of the queue, with the refusal."""
+        self._take(
+            seq,
+            "INSERT OR REPLACE INTO refused SELECT seq, entry, ?, ?, ? FROM outbox WHERE seq = ?",
+            (node, problem_type, detail, seq),
+        )
+
+    def _take(self, seq: int, record: str, parameters: tuple[object, ...]) -> None:
+        """Run ``record`` (what became of the reading) and drop the reading from the
+        queue, in one transaction: both happen, or neither."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO refused SELECT seq, entry, ?, ?, ? FROM outbox "
-                    "WHERE seq = ?",
-                    (node, problem_type, detail, seq),
-                )
+                self._db.execute(record, parameters)
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
                 self._db.execute("COMMIT")
             except BaseException:
