@@ -213,11 +213,14 @@ def check_alg(reading: Reading, key: PublicKey) -> None:
         raise UnknownAlg(f"alg {reading.alg.label} does not match the {key.alg.label} device key")
 
 
-def parse_reading(data: bytes) -> Reading:
-    """Parse and check the structure of ``data`` without checking the signature."""
+def parse_reading(data: bytes, *, decoded: Any = None) -> Reading:
+    """Parse and check the structure of ``data`` without checking the signature.
+
+    ``decoded``: ``data`` as cbor2 decoded it already (a CBOR sequence is decoded
+    item by item to find where each ends), so it is not decoded twice."""
     if len(data) > MAX_ENTRY_SIZE:
         raise Oversized(f"{len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
-    message = _decode(data, "message")
+    message = _decode(data, "message") if decoded is None else decoded
     entry = data if type(data) is bytes else bytes(data)
     if type(message) is cbor2.CBORTag:
         if message.tag != COSE_SIGN1_TAG:

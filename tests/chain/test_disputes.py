@@ -150,7 +150,7 @@ def test_unwired_registry_refuses_the_slash(net: Net) -> None:
     deployment = net.deployment  # the fixture's suite has no Disputes wired
     contracts = deployment.contracts
     disputes_address = net.deployer.deploy(
-        "Disputes", contracts["Registry"], contracts["LogAnchor"]
+        "Disputes", contracts["Registry"], contracts["LogAnchor"], 3600
     )
     loose = Disputes(
         net.reporter,

@@ -1,6 +1,7 @@
 """Fraud proofs against nodes, checked on-chain from their P-256 note
-signatures: split views and broken receipts; every revert reason. On the
-embedded chain and on anvil."""
+signatures: split views (of checkpoints, of a receipt and an anchored tree, by a
+leaf or by consistency), notarized checkpoints anchored late; every revert
+reason, and a revert changes nothing. On the embedded chain and on anvil."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from trustmesh.errors import Reverted
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.note_p256 import LogSigner, p256_signature
-from trustmesh.log.receipt import Receipt, issue_receipt
+from trustmesh.log.receipt import issue_receipts, open_receipt
 
 LEAVES = [merkle.leaf_hash(b"entry %d" % i) for i in range(40)]
 FORKED = [*LEAVES[:3], merkle.leaf_hash(b"rewritten"), *LEAVES[4:]]
@@ -51,14 +52,17 @@ class Log:
         r, s = p256_signature(note, (signer or self.signer).p256.verifier)
         return SignedTree(len(leaves), root, r + s)
 
-    def receipt(
-        self, index: int, leaf: bytes, deadline: int, signer: LogSigner | None = None
-    ) -> tuple[Receipt, bytes]:
-        receipt = Receipt(self.origin, index, leaf, deadline)
-        r, s = p256_signature(
-            issue_receipt(receipt, signer or self.signer), (signer or self.signer).p256.verifier
+    def receipt(self, leaves: list[bytes], index: int) -> tuple[SignedTree, list[bytes]]:
+        """A receipt of ``leaves[index]`` in the signed tree of ``leaves``, as a device
+        holds it, read back into what a proof hands the chain: its signed tree and
+        its inclusion hashes."""
+        note = sign_checkpoint(
+            Checkpoint(self.origin, len(leaves), merkle.root(leaves)), self.signer
         )
-        return receipt, r + s
+        (text,) = issue_receipts(index, [merkle.inclusion_proof(leaves, index)], note)
+        receipt = open_receipt(text, leaves[index], self.signer.verifier, self.origin)
+        r, s = p256_signature(receipt.note, self.signer.p256.verifier)
+        return SignedTree(receipt.size, receipt.root, r + s), list(receipt.proof.hashes)
 
     def stake(self) -> int:
         return int(self.registry.node(self.origin)["stake"])
@@ -147,91 +151,164 @@ def test_split_view_against_the_anchor(net: Net) -> None:
     assert log.stake() == 0
 
 
-def _chain_ms(net: Net) -> int:
-    return int(net.w3.eth.get_block("latest")["timestamp"]) * 1000
-
-
-def test_receipt_contradicted_by_an_anchored_tree(net: Net) -> None:
+def test_a_receipt_contradicted_by_an_anchored_tree_is_a_split_view(net: Net) -> None:
+    """The receipt's own inclusion hashes against the anchored tree's at its index."""
     log = Log(net)
     log.anchor.anchor(log.origin, 12, merkle.root(FORKED[:12]), [])
-    receipt, signature = log.receipt(3, LEAVES[3], _chain_ms(net) + 3_600_000)
-    proof = merkle.inclusion_proof(FORKED[:12], 3)
-    forged = Receipt(log.origin, 3, LEAVES[3], receipt.deadline + 1)
-    with pytest.raises(Reverted, match="disputes: receipt not signed"):
-        log.disputes.prove_receipt_contradicted(forged, signature, 12, FORKED[3], proof)
-    stranger = log.receipt(3, LEAVES[3], receipt.deadline, _stranger(log))[1]
-    with pytest.raises(Reverted, match="disputes: receipt not signed"):
-        log.disputes.prove_receipt_contradicted(receipt, stranger, 12, FORKED[3], proof)
-    with pytest.raises(Reverted, match="disputes: tree not anchored"):
-        log.disputes.prove_receipt_contradicted(receipt, signature, 11, FORKED[3], proof)
-    with pytest.raises(Reverted, match="disputes: the receipt is honoured"):
-        log.disputes.prove_receipt_contradicted(receipt, signature, 12, LEAVES[3], proof)
-    with pytest.raises(Reverted, match="disputes: not included"):
-        log.disputes.prove_receipt_contradicted(receipt, signature, 12, FORKED[4], proof)
-    honoured, honoured_signature = log.receipt(2, LEAVES[2], receipt.deadline)
-    with pytest.raises(Reverted, match="disputes: the receipt is honoured"):
-        log.disputes.prove_receipt_contradicted(
-            honoured, honoured_signature, 12, FORKED[2], merkle.inclusion_proof(FORKED[:12], 2)
+    anchored = SignedTree(12, merkle.root(FORKED[:12]))
+    tree, hashes = log.receipt(LEAVES[:10], 3)
+    divergence = Divergence(3, LEAVES[3], hashes, FORKED[3], merkle.inclusion_proof(FORKED[:12], 3))
+    with pytest.raises(Reverted, match="disputes: leaf b not included"):
+        log.disputes.prove_split_view(
+            log.origin, tree, anchored, Divergence(3, LEAVES[3], hashes, FORKED[4], [])
         )
     before = net.reporter.balance()
-    tx = log.disputes.prove_receipt_contradicted(receipt, signature, 12, FORKED[3], proof)
-    (event,) = log.disputes.contract.events.BrokenReceiptProven().process_receipt(
-        tx, errors=DISCARD
-    )
-    assert (event["args"]["index"], event["args"]["reason"]) == (3, "contradicted")
+    tx = log.disputes.prove_split_view(log.origin, tree, anchored, divergence)
+    assert _paid(net, before, tx) and log.stake() == 0
+
+
+def test_a_tree_the_anchor_does_not_extend_is_proven_by_consistency(net: Net) -> None:
+    """A receipt whose own leaf the later tree kept, in a tree it rewrote elsewhere."""
+    log = Log(net)
+    tree, _ = log.receipt(FORKED[:10], 5)  # index 5 holds the same leaf in both
+    log.anchor.anchor(log.origin, 12, merkle.root(LEAVES[:12]), [])
+    anchored = SignedTree(12, merkle.root(LEAVES[:12]))
+
+    def path(old: int, leaves: list[bytes]) -> list[bytes]:
+        proof = merkle.consistency_proof(leaves, old)
+        return merkle.prefix_proof(old, merkle.root(leaves[:old]), proof)
+
+    honest = path(10, LEAVES[:12])
+    with pytest.raises(Reverted, match="disputes: tree a must be the smaller"):
+        log.disputes.prove_inconsistent(log.origin, log.tree(FORKED[:13]), anchored, honest)
+    with pytest.raises(Reverted, match="disputes: tree b not anchored"):
+        log.disputes.prove_inconsistent(log.origin, tree, SignedTree(13, anchored.root), honest)
+    stranger = log.tree(FORKED[:10], _stranger(log))
+    with pytest.raises(Reverted, match="disputes: checkpoint a not signed"):
+        log.disputes.prove_inconsistent(log.origin, stranger, anchored, honest)
+    with pytest.raises(Reverted, match="disputes: not a proof in tree b"):
+        log.disputes.prove_inconsistent(log.origin, tree, anchored, path(10, FORKED[:12]))
+    with pytest.raises(Reverted, match="disputes: not a proof in tree b"):
+        log.disputes.prove_inconsistent(log.origin, tree, anchored, honest[1:])
+    consistent = log.tree(LEAVES[:10])
+    with pytest.raises(Reverted, match="disputes: tree b extends tree a"):
+        log.disputes.prove_inconsistent(log.origin, consistent, anchored, honest)
+    before = net.reporter.balance()
+    tx = log.disputes.prove_inconsistent(log.origin, tree, anchored, honest)
+    (event,) = log.disputes.contract.events.SplitViewProven().process_receipt(tx, errors=DISCARD)
+    assert (event["args"]["size_a"], event["args"]["size_b"]) == (10, 12)
     assert _paid(net, before, tx) and log.stake() == 0
     with pytest.raises(Reverted, match="disputes: already proven"):
-        log.disputes.prove_receipt_contradicted(receipt, signature, 12, FORKED[3], proof)
+        log.disputes.prove_inconsistent(log.origin, tree, anchored, honest)
 
 
-def test_receipt_never_anchored(net: Net) -> None:
+def test_consistency_from_a_power_of_two_and_between_signed_trees(net: Net) -> None:
+    """An old size that is a power of two (the RFC's proof leaves its hash out: the
+    path puts it first), against a checkpoint the node signed rather than anchored."""
     log = Log(net)
-    log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
-    future, future_signature = log.receipt(7, LEAVES[7], _chain_ms(net) + 3_600_000)
-    with pytest.raises(Reverted, match="disputes: deadline not passed"):
-        log.disputes.prove_receipt_late(future, future_signature)
-    # Index 4 was anchored in the block that is the latest: by a deadline of its time.
-    anchored, anchored_signature = log.receipt(4, LEAVES[4], _chain_ms(net))
-    with pytest.raises(Reverted, match="disputes: anchored by the deadline"):
-        log.disputes.prove_receipt_late(anchored, anchored_signature)
-    late, late_signature = log.receipt(7, LEAVES[7], _chain_ms(net) - 1000)
-    with pytest.raises(Reverted, match="disputes: receipt not signed"):
-        log.disputes.prove_receipt_late(late, anchored_signature)
-    tx = log.disputes.prove_receipt_late(late, late_signature)
-    (event,) = log.disputes.contract.events.BrokenReceiptProven().process_receipt(
-        tx, errors=DISCARD
+    old = log.tree(FORKED[:8])
+    new = log.tree(LEAVES[:20])
+    proof = merkle.prefix_proof(
+        8, merkle.root(LEAVES[:8]), merkle.consistency_proof(LEAVES[:20], 8)
     )
-    assert event["args"]["reason"] == "late"
+    with pytest.raises(Reverted, match="disputes: checkpoint b not signed"):
+        log.disputes.prove_inconsistent(
+            log.origin, old, log.tree(LEAVES[:20], _stranger(log)), proof
+        )
+    log.disputes.prove_inconsistent(log.origin, old, new, proof)
     assert log.stake() == 0
+
+
+def _notarized(log: Log, size: int) -> int:
+    return log.disputes.notarized(log.origin, size)
+
+
+def test_notarize_refuses_what_it_must_and_changes_nothing(net: Net) -> None:
+    log = Log(net)
+    log.anchor.anchor(log.origin, 8, merkle.root(LEAVES[:8]), [])
+    with pytest.raises(Reverted, match="disputes: checkpoint not signed"):
+        log.disputes.notarize(log.origin, log.tree(LEAVES[:12], _stranger(log)))
+    forged = SignedTree(12, FORKED[0], log.tree(LEAVES[:12]).signature)
+    with pytest.raises(Reverted, match="disputes: checkpoint not signed"):
+        log.disputes.notarize(log.origin, forged)
+    with pytest.raises(Reverted, match="disputes: unknown node"):
+        log.disputes.notarize(log.origin + "x", log.tree(LEAVES[:12]))
+    for size in (7, 8):  # anchored already: nothing to hold the node to
+        with pytest.raises(Reverted, match="disputes: already anchored"):
+            log.disputes.notarize(log.origin, log.tree(LEAVES[:size]))
+        assert _notarized(log, size) == 0
+    assert _notarized(log, 12) == 0
+    tx = log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
+    (event,) = log.disputes.contract.events.Notarized().process_receipt(tx, errors=DISCARD)
+    block_time = int(net.w3.eth.get_block(tx["blockNumber"])["timestamp"])
+    assert (event["args"]["size"], event["args"]["timestamp"]) == (12, block_time)
+    assert _notarized(log, 12) == block_time
+    with pytest.raises(Reverted, match="disputes: already notarized"):
+        log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
+    assert _notarized(log, 12) == block_time and log.stake() == MIN_STAKE
+
+
+def _late_log(net: Net, delay: int) -> Log:
+    """A node on a suite whose maximum merge delay is ``delay`` seconds."""
+    log = Log.__new__(Log)
+    log.deployment = deploy_suite(
+        net.deployer,
+        min_stake=MIN_STAKE,
+        unbonding_delay=UNBONDING,
+        reward_bps=REWARD_BPS,
+        max_merge_delay=delay,
+    )
+    log.origin = f"late.example/{random.getrandbits(32)}"
+    log.signer = LogSigner.from_seed(log.origin, os.urandom(32))
+    log.registry = Registry(net.owner, log.deployment)
+    log.registry.register_log(log.signer, "http://127.0.0.1", MIN_STAKE)
+    log.anchor = LogAnchor(net.owner, log.deployment)
+    log.disputes = Disputes(net.reporter, log.deployment)
+    return log
+
+
+def test_a_notarized_checkpoint_never_anchored_is_late(net: Net) -> None:
+    log = _late_log(net, 3600)
+    assert log.disputes.max_merge_delay() == 3600
+    log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
+    with pytest.raises(Reverted, match="disputes: not notarized"):
+        log.disputes.prove_late(log.origin, 12)
+    log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
+    with pytest.raises(Reverted, match="disputes: merge delay not passed"):
+        log.disputes.prove_late(log.origin, 12)
+    net.reporter.advance_time(3601)
+    before = net.reporter.balance()
+    tx = log.disputes.prove_late(log.origin, 12)
+    (event,) = log.disputes.contract.events.LateProven().process_receipt(tx, errors=DISCARD)
+    assert (event["args"]["size"], event["args"]["slashed"]) == (12, MIN_STAKE)
+    assert event["args"]["notarized_at"] == _notarized(log, 12)
+    assert _paid(net, before, tx) and log.stake() == 0
     with pytest.raises(Reverted, match="disputes: already proven"):
-        log.disputes.prove_receipt_late(late, late_signature)
+        log.disputes.prove_late(log.origin, 12)
 
 
-def test_receipt_anchored_after_its_deadline(net: Net) -> None:
-    log = Log(net)
-    log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
-    in_time, in_time_signature = log.receipt(6, LEAVES[6], _chain_ms(net) + 3_600_000)
-    late, late_signature = log.receipt(7, LEAVES[7], _chain_ms(net) - 1000)
+def test_an_honest_node_anchoring_within_the_delay_is_not_late(net: Net) -> None:
+    """Notarized while the node's chain lagged; the node anchored within the merge
+    delay: no proof of lateness holds, now or later."""
+    log = _late_log(net, 3600)
+    log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
+    net.reporter.advance_time(1800)
+    log.anchor.anchor(log.origin, 15, merkle.root(LEAVES[:15]), [])
+    net.reporter.advance_time(7200)
+    with pytest.raises(Reverted, match="disputes: anchored in time"):
+        log.disputes.prove_late(log.origin, 12)
     log.anchor.anchor(
-        log.origin, 12, merkle.root(LEAVES[:12]), merkle.consistency_proof(LEAVES[:12], 5)
+        log.origin, 20, merkle.root(LEAVES[:20]), merkle.consistency_proof(LEAVES[:20], 15)
     )
-    assert log.anchor.previous(log.origin) == 5
-    with pytest.raises(Reverted, match="disputes: anchored by the deadline"):
-        log.disputes.prove_receipt_late(in_time, in_time_signature)
-    early, early_signature = log.receipt(3, LEAVES[3], _chain_ms(net) - 1000)
-    with pytest.raises(Reverted, match="disputes: the index is anchored"):
-        log.disputes.prove_receipt_late(early, early_signature)  # covered before: in time
-    log.disputes.prove_receipt_late(late, late_signature)  # first covered by the latest, late
-    assert log.stake() == 0
-
-
-def test_a_late_anchor_is_provable_only_while_it_is_the_latest(net: Net) -> None:
-    log = Log(net)
-    late, late_signature = log.receipt(2, LEAVES[2], _chain_ms(net) - 1000)
-    log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
-    log.anchor.anchor(
-        log.origin, 12, merkle.root(LEAVES[:12]), merkle.consistency_proof(LEAVES[:12], 5)
-    )
-    with pytest.raises(Reverted, match="disputes: the index is anchored"):
-        log.disputes.prove_receipt_late(late, late_signature)
+    with pytest.raises(Reverted, match="disputes: anchored"):
+        log.disputes.prove_late(log.origin, 12)
     assert log.stake() == MIN_STAKE
+
+
+def test_a_node_anchoring_after_the_delay_is_late(net: Net) -> None:
+    log = _late_log(net, 60)
+    log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
+    net.reporter.advance_time(120)
+    log.anchor.anchor(log.origin, 12, merkle.root(LEAVES[:12]), [])  # too late
+    log.disputes.prove_late(log.origin, 12)
+    assert log.stake() == 0

@@ -17,10 +17,12 @@ from tests.node.conftest import RunningNode
 from trustmesh.device import Device, MqttRoute, Outbox, Uplink
 from trustmesh.device._device import wall_clock_ms
 from trustmesh.identity import SoftwareSigner
+from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.log.store import open_store
-from trustmesh.reading import sign_reading
+from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.reading import parse_reading, sign_reading
 
 READINGS = 300
 
@@ -49,22 +51,23 @@ def test_failover_when_a_node_dies_mid_stream(tmp_path: Path, start_node: Any) -
     assert len(outbox) == 0
     assert uplink.sent_to == {first.url: 100, second.url: READINGS - 100}
 
-    # Every seq has a receipt that verifies, from the node that logged it.
+    # Every seq has a receipt (a tlog-proof) from the node that logged it, which
+    # verifies for the very entry that node holds at the receipt's index.
     receipts = outbox.receipts()
     assert sorted(receipts) == list(range(1, READINGS + 1))
-    verifiers = {
-        n.info["origin"]: NoteVerifier.from_vkey(n.info["verifier_key"]) for n in (first, second)
-    }
-    for origin, note in receipts.values():
-        assert open_receipt(note, verifiers[origin]).origin == origin
-
-    # Each log holds each seq at most once, and together they hold them all.
     second.process.send_signal(signal.SIGINT)
     second.process.wait(timeout=30)
     held: dict[int, int] = {}
     for node in (first, second):
+        verifier = NoteVerifier.from_vkey(node.info["verifier_key"])
         store = open_store(node.data_dir / "log.db")
         try:
+            for seq, (origin, proof) in receipts.items():
+                if origin == node.info["origin"]:
+                    entry = store.entry(parse_tlog_proof(proof).index)
+                    assert parse_reading(entry).seq == seq
+                    assert open_receipt(proof, leaf_hash(entry), verifier, origin).size > 0
+            # Each log holds each seq at most once, and together they hold them all.
             found = [store.find(device.did, seq) for seq in range(1, READINGS + 1)]
             entries = store.device_entries(device.did, 10 * READINGS)
         finally:
@@ -178,3 +181,65 @@ def test_a_refusal_over_mqtt_names_its_reading(
     (refusal,) = outbox.refused()
     assert (refusal.seq, refusal.type, refusal.entry) == (1, "equivocation", twin)
     assert len(outbox) == 0 and sorted(outbox.receipts()) == [1, 2]
+
+
+def test_a_receipt_that_does_not_verify_keeps_the_reading(tmp_path: Path, start_node: Any) -> None:
+    """A reading leaves the outbox only with a receipt that verifies against the
+    node's log key: a node (here a real one behind a lying proxy) that answers with a
+    proof of another leaf, a checkpoint signed by another key, a truncated proof, or
+    another index, keeps the reading queued; the honest node then receipts it."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from trustmesh._server import ThreadedServer
+    from trustmesh.log.checkpoint import Checkpoint, parse_checkpoint_text, sign_checkpoint
+    from trustmesh.log.note import NoteSigner, parse_note
+    from trustmesh.log.tlog_proof import format_tlog_proof
+
+    node: RunningNode = start_node(epoch=0.5)
+    device = Device(SoftwareSigner.generate(), tmp_path / "device.seq")
+    assert trustmesh("device", "register", "--did", device.did, "--node", node.url).returncode == 0
+    stranger = NoteSigner.generate(node.info["origin"])
+
+    def forge(item: dict[str, Any], lie: str) -> dict[str, Any]:
+        proof = parse_tlog_proof(item["proof"])
+        if lie == "other leaf":
+            hashes = (bytes(32), *proof.hashes[1:]) if proof.hashes else (bytes(32),)
+            return {**item, "proof": format_tlog_proof(proof.index, hashes, proof.checkpoint)}
+        if lie == "other key":
+            signed = parse_checkpoint_text(parse_note(proof.checkpoint).text)
+            note = sign_checkpoint(Checkpoint(signed.origin, signed.size, signed.root), stranger)
+            return {**item, "proof": format_tlog_proof(proof.index, proof.hashes, note)}
+        if lie == "truncated":
+            return {**item, "proof": item["proof"][:80]}
+        return {**item, "index": item["index"] + 1}
+
+    lie = ""
+
+    async def readings(request: Request) -> Response:
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{node.url}/v1/readings", content=await request.body(), headers=request.headers
+            )
+        return JSONResponse([forge(item, lie) for item in answer.json()])
+
+    async def info(request: Request) -> Response:
+        async with httpx.AsyncClient() as client:
+            return JSONResponse((await client.get(f"{node.url}/v1/log")).json())
+
+    routes = [Route("/v1/readings", readings, methods=["POST"]), Route("/v1/log", info)]
+    proxy = ThreadedServer(Starlette(routes=routes)).start()
+    outbox = Outbox(tmp_path / "outbox.db")
+    try:
+        with httpx.Client(timeout=5) as http:
+            lying = Uplink(device, outbox, [proxy.url], http=http, max_wait=0.05)
+            lying.record("t", 1.0)
+            for lie in ("other leaf", "other key", "truncated", "index"):
+                assert lying.flush() == 0, lie
+                assert len(outbox) == 1 and outbox.receipts() == {}, lie
+            honest = Uplink(device, outbox, [node.url], http=http)
+            assert honest.flush() == 1 and len(outbox) == 0
+    finally:
+        proxy.stop()

@@ -11,16 +11,14 @@ from typing import Any
 
 import pytest
 
-from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
+from trustmesh.errors import InvalidCheckpoint
 from trustmesh.log.checkpoint import (
-    RECEIPT_HEADER,
     Checkpoint,
     open_checkpoint,
     parse_checkpoint_text,
     sign_checkpoint,
 )
 from trustmesh.log.note import NoteSigner, NoteVerifier, open_note, parse_note, sign_note
-from trustmesh.log.receipt import Receipt, issue_receipt, open_receipt
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "c2sp_notes.json").read_text()
@@ -206,45 +204,9 @@ def test_checkpoint_round_trip_and_origin() -> None:
         "origin\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         "origin\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n",
         "\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        f"{RECEIPT_HEADER}\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
         "origin\n１\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",  # noqa: RUF001 - a non-ASCII digit
     ],
 )
 def test_malformed_checkpoint_bodies(text: str) -> None:
     with pytest.raises(InvalidCheckpoint):
         parse_checkpoint_text(text)
-
-
-# --- receipts -------------------------------------------------------------------
-
-
-def test_receipt_round_trip_and_tamper() -> None:
-    signer = NoteSigner.generate("example.com/log")
-    receipt = Receipt("example.com/log", 7, bytes(range(32)), 1_700_000_000_000)
-    note = issue_receipt(receipt, signer)
-    assert open_receipt(note, signer.verifier) == receipt
-    with pytest.raises(InvalidReceipt, match="does not verify"):
-        open_receipt(note.replace("\n7\n", "\n8\n"), signer.verifier)
-    with pytest.raises(InvalidReceipt, match="no signature from a known key"):
-        open_receipt(note, NoteSigner.generate("example.com/log").verifier)
-
-
-def test_a_checkpoint_is_not_a_receipt_and_back() -> None:
-    signer = NoteSigner.generate("example.com/log")
-    checkpoint_note = sign_checkpoint(Checkpoint("example.com/log", 3, bytes(32)), signer)
-    with pytest.raises(InvalidReceipt, match="not a trustmesh receipt"):
-        open_receipt(checkpoint_note, signer.verifier)
-    receipt_note = issue_receipt(Receipt("example.com/log", 3, bytes(32), 5), signer)
-    with pytest.raises(InvalidCheckpoint):
-        open_checkpoint(receipt_note, signer.verifier)
-
-
-def test_receipt_of_another_log_and_bad_fields() -> None:
-    signer = NoteSigner.generate("example.com/log")
-    with pytest.raises(ValueError, match="origin"):
-        issue_receipt(Receipt("other", 1, bytes(32), 1), signer)
-    with pytest.raises(ValueError, match="non-negative"):
-        issue_receipt(Receipt("example.com/log", -1, bytes(32), 1), signer)
-    text = f"{RECEIPT_HEADER}\nexample.com/log\n01\n{base64.b64encode(bytes(32)).decode()}\n5\n"
-    with pytest.raises(InvalidReceipt, match="leading zeroes"):
-        open_receipt(sign_note(text, [signer]), signer.verifier)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
+from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from trustmesh.log.note import NoteSigner, open_note, parse_note, sign_note
 from trustmesh.log.note_p256 import (
@@ -21,7 +22,7 @@ from trustmesh.log.note_p256 import (
     p256_signature,
     parse_p256_vkey,
 )
-from trustmesh.log.receipt import Receipt, issue_receipt, open_receipt
+from trustmesh.log.receipt import issue_receipts, open_receipt
 
 ORIGIN = "example.com/log"
 
@@ -79,9 +80,11 @@ def test_checkpoints_and_receipts_carry_both_signatures() -> None:
     # Each key alone verifies it: an Ed25519-only client is unaffected.
     for verifier in (signer.verifier, signer.p256.verifier):
         assert open_checkpoint(note, verifier, ORIGIN).size == 7
-    receipt = issue_receipt(Receipt(ORIGIN, 3, bytes(32), 1000), signer)
+    leaves = [bytes([i]) * 32 for i in range(7)]
+    note = sign_checkpoint(Checkpoint(ORIGIN, 7, merkle.root(leaves)), signer)
+    (receipt,) = issue_receipts(3, [merkle.inclusion_proof(leaves, 3)], note)
     for verifier in (signer.verifier, signer.p256.verifier):
-        assert open_receipt(receipt, verifier).index == 3
+        assert open_receipt(receipt, leaves[3], verifier).index == 3
 
 
 def test_p256_signature_is_what_the_chain_checks() -> None:
@@ -108,7 +111,8 @@ def test_a_bad_p256_signature_rejects_the_note() -> None:
     line = f"\u2014 {ORIGIN} {base64.b64encode(key_id + raw[4:]).decode()}\n"
     with pytest.raises(InvalidCheckpoint, match="does not verify"):
         open_note(note + line, [signer.p256.verifier])
-    with pytest.raises(InvalidReceipt):
-        open_receipt(note + line, signer.p256.verifier)
+    receipt = f"c2sp.org/tlog-proof@v1\nindex 0\n\n{note}{line}"
+    with pytest.raises(InvalidReceipt, match="does not verify"):
+        open_receipt(receipt, bytes(32), signer.p256.verifier)
     with pytest.raises(InvalidCheckpoint, match="no signature from a known key"):
         open_note(note, [signer.p256.verifier])

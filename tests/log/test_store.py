@@ -206,3 +206,23 @@ def test_device_entries_listing(store: LogStore) -> None:
     assert store.device_entries("did:key:zA", 2) == [(5, 2), (2, 1)]
     assert store.device_entries("did:key:zB") == [(2**64 - 1, 3)]
     assert store.device_entries("did:key:zC") == []
+
+
+def test_the_compact_range_comes_from_the_appends(location: str) -> None:
+    """What a node's receipts are built from: the log's perfect subtree roots, from
+    the appends' own nodes, with leaf hashes the caller computed once."""
+    store = open_store(location)
+    data: list[bytes] = []
+    for size in (1, 255, 1, 256, 513, 7):
+        batch = _entries(size, len(data))
+        store.append(batch, leaf_hashes=[merkle.leaf_hash(e) for e in batch])
+        data += batch
+        compact = store.compact_range()
+        assert compact.size == len(data)
+        assert compact.root() == merkle.root([merkle.leaf_hash(e) for e in data])
+    store.close()
+    reopened = open_store(location)
+    assert reopened.compact_range().hashes == compact.hashes
+    with pytest.raises(ValueError, match="one to one"):
+        reopened.append([b"x"], leaf_hashes=[])
+    reopened.close()

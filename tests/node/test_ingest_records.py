@@ -14,6 +14,7 @@ from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import open_store
 from trustmesh.node._devices import DeviceRecord
 from trustmesh.node._ingest import Ingestor
+from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
 from trustmesh.node._state import NodeState
@@ -48,14 +49,16 @@ def test_one_registry_answer_per_device_per_request(tmp_path: Path) -> None:
     async def lookup(call: Callable[[], Any]) -> Any:
         return call()
 
+    store = open_store(tmp_path / "log.db")
+    log_signer = LogSigner.from_seed("example.com/log", bytes(32))
     ingestor = Ingestor(
-        store=open_store(tmp_path / "log.db"),
-        signer=LogSigner.from_seed("example.com/log", bytes(32)),
+        store=store,
+        signer=log_signer,
+        latest=LatestCheckpoint(log_signer, store.size, store.root()),
         directory=directory,  # type: ignore[arg-type]
         state=NodeState(tmp_path / "node.db"),
         verifier=BatchVerifier(None),
         metrics=Metrics(),
-        epoch_seconds=1.0,
         clock_ms=lambda: 1,
         lookup=lookup,
     )

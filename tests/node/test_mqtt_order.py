@@ -6,6 +6,9 @@ reach the log out of seq order and be refused as replays."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import cbor2
 
 from trustmesh.node._ingest import Accepted
 from trustmesh.node._mqtt import MqttBridge
@@ -21,7 +24,9 @@ class _HeldIngestor:
         self.calls: list[tuple[list[bytes], asyncio.Future[list[Accepted | Problem]]]] = []
         self.called = asyncio.Event()
 
-    async def submit_many(self, items: list[bytes]) -> list[Accepted | Problem]:
+    async def submit_many(
+        self, items: list[bytes], decoded: list[Any] | None = None
+    ) -> list[Accepted | Problem]:
         future: asyncio.Future[list[Accepted | Problem]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -45,14 +50,15 @@ class _Recorder:
 
 
 def _accepted(n: int) -> Accepted:
-    return Accepted(f"did:key:z{n}", n, n, bytes(32), 0, "receipt", False)
+    return Accepted(f"did:key:z{n}", n, n, bytes(32), False, n + 1, "tlog-proof")
 
 
 async def _batch(
     bridge: MqttBridge, ingestor: _HeldIngestor, mids: list[int]
 ) -> asyncio.Task[None]:
     """Hand the bridge messages ``mids`` and start its flush; return once submitted."""
-    bridge._pending.extend((b"reading", mid, 1, f"did:key:z{mid}") for mid in mids)
+    reading = cbor2.dumps(["a", "reading"])  # one CBOR item: the bridge hands it on
+    bridge._pending.extend((reading, mid, 1, f"did:key:z{mid}") for mid in mids)
     ingestor.called.clear()
     task = asyncio.create_task(bridge._flush_soon())
     await ingestor.called.wait()

@@ -1,8 +1,9 @@
 """A node end to end, as operators and devices use it: start `trustmesh node run`,
-register devices, send readings over HTTP and MQTT, get receipts, wait for the
-on-chain anchor, and verify inclusion and consistency proofs against the
-anchored root and the signed checkpoint. On the embedded chain and on anvil,
-with SQLite and with PostgreSQL."""
+register devices, send readings over HTTP and MQTT (one at a time and as
+batches), get receipts (tlog-proofs, checked by our verifier and by an
+independent one), wait for the on-chain anchor, and verify inclusion and
+consistency proofs against the anchored root and the signed checkpoint. On the
+embedded chain and on anvil, with SQLite and with PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from proofbundle.tlogproof import verify_tlog_proof
 
 from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import trustmesh
@@ -43,10 +45,11 @@ MATRIX = [
 ]
 
 
-def _mqtt_exchange(url: str, readings: Sequence[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """Publish readings (QoS 1) and collect one receipt per reading."""
+def _mqtt_exchange(url: str, messages: Sequence[tuple[str, bytes]]) -> list[Any]:
+    """Publish messages (QoS 1: a reading, or a batch as one CBOR sequence) and
+    collect one answer per message (an object, or an array for a batch)."""
     host, port = url.removeprefix("mqtt://").split(":")
-    answers: queue.Queue[dict[str, Any]] = queue.Queue()
+    answers: queue.Queue[Any] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"device-{uuid.uuid4().hex[:8]}")
     subscribed = queue.Queue[bool]()
     client.on_message = lambda c, u, m: answers.put(json.loads(m.payload))
@@ -56,12 +59,28 @@ def _mqtt_exchange(url: str, readings: Sequence[tuple[str, bytes]]) -> list[dict
     try:
         client.subscribe("trustmesh/v1/receipts/#", qos=1)
         subscribed.get(timeout=10)
-        for did, entry in readings:
-            client.publish(f"trustmesh/v1/readings/{did}", entry, qos=1)
-        return [answers.get(timeout=60) for _ in readings]
+        for did, payload in messages:
+            client.publish(f"trustmesh/v1/readings/{did}", payload, qos=1)
+        return [answers.get(timeout=60) for _ in messages]
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def _receipted_indices(node: RunningNode, receipts: list[tuple[bytes, Any]]) -> set[int]:
+    """Every receipt is a tlog-proof of its entry in a checkpoint the log key signed,
+    for our verifier and for an independent one (proofbundle's); their indices."""
+    verifier = NoteVerifier.from_vkey(node.info["verifier_key"])
+    indices = set()
+    for entry, item in receipts:
+        leaf = merkle.leaf_hash(entry)
+        receipt = open_receipt(item["proof"], leaf, verifier, node.info["origin"])
+        assert (receipt.index, receipt.size) == (item["index"], item["size"])
+        assert item["leaf_hash"] == leaf.hex()
+        theirs = verify_tlog_proof(item["proof"], entry, node.info["verifier_key"])
+        assert theirs["ok"] and theirs["index"] == receipt.index, theirs
+        indices.add(receipt.index)
+    return indices
 
 
 @pytest.mark.parametrize(("chain", "store"), MATRIX)
@@ -106,21 +125,20 @@ def test_node_end_to_end(
     assert all("index" in item for item in answer.json())
     receipts += list(zip(batch, answer.json(), strict=True))
 
-    # MQTT: the same devices, the broker in between.
+    # MQTT: the same devices, the broker in between; one reading a message, then
+    # each device's batch as one message (a CBOR sequence), answered by one array.
     mqtt_readings = [(d.did, d.sign("power", 3.25, unit="kW")) for d in devices for _ in range(2)]
+    batches = [(d.did, [d.sign("power", 4.0 + i, unit="kW") for i in range(3)]) for d in devices]
     by_leaf = {merkle.leaf_hash(entry).hex(): entry for _, entry in mqtt_readings}
-    for item in _mqtt_exchange(mqtt_url, mqtt_readings):
+    by_leaf |= {merkle.leaf_hash(entry).hex(): entry for _, batch in batches for entry in batch}
+    messages = [*mqtt_readings, *((did, b"".join(batch)) for did, batch in batches)]
+    answers = _mqtt_exchange(mqtt_url, messages)
+    assert [isinstance(answer, list) for answer in answers] == [False] * 6 + [True] * 3
+    for item in [*answers[:6], *(item for batch in answers[6:] for item in batch)]:
         assert "index" in item, item
         receipts.append((by_leaf[item["leaf_hash"]], item))
 
-    # Every receipt is signed by the log key and names the entry's leaf.
-    indices = set()
-    for entry, item in receipts:
-        receipt = open_receipt(item["receipt"], verifier)
-        assert receipt.leaf_hash == merkle.leaf_hash(entry)
-        assert receipt.index == item["index"]
-        indices.add(receipt.index)
-    assert indices == set(range(len(receipts)))
+    assert _receipted_indices(node, receipts) == set(range(len(receipts)))
 
     # Wait (bounded) for an anchor covering everything.
     total = len(receipts)
@@ -181,9 +199,12 @@ def test_refusals_and_duplicates(tmp_path: Path, start_node: Any) -> None:
 
     first = device.sign("t", 1)
     assert post(first).status_code == 200
-    again = post(first)  # a failover retry: the same receipt
+    again = post(first)  # a failover retry: a receipt for the original
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert post(b"\xd2" + first).json()["index"] == again.json()["index"]
+    verifier = NoteVerifier.from_vkey(node.info["verifier_key"])
+    leaf = merkle.leaf_hash(first)
+    assert open_receipt(again.json()["proof"], leaf, verifier).index == again.json()["index"]
 
     def problem(response: httpx.Response, status: int, slug: str) -> None:
         assert response.status_code == status, response.text
@@ -213,8 +234,10 @@ def test_refusals_and_duplicates(tmp_path: Path, start_node: Any) -> None:
     assert post(third).status_code == 200
     older = sign_reading(equivocating, seq=2, ts=int(time.time() * 1000), sensor="t", value=5)
     problem(post(older), 409, "replay")
-    seq_items = post(cbor2.dumps([1]) + first, "application/cbor-seq").json()
+    seq_items = post(cbor2.dumps([1]) + first + first, "application/cbor-seq").json()
     assert seq_items[0]["status"] == 400 and seq_items[1]["duplicate"] is True
+    assert seq_items[1] == seq_items[2]  # twice in a batch: one receipt for both
+    assert open_receipt(seq_items[1]["proof"], leaf, verifier).size == seq_items[1]["size"]
     problem(
         httpx.get(f"{node.url}/v1/proof/inclusion", params={"index": 0, "size": 999}),
         404,

@@ -16,7 +16,6 @@ from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite
 from trustmesh.log import merkle
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import Receipt, issue_receipt
 from trustmesh.sim.lognode import SimLog
 from trustmesh.watcher.api import create_watcher_app
 from trustmesh.watcher.onchain import ChainView
@@ -53,36 +52,55 @@ def setup(tmp_path: Path) -> Iterator[tuple[SimLog, Watcher, str]]:
 
 def test_receipts_are_checked_before_any_is_held(setup: tuple[SimLog, Watcher, str]) -> None:
     log, watcher, url = setup
-    good = log.issue_receipt(3, merkle.leaf_hash(b"entry 3"), 2**40)
+    leaf = merkle.leaf_hash(b"entry 2")
+    good = {"leaf_hash": leaf.hex(), "proof": log.receipt(2)}
     stranger = LogSigner.from_seed(log.signer.name, os.urandom(32))
-    forged = issue_receipt(Receipt(log.signer.name, 4, bytes(32), 2**40), stranger)
-    cases = [
-        ({"content": b"{", "headers": {"content-type": "application/json"}}, 400),
-        ({"json": {"receipts": "nope"}}, 400),
-        ({"json": [good]}, 400),
-        ({"content": good.encode(), "headers": {"content-type": "text/plain"}}, 415),
-        ({"json": {"receipts": [good, forged]}}, 422),
-        ({"json": {"receipts": ["not a note"]}}, 422),
+    forged_log = SimLog(stranger, log.anchor, epoch=60, checkpoint_interval=60)
+    for i in range(3):
+        forged_log.append(b"entry %d" % i)
+    forged = {"leaf_hash": leaf.hex(), "proof": forged_log.receipt(2)}
+    elsewhere = SimLog(
+        LogSigner.from_seed("other.example/log", os.urandom(32)),
+        log.anchor,
+        epoch=60,
+        checkpoint_interval=60,
+    )
+    elsewhere.append(b"entry 0")
+    foreign = {"leaf_hash": merkle.leaf_hash(b"entry 0").hex(), "proof": elsewhere.receipt(0)}
+    truncated = {**good, "proof": good["proof"][: good["proof"].index("\n\n") + 30]}
+    cases: list[tuple[dict[str, object], int, str]] = [
+        ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "not JSON"),
+        ({"json": {"receipts": "nope"}}, 400, "expected"),
+        ({"json": [good]}, 400, "expected"),
+        ({"json": {"receipts": [good["proof"]]}}, 400, "expected"),  # a v1-style list of texts
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "json"),
+        ({"json": {"receipts": [good, forged]}}, 422, "receipt 1: its checkpoint"),
+        ({"json": {"receipts": [{**good, "proof": "not a proof"}]}}, 422, "starts with"),
+        ({"json": {"receipts": [{**good, "leaf_hash": "zz"}]}}, 422, "receipt 0"),
+        ({"json": {"receipts": [{**good, "leaf_hash": "00"}]}}, 422, "32 bytes"),
+        ({"json": {"receipts": [{**good, "leaf_hash": bytes(32).hex()}]}}, 422, "not that entry"),
+        ({"json": {"receipts": [truncated]}}, 422, "receipt 0"),
+        ({"json": {"receipts": [foreign]}}, 422, "does not follow"),
         (  # a lone surrogate, escaped in the JSON text
             {
-                "content": '{"receipts": ["trustmesh.dev/receipt/v1\\n'
-                + log.signer.name
-                + '\\n\\ud800"]}',
+                "content": '{"receipts": [{"leaf_hash": "00", "proof": "c2sp.org/tlog-proof@v1'
+                '\\nindex 0\\n\\n\\ud800"}]}',
                 "headers": {"content-type": "application/json"},
             },
             422,
+            "receipt 0",
         ),
-        ({"json": {"receipts": [good.replace(log.signer.name, "other.example/log")]}}, 422),
     ]
-    for request, status in cases:
+    for request, status, reason in cases:
         answer = httpx.post(f"{url}/v1/receipts", **request)  # type: ignore[arg-type]
         assert answer.status_code == status, (request, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
+        assert reason in answer.json()["detail"], answer.json()
     assert watcher._receipts == []  # nothing held from a refused batch
     answer = httpx.post(f"{url}/v1/receipts", json={"receipts": [good]})
     assert answer.status_code == 202, answer.text
-    assert answer.json()["held"] == [{"origin": log.signer.name, "index": 3, "deadline": 2**40}]
-    assert [p.receipt.index for p in watcher._receipts] == [3]
+    assert answer.json()["held"] == [{"origin": log.signer.name, "index": 2, "size": 3}]
+    assert [p.receipt.index for p in watcher._receipts if p.receipt] == [2]
 
 
 def test_checkpoints_and_leaves_for_peers(setup: tuple[SimLog, Watcher, str]) -> None:

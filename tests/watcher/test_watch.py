@@ -107,7 +107,7 @@ def test_watch_serves_receipts_and_holds_a_real_node_to_them(
         content=b"".join(device.sign("t", i) for i in range(3)),
         headers={"content-type": "application/cbor-seq"},
     )
-    receipts = [item["receipt"] for item in answer.json()]
+    receipts = [{"leaf_hash": i["leaf_hash"], "proof": i["proof"]} for i in answer.json()]
     port = free_port()
     watcher = subprocess.Popen(
         [sys.executable, "-m", "trustmesh", "watch", "--node", node.url,

@@ -21,6 +21,7 @@ from trustmesh._durable import replace_atomically
 from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.defaults import (
+    DEFAULT_MAX_MERGE_DELAY,
     DEFAULT_MIN_STAKE,
     DEFAULT_REWARD_BPS,
     DEFAULT_UNBONDING_DELAY,
@@ -28,7 +29,6 @@ from trustmesh.chain.defaults import (
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import Receipt
 
 STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
 
@@ -104,17 +104,21 @@ def deploy_suite(
     min_stake: int = DEFAULT_MIN_STAKE,
     unbonding_delay: int = DEFAULT_UNBONDING_DELAY,
     reward_bps: int = DEFAULT_REWARD_BPS,
+    max_merge_delay: int = DEFAULT_MAX_MERGE_DELAY,
     with_disputes: bool = True,
 ) -> Deployment:
     """Deploy the Registry, the LogAnchor and the Disputes contract, wired together.
 
-    ``with_disputes=False`` leaves the Registry's slashing hooks unassigned (tests
-    of the Registry alone name their own caller).
+    ``max_merge_delay``: seconds a node has to anchor a checkpoint it signed once
+    someone notarized it. ``with_disputes=False`` leaves the Registry's slashing
+    hooks unassigned (tests of the Registry alone name their own caller).
     """
     registry = client.deploy("Registry", min_stake, unbonding_delay, reward_bps)
     contracts = {"Registry": registry, "LogAnchor": client.deploy("LogAnchor", registry)}
     if with_disputes:
-        contracts["Disputes"] = client.deploy("Disputes", registry, contracts["LogAnchor"])
+        contracts["Disputes"] = client.deploy(
+            "Disputes", registry, contracts["LogAnchor"], max_merge_delay
+        )
         wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
         client.transact(wiring(contracts["Disputes"]))
     return Deployment(client.chain_id, contracts)
@@ -343,7 +347,7 @@ class Disputes(_Wrapper):
             "EquivocationProven": "equivocation",
             "InvalidEntryProven": "invalid-entry",
             "SplitViewProven": "split-view",
-            "BrokenReceiptProven": "broken-receipt",
+            "LateProven": "late",
         }
         found = []
         with self.client.errors("reading dispute events"):
@@ -384,28 +388,33 @@ class Disputes(_Wrapper):
         )  # fmt: skip
         return self.client.transact(fn)
 
-    def prove_receipt_contradicted(
-        self,
-        receipt: Receipt,
-        signature: bytes,
-        size: int,
-        other_leaf: bytes,
-        proof: list[bytes],
+    def prove_inconsistent(
+        self, origin: str, a: SignedTree, b: SignedTree, proof: list[bytes]
     ) -> TxReceipt:
-        """Submit a receipt and the other leaf an anchored tree holds at its index."""
-        fn = self.contract.functions.prove_receipt_contradicted(
-            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature,
-            size, other_leaf, proof,
-        )  # fmt: skip
-        return self.client.transact(fn)
-
-    def prove_receipt_late(self, receipt: Receipt, signature: bytes) -> TxReceipt:
-        """Submit a receipt whose index was not anchored by its deadline (not yet
-        anchored, or first covered, late, by the latest anchor)."""
-        fn = self.contract.functions.prove_receipt_late(
-            receipt.origin, receipt.index, receipt.leaf_hash, receipt.deadline, signature
+        """Submit a signed tree ``a`` that a larger tree ``b`` the node vouched for
+        does not extend; ``proof`` as :func:`prefix_proof` makes it from tree b."""
+        fn = self.contract.functions.prove_inconsistent(
+            origin, a.size, a.root, a.signature, b.size, b.root, b.signature, proof
         )
         return self.client.transact(fn)
+
+    def notarize(self, origin: str, checkpoint: SignedTree) -> TxReceipt:
+        """Record on-chain, at this block's time, a checkpoint the node has not anchored."""
+        fn = self.contract.functions.notarize(
+            origin, checkpoint.size, checkpoint.root, checkpoint.signature
+        )
+        return self.client.transact(fn)
+
+    def prove_late(self, origin: str, size: int) -> TxReceipt:
+        """Submit a notarized size the node did not anchor within the maximum merge delay."""
+        return self.client.transact(self.contract.functions.prove_late(origin, size))
+
+    def notarized(self, origin: str, size: int) -> int:
+        """When (block time, s) a checkpoint of ``size`` was notarized; 0 if not."""
+        return int(self.client.call(self.contract.functions.notarized(origin_id(origin), size)))
+
+    def max_merge_delay(self) -> int:
+        return int(self.client.call(self.contract.functions.max_merge_delay()))
 
     def verify_reading(
         self, origin: str, size: int, index: int, entry: bytes, proof: list[bytes]

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from trustmesh._paths import default_data_dir
 from trustmesh.chain.defaults import (
+    DEFAULT_MAX_MERGE_DELAY,
     DEFAULT_MIN_STAKE,
     DEFAULT_REWARD_BPS,
     DEFAULT_UNBONDING_DELAY,
@@ -90,6 +91,10 @@ def deploy(
     reward_bps: Annotated[
         int, typer.Option(help="Reporter share of a slash.")
     ] = DEFAULT_REWARD_BPS,
+    max_merge_delay: Annotated[
+        int,
+        typer.Option(help="Seconds a node has to anchor a checkpoint it signed, once notarized."),
+    ] = DEFAULT_MAX_MERGE_DELAY,
     redeploy: Annotated[bool, typer.Option(help="Deploy again even if recorded.")] = False,
     chain_id: Annotated[
         int | None, typer.Option("--chain-id", help="Refuse unless the chain has this id.")
@@ -100,6 +105,8 @@ def deploy(
 
     if min_stake < 0 or unbonding_delay < 0 or not 0 <= reward_bps <= 10_000:
         raise UsageError("--min-stake and --unbonding-delay must be ≥ 0, --reward-bps 0..10000")
+    if max_merge_delay <= 0:
+        raise UsageError("--max-merge-delay must be positive")
     with connect(data_dir, rpc, key_file) as (client, directory):
         if chain_id is not None and chain_id != client.chain_id:
             raise ChainError(f"expected chain id {chain_id}, the chain says {client.chain_id}")
@@ -112,7 +119,11 @@ def deploy(
             return
         with err.status("deploying the contracts…"):
             deployment = deploy_suite(
-                client, min_stake=min_stake, unbonding_delay=unbonding_delay, reward_bps=reward_bps
+                client,
+                min_stake=min_stake,
+                unbonding_delay=unbonding_delay,
+                reward_bps=reward_bps,
+                max_merge_delay=max_merge_delay,
             )
         deployment.save(directory)
         err.print(

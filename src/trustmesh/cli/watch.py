@@ -45,6 +45,14 @@ def watch(
         ),
     ] = None,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 2.0,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            help="Seconds past a log's epoch a checkpoint it signed may stay unanchored "
+            "before it is notarized on-chain (default: one more epoch).",
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Poll each node once, then stop.")] = False,
     webhook: Annotated[
         str | None, typer.Option("--webhook", help="POST each alert and proof here.")
@@ -77,6 +85,8 @@ def watch(
 
     if interval <= 0:
         raise UsageError("--interval must be positive")
+    if grace is not None and grace < 0:
+        raise UsageError("--grace must not be negative")
     if verify_workers is not None and verify_workers < 0:
         raise UsageError("--verify-workers must be 0 or more")
     workers = (os.cpu_count() or 1) if verify_workers is None else verify_workers
@@ -107,6 +117,7 @@ def watch(
                 report=report,
                 mirror=mirror,
                 verify_workers=workers,
+                grace=grace,
             )
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot follow {node}: {exc}") from None

@@ -55,9 +55,10 @@ class Outbox:
             ).fetchall()
         return [(int(seq), bytes(entry)) for seq, entry in rows]
 
-    def acknowledge(self, seq: int, origin: str, note: str) -> None:
-        """Keep the receipt and drop the reading from the queue, in one transaction."""
-        self._take(seq, "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)", (seq, origin, note))
+    def acknowledge(self, seq: int, origin: str, receipt: str) -> None:
+        """Keep the receipt (its tlog-proof) and drop the reading from the queue, in
+        one transaction."""
+        self._take(seq, "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?)", (seq, origin, receipt))
 
     def refuse(self, seq: int, node: str, problem_type: str, detail: str) -> None:
         """Move a reading a node refused for good out of the queue, with the refusal."""
@@ -89,7 +90,7 @@ class Outbox:
         return [Refusal(int(r[0]), bytes(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def receipts(self) -> dict[int, tuple[str, str]]:
-        """seq → (origin, signed receipt) of every acknowledged reading."""
+        """seq → (origin, receipt: its tlog-proof) of every acknowledged reading."""
         with self._lock:
             rows = self._db.execute("SELECT seq, origin, note FROM receipts").fetchall()
         return {int(seq): (origin, note) for seq, origin, note in rows}

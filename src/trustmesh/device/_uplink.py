@@ -1,11 +1,12 @@
 """Sending readings to nodes: the outbox drained in batches, over HTTP or MQTT,
-to the first node that answers; each receipt verified with that node's log key
+to the first node that answers; each receipt (a tlog-proof: the reading's
+inclusion in a checkpoint the node signed) verified with that node's log key
 before the reading leaves the outbox, then forwarded to watchers.
 
 A route is a node's URL (HTTP), or :class:`MqttRoute`: a broker the node
-ingests from (readings published QoS 1 on ``trustmesh/v1/readings/<did>``,
-receipts read from ``trustmesh/v1/receipts/<did>``) and the node's URL, where
-its log key is read.
+ingests from (a batch published QoS 1 as one CBOR sequence on
+``trustmesh/v1/readings/<did>``, its receipts read from
+``trustmesh/v1/receipts/<did>``) and the node's URL, where its log key is read.
 
 A node that cannot be reached, answers 429/5xx, or returns a receipt that does
 not verify is skipped for this round (the next node is tried at once), and a
@@ -31,6 +32,7 @@ from trustmesh.device._device import Device
 from trustmesh.device._outbox import Outbox
 from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
 from trustmesh.log import merkle
+from trustmesh.log.checkpoint import Checkpoint
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.reading import parse_reading
@@ -63,7 +65,7 @@ class _MqttLink:
         self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
         subscribed: queue.Queue[bool] = queue.Queue()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.answers.put(json.loads(m.payload))
+        self.client.on_message = lambda c, u, m: self._take(m.payload)
         self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(True)
         self.client.connect(host, int(port or 1883))
         self.client.loop_start()
@@ -74,10 +76,18 @@ class _MqttLink:
             self.close()
             raise
 
+    def _take(self, payload: bytes | bytearray) -> None:
+        """An answer: one object, or an array of them (the answers to a batch)."""
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return  # not an answer of a node: nothing to take from it
+        for item in document if isinstance(document, list) else [document]:
+            self.answers.put(item)
+
     def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
-        """Publish ``entries``; their answers by leaf hash (hex), as they come."""
-        for entry in entries:
-            self.client.publish(f"trustmesh/v1/readings/{self.did}", entry, qos=1)
+        """Publish ``entries`` as one batch; their answers by leaf hash (hex), as they come."""
+        self.client.publish(f"trustmesh/v1/readings/{self.did}", b"".join(entries), qos=1)
         answers: dict[str, dict[str, Any]] = {}
         wanted = {merkle.leaf_hash(e).hex() for e in entries}
         deadline = time.monotonic() + self.timeout
@@ -230,9 +240,10 @@ class Uplink:
         items: list[dict[str, Any]],
     ) -> int:
         """Verify each answer's receipt and acknowledge its reading; how many."""
-        done, notes = 0, []
+        done, receipts = 0, []
+        opened: dict[str, Checkpoint] = {}  # the checkpoints of this answer, each checked once
         for (seq, entry), item in zip(pending, items, strict=True):
-            if not isinstance(item, dict) or not isinstance(item.get("receipt"), str):
+            if not isinstance(item, dict) or not isinstance(item.get("proof"), str):
                 detail = item.get("detail") if isinstance(item, dict) else item
                 kind = (
                     str(item.get("type", "")).rsplit("/", 1)[-1] if isinstance(item, dict) else ""
@@ -245,19 +256,20 @@ class Uplink:
                 # Refused for now: it stays in the outbox, for another node or a later round.
                 log.warning("seq %d refused by %s: %s", seq, node, detail)
                 continue
+            leaf = merkle.leaf_hash(entry)
             try:
-                receipt = open_receipt(item["receipt"], verifier)
-            except (InvalidReceipt, ValueError) as exc:
+                receipt = open_receipt(item["proof"], leaf, verifier, verifier.name, opened=opened)
+            except InvalidReceipt as exc:
                 log.warning("seq %d: a bad receipt from %s: %s", seq, node, exc)
                 continue  # stays in the outbox
-            if receipt.leaf_hash != merkle.leaf_hash(entry) or receipt.index != item.get("index"):
-                log.warning("seq %d: the receipt from %s names another entry", seq, node)
+            if receipt.index != item.get("index"):
+                log.warning("seq %d: the receipt from %s names another index", seq, node)
                 continue
-            self.outbox.acknowledge(seq, verifier.name, item["receipt"])
-            notes.append(item["receipt"])
+            self.outbox.acknowledge(seq, verifier.name, item["proof"])
+            receipts.append({"leaf_hash": leaf.hex(), "proof": item["proof"]})
             done += 1
         self.sent_to[node] = self.sent_to.get(node, 0) + done
-        self._forward(notes)
+        self._forward(receipts)
         return done
 
     def _send_mqtt(self, route: MqttRoute, pending: list[tuple[int, bytes]]) -> int:
@@ -280,12 +292,12 @@ class Uplink:
             link.close()
         self._links.clear()
 
-    def _forward(self, notes: list[str]) -> None:
+    def _forward(self, receipts: list[dict[str, str]]) -> None:
         for watcher in self.watchers:
-            if not notes:
+            if not receipts:
                 return
             try:
-                self.http.post(f"{watcher}/v1/receipts", json={"receipts": notes})
+                self.http.post(f"{watcher}/v1/receipts", json={"receipts": receipts})
             except httpx.HTTPError as exc:
                 log.warning("watcher %s unreachable: %s", watcher, exc)
 

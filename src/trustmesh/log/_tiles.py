@@ -102,6 +102,19 @@ class RightEdge:
             hashes = self._push_level(tile_level, hashes)
             tile_level += 1
 
+    def compact(self, size: int) -> list[bytes]:
+        """The perfect subtree roots that cover the ``size`` leaves pushed so far,
+        largest first: for each bit ``h`` set in ``size``, the last complete node of
+        tree level ``h``, always in the partial tile of its tile level (that tile
+        holds at least ``2^h`` of the bottom hashes it needs, since bit ``h`` is set)."""
+        hashes = []
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                tile_level, row = divmod(level, TILE_HEIGHT)
+                _, width, rows = self._tiles[tile_level]
+                hashes.append(rows[row][(width >> row) - 1])
+        return hashes
+
     def take_dirty(self) -> dict[TileKey, bytes]:
         """Every tile changed since the last call, as the bytes to store."""
         changed: dict[TileKey, bytes] = {}

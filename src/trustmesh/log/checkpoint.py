@@ -29,8 +29,6 @@ from trustmesh.log.note import LineVerifier, NoteSigner, open_note, sign_note
 
 __all__ = ["Checkpoint", "open_checkpoint", "parse_checkpoint_text", "sign_checkpoint"]
 
-RECEIPT_HEADER = "trustmesh.dev/receipt/v1"  # a first line no checkpoint may have
-
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -40,7 +38,7 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.origin or "\n" in self.origin or self.origin == RECEIPT_HEADER:
+        if not self.origin or "\n" in self.origin:
             raise InvalidCheckpoint(f"invalid origin {self.origin!r}")
         if self.size < 0:
             raise InvalidCheckpoint("tree size must not be negative")

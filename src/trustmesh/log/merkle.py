@@ -133,7 +133,7 @@ def verify_inclusion(
         raise InvalidProof("inclusion proof does not lead to the root")
 
 
-def verify_consistency(  # noqa: PLR0912 - the RFC's algorithm, step by step
+def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """Check a consistency proof (RFC 9162 §2.1.4.2); :class:`InvalidProof` if it fails."""
@@ -152,9 +152,39 @@ def verify_consistency(  # noqa: PLR0912 - the RFC's algorithm, step by step
         return
     if not proof:
         raise InvalidProof("consistency proof is empty")
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:  # a power of two: the old root starts the path
-        path.insert(0, old_root)
+    fr, sr = _walk_consistency(old_size, new_size, prefix_proof(old_size, old_root, proof))
+    if fr != old_root:
+        raise InvalidProof("consistency proof does not lead to the old root")
+    if sr != new_root:
+        raise InvalidProof("consistency proof does not lead to the new root")
+
+
+def prefix_proof(old_size: int, old_root: bytes, proof: Sequence[bytes]) -> list[bytes]:
+    """A consistency proof with the old tree's hash first, where RFC 9162 leaves it
+    out (an old size that is a power of two): the path §2.1.4.2 walks."""
+    return [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+
+
+def prefix_root(old_size: int, new_size: int, new_root: bytes, path: Sequence[bytes]) -> bytes:
+    """The root of the first ``old_size`` leaves of the tree (``new_size``, ``new_root``),
+    from a consistency path (:func:`prefix_proof`) that rebuilds ``new_root``.
+
+    Once the path rebuilds the new root its hashes are that tree's, so the old root
+    it gives is the tree's own prefix: another root signed for ``old_size`` is a
+    tree the new one does not extend (:class:`InvalidProof` if the path is not one)."""
+    if not 0 < old_size < new_size:
+        raise InvalidProof(f"sizes {old_size} → {new_size} are not a growth from a non-empty tree")
+    _check_hashes(path)
+    if not path:
+        raise InvalidProof("consistency proof is empty")
+    fr, sr = _walk_consistency(old_size, new_size, path)
+    if sr != new_root:
+        raise InvalidProof("consistency proof does not lead to the new root")
+    return fr
+
+
+def _walk_consistency(old_size: int, new_size: int, path: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """(old root, new root) that ``path`` leads to (RFC 9162 §2.1.4.2, from step 3)."""
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1
@@ -176,10 +206,7 @@ def verify_consistency(  # noqa: PLR0912 - the RFC's algorithm, step by step
         sn >>= 1
     if sn != 0:
         raise InvalidProof("consistency proof is too short")
-    if fr != old_root:
-        raise InvalidProof("consistency proof does not lead to the old root")
-    if sr != new_root:
-        raise InvalidProof("consistency proof does not lead to the new root")
+    return fr, sr
 
 
 def _check_hashes(proof: Sequence[bytes]) -> None:

@@ -1,82 +1,123 @@
-"""Receipts: the log's signed promise that an entry sits at an index and will
-be in an anchored checkpoint by a deadline.
+"""Receipts: proofs that a log holds an entry, as C2SP tlog-proofs.
 
-A receipt is a C2SP signed note by the log's checkpoint key, so one verifier
-serves both; its text cannot be mistaken for a checkpoint (its first line is a
-fixed header that no origin may take)::
+After each batch it commits, a log signs one checkpoint of its new tree (with
+both of its keys) and answers each entry of the batch with a tlog-proof
+(:mod:`trustmesh.log.tlog_proof`): the entry's index, its inclusion proof in
+that tree, and the signed checkpoint. A receipt is a proof, not a promise:
+anyone holding the log's key checks it offline (any tlog-proof verifier can).
+The log must then anchor a tree at least as large (else it is slashed, once
+someone notarizes the checkpoint on-chain), and every later tree must extend
+this one (else the receipt and the later tree are a split view).
 
-    trustmesh.dev/receipt/v1
-    <origin>
-    <index>
-    <base64 leaf hash>
-    <deadline, milliseconds since the Unix epoch>
-
-A receipt whose index does not hold that leaf in a later anchored tree, or
-that is not anchored by its deadline, is evidence against the log.
+>>> from trustmesh.log import merkle
+>>> from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
+>>> from trustmesh.log.compact import CompactRange
+>>> from trustmesh.log.note import NoteSigner
+>>> signer = NoteSigner.generate("example.com/log")
+>>> leaves = [merkle.leaf_hash(bytes([i])) for i in range(3)]
+>>> root, proofs = CompactRange().append_with_proofs(leaves)
+>>> note = sign_checkpoint(Checkpoint("example.com/log", 3, root), signer)
+>>> texts = issue_receipts(0, proofs, note)
+>>> open_receipt(texts[2], leaves[2], signer.verifier).index
+2
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 
-from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
-from trustmesh.log.checkpoint import RECEIPT_HEADER
-from trustmesh.log.merkle import HASH_SIZE
-from trustmesh.log.note import LineVerifier, NoteSigner, open_note, sign_note
+from trustmesh.errors import InvalidCheckpoint, InvalidProof, InvalidReceipt
+from trustmesh.log import merkle
+from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.note import LineVerifier
+from trustmesh.log.tlog_proof import HEADER, TlogProof, parse_tlog_proof
 
-__all__ = ["Receipt", "issue_receipt", "open_receipt"]
-
-_LINES = 5
+__all__ = ["Receipt", "issue_receipts", "open_receipt"]
 
 
 @dataclass(frozen=True)
 class Receipt:
-    origin: str
-    index: int
+    """A verified receipt: ``leaf_hash`` is at ``proof.index`` in ``checkpoint``'s tree."""
+
     leaf_hash: bytes
-    deadline: int
+    proof: TlogProof
+    checkpoint: Checkpoint
+
+    @property
+    def origin(self) -> str:
+        return self.checkpoint.origin
+
+    @property
+    def index(self) -> int:
+        return self.proof.index
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
+
+    @property
+    def note(self) -> str:
+        """The signed checkpoint, verbatim."""
+        return self.proof.checkpoint
 
     def text(self) -> str:
-        lines = [
-            RECEIPT_HEADER,
-            self.origin,
-            str(self.index),
-            base64.b64encode(self.leaf_hash).decode(),
-            str(self.deadline),
-        ]
-        return "".join(line + "\n" for line in lines)
+        return self.proof.text()
 
 
-def issue_receipt(receipt: Receipt, signer: NoteSigner) -> str:
-    """Sign ``receipt`` with the log's key (named by its origin)."""
-    if signer.name != receipt.origin:
-        raise ValueError("the log's key name must be its origin")
-    if receipt.index < 0 or receipt.deadline < 0 or len(receipt.leaf_hash) != HASH_SIZE:
-        raise ValueError("a receipt needs a non-negative index and deadline and a 32-byte hash")
-    return sign_note(receipt.text(), signer.note_signers())
+def open_receipt(
+    text: str | bytes,
+    leaf_hash: bytes,
+    verifier: LineVerifier,
+    origin: str | None = None,
+    *,
+    opened: dict[str, Checkpoint] | None = None,
+) -> Receipt:
+    """Check a receipt offline: a well-formed tlog-proof whose checkpoint the log's
+    key signed (of ``origin``, when given) and whose proof puts ``leaf_hash`` at its
+    index in that tree. :class:`InvalidReceipt` says which part failed.
 
-
-def open_receipt(note: str | bytes, verifier: LineVerifier) -> Receipt:
-    """Verify a receipt with the log's key, offline, and parse it."""
+    ``opened``: checkpoints already verified with this verifier and origin, by
+    note (a batch's receipts share one; it is checked once and added here)."""
+    proof = parse_tlog_proof(text)
+    checkpoint = opened.get(proof.checkpoint) if opened is not None else None
+    if checkpoint is None:
+        try:
+            checkpoint = open_checkpoint(proof.checkpoint, verifier, origin)
+        except InvalidCheckpoint as exc:
+            raise InvalidReceipt(f"its checkpoint: {exc}") from None
+        if opened is not None:
+            opened[proof.checkpoint] = checkpoint
+    if proof.index >= checkpoint.size:
+        raise InvalidReceipt(f"index {proof.index} is beyond the tree of {checkpoint.size}")
     try:
-        text = open_note(note, [verifier]).text
-    except InvalidCheckpoint as exc:
-        raise InvalidReceipt(str(exc)) from None
-    lines = text[:-1].split("\n")
-    if len(lines) != _LINES or lines[0] != RECEIPT_HEADER:
-        raise InvalidReceipt("not a trustmesh receipt")
-    _, origin, index, leaf, deadline = lines
-    if origin != verifier.name:
-        raise InvalidReceipt(f"receipt of {origin!r}, not {verifier.name!r}")
-    for number in (index, deadline):
-        if not number.isascii() or not number.isdigit() or (number != "0" and number[0] == "0"):
-            raise InvalidReceipt(f"{number!r} is not a decimal without leading zeroes")
-    try:
-        leaf_hash = base64.b64decode(leaf, validate=True)
-    except (ValueError, binascii.Error):
-        raise InvalidReceipt("leaf hash is not base64") from None
-    if len(leaf_hash) != HASH_SIZE:
-        raise InvalidReceipt("leaf hash must be 32 bytes")
-    return Receipt(origin, int(index), leaf_hash, int(deadline))
+        merkle.verify_inclusion(
+            leaf_hash, proof.index, checkpoint.size, list(proof.hashes), checkpoint.root
+        )
+    except InvalidProof as exc:
+        raise InvalidReceipt(f"not that entry's proof: {exc}") from None
+    return Receipt(leaf_hash, proof, checkpoint)
+
+
+def issue_receipts(first_index: int, proofs: list[list[bytes]], note: str) -> list[str]:
+    """The receipts of consecutive entries from ``first_index``: each its tlog-proof
+    (``proofs`` are their inclusion proofs in the tree ``note`` signs).
+
+    The same hashes recur in many proofs of a batch: each is encoded once."""
+    encoded: dict[bytes, str] = {}
+
+    def line(digest: bytes) -> str:
+        text = encoded.get(digest)
+        if text is None:
+            text = encoded[digest] = base64.b64encode(digest).decode() + "\n"
+        return text
+
+    tail = "\n" + note
+    return [
+        f"{HEADER}\nindex {index}\n{''.join(map(line, path))}{tail}"
+        for index, path in enumerate(proofs, first_index)
+    ]

@@ -1,9 +1,11 @@
-"""Every epoch: sign a checkpoint of the log, and anchor it on-chain.
+"""Every epoch: anchor the latest checkpoint the node signed, on-chain.
 
-Anchoring retries with exponential backoff (tenacity) while the chain is
-unreachable; ingestion goes on meanwhile, and the next epoch anchors
-everything since the last anchor. A log whose root at the anchored size is
-not the anchored root is never anchored over.
+Every checkpoint the node signs (one per committed batch) must be covered by an
+anchor within the chain's maximum merge delay once someone notarizes it; an
+anchor of the latest covers them all. Anchoring retries with exponential backoff
+(tenacity) while the chain is unreachable; ingestion goes on meanwhile, and the
+next epoch anchors everything since the last anchor. A log whose root at the
+anchored size is not the anchored root is never anchored over.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from trustmesh.chain.anchoring import InconsistentWithAnchor, anchor_log
 from trustmesh.chain.suite import LogAnchor
-from trustmesh.errors import ChainError, StoreError
-from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
-from trustmesh.log.note import NoteSigner
+from trustmesh.errors import ChainError
 from trustmesh.log.store import LogStore
+from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
-from trustmesh.node._state import NodeState
 
 log = logging.getLogger("trustmesh.node.anchor")
 
@@ -35,26 +35,22 @@ class Anchorer:
         self,
         *,
         store: LogStore,
-        signer: NoteSigner,
+        latest: LatestCheckpoint,
         anchor: LogAnchor,
-        state: NodeState,
         metrics: Metrics,
         epoch_seconds: float,
     ) -> None:
         self.store = store
-        self.signer = signer
+        self.latest = latest
+        self.origin = latest.origin
         self.anchor = anchor
-        self.state = state
         self.metrics = metrics
         self.epoch = epoch_seconds
-        self.checkpoint = state.get("checkpoint") or self._sign(store.size)
         self.anchored: tuple[int, bytes] = (0, b"")
-        self.chain_lead_ms = 0  # how far block time runs ahead of the wall clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
 
     def start(self) -> None:
-        self._measure_chain_lead()
         self._thread.start()
 
     def stop(self) -> None:
@@ -68,37 +64,10 @@ class Anchorer:
             started = time.monotonic()
             self.tick()
 
-    def _measure_chain_lead(self) -> None:
-        """Block time runs ahead of the wall clock while blocks come faster than one
-        a second (a block's time is at least its parent's plus one): receipts'
-        deadlines, judged on-chain by block time, must allow for it."""
-        try:
-            with self.anchor.client.errors("reading the latest block"):
-                latest = int(self.anchor.client.w3.eth.get_block("latest")["timestamp"])
-        except ChainError:
-            return
-        self.chain_lead_ms = max(0, latest * 1000 - time.time_ns() // 1_000_000)
-
-    def _sign(self, size: int) -> str:
-        note = sign_checkpoint(
-            Checkpoint(self.signer.name, size, self.store.root(size)), self.signer
-        )
-        self.state.put("checkpoint", note)
-        return note
-
     def tick(self) -> None:
-        """Sign a checkpoint of the current log and anchor that same size.
-
-        The size is read once: the log grows meanwhile, and an anchor past the
-        served checkpoint would be a root nobody can check against a note.
-        """
-        self._measure_chain_lead()
-        try:
-            size = self.store.size
-            self.checkpoint = self._sign(size)
-        except StoreError as exc:
-            log.error("cannot sign a checkpoint: %s", exc)
-            return
+        """Anchor the latest signed checkpoint's tree (its size read once: the log
+        grows meanwhile, and an anchor should be a tree someone holds a note of)."""
+        size = self.latest.get().size
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
             wait=wait_exponential(multiplier=0.25, max=max(1.0, self.epoch / 4)),
@@ -108,7 +77,7 @@ class Anchorer:
         try:
             for attempt in retrying:
                 with attempt:
-                    result = anchor_log(self.anchor, self.store, self.signer.name, size)
+                    result = anchor_log(self.anchor, self.store, self.origin, size)
         except InconsistentWithAnchor as exc:
             self.metrics.anchor_failures.inc()
             log.critical("refusing to anchor: %s", exc)

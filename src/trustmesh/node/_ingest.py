@@ -1,12 +1,15 @@
 """The ingest pipeline: parse → registry key → clock → signature → duplicate,
-replay and equivocation checks → batched append → signed receipt.
+replay and equivocation checks → batched append → one signed checkpoint per
+batch, and a receipt (a tlog-proof in it) per reading.
 
 Everything before the append runs per request (signatures in the process
 pool); the append runs in one sequencer task that takes whatever is ready,
 checks it against the log and against the rest of its batch, appends it in
 one transaction, and only then answers: a receipt is sent only for an entry
-that is durably committed. Queues are bounded: when full, the node answers
-429 instead of growing without limit.
+that is durably committed. The batch's checkpoint is signed, and its
+inclusion proofs made (from the compact range to its left, each node hashed
+once), while the sequencer appends the next batch. Queues are bounded: when
+full, the node answers 429 instead of growing without limit.
 """
 
 from __future__ import annotations
@@ -22,25 +25,25 @@ from typing import Any
 
 from trustmesh.errors import InvalidReading, StoreError
 from trustmesh.identity import PublicKey
+from trustmesh.log.compact import CompactRange
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteSigner
 from trustmesh.log.store import DeviceKey, LogStore
 from trustmesh.node._devices import DeviceDirectory, DeviceRecord, key_in
+from trustmesh.node._latest import LatestCheckpoint, SignedCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
 from trustmesh.node._state import Evidence, NodeState
-from trustmesh.node._verify import BatchVerifier, sign_receipts
+from trustmesh.node._verify import BatchReceipts, BatchVerifier, batch_receipts
 from trustmesh.reading import Reading, check_alg, parse_reading
 
 log = logging.getLogger("trustmesh.node")
-MIN_RECEIPT_WINDOW_MS = 60_000
 
 MAX_FUTURE_MS = 5 * 60 * 1000  # a device clock may run ahead by this much
 MAX_AGE_MS = 7 * 24 * 3600 * 1000  # store-and-forward: readings this old are still taken
 QUEUE_LIMIT = 50_000  # readings waiting to be appended (≤ 8 KiB each: memory stays bounded)
 BATCH_LIMIT = 2_000
-SIGNING_BATCHES = 4  # committed batches whose receipts are being signed at once
-SIGN_PART = 250  # receipts signed per worker task: a batch spreads over the cores
+SIGNING_BATCHES = 4  # committed batches whose receipts are being made at once
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,16 @@ class _SameAs:
 
 @dataclass(frozen=True)
 class Accepted:
-    """A logged reading and the log's signed promise about it."""
+    """A logged reading and its receipt: a tlog-proof of it in a tree of ``size``
+    the log signed (empty until the batch's checkpoint is signed)."""
 
     did: str
     seq: int
     index: int
     leaf_hash: bytes
-    deadline: int
-    receipt: str
     duplicate: bool
+    size: int = 0
+    proof: str = ""
 
     def to_json(self, origin: str) -> dict[str, Any]:
         return {
@@ -69,10 +73,19 @@ class Accepted:
             "seq": self.seq,
             "index": self.index,
             "leaf_hash": self.leaf_hash.hex(),
-            "deadline": self.deadline,
-            "receipt": self.receipt,
+            "size": self.size,
+            "proof": self.proof,
             "duplicate": self.duplicate,
         }
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What a committed batch's receipts are made from (off the sequencer's path)."""
+
+    before: CompactRange  # the log before the batch
+    leaves: list[bytes]  # the leaf hashes it appended
+    earlier: dict[int, list[bytes]]  # duplicates of older entries: proofs in the new tree
 
 
 class Ingestor:
@@ -81,34 +94,27 @@ class Ingestor:
         *,
         store: LogStore,
         signer: NoteSigner,
+        latest: LatestCheckpoint,
         directory: DeviceDirectory,
         state: NodeState,
         verifier: BatchVerifier,
         metrics: Metrics,
-        epoch_seconds: float,
         clock_ms: Callable[[], int],
-        chain_lead_ms: Callable[[], int] = lambda: 0,
         lookup: Callable[[Callable[[], Any]], Any],
         signing_pool: Executor | None = None,
     ) -> None:
         self.signing_pool = signing_pool
-        self._seed = signer.seed()  # handed to the workers that sign receipts
+        self._seed = signer.seed()  # handed to the workers that sign checkpoints
         self.store = store
         self.signer = signer
         self.origin = signer.name
+        self.latest = latest
         self.directory = directory
         self.state = state
         self.verifier = verifier
         self.metrics = metrics
-        self.epoch_ms = int(epoch_seconds * 1000)
-        # A receipt's deadline: two epochs, and never under a minute. The chain
-        # judges it by block time, which runs ahead of the wall clock while
-        # blocks come faster than one a second (a block's time is at least its
-        # parent's plus one), and an anchor may wait for a block or a retry.
-        self.receipt_window_ms = max(2 * self.epoch_ms, MIN_RECEIPT_WINDOW_MS)
         self.clock_ms = clock_ms
-        # How far the chain's clock runs ahead of ours (deadlines are judged by it).
-        self.chain_lead_ms = chain_lead_ms
+        self._compact = store.compact_range()  # the log as the sequencer left it
         self._lookup = lookup  # runs blocking chain lookups off the event loop
         self._queue: asyncio.Queue[
             tuple[
@@ -133,14 +139,18 @@ class Ingestor:
             raise outcome
         return outcome
 
-    async def submit_many(self, items: list[bytes]) -> list[Accepted | Problem]:
-        """Take readings in order; for each, its receipt once logged, or a Problem."""
+    async def submit_many(
+        self, items: list[bytes], decoded: list[Any] | None = None
+    ) -> list[Accepted | Problem]:
+        """Take readings in order; for each, its receipt once logged, or a Problem.
+
+        ``decoded``: the items as cbor2 decoded them already, if they were."""
         results: list[Accepted | Problem | None] = [None] * len(items)
         readings: list[tuple[int, Reading]] = []
         now = self.clock_ms()
         for position, data in enumerate(items):
             try:
-                reading = parse_reading(data)
+                reading = parse_reading(data, decoded=decoded[position] if decoded else None)
             except InvalidReading as exc:
                 results[position] = Problem.from_reading(exc)
                 continue
@@ -219,8 +229,9 @@ class Ingestor:
     async def run(self) -> None:
         """The sequencer: forever, append what is ready in one batch, then answer.
 
-        A batch's receipts are signed while the next batch is appended: its
-        entries are committed, so nothing waits on them but their answers."""
+        A batch's checkpoint and receipts are made while the next batch is
+        appended: its entries are committed, so nothing waits on them but their
+        answers."""
         signing = asyncio.Semaphore(SIGNING_BATCHES)
         tasks: set[asyncio.Task[None]] = set()
         while True:
@@ -251,9 +262,13 @@ class Ingestor:
                 _answer(futures, answers)
                 continue
             started = time.perf_counter()
-            outcomes = await asyncio.get_running_loop().run_in_executor(None, self._sequence, ready)
+            outcomes, committed = await asyncio.get_running_loop().run_in_executor(
+                None, self._sequence, ready
+            )
             await signing.acquire()
-            task = asyncio.create_task(self._finish(outcomes, slots, answers, futures, started))
+            task = asyncio.create_task(
+                self._finish(outcomes, committed, slots, answers, futures, started)
+            )
             tasks.add(task)  # held until done (the loop keeps only weak references)
             task.add_done_callback(tasks.discard)
             task.add_done_callback(lambda _: signing.release())
@@ -261,23 +276,56 @@ class Ingestor:
     async def _finish(
         self,
         outcomes: list[Accepted | Problem],
+        committed: _Committed | None,
         slots: list[tuple[int, int]],
         answers: list[list[Accepted | Problem | None]],
         futures: list[asyncio.Future[list[Accepted | Problem]]],
         started: float,
     ) -> None:
-        """Sign a committed batch's receipts and answer its requests."""
-        try:
-            outcomes = await self._sign(outcomes)
-        except Exception as exc:  # a broken pool: the entries are logged; a retry gets them
-            outcomes = [_internal(exc)] * len(outcomes)
+        """Sign a committed batch's checkpoint, make its receipts, answer its requests."""
+        if committed is not None:
+            try:
+                outcomes = await self._receipts(outcomes, committed)
+            except Exception as exc:  # a broken pool: the entries are logged; a retry gets them
+                outcomes = [_internal(exc)] * len(outcomes)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         for (number, position), outcome in zip(slots, outcomes, strict=True):
             answers[number][position] = outcome
         _answer(futures, answers)
 
-    def _sequence(self, readings: list[Reading]) -> list[Accepted | Problem]:
-        """Check a batch against the log and itself and append it (receipts unsigned)."""
+    async def _receipts(
+        self, outcomes: list[Accepted | Problem], committed: _Committed
+    ) -> list[Accepted | Problem]:
+        """Each acceptance with its receipt: one checkpoint signed for the batch, in a
+        worker when there is a pool."""
+        work = partial(
+            batch_receipts,
+            self._seed,
+            self.origin,
+            (committed.before.size, committed.before.hashes),
+            committed.leaves,
+            committed.earlier,
+        )
+        loop = asyncio.get_running_loop()
+        made: BatchReceipts = await loop.run_in_executor(self.signing_pool, work)
+        self.latest.advance(SignedCheckpoint(made.size, made.root, made.note))
+        self.metrics.checkpoints_signed.inc()
+        first = committed.before.size
+
+        def receipt(index: int) -> str:
+            return made.fresh[index - first] if index >= first else made.earlier[index]
+
+        return [  # built directly: dataclasses.replace costs more than the fields here
+            Accepted(o.did, o.seq, o.index, o.leaf_hash, o.duplicate, made.size, receipt(o.index))
+            if isinstance(o, Accepted)
+            else o
+            for o in outcomes
+        ]
+
+    def _sequence(
+        self, readings: list[Reading]
+    ) -> tuple[list[Accepted | Problem], _Committed | None]:
+        """Check a batch against the log and itself and append it (receipts to come)."""
         outcomes: list[Accepted | Problem | Reading | _SameAs] = []
         in_batch: dict[tuple[str, int], Reading] = {}
         last_in_batch: dict[str, int] = {}
@@ -285,30 +333,37 @@ class Ingestor:
             for reading in readings:
                 outcomes.append(self._check(reading, in_batch, last_in_batch))
             fresh = [o for o in outcomes if isinstance(o, Reading)]
+            leaves = [leaf_hash(r.entry) for r in fresh]
             indices = self.store.append(
-                [r.entry for r in fresh], [DeviceKey(r.did, r.seq) for r in fresh]
+                [r.entry for r in fresh], [DeviceKey(r.did, r.seq) for r in fresh], leaves
             )
+            before, self._compact = self._compact, self.store.compact_range()
+            earlier = {
+                o.index: self.store.inclusion_proof(o.index, self._compact.size)
+                for o in outcomes
+                if isinstance(o, Accepted)
+            }
         except StoreError as exc:
             log.error("log store failure: %s", exc)
             problem = Problem("store-unavailable", "the log store is unavailable; retry")
-            return [problem] * len(readings)
+            return [problem] * len(readings), None
         for reading in fresh:
             self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
-        deadline = self.clock_ms() + self.chain_lead_ms() + self.receipt_window_ms
-        if indices:
-            self.state.record_batch(indices[0], deadline)
         assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
+        hashes = dict(zip((id(r) for r in fresh), leaves, strict=True))
         results: list[Accepted | Problem] = []
         for outcome in outcomes:
             if isinstance(outcome, Reading):
-                results.append(self._accept(outcome, assigned[id(outcome)], deadline, False))
+                key = id(outcome)
+                results.append(_accept(outcome, assigned[key], hashes[key], False))
             elif isinstance(outcome, _SameAs):
-                index = assigned[id(outcome.reading)]
-                results.append(self._accept(outcome.reading, index, deadline, True))
+                key = id(outcome.reading)
+                results.append(_accept(outcome.reading, assigned[key], hashes[key], True))
             else:
                 results.append(outcome)
         self.metrics.tree_size.set(self.store.size)
-        return results
+        committed = _Committed(before, leaves, earlier)
+        return results, committed if any(isinstance(r, Accepted) for r in results) else None
 
     def _check(
         self,
@@ -343,11 +398,8 @@ class Ingestor:
         index = self.store.find(reading.did, reading.seq)
         if index is not None:
             logged = self.store.entry(index)
-            if logged == reading.entry:  # a retry (failover): the original receipt again
-                deadline = self.state.deadline(index) or (
-                    self.clock_ms() + self.chain_lead_ms() + self.receipt_window_ms
-                )
-                return self._accept(reading, index, deadline, True)
+            if logged == reading.entry:  # a retry (failover): a receipt for the original
+                return _accept(reading, index, leaf_hash(logged), True)
             return self._equivocation(reading, index, logged)
         return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")
 
@@ -361,41 +413,10 @@ class Ingestor:
             "equivocation", f"{reading.did} already signed another reading with seq {reading.seq}"
         )
 
-    def _accept(self, reading: Reading, index: int, deadline: int, duplicate: bool) -> Accepted:
-        """An acceptance whose receipt is signed afterwards, by :meth:`_sign`."""
-        digest = leaf_hash(reading.entry)
-        return Accepted(reading.did, reading.seq, index, digest, deadline, "", duplicate)
 
-    async def _sign(self, outcomes: list[Accepted | Problem]) -> list[Accepted | Problem]:
-        """Sign the receipts of a batch, in parts across the worker pool when there is one."""
-        items = [(o.index, o.leaf_hash, o.deadline) for o in outcomes if isinstance(o, Accepted)]
-        if not items:
-            return outcomes
-        seed = self._seed
-        if self.signing_pool is None:
-            notes = sign_receipts(seed, self.origin, items)
-        else:
-            loop = asyncio.get_running_loop()
-            parts = await asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        self.signing_pool,
-                        sign_receipts,
-                        seed,
-                        self.origin,
-                        items[i : i + SIGN_PART],
-                    )
-                    for i in range(0, len(items), SIGN_PART)
-                )
-            )
-            notes = [note for part in parts for note in part]
-        signed = iter(notes)
-        return [  # built directly: dataclasses.replace costs more than the fields here
-            Accepted(o.did, o.seq, o.index, o.leaf_hash, o.deadline, next(signed), o.duplicate)
-            if isinstance(o, Accepted)
-            else o
-            for o in outcomes
-        ]
+def _accept(reading: Reading, index: int, digest: bytes, duplicate: bool) -> Accepted:
+    """An acceptance whose receipt is made once its batch's checkpoint is signed."""
+    return Accepted(reading.did, reading.seq, index, digest, duplicate)
 
 
 def _answer(

@@ -29,6 +29,11 @@ class Metrics:
             "Time to check and append one batch",
             registry=self.registry,
         )
+        self.checkpoints_signed = Counter(
+            "trustmesh_checkpoints_signed",
+            "Checkpoints signed, one per committed batch: the receipts' trees",
+            registry=self.registry,
+        )
         self.tree_size = Gauge("trustmesh_tree_size", "Entries in the log", registry=self.registry)
         self.anchored_size = Gauge(
             "trustmesh_anchored_size",

@@ -1,6 +1,11 @@
 """MQTT ingestion: readings from ``trustmesh/v1/readings/#``, receipts to
 ``trustmesh/v1/receipts/<did>``, both QoS 1.
 
+A message holds one reading, answered with one JSON object (its receipt, or a
+problem), or a CBOR sequence of several (a device's batch), answered with one
+JSON array of those, in order. A problem carries the ``leaf_hash`` of the bytes
+it refused, so that a device can tell which reading it is about.
+
 A message is acknowledged to the broker only once the node has answered it
 (logged with a receipt published, or refused with a problem published), so a
 node that dies mid-way leaves the reading with the broker to redeliver. Acks
@@ -27,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from trustmesh.errors import ChainError
 from trustmesh.log.merkle import leaf_hash
+from trustmesh.node._cborseq import split_cbor_sequence
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._problems import Problem
 
@@ -103,21 +109,46 @@ class MqttBridge:
             batch, self._pending = self._pending, []
         deliveries = [_Delivery(mid, qos) for _, mid, qos, _ in batch]
         self._unacked.extend(deliveries)  # batches are taken in arrival order
+        messages: list[list[bytes] | Problem] = []
+        items: list[bytes] = []
+        decoded: list[Any] = []
+        for payload, _, _, _ in batch:
+            try:
+                parts, values = split_cbor_sequence(payload)
+            except Problem as problem:
+                messages.append(problem)
+                continue
+            messages.append(parts)
+            items += parts
+            decoded += values
         try:
-            outcomes = await self.ingestor.submit_many([payload for payload, _, _, _ in batch])
+            outcomes = await self.ingestor.submit_many(items, decoded) if items else []
         except Exception:  # never let one batch stop the bridge
             log.exception("MQTT: unexpected error")
-            outcomes = [Problem("store-unavailable", "internal error; resend")] * len(batch)
-        for (payload, _, _, topic_did), outcome, delivery in zip(
-            batch, outcomes, deliveries, strict=True
+            outcomes = [Problem("store-unavailable", "internal error; resend")] * len(items)
+        answers = iter(outcomes)
+        for (payload, _, _, topic_did), message, delivery in zip(
+            batch, messages, deliveries, strict=True
         ):
-            if isinstance(outcome, Accepted):
-                did, document = outcome.did, outcome.to_json(self.ingestor.origin)
-            else:  # named by the leaf hash of what was sent, so a device can tell which
-                document = {**outcome.to_json(), "leaf_hash": leaf_hash(payload).hex()}
-                did = topic_did
-            self.client.publish(RECEIPTS_PREFIX + did, json.dumps(document), qos=QOS)
+            document: dict[str, Any] | list[dict[str, Any]]
+            if isinstance(message, Problem):
+                did, document = topic_did, _refusal(message, payload)
+            else:
+                documents = [self._answer(part, next(answers)) for part in message]
+                did = next((str(d["did"]) for d in documents if "did" in d), topic_did)
+                document = documents[0] if len(documents) == 1 else documents
+            self.client.publish(RECEIPTS_PREFIX + str(did), json.dumps(document), qos=QOS)
             delivery.answered = True
         while self._unacked and self._unacked[0].answered:
             done = self._unacked.popleft()
             self.client.ack(done.mid, done.qos)
+
+    def _answer(self, item: bytes, outcome: Accepted | Problem) -> dict[str, Any]:
+        if isinstance(outcome, Accepted):
+            return outcome.to_json(self.ingestor.origin)
+        return _refusal(outcome, item)
+
+
+def _refusal(problem: Problem, item: bytes) -> dict[str, Any]:
+    """A problem named by the leaf hash of what was sent, so a device can tell which."""
+    return {**problem.to_json(), "leaf_hash": leaf_hash(item).hex()}

@@ -207,15 +207,22 @@ DOCUMENT: dict[str, Any] = {
             },
             "Receipt": {
                 "type": "object",
-                "required": ["index", "leaf_hash", "deadline", "receipt"],
+                "required": ["index", "leaf_hash", "size", "proof"],
                 "properties": {
                     "origin": {"type": "string"},
                     "did": {"type": "string"},
                     "seq": {"type": "integer"},
                     "index": _INDEX,
-                    "leaf_hash": {"type": "string"},
-                    "deadline": {"type": "integer"},
-                    "receipt": {"type": "string", "description": "C2SP signed note by the log key"},
+                    "leaf_hash": {"type": "string", "description": "RFC 9162 leaf hash, hex"},
+                    "size": {
+                        "type": "integer",
+                        "description": "the size of the signed tree the proof is in",
+                    },
+                    "proof": {
+                        "type": "string",
+                        "description": "C2SP tlog-proof@v1: the index, the RFC 9162 inclusion "
+                        "hashes and the checkpoint the log signed (with both its keys)",
+                    },
                     "duplicate": {"type": "boolean"},
                 },
             },
@@ -236,7 +243,7 @@ DOCUMENT: dict[str, Any] = {
                     "proof_key": {
                         "type": "string",
                         "description": "P-256 verifier key (C2SP type 0x02) of the second "
-                        "signature on checkpoints and receipts, the one the chain checks",
+                        "signature on checkpoints, the one the chain checks",
                     },
                     "size": _INDEX,
                     "epoch_seconds": {"type": "number"},

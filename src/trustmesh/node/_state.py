@@ -1,5 +1,5 @@
-"""The node's own bookkeeping, beside the log: receipt deadlines per batch,
-equivocation evidence, and the latest signed checkpoint.
+"""The node's own bookkeeping, beside the log: equivocation evidence, and a few
+settings (the log's origin).
 
 It lives in ``<data dir>/node.db`` (SQLite, WAL). The log itself (which may be
 PostgreSQL) stays the only home of entries.
@@ -15,7 +15,7 @@ from typing import Any
 from trustmesh._durable import open_sqlite
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (first_index INTEGER PRIMARY KEY, deadline INTEGER NOT NULL);
+DROP TABLE IF EXISTS batches;
 CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY, did TEXT NOT NULL, seq TEXT NOT NULL, logged_index INTEGER NOT NULL,
     logged_entry BLOB NOT NULL, conflicting_entry BLOB NOT NULL, received_at INTEGER NOT NULL,
@@ -50,23 +50,6 @@ class NodeState:
     def __init__(self, path: Path) -> None:
         self._db = open_sqlite(path, _SCHEMA)
         self._lock = threading.Lock()
-
-    def record_batch(self, first_index: int, deadline: int) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO batches (first_index, deadline) VALUES (?, ?)",
-                (first_index, deadline),
-            )
-
-    def deadline(self, index: int) -> int | None:
-        """The deadline promised for the batch that holds ``index``."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT deadline FROM batches WHERE first_index <= ? "
-                "ORDER BY first_index DESC LIMIT 1",
-                (index,),
-            ).fetchone()
-        return None if row is None else int(row[0])
 
     def add_evidence(self, evidence: Evidence) -> None:
         with self._lock:

@@ -11,30 +11,59 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from trustmesh.batch_verify import Item, item, verify_items
 from trustmesh.identity import PublicKey
+from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
+from trustmesh.log.compact import CompactRange
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import Receipt, issue_receipt
+from trustmesh.log.receipt import issue_receipts
 from trustmesh.reading import Reading
 
 _signers: dict[tuple[bytes, str], LogSigner] = {}
 
 
-def sign_receipts(seed: bytes, origin: str, items: list[tuple[int, bytes, int]]) -> list[str]:
-    """In a worker: the signed receipts of (index, leaf hash, deadline) triples."""
+@dataclass(frozen=True)
+class BatchReceipts:
+    """A committed batch's signed checkpoint and the receipt of each reading in it."""
+
+    size: int
+    root: bytes
+    note: str
+    fresh: list[str]  # of the entries the batch appended, in order
+    earlier: dict[int, str]  # of entries logged before it (duplicates), by index
+
+
+def batch_receipts(
+    seed: bytes,
+    origin: str,
+    before: tuple[int, list[bytes]],
+    leaves: list[bytes],
+    earlier: dict[int, list[bytes]],
+) -> BatchReceipts:
+    """Here or in a worker: sign the tree that ``leaves`` appended to the log whose
+    compact range was ``before`` (size, hashes), and make the receipts, each a
+    tlog-proof in that tree: of the appended entries, and of ``earlier`` ones whose
+    inclusion proofs in the new tree are given (by index)."""
     signer = _signers.get((seed, origin))
     if signer is None:
         signer = _signers[(seed, origin)] = LogSigner.from_seed(origin, seed)
-    return [
-        issue_receipt(Receipt(origin, index, leaf, deadline), signer)
-        for index, leaf, deadline in items
-    ]
+    compact = CompactRange.from_hashes(*before)
+    root, proofs = compact.append_with_proofs(leaves)
+    note = sign_checkpoint(Checkpoint(origin, compact.size, root), signer)
+    fresh = issue_receipts(before[0], proofs, note)
+    older = {index: issue_receipts(index, [proof], note)[0] for index, proof in earlier.items()}
+    return BatchReceipts(compact.size, root, note, fresh, older)
 
 
 def warm_up(pool: Executor, workers: int, signer: LogSigner) -> None:
-    """Start every worker and make its receipt signer, before the first reading."""
-    pending = [pool.submit(sign_receipts, signer.seed(), signer.name, []) for _ in range(workers)]
+    """Start every worker and make its checkpoint signer, before the first reading."""
+    empty = (0, list[bytes]())
+    pending = [
+        pool.submit(batch_receipts, signer.seed(), signer.name, empty, [], {})
+        for _ in range(workers)
+    ]
     for future in pending:
         future.result()
 

@@ -7,14 +7,12 @@ problem+json with a stable ``type``, and nothing a client sends yields a 500.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,7 +26,9 @@ from trustmesh.errors import ChainError, InvalidDid, StoreError
 from trustmesh.identity import key_from_did
 from trustmesh.log._bundles import decode_bundle, encode_bundle
 from trustmesh.log.store import LogStore
+from trustmesh.log.tlog_proof import format_tlog_proof
 from trustmesh.node._anchorer import Anchorer
+from trustmesh.node._cborseq import split_cbor_sequence
 from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._metrics import Metrics
@@ -42,7 +42,6 @@ log = logging.getLogger("trustmesh.node.http")
 COSE = "application/cose"
 CBOR_SEQ = "application/cbor-seq"
 MAX_SEQ_BODY = 1024 * 1024
-MAX_SEQ_ITEMS = 5_000
 BODY_TIMEOUT = 30.0
 IMMUTABLE = "public, max-age=31536000, immutable"
 TILE_PATH = re.compile(
@@ -68,33 +67,32 @@ class NodeContext:
 
 def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[str, Any]]]:
     """The latest signed checkpoint, and the proof bundle of each of ``indices`` it
-    covers (inclusion in that checkpoint; the anchor, with its consistency proof)."""
-    note = ctx.anchorer.checkpoint  # one read: its size is on its second line
-    signed_size = int(note.split("\n")[1])
+    covers (its receipt in that checkpoint; the anchor, with its consistency proof)."""
+    signed = ctx.ingestor.latest.get()
     anchored_size, anchored_root = ctx.anchorer.anchored
     anchor = None
-    if 0 < anchored_size <= signed_size:
+    if 0 < anchored_size <= signed.size:
         anchor = {
             "chain_id": ctx.info["chain_id"],
             "log_anchor": ctx.info["contracts"].get("LogAnchor"),
             "size": anchored_size,
             "root": anchored_root,
-            "consistency": ctx.store.consistency_proof(anchored_size, signed_size),
+            "consistency": ctx.store.consistency_proof(anchored_size, signed.size),
         }
     bundles = [
         make_bundle(
             origin=ctx.ingestor.origin,
             verifier_key=ctx.info["verifier_key"],
             entry=ctx.store.entry(index),
-            index=index,
-            checkpoint=note,
-            inclusion=ctx.store.inclusion_proof(index, signed_size),
+            proof=format_tlog_proof(
+                index, ctx.store.inclusion_proof(index, signed.size), signed.note
+            ),
             anchor=anchor,
         )
         for index in indices
-        if index < signed_size  # not yet in a signed checkpoint: no bundle yet
+        if index < signed.size  # not yet in a signed checkpoint: no bundle yet
     ]
-    return note, bundles
+    return signed.note, bundles
 
 
 def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PLR0915 - the routes
@@ -132,8 +130,8 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             accepted = await ctx.ingestor.submit(body)
             return JSONResponse(accepted.to_json(ctx.ingestor.origin))
         body = await read_body(request, MAX_SEQ_BODY)
-        items = split_cbor_sequence(body)
-        outcomes = await ctx.ingestor.submit_many(items)
+        items, decoded = split_cbor_sequence(body)
+        outcomes = await ctx.ingestor.submit_many(items, decoded)
         return JSONResponse([_outcome(o, ctx.ingestor.origin) for o in outcomes])
 
     async def get_log(request: Request) -> Response:
@@ -148,7 +146,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
 
     async def get_checkpoint(request: Request) -> Response:
         return PlainTextResponse(
-            ctx.anchorer.checkpoint,
+            ctx.ingestor.latest.get().note,
             media_type="text/plain; charset=utf-8",
             headers={"Cache-Control": "no-cache, max-age=2"},
         )
@@ -297,27 +295,6 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             ClientDisconnect: on_disconnect,
         },
     )
-
-
-def split_cbor_sequence(body: bytes) -> list[bytes]:
-    """The items of an RFC 8742 CBOR sequence, each as its exact bytes."""
-    stream = io.BytesIO(body)
-    decoder = cbor2.CBORDecoder(stream)
-    items: list[bytes] = []
-    start = 0
-    while start < len(body):
-        if len(items) == MAX_SEQ_ITEMS:
-            raise Problem("oversized", f"at most {MAX_SEQ_ITEMS} readings per request")
-        try:
-            decoder.decode()
-        except (cbor2.CBORError, ValueError, RecursionError, MemoryError) as exc:
-            raise Problem("bad-cbor", f"item {len(items)} of the sequence: {exc}") from None
-        end = stream.tell()
-        items.append(body[start:end])
-        start = end
-    if not items:
-        raise Problem("bad-request", "an empty sequence")
-    return items
 
 
 def _outcome(outcome: Accepted | Problem, origin: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from trustmesh.log.store import open_store
 from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._ingest import Ingestor
+from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._state import NodeState
@@ -205,26 +206,25 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
 
 def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
     directory = DeviceDirectory(runtime.registry)
+    latest = LatestCheckpoint(runtime.signer, runtime.store.size, runtime.store.root())
     anchorer = Anchorer(
         store=runtime.store,
-        signer=runtime.signer,
+        latest=latest,
         anchor=runtime.anchor,
-        state=runtime.state,
         metrics=runtime.metrics,
         epoch_seconds=runtime.config.epoch,
     )
     ingestor = Ingestor(
         store=runtime.store,
         signer=runtime.signer,
+        latest=latest,
         directory=directory,
         state=runtime.state,
         verifier=BatchVerifier(pool),
         metrics=runtime.metrics,
-        epoch_seconds=runtime.config.epoch,
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
         signing_pool=pool,
-        chain_lead_ms=lambda: anchorer.chain_lead_ms,
     )
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     ctx = NodeContext(

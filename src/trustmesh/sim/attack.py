@@ -10,17 +10,20 @@ one party lie and waits for the alert and the on-chain proof:
 ``invalid-entry``         the log logs a reading with a broken signature
 ``equivocation``          a device signs two payloads under one seq, one per log
 ``split-view``            the log shows one watcher a tree the other never sees
-``broken-receipt``        the log receipts one reading and logs another there
-``stall``                 the log stops anchoring; a receipt's deadline passes
+``broken-receipt``        the log receipts one reading (a tlog-proof in a tree
+                          it signs) and logs another there
+``stall``                 the log stops anchoring what it signs: notarized, then
+                          late past the chain's maximum merge delay
 ``none``                  nobody lies: the run must raise no alert
 ========================  ====================================================
 
 The chain gets a block every ``BLOCK_S`` seconds (``evm_mine``), as a real
-chain makes blocks whether or not anyone transacts: late receipts are judged
-by the chain's clock (blocks closer than a second apart would run it ahead of
-the wall clock: a block's time is at least its parent's plus one). The
-latency is from the moment of the lie (for ``stall``: the moment the chain's
-clock passed the receipt's deadline) to the watcher's alert.
+chain makes blocks whether or not anyone transacts: lateness is judged by the
+chain's clock (blocks closer than a second apart would run it ahead of the wall
+clock: a block's time is at least its parent's plus one). The contracts are
+deployed with a maximum merge delay of two epochs. The latency is from the
+moment of the lie (for ``stall``: the first anchor the log skipped) to the
+watcher's alert.
 """
 
 from __future__ import annotations
@@ -126,7 +129,11 @@ class _Run:
         operator, owner, *watchers = (ChainClient(chain.w3, a) for a in chain.accounts)
         self.operator = operator
         self.deployment: Deployment = deploy_suite(
-            operator, min_stake=MIN_STAKE, unbonding_delay=3600, reward_bps=REWARD_BPS
+            operator,
+            min_stake=MIN_STAKE,
+            unbonding_delay=3600,
+            reward_bps=REWARD_BPS,
+            max_merge_delay=max(1, round(2 * epoch)),
         )
         self.registry = Registry(operator, self.deployment)
         self.devices = _Devices(Registry(owner, self.deployment), 4, self.rng)
@@ -134,7 +141,6 @@ class _Run:
         self.stack = stack
         self.events: list[dict[str, Any]] = []
         self.events_lock = threading.Lock()
-        self.blocks: list[tuple[int, int]] = []  # (wall ms, block time) of each block mined
         self.heartbeat = self._every(BLOCK_S, self._mine)
 
     def _every(self, seconds: float, action: Callable[[], None]) -> _Every:
@@ -143,11 +149,7 @@ class _Run:
         return job
 
     def _mine(self) -> None:
-        started = wall_ms()
         self.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        stamp = int(self.chain.w3.eth.get_block("latest")["timestamp"])
-        with self.events_lock:
-            self.blocks.append((started, stamp))
 
     def log(self, views: int = 1) -> SimLog:
         origin = f"sim.trustmesh.dev/{self.rng.getrandbits(48):012x}"
@@ -202,24 +204,6 @@ class _Run:
             pause.wait(POLL_S)  # polls the events the watchers report
         return None
 
-    def chain_passes(self, deadline_ms: int) -> int:
-        """When (wall clock, ms) the chain's clock passed ``deadline_ms`` (0: it had
-        already): the moment a receipt with that deadline is broken, as the
-        contract judges it. That is the mining of the first block timed past it
-        (the embedded chain's clock may run ahead of the wall clock: a block's
-        time is at least its parent's plus one second)."""
-        if int(self.chain.w3.eth.get_block("latest")["timestamp"]) * 1000 > deadline_ms:
-            return 0
-        limit = time.monotonic() + 10 * self.epoch + 10
-        pause = threading.Event()
-        while time.monotonic() < limit:
-            with self.events_lock:
-                mined = [at for at, stamp in self.blocks if stamp * 1000 > deadline_ms]
-            if mined:
-                return mined[0]
-            pause.wait(POLL_S)  # polls what the block producer records
-        return wall_ms()
-
     def node_stake(self, log: SimLog) -> int:
         return int(self.registry.node(log.signer.name)["stake"])
 
@@ -255,7 +239,9 @@ def _outcome(
 ) -> dict[str, Any]:
     timeout = 10 * run.epoch + 10
     found = run.wait_for(lambda e: e["event"] == "alert" and alert(e), timeout)
-    proof = run.wait_for(lambda e: e["event"] == "proof" and e["accepted"], timeout)
+    proof = run.wait_for(
+        lambda e: e["event"] == "proof" and e["accepted"] and e["proof"] != "notarize", timeout
+    )
     with run.events_lock:
         others = sorted({e["kind"] for e in run.events if e["event"] == "alert" and not alert(e)})
     return {
@@ -331,19 +317,19 @@ def _split_view(run: _Run, warmup: float) -> dict[str, Any]:
 
 def _broken_receipt(run: _Run, warmup: float) -> dict[str, Any]:
     log, url, before = _one_log(run, warmup)
-    promised = run.devices.next()
+    promised = merkle.leaf_hash(run.devices.next())
     with log.lock:  # the feeder waits: the receipt's index is the next one
         index = len(log.main.entries)
-        note = log.issue_receipt(
-            index, merkle.leaf_hash(promised), wall_ms() + int(2000 * run.epoch)
-        )
+    note = log.false_receipt(index, promised)
+    with log.lock:
         lied_at = wall_ms()  # the log logs another reading in the receipt's place
         for view in log.views:
             replacement = run.devices.next()
             view.entries.append(replacement)
             view.leaves.append(merkle.leaf_hash(replacement))
     # The device forwards its receipt to the watcher, as devices do.
-    answer = httpx.post(f"{url}/v1/receipts", json={"receipts": [note]}, timeout=10)
+    receipt = {"leaf_hash": promised.hex(), "proof": note}
+    answer = httpx.post(f"{url}/v1/receipts", json={"receipts": [receipt]}, timeout=10)
     answer.raise_for_status()
     return _outcome(
         run, "broken-receipt", lied_at, lambda: run.node_stake(log), before,
@@ -355,14 +341,15 @@ def _stall(run: _Run, warmup: float) -> dict[str, Any]:
     log, url, before = _one_log(run, warmup)
     log.stall()
     entry = run.devices.next()
-    deadline = wall_ms() + int(1000 * run.epoch)
     index = log.append(entry)
-    note = log.issue_receipt(index, merkle.leaf_hash(entry), deadline)
-    posted = wall_ms()
-    httpx.post(f"{url}/v1/receipts", json={"receipts": [note]}, timeout=10).raise_for_status()
+    receipt = {"leaf_hash": merkle.leaf_hash(entry).hex(), "proof": log.receipt(index)}
+    httpx.post(f"{url}/v1/receipts", json={"receipts": [receipt]}, timeout=10).raise_for_status()
+    pause = threading.Event()
+    while log.missed_at is None:  # the lie: the first anchor it skips
+        pause.wait(POLL_S)
     return _outcome(
-        run, "stall", max(posted, run.chain_passes(deadline)), lambda: run.node_stake(log), before,
-        lambda e: e["kind"] in ("stall", "broken-receipt"),
+        run, "stall", int(log.missed_at * 1000), lambda: run.node_stake(log), before,
+        lambda e: e["kind"] in ("stall", "unanchored"),
     )  # fmt: skip
 
 

@@ -9,14 +9,15 @@ epoch. It can lie in each way a watcher must catch:
 - :meth:`SimLog.diverge`: with two views (the second served on its own port),
   log different entries at one index in each, both signed with the same
   keys: a split view;
-- :meth:`SimLog.issue_receipt` for one entry and :meth:`SimLog.append` of
-  another at that index: a broken receipt;
-- :meth:`SimLog.stall`: no more anchors.
+- :meth:`SimLog.false_receipt` for one entry, in a tree it signs but does not
+  keep, and :meth:`SimLog.append` of another at that index: a broken receipt;
+- :meth:`SimLog.stall`: no more anchors of what it signs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from trustmesh.errors import ChainError
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import Receipt, issue_receipt
+from trustmesh.log.tlog_proof import format_tlog_proof
 
 
 class _View:
@@ -111,6 +112,7 @@ class SimLog:
         self.anchored = 0
         self.signed = 0
         self.stalled = False
+        self.missed_at: float | None = None  # when (time.time()) it first skipped an anchor
         self.anchor_errors: list[str] = []
         self._stop = threading.Event()
         self._threads = [
@@ -169,6 +171,8 @@ class SimLog:
     def anchor_now(self) -> None:
         """Anchor the main view at the size last signed, as a node does."""
         if self.stalled:
+            if self.missed_at is None:
+                self.missed_at = time.time()
             return
         with self.lock:
             leaves = self.main.leaves[: self.signed]
@@ -183,8 +187,22 @@ class SimLog:
             return
         self.anchored = size
 
-    def issue_receipt(self, index: int, leaf: bytes, deadline_ms: int) -> str:
-        return issue_receipt(Receipt(self.signer.name, index, leaf, deadline_ms), self.signer)
+    def receipt(self, index: int) -> str:
+        """The receipt of the entry at ``index``: its tlog-proof in the main view, as
+        signed now."""
+        with self.lock:
+            return self._proof(self.main.leaves, index)
+
+    def false_receipt(self, index: int, leaf: bytes) -> str:
+        """A receipt putting ``leaf`` at ``index``, in a tree (the main view's first
+        ``index`` leaves, then ``leaf``) that the log signs but does not keep."""
+        with self.lock:
+            return self._proof([*self.main.leaves[:index], leaf], index)
+
+    def _proof(self, leaves: list[bytes], index: int) -> str:
+        root = merkle.root(leaves)
+        note = sign_checkpoint(Checkpoint(self.signer.name, len(leaves), root), self.signer)
+        return format_tlog_proof(index, merkle.inclusion_proof(leaves, index), note)
 
     # -- lies ---------------------------------------------------------------------
 

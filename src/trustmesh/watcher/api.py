@@ -1,8 +1,9 @@
 """A watcher's HTTP API: devices forward receipts, peers exchange checkpoints.
 
-- ``POST /v1/receipts``: JSON ``{"receipts": [note, …]}``; every receipt is
-  checked with its log's keys before any is kept (422 names the first bad one);
-  202 with what is now held.
+- ``POST /v1/receipts``: JSON ``{"receipts": [{"leaf_hash": hex, "proof":
+  tlog-proof}, …]}`` (a node's receipt objects, as a device got them, will do);
+  every receipt is checked with its log's keys before any is kept (422 names the
+  first bad one and why); 202 with what is now held.
 - ``GET /v1/checkpoints``: the latest checkpoint of each log this watcher was
   shown, for peers to compare with theirs.
 - ``GET /v1/leaves?origin=O&size=N``: the first N leaf hashes of this
@@ -42,27 +43,28 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise Problem("bad-request", "the body is not JSON") from None
-        notes = document.get("receipts") if isinstance(document, dict) else None
-        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-            raise Problem("bad-request", 'expected {"receipts": [signed receipt, …]}')
-        if len(notes) > MAX_RECEIPTS:
+        items = document.get("receipts") if isinstance(document, dict) else None
+        if not isinstance(items, list) or not all(_is_receipt(item) for item in items):
+            raise Problem(
+                "bad-request", 'expected {"receipts": [{"leaf_hash": hex, "proof": text}, …]}'
+            )
+        if len(items) > MAX_RECEIPTS:
             raise Problem("oversized", f"at most {MAX_RECEIPTS} receipts per request")
         checked = []
-        for position, note in enumerate(notes):
+        for position, item in enumerate(items):
             try:
-                checked.append(watcher.check_receipt(note))
-            except (InvalidReceipt, ValueError) as exc:  # (ValueError: e.g. lone surrogates)
+                leaf = bytes.fromhex(item["leaf_hash"])
+                if len(leaf) != 32:
+                    raise InvalidReceipt("leaf_hash is not 32 bytes of hex")
+                checked.append(watcher.check_receipt(leaf, item["proof"]))
+            except (InvalidReceipt, ValueError) as exc:  # (ValueError: bad hex, lone surrogates)
                 raise Problem("bad-receipt", f"receipt {position}: {exc}") from None
             except ChainError as exc:
                 raise Problem("chain-unavailable", f"the registry is unreachable: {exc}") from None
         watcher.hold(checked)  # all checked first: a bad one keeps none
-        held = [item.receipt for item in checked]
+        held = [item.receipt for item in checked if item.receipt is not None]
         return JSONResponse(
-            {
-                "held": [
-                    {"origin": r.origin, "index": r.index, "deadline": r.deadline} for r in held
-                ]
-            },
+            {"held": [{"origin": r.origin, "index": r.index, "size": r.size} for r in held]},
             202,
         )
 
@@ -89,6 +91,13 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
             "proofs": [p.to_json() for p in watcher.proofs],
         }
         return JSONResponse(document)
+
+    def _is_receipt(item: Any) -> bool:
+        return (
+            isinstance(item, dict)
+            and isinstance(item.get("leaf_hash"), str)
+            and isinstance(item.get("proof"), str)
+        )
 
     return Starlette(
         routes=[

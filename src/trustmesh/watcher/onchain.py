@@ -30,7 +30,6 @@ from trustmesh.chain.suite import (
 from trustmesh.errors import ChainError, InvalidCheckpoint, Reverted
 from trustmesh.identity import PublicKey
 from trustmesh.log.note_p256 import P256NoteVerifier
-from trustmesh.log.receipt import Receipt
 
 __all__ = ["Anchor", "ChainView", "ProofResult"]
 
@@ -80,6 +79,7 @@ class ChainView:
         self.disputes = Disputes(client, deployment)
         self._proof_keys: dict[str, P256NoteVerifier] = {}
         self._keys: dict[str, tuple[float, list[tuple[int, PublicKey]]]] = {}
+        self._merge_delay: int | None = None
 
     # -- reads ---------------------------------------------------------------
 
@@ -128,6 +128,16 @@ class ChainView:
         """The size anchored before the latest anchor (0 if none)."""
         return self.anchor.previous(origin)
 
+    def max_merge_delay(self) -> int:
+        """Seconds a node has to anchor a notarized checkpoint (fixed at deployment)."""
+        if self._merge_delay is None:
+            self._merge_delay = self.disputes.max_merge_delay()
+        return self._merge_delay
+
+    def notarized(self, origin: str, size: int) -> int:
+        """When (block time, s) a checkpoint of ``size`` was notarized; 0 if not."""
+        return self.disputes.notarized(origin, size)
+
     def chain_time(self) -> int:
         with self.client.errors("reading the latest block"):
             return int(self.client.w3.eth.get_block("latest")["timestamp"])
@@ -144,7 +154,7 @@ class ChainView:
         logs = getattr(self.disputes.contract.events, event)().process_receipt(
             receipt, errors=DISCARD
         )
-        slashed = int(logs[0]["args"]["slashed"]) if logs else 0
+        slashed = int(logs[0]["args"].get("slashed", 0)) if logs else 0
         paid = self.registry.contract.events.Slashed().process_receipt(receipt, errors=DISCARD)
         reward = sum(int(event["args"]["reward"]) for event in paid)
         return ProofResult(
@@ -176,20 +186,20 @@ class ChainView:
             lambda: self.disputes.prove_split_view(origin, a, b, divergence),
         )
 
-    def prove_receipt_contradicted(
-        self, receipt: Receipt, signature: bytes, size: int, other_leaf: bytes, proof: list[bytes]
+    def prove_inconsistent(
+        self, origin: str, a: SignedTree, b: SignedTree, proof: list[bytes]
     ) -> ProofResult:
         return self._submit(
-            "broken-receipt",
-            "BrokenReceiptProven",
-            lambda: self.disputes.prove_receipt_contradicted(
-                receipt, signature, size, other_leaf, proof
-            ),
+            "split-view",
+            "SplitViewProven",
+            lambda: self.disputes.prove_inconsistent(origin, a, b, proof),
         )
 
-    def prove_receipt_late(self, receipt: Receipt, signature: bytes) -> ProofResult:
+    def notarize(self, origin: str, checkpoint: SignedTree) -> ProofResult:
+        """Record a checkpoint the node has not anchored (accepted: the chain noted it)."""
         return self._submit(
-            "broken-receipt",
-            "BrokenReceiptProven",
-            lambda: self.disputes.prove_receipt_late(receipt, signature),
+            "notarize", "Notarized", lambda: self.disputes.notarize(origin, checkpoint)
         )
+
+    def prove_late(self, origin: str, size: int) -> ProofResult:
+        return self._submit("late", "LateProven", lambda: self.disputes.prove_late(origin, size))

@@ -6,10 +6,16 @@ Each :meth:`Watcher.tick` polls every node (:class:`NodeFollower`), then
 - proves what the poll found: equivocation at once; an invalid entry once an
   anchored tree includes it; two signed checkpoints of one size with two
   roots at once;
-- checks the receipts devices forwarded (:meth:`Watcher.check_receipt`, then
-  :meth:`Watcher.hold`): the leaf at the receipt's index must be the
-  receipt's, and the index must be anchored by the deadline; otherwise the
-  receipt itself is the proof;
+- holds the receipts devices forwarded (tlog-proofs, checked by
+  :meth:`Watcher.check_receipt`, then :meth:`Watcher.hold`): once this watcher
+  was shown the log at the receipt's size, its tree must be the receipt's (else
+  the two signed trees are a split view, proven at the receipt's index or, if the
+  leaf there is the same, by a consistency proof from this watcher's tree);
+- holds the node to anchoring what it signed: a receipt's checkpoint, and the
+  latest one this watcher was shown, that stay unanchored past an epoch and a
+  grace period are notarized on-chain, and proven late once the chain's maximum
+  merge delay has passed with no anchor that large (an honest node anchors every
+  epoch, so honest operation costs nothing on-chain);
 - checks each log's anchors: each new anchored root must be this watcher's
   root at that size (else a split view between the chain and the watchers,
   proven with the signed checkpoint of that size), and anchors must keep
@@ -47,25 +53,33 @@ from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.note_p256 import p256_signature
 from trustmesh.log.receipt import Receipt, open_receipt
+from trustmesh.log.tlog_proof import parse_tlog_proof
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
 from trustmesh.watcher.seqindex import SeqIndex
 
-__all__ = ["PendingReceipt", "Watcher"]
+__all__ = ["Held", "Watcher"]
 
 Report = Callable[[dict[str, Any]], None]
 
 
 @dataclass
-class PendingReceipt:
-    receipt: Receipt
+class Held:
+    """A checkpoint the node signed, held to its promises: a receipt's (whose leaf
+    must stay at its index), or the latest this watcher was shown."""
+
+    origin: str
+    tree: SignedTree  # size, root, and r || s of the log's P-256 signature (b"": no chain)
     note: str
-    signature: bytes  # r || s of the log's P-256 signature, as a proof hands it on (b"": no chain)
-    alerted: bool = False
+    seen_ms: int  # when this watcher got it (wall clock)
+    receipt: Receipt | None = None
+    notarized_at: int = 0  # block time of its notarization, once notarized
+    alerted: bool = False  # unanchored past the grace period: alerted (once)
+    proving: bool = False  # a split view found: proven, or retried until the chain answers
 
 
-RETRYABLE = ("deadline not passed", "the index is anchored", "tree not anchored")
+RETRYABLE = ("merge delay not passed", "tree not anchored")
 
 
 def settled(result: ProofResult) -> bool:
@@ -92,10 +106,13 @@ class Watcher:
         stall_epochs: float = 3.0,
         mirror: Path | None = None,
         verify_workers: int = 0,
+        grace: float | None = None,
     ) -> None:
         """``mirror``: where this run keeps its copy of each log and its seq index
         (a fresh directory in it, removed by :meth:`close`; default: the temp dir).
-        ``verify_workers``: processes checking entry signatures (0: this one)."""
+        ``verify_workers``: processes checking entry signatures (0: this one).
+        ``grace``: seconds past a log's epoch a checkpoint may stay unanchored
+        before this watcher notarizes it (default: one more epoch)."""
         self._pool = (
             ProcessPoolExecutor(verify_workers, mp_context=get_context("spawn"))
             if verify_workers > 0
@@ -120,7 +137,9 @@ class Watcher:
             raise
         self.followers = {f.origin: f for f in followers}
         self.lock = threading.Lock()  # guards the receipts the HTTP API hands in
-        self._receipts: list[PendingReceipt] = []
+        self._receipts: list[Held] = []
+        self._shown: dict[str, Held] = {}  # per log: the oldest unanchored checkpoint shown
+        self.grace = grace
         self._unanchored: list[Finding] = []  # invalid entries waiting for an anchor
         self._raised: set[tuple[str, str, str]] = set()
         self._stalled: set[str] = set()
@@ -160,31 +179,34 @@ class Watcher:
 
     # -- what devices and peers hand in ---------------------------------------
 
-    def hold(self, checked: list[PendingReceipt]) -> None:
+    def hold(self, checked: list[Held]) -> None:
         """Hold receipts :meth:`check_receipt` accepted (each once)."""
         with self.lock:
             for item in checked:
-                if all(p.note != item.note for p in self._receipts):
+                if all(p.receipt != item.receipt for p in self._receipts):
                     self._receipts.append(item)
 
-    def check_receipt(self, note: str) -> PendingReceipt:
-        """A forwarded receipt, verified with the log's keys (its P-256 signature kept
-        for the proof); InvalidReceipt if it is not one."""
-        lines = note.split("\n")
-        follower = self.followers.get(lines[1]) if len(lines) > 1 else None
+    def check_receipt(self, leaf_hash: bytes, text: str) -> Held:
+        """A forwarded receipt (the tlog-proof of the entry whose leaf hash is
+        ``leaf_hash``), verified with the log's keys (its P-256 signature kept for
+        proofs); InvalidReceipt if it is not one."""
+        origin = parse_tlog_proof(text).checkpoint.partition("\n")[0]
+        follower = self.followers.get(origin)
         if follower is None:
             raise InvalidReceipt("a receipt of a log this watcher does not follow")
-        receipt = open_receipt(note, follower.verifier)
-        if self.chain is None:
-            return PendingReceipt(receipt, note, b"")
-        verifier = self.chain.proof_verifier(receipt.origin)
-        if verifier is None:
-            raise InvalidReceipt("the log has no P-256 key in the Registry")
-        try:
-            r, s = p256_signature(note, verifier)
-        except InvalidCheckpoint:
-            raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
-        return PendingReceipt(receipt, note, r + s)
+        receipt = open_receipt(text, leaf_hash, follower.verifier, origin)
+        signature = b""
+        if self.chain is not None:
+            verifier = self.chain.proof_verifier(origin)
+            if verifier is None:
+                raise InvalidReceipt("the log has no P-256 key in the Registry")
+            try:
+                r, s = p256_signature(receipt.note, verifier)
+            except InvalidCheckpoint:
+                raise InvalidReceipt("the receipt lacks the log's P-256 signature") from None
+            signature = r + s
+        tree = SignedTree(receipt.size, receipt.root, signature)
+        return Held(origin, tree, receipt.note, wall_ms(), receipt)
 
     def receipts_held(self) -> int:
         """Receipts still waiting to be honoured (or proven broken)."""
@@ -231,7 +253,12 @@ class Watcher:
                     except Error as exc:
                         self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
         if self.chain is not None:
-            for work in (self._prove_unanchored, self._check_receipts, self._check_anchors):
+            for work in (
+                self._prove_unanchored,
+                self._check_receipts,
+                self._check_anchors,
+                self._hold_to_anchoring,
+            ):
                 try:
                     work()
                 except ChainError as exc:
@@ -316,60 +343,116 @@ class Watcher:
         self._proved(origin, self.chain.prove_split_view(origin, a[1], b[1], divergence))
 
     def _check_receipts(self) -> None:
-        assert self.chain is not None
-        chain_ms = self.chain.chain_time() * 1000
+        """Each receipt against this watcher's view of its log, and against the chain's
+        deadline for its checkpoint; a receipt is let go once the view holds its tree."""
         with self.lock:
             taken = list(self._receipts)
-        pending = [item for item in taken if not self._settle(item, chain_ms)]
+        pending = [item for item in taken if not self._settle_receipt(item)]
         with self.lock:  # keep what arrived meanwhile
             self._receipts = pending + [p for p in self._receipts if p not in taken]
 
-    def _settle(self, item: PendingReceipt, chain_ms: int) -> bool:
-        """Check one receipt; True once it is honoured or proven broken."""
-        assert self.chain is not None
-        receipt = item.receipt
-        follower = self.followers[receipt.origin]
-        index = receipt.index
-        view = follower.view
-        seen = index < view.size  # this watcher saw the entry at the receipt's index
-        contradicted = seen and view.leaf_hash(index) != receipt.leaf_hash
-        if contradicted:
-            self._alert_receipt(item, f"#{index} holds another entry than the receipt's")
-            anchor = self.chain.latest_anchor(receipt.origin)
-            if anchor.size > index and view.size >= anchor.size:
-                proof = view.inclusion_proof(index, anchor.size)
-                result = self.chain.prove_receipt_contradicted(
-                    receipt, item.signature, anchor.size, view.leaf_hash(index), proof
-                )
-                self._proved(receipt.origin, result)
-                return settled(result)
-            if chain_ms <= receipt.deadline:
-                return False  # provable once an anchored tree holds the other entry
-            # not anchored by its deadline either: provable as late, below
-        latest = self.chain.latest_anchor(receipt.origin)
-        if latest.size > index:
-            in_time = latest.timestamp * 1000 <= receipt.deadline
-            if in_time or self.chain.previous_anchor(receipt.origin) > index:
-                # anchored in time (or by an earlier anchor, whose time the chain no
-                # longer keeps: checked each round, this watcher saw it as the latest);
-                # honoured once its leaf is seen (a contradicted one is proven above)
-                return seen and not contradicted
-        elif chain_ms <= receipt.deadline:
+    def _settle_receipt(self, item: Held) -> bool:
+        """True once the receipt's tree is the one shown to this watcher, or proven not."""
+        assert item.receipt is not None
+        follower = self.followers[item.origin]
+        view, size = follower.view, item.tree.size
+        if view.size < size:
+            self._hold_anchoring(item, follower)  # compared once this watcher is shown it
             return False
-        self._alert_receipt(item, f"#{index} not anchored by its deadline {receipt.deadline}")
-        result = self.chain.prove_receipt_late(receipt, item.signature)
-        if not result.accepted and "deadline not passed" in result.reason:
-            return False  # the chain's clock lags ours: again next round
-        self._proved(receipt.origin, result)
-        return settled(result)  # else again next round (e.g. anchored meanwhile: covered)
+        if view.root(size) == item.tree.root:
+            return True  # the tree this watcher audits (and whose anchors it checks)
+        if not item.proving:
+            item.proving = True
+            index = item.receipt.index
+            detail = f"receipt #{index} is in a tree of {size} this watcher was shown otherwise"
+            self._alert(Finding("broken-receipt", item.origin, detail, (item.note,), index))
+        result = self._prove_receipt_split(item, follower)
+        return result is None or settled(result)
 
-    def _alert_receipt(self, item: PendingReceipt, detail: str) -> None:
+    def _prove_receipt_split(self, item: Held, follower: NodeFollower) -> ProofResult | None:
+        """Prove a receipt's tree and the tree this watcher was shown a split view: at
+        the receipt's index if its leaf differs there, else by consistency."""
+        assert self.chain is not None and item.receipt is not None
+        view, receipt = follower.view, item.receipt
+        note = follower.tracker.notes.get(view.size)
+        signed = self._signed_tree(item.origin, note) if note is not None else None
+        if signed is None or not item.tree.signature:
+            return None  # not provable on-chain (no P-256 signature): the alert stands
+        ours, a, index = signed[1], item.tree, receipt.index
+        if ours.size == a.size:
+            result = self.chain.prove_split_view(item.origin, a, ours, None)
+        elif view.leaf_hash(index) != receipt.leaf_hash:
+            divergence = Divergence(
+                index,
+                receipt.leaf_hash,
+                list(receipt.proof.hashes),
+                view.leaf_hash(index),
+                view.inclusion_proof(index, ours.size),
+            )
+            result = self.chain.prove_split_view(item.origin, a, ours, divergence)
+        else:
+            proof = merkle.prefix_proof(
+                a.size, view.root(a.size), view.consistency_proof(a.size, ours.size)
+            )
+            result = self.chain.prove_inconsistent(item.origin, a, ours, proof)
+        self._proved(item.origin, result)
+        return result
+
+    def _hold_to_anchoring(self) -> None:
+        """The latest checkpoint each log showed this watcher must be anchored in time,
+        as a receipt's must: the oldest one not yet anchored is held to it."""
+        assert self.chain is not None
+        for origin, follower in self.followers.items():
+            held = self._shown.get(origin)
+            if held is not None and self._hold_anchoring(held, follower):
+                del self._shown[origin]
+                held = None
+            note, latest = follower.tracker.latest_note, follower.tracker.latest
+            if held is None and note is not None and latest is not None and latest.size:
+                signed = self._signed_tree(origin, note)
+                if signed is not None and self.chain.latest_anchor(origin).size < latest.size:
+                    self._shown[origin] = Held(origin, signed[1], note, wall_ms())
+
+    def _hold_anchoring(self, item: Held, follower: NodeFollower) -> bool:
+        """Hold a checkpoint to its anchoring; True once anchored (or proven late).
+
+        Unanchored past an epoch and the grace period, it is notarized; unanchored
+        past the chain's maximum merge delay from then, it is proven late."""
+        assert self.chain is not None
+        size = item.tree.size
+        anchor = self.chain.latest_anchor(item.origin)
+        covered = anchor.size >= size
+        if not item.notarized_at:
+            return covered or self._notarize_when_due(item, follower)
+        deadline = item.notarized_at + self.chain.max_merge_delay()
+        if self.chain.chain_time() <= deadline:
+            return covered  # anchored within the merge delay, or it still may be
+        first_covering = self.chain.previous_anchor(item.origin) < size
+        if covered and (anchor.timestamp <= deadline or not first_covering):
+            return True  # anchored in time (an earlier anchor's time was seen in time)
+        result = self.chain.prove_late(item.origin, size)
+        self._proved(item.origin, result)
+        return settled(result)
+
+    def _notarize_when_due(self, item: Held, follower: NodeFollower) -> bool:
+        """Notarize a checkpoint still unanchored an epoch and the grace period after
+        this watcher got it (alerting once); True if it was anchored meanwhile."""
+        assert self.chain is not None
+        waited = follower.epoch + (follower.epoch if self.grace is None else self.grace)
+        if wall_ms() - item.seen_ms < waited * 1000:
+            return False  # in time yet
         if not item.alerted:
             item.alerted = True
-            receipt = item.receipt
-            self._alert(
-                Finding("broken-receipt", receipt.origin, detail, (item.note,), receipt.index)
-            )
+            detail = f"size {item.tree.size} unanchored for {waited:g} s: notarizing it"
+            self._alert(Finding("unanchored", item.origin, detail, (item.note,), item.tree.size))
+        if not item.tree.signature:
+            return False  # not provable on-chain: the alert stands
+        result = self.chain.notarize(item.origin, item.tree)
+        item.notarized_at = self.chain.notarized(item.origin, item.tree.size)
+        if item.notarized_at and result.accepted:
+            self._proved(item.origin, result)
+        # not noted: anchored meanwhile, or no key, or the chain out of reach
+        return not item.notarized_at and "already anchored" in result.reason
 
     def _check_anchors(self) -> None:
         """Anchor liveness, and each new anchor against this watcher's view."""

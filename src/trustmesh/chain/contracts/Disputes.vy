@@ -5,15 +5,18 @@
         stake in the Registry, which pays the reporter its share.
         Four kinds: device equivocation (two readings signed by one device
         key under one seq, with different payloads); an invalid entry in an
-        anchored tree; a split view (two checkpoints of one log, both signed
-        by its node, that cannot both be true); a broken receipt (the log
-        holds another entry at the receipt's index, or anchored it late).
+        anchored tree; a split view (two trees of one log, each signed or
+        anchored by its node, that cannot both be true: one of them may be
+        the checkpoint of a receipt); and a late log (a checkpoint it signed,
+        notarized here, and no anchor at least as large within the maximum
+        merge delay).
 @dev    Readings are parsed only as far as the proof needs: a reading is
         untagged, deterministic CBOR (as trustmesh logs them), so every item
         has its shortest head and a slice of the entry is the exact encoding
         the signature covers. P-256 signatures are checked with P256VERIFY
         (0x100, EIP-7951); Ed25519 devices are audited off-chain (no
-        precompile for them). Checkpoints and receipts are C2SP signed notes;
+        precompile for them). Checkpoints are C2SP signed notes (a receipt is
+        a tlog-proof: an inclusion proof in a signed checkpoint);
         a node signs each with its Ed25519 key and with the P-256 key it
         registered (`node_proof_key`, signature type 0x02), and the chain
         checks the latter: the note text is rebuilt here from its fields, so
@@ -63,6 +66,7 @@ MAX_ENTRY: constant(uint256) = 8192
 MAX_FIELDS: constant(uint256) = MAX_ENTRY // 2
 MAX_ITEMS: constant(uint256) = MAX_ENTRY
 MAX_PROOF: constant(uint256) = 64
+MAX_CONSISTENCY: constant(uint256) = 130  # a consistency proof, with the old tree's hash first
 MAX_ORIGIN: constant(uint256) = 128
 MAX_SENSOR: constant(uint256) = 64
 STATUS_ACTIVE: constant(uint8) = 1
@@ -73,7 +77,6 @@ ALG_ES256: constant(int256) = -7
 SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
 EMPTY_AAD: constant(Bytes[1]) = b"\x40"
 PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
-RECEIPT_HEADER: constant(Bytes[25]) = b"trustmesh.dev/receipt/v1\n"
 MAX_NOTE: constant(uint256) = 512
 
 
@@ -100,10 +103,18 @@ event SplitViewProven:
     slashed: uint256
 
 
-event BrokenReceiptProven:
+event Notarized:
     origin_id: indexed(bytes32)
-    index: uint256
-    reason: String[32]
+    size: uint256
+    root: bytes32
+    notary: indexed(address)
+    timestamp: uint256
+
+
+event LateProven:
+    origin_id: indexed(bytes32)
+    size: uint256
+    notarized_at: uint256
     reporter: indexed(address)
     slashed: uint256
 
@@ -121,13 +132,22 @@ log_anchor: public(immutable(address))
 proven: public(HashMap[bytes32, bool])  # sha256(device_id, seq) of each proven equivocation
 invalid_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, index) of each invalid entry
 split_proven: public(HashMap[bytes32, bool])  # origin_id of each log proven to show a split view
-receipt_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, index) of each broken receipt
+late_proven: public(HashMap[bytes32, bool])  # sha256(origin_id, size) of each late checkpoint
+# origin_id → size → block time of the first notarization of a checkpoint of that size
+notarized: public(HashMap[bytes32, HashMap[uint256, uint256]])
+max_merge_delay: public(immutable(uint256))  # seconds a node has to anchor a notarized size
 
 
 @deploy
-def __init__(registry_address: address, log_anchor_address: address):
+def __init__(registry_address: address, log_anchor_address: address, merge_delay: uint256):
+    """
+    @param merge_delay The maximum merge delay, in seconds: a node must anchor a tree
+           at least as large as any checkpoint it signed within this long of that
+           checkpoint's notarization.
+    """
     registry = registry_address
     log_anchor = log_anchor_address
+    max_merge_delay = merge_delay
 
 
 @external
@@ -514,94 +534,152 @@ def prove_split_view(
 
 
 @external
-def prove_receipt_contradicted(
+def prove_inconsistent(
     origin: String[MAX_ORIGIN],
-    index: uint256,
-    leaf: bytes32,
-    deadline: uint256,
-    signature: Bytes[64],
-    size: uint256,
-    other_leaf: bytes32,
-    proof: DynArray[bytes32, MAX_PROOF],
+    size_a: uint256,
+    root_a: bytes32,
+    signature_a: Bytes[64],
+    size_b: uint256,
+    root_b: bytes32,
+    signature_b: Bytes[64],
+    proof: DynArray[bytes32, MAX_CONSISTENCY],
 ) -> uint256:
     """
-    @notice Prove that a node's receipt (index, leaf hash, deadline) is not
-            honoured: an anchored tree of its log holds another leaf at that
-            index. Slashes the node's whole stake; the reporter gets its share.
-    @param signature r || s of the node's P-256 signature on the receipt.
-    @param size An anchored size of the log, above `index`.
-    @param other_leaf The leaf that tree holds at `index` (`proof` includes it).
+    @notice Prove that a node signed a tree (a) that a larger tree it vouched for
+            (b) does not extend: `proof` rebuilds root b from its subtrees, and the
+            same subtrees give b's first `size_a` leaves another root than root a.
+            This catches a receipt's checkpoint that a later tree rewrote, wherever
+            the two differ. Slashes the node's whole stake; the reporter gets its share.
+    @param signature_a r || s of the node's P-256 signature on checkpoint a.
+    @param signature_b The same for checkpoint b; empty when b is an anchored tree.
+    @param proof The RFC 9162 consistency proof from size_a to size_b in tree b,
+           with the hash of b's first `size_a` leaves first when size_a is a power
+           of two (the one case where the RFC's proof leaves it out).
+    @return The amount slashed.
     """
     origin_id: bytes32 = sha256(origin)
-    self._check_receipt(origin, origin_id, index, leaf, deadline, signature)
-    root: bytes32 = staticcall LogAnchor(log_anchor).roots(origin_id, size)
-    assert root != empty(bytes32), "disputes: tree not anchored"
-    assert other_leaf != leaf, "disputes: the receipt is honoured"
-    assert self._included(other_leaf, index, size, proof, root), "disputes: not included"
-    return self._slash_for_receipt(origin_id, index, "contradicted")
-
-
-@external
-def prove_receipt_late(
-    origin: String[MAX_ORIGIN],
-    index: uint256,
-    leaf: bytes32,
-    deadline: uint256,
-    signature: Bytes[64],
-) -> uint256:
-    """
-    @notice Prove that a node did not anchor a receipt's index by its deadline
-            (milliseconds since the Unix epoch): the index is not anchored and
-            the deadline has passed, or the latest anchor is the first to cover
-            it and came after the deadline. Slashes the node's whole stake; the
-            reporter gets its share.
-    @dev Only the latest anchor's time is kept on-chain (keeping every one would
-         cost a storage slot per anchor): an index first covered late by an
-         earlier anchor is no longer provable here. Watchers prove at the
-         deadline, within a block.
-    """
-    origin_id: bytes32 = sha256(origin)
-    self._check_receipt(origin, origin_id, index, leaf, deadline, signature)
-    size: uint256 = 0
-    root: bytes32 = empty(bytes32)
-    at_block: uint256 = 0
-    anchored_time: uint256 = 0
-    size, root, at_block, anchored_time = staticcall LogAnchor(log_anchor).latest(origin_id)
-    if size <= index:
-        assert block.timestamp * 1000 > deadline, "disputes: deadline not passed"
+    key: Bytes[64] = self._node_key(origin_id)
+    assert self._note_signed(self._checkpoint_text(origin, size_a, root_a), signature_a, key), "disputes: checkpoint a not signed"
+    if len(signature_b) == 0:
+        assert root_b != empty(bytes32), "disputes: tree b not anchored"
+        assert staticcall LogAnchor(log_anchor).roots(origin_id, size_b) == root_b, "disputes: tree b not anchored"
     else:
-        assert staticcall LogAnchor(log_anchor).previous(origin_id) <= index, "disputes: the index is anchored"
-        assert anchored_time * 1000 > deadline, "disputes: anchored by the deadline"
-    return self._slash_for_receipt(origin_id, index, "late")
-
-
-@internal
-def _slash_for_receipt(origin_id: bytes32, index: uint256, reason: String[32]) -> uint256:
-    slot: bytes32 = sha256(concat(origin_id, convert(index, bytes32)))
-    assert not self.receipt_proven[slot], "disputes: already proven"
-    self.receipt_proven[slot] = True
+        assert self._note_signed(self._checkpoint_text(origin, size_b, root_b), signature_b, key), "disputes: checkpoint b not signed"
+    assert 0 < size_a and size_a < size_b, "disputes: tree a must be the smaller"
+    ok: bool = False
+    prefix: bytes32 = empty(bytes32)
+    ok, prefix = self._prefix_root(size_a, size_b, root_b, proof)
+    assert ok, "disputes: not a proof in tree b"
+    assert prefix != root_a, "disputes: tree b extends tree a"
+    assert not self.split_proven[origin_id], "disputes: already proven"
+    self.split_proven[origin_id] = True
     slashed: uint256 = extcall Registry(registry).slash_node(origin_id, max_value(uint256), msg.sender)
-    log BrokenReceiptProven(origin_id=origin_id, index=index, reason=reason, reporter=msg.sender, slashed=slashed)
+    log SplitViewProven(origin_id=origin_id, size_a=size_a, size_b=size_b, reporter=msg.sender, slashed=slashed)
     return slashed
 
 
 @internal
-@view
-def _check_receipt(
-    origin: String[MAX_ORIGIN], origin_id: bytes32, index: uint256, leaf: bytes32, deadline: uint256, signature: Bytes[64]
-):
-    text: Bytes[MAX_NOTE] = concat(
-        RECEIPT_HEADER,
-        convert(origin, Bytes[MAX_ORIGIN]),
-        b"\n",
-        convert(uint2str(index), Bytes[78]),
-        b"\n",
-        self._base64(leaf),
-        b"\n",
-        convert(uint2str(deadline), Bytes[78]),
-        b"\n",
-    )
-    assert self._note_signed(text, signature, self._node_key(origin_id)), "disputes: receipt not signed"
+@pure
+def _node(left: bytes32, right: bytes32) -> bytes32:
+    return sha256(concat(NODE_PREFIX, left, right))
+
+
+@internal
+@pure
+def _prefix_root(
+    old_size: uint256, new_size: uint256, new_root: bytes32, proof: DynArray[bytes32, MAX_CONSISTENCY]
+) -> (bool, bytes32):
+    """
+    (whether `proof` rebuilds `new_root`, and the root of the first `old_size`
+    leaves it implies): RFC 9162 §2.1.4.2, step by step, the old tree's hash taken
+    from the proof like every other. Once the proof rebuilds the new root, its
+    hashes are that tree's (else SHA-256 collides), and so is the old root it gives.
+    """
+    if old_size == 0 or old_size >= new_size or len(proof) == 0:
+        return False, empty(bytes32)
+    # unsafe_sub: both sizes are at least 1 here.
+    fn: uint256 = unsafe_sub(old_size, 1)
+    sn: uint256 = unsafe_sub(new_size, 1)
+    for _: uint256 in range(256):
+        if fn & 1 == 0:
+            break
+        fn = fn >> 1
+        sn = sn >> 1
+    fr: bytes32 = proof[0]
+    sr: bytes32 = proof[0]
+    for i: uint256 in range(1, len(proof), bound=MAX_CONSISTENCY):
+        c: bytes32 = proof[i]
+        if sn == 0:
+            return False, empty(bytes32)
+        if fn & 1 == 1 or fn == sn:
+            fr = self._node(c, fr)
+            sr = self._node(c, sr)
+            if fn & 1 == 0:
+                for _: uint256 in range(256):
+                    if fn & 1 == 1 or fn == 0:
+                        break
+                    fn = fn >> 1
+                    sn = sn >> 1
+        else:
+            sr = self._node(sr, c)
+        fn = fn >> 1
+        sn = sn >> 1
+    return sn == 0 and sr == new_root, fr
+
+
+@external
+def notarize(origin: String[MAX_ORIGIN], size: uint256, root: bytes32, signature: Bytes[64]):
+    """
+    @notice Record, at this block's time, that the node of `origin` signed a
+            checkpoint of `size` it has not anchored yet. From then it has
+            `max_merge_delay` seconds to anchor a tree at least that large, or
+            anyone may slash it with `prove_late`. Anyone may notarize.
+    @param signature r || s of the node's P-256 signature on the checkpoint.
+    """
+    origin_id: bytes32 = sha256(origin)
+    assert self._note_signed(self._checkpoint_text(origin, size, root), signature, self._node_key(origin_id)), "disputes: checkpoint not signed"
+    anchored: uint256 = 0
+    ignored: bytes32 = empty(bytes32)
+    at_block: uint256 = 0
+    anchored_time: uint256 = 0
+    anchored, ignored, at_block, anchored_time = staticcall LogAnchor(log_anchor).latest(origin_id)
+    assert anchored < size, "disputes: already anchored"
+    assert self.notarized[origin_id][size] == 0, "disputes: already notarized"
+    self.notarized[origin_id][size] = block.timestamp
+    log Notarized(origin_id=origin_id, size=size, root=root, notary=msg.sender, timestamp=block.timestamp)
+
+
+@external
+def prove_late(origin: String[MAX_ORIGIN], size: uint256) -> uint256:
+    """
+    @notice Prove that a node did not anchor a tree of at least `size` within the
+            maximum merge delay of the notarization of its checkpoint of that size:
+            none is anchored yet, or the latest anchor is the first to cover it and
+            came late. Slashes the node's whole stake; the reporter gets its share.
+    @dev Only the latest anchor's time is kept on-chain (one slot per anchor keeps
+         anchoring cheap): a size first covered, late, by an anchor before the
+         latest is no longer provable here. Watchers prove at the deadline.
+    @return The amount slashed.
+    """
+    origin_id: bytes32 = sha256(origin)
+    notarized_at: uint256 = self.notarized[origin_id][size]
+    assert notarized_at != 0, "disputes: not notarized"
+    deadline: uint256 = notarized_at + max_merge_delay
+    assert block.timestamp > deadline, "disputes: merge delay not passed"
+    anchored: uint256 = 0
+    root: bytes32 = empty(bytes32)
+    at_block: uint256 = 0
+    anchored_time: uint256 = 0
+    anchored, root, at_block, anchored_time = staticcall LogAnchor(log_anchor).latest(origin_id)
+    if anchored >= size:
+        assert staticcall LogAnchor(log_anchor).previous(origin_id) < size, "disputes: anchored"
+        assert anchored_time > deadline, "disputes: anchored in time"
+    slot: bytes32 = sha256(concat(origin_id, convert(size, bytes32)))
+    assert not self.late_proven[slot], "disputes: already proven"
+    self.late_proven[slot] = True
+    slashed: uint256 = extcall Registry(registry).slash_node(origin_id, max_value(uint256), msg.sender)
+    log LateProven(origin_id=origin_id, size=size, notarized_at=notarized_at, reporter=msg.sender, slashed=slashed)
+    return slashed
 
 
 @internal

@@ -28,6 +28,7 @@ from pathlib import Path
 from trustmesh.errors import StoreError
 from trustmesh.log._bundles import BUNDLE_SIZE, MAX_ENTRY, decode_bundle, encode_bundle
 from trustmesh.log._tiles import RightEdge, TileKey, TreeReader, bottom_row, is_full
+from trustmesh.log.compact import CompactRange
 from trustmesh.log.merkle import LEAF_PREFIX
 from trustmesh.log.store._backend import Backend, Batch, DeviceKey
 
@@ -81,18 +82,24 @@ class LogStore:
         return self._size
 
     def append(
-        self, entries: Sequence[bytes], keys: Sequence[DeviceKey | None] | None = None
+        self,
+        entries: Sequence[bytes],
+        keys: Sequence[DeviceKey | None] | None = None,
+        leaf_hashes: Sequence[bytes] | None = None,
     ) -> list[int]:
         """Append ``entries`` in one transaction; returns their indices.
 
         ``keys`` (one per entry, or None) index entries by (did, seq); a key
         already in the log raises :class:`~trustmesh.errors.DuplicateEntry`
-        and nothing is appended.
+        and nothing is appended. ``leaf_hashes``: the entries' RFC 9162 leaf
+        hashes, when the caller has them already (each entry is hashed once).
         """
         if keys is None:
             keys = [None] * len(entries)
-        if len(keys) != len(entries):
-            raise ValueError("keys must match entries one to one")
+        if len(keys) != len(entries) or (
+            leaf_hashes is not None and len(leaf_hashes) != len(entries)
+        ):
+            raise ValueError("keys and leaf hashes must match entries one to one")
         if any(key is not None and not 0 <= key.seq <= MAX_SEQ for key in keys):
             raise ValueError("a seq must be in 0..2^64-1")
         if not entries:
@@ -102,8 +109,9 @@ class LogStore:
         with self._write_lock:
             first = self._size
             rollback = self._edge.copy()
-            # leaf_hash, inlined: this is the append's hot loop.
-            self._edge.push([_sha256(LEAF_PREFIX + entry).digest() for entry in entries])
+            if leaf_hashes is None:  # leaf_hash, inlined: this is the append's hot loop
+                leaf_hashes = [_sha256(LEAF_PREFIX + entry).digest() for entry in entries]
+            self._edge.push(list(leaf_hashes))
             bundles, open_bundle = self._bundles(first, entries)
             batch = Batch(
                 first_index=first,
@@ -131,6 +139,12 @@ class LogStore:
             for i in range(0, len(pending), BUNDLE_SIZE)
         }
         return bundles, pending[len(pending) - len(pending) % BUNDLE_SIZE :]
+
+    def compact_range(self) -> CompactRange:
+        """The compact range of the whole log (its perfect subtree roots), from the
+        nodes the appends keep in memory: O(log n), nothing read from the backend."""
+        with self._write_lock:
+            return CompactRange.from_hashes(self._size, self._edge.compact(self._size))
 
     def entry(self, index: int) -> bytes:
         """The entry at ``index``, exactly as appended."""
