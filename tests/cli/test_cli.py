@@ -297,6 +297,13 @@ def test_bench_ingest_json_shape() -> None:
     assert "mqtt_readings_per_s" in document
     assert document["mqtt_refused"] == {}  # MQTT readings reach the log in seq order
     assert 0 < document["raw_verify_and_receipt_per_s"] < document["raw_verify_per_s"]
+    # one checkpoint per batch, each reading's receipt a tlog-proof of some hundred bytes
+    assert document["checkpoints_signed_per_s"] > 0
+    assert 1 <= document["readings_per_checkpoint"] <= 800
+    assert 300 < document["receipt_bytes_per_reading"] < document["answer_bytes_per_reading"]
+    assert document["mqtt_ratio"] == pytest.approx(
+        document["mqtt_readings_per_s"] / document["raw_verify_per_s"], abs=5e-4
+    )
     assert document["ratio_vs_verify_and_receipt"] == pytest.approx(
         document["http_readings_per_s"] / document["raw_verify_and_receipt_per_s"], abs=5e-4
     )

@@ -17,7 +17,6 @@ ran at). The node's RSS is sampled throughout, so a leak shows as growth.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import shutil
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import uvloop
 
 from trustmesh.device._device import wall_clock_ms
 from trustmesh.errors import Error
@@ -116,7 +117,7 @@ def run(
             sampler.start()
             signed_before = _checkpoints_signed(info["url"])
             (main_before, workers_before), own_cpu = _tree_cpu_seconds(node.pid), _own_cpu_seconds()
-            http = asyncio.run(_http_load(info["url"], fleet, readings, duration))
+            http = uvloop.run(_http_load(info["url"], fleet, readings, duration))
             main_after, workers_after = _tree_cpu_seconds(node.pid)
             checkpoints = _checkpoints_signed(info["url"]) - signed_before
             node_cpu = (main_after - main_before, workers_after - workers_before)
@@ -262,7 +263,7 @@ async def _http_load(
                     headers={"content-type": "application/cbor-seq"},
                 )
                 elapsed = time.perf_counter() - start
-                items = answer.json() if answer.status_code == 200 else []
+                items = orjson.loads(answer.content) if answer.status_code == 200 else []
                 ok = sum(1 for item in items if "index" in item)
                 accepted += ok
                 proof_bytes += sum(len(item.get("proof", "")) for item in items)
@@ -307,7 +308,7 @@ def _mqtt_load(broker: str, devices: list[Device], count: int) -> dict[str, Any]
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
 
     def on_message(c: Any, u: Any, message: Any) -> None:
-        document = json.loads(message.payload)  # a batch's answer: an array
+        document = orjson.loads(message.payload)  # a batch's answer: an array
         for item in document if isinstance(document, list) else [document]:
             # QoS 1 may deliver a receipt twice: each reading counts once.
             started = sent.pop(item.get("leaf_hash", ""), None)

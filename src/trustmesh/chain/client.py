@@ -88,10 +88,15 @@ class ChainClient:
         chain_id: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         advance_time: Callable[[int], None] | None = None,
+        gas_limit: int | None = None,
     ) -> None:
+        """``gas_limit``: give every transaction this limit instead of estimating it
+        (for the embedded chain, where an estimate executes the transaction some
+        twenty times over in py-evm, in this very process)."""
         self.w3 = w3
         self.account = account
         self.timeout = timeout
+        self._gas = {} if gas_limit is None else {"gas": gas_limit}
         self._advance_time = advance_time
         with self.errors("connecting"):
             self.chain_id = int(w3.eth.chain_id)
@@ -170,6 +175,7 @@ class ChainClient:
                         "value": value,
                         "nonce": self._nonce,
                         "chainId": self.chain_id,
+                        **self._gas,
                     }
                 )
                 signed = self.account.sign_transaction(transaction)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,8 +33,9 @@ from trustmesh.node._devices import DeviceDirectory, DeviceRecord, key_in
 from trustmesh.node._latest import LatestCheckpoint, SignedCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._problems import Problem
+from trustmesh.node._receipts import BatchReceipts, batch_receipts
 from trustmesh.node._state import Evidence, NodeState
-from trustmesh.node._verify import BatchReceipts, BatchVerifier, batch_receipts
+from trustmesh.node._verify import BatchVerifier
 from trustmesh.reading import Reading, check_alg, parse_reading
 
 log = logging.getLogger("trustmesh.node")
@@ -53,18 +54,32 @@ class _SameAs:
     reading: Reading
 
 
-@dataclass(frozen=True)
 class Accepted:
     """A logged reading and its receipt: a tlog-proof of it in a tree of ``size``
-    the log signed (empty until the batch's checkpoint is signed)."""
+    the log signed (empty until the batch's checkpoint is signed).
 
-    did: str
-    seq: int
-    index: int
-    leaf_hash: bytes
-    duplicate: bool
-    size: int = 0
-    proof: str = ""
+    Not a frozen dataclass: two are made per reading, and a frozen dataclass's
+    ``__init__`` costs four times this one's. Treat it as immutable all the same."""
+
+    __slots__ = ("did", "duplicate", "index", "leaf_hash", "proof", "seq", "size")
+
+    def __init__(
+        self,
+        did: str,
+        seq: int,
+        index: int,
+        leaf_hash: bytes,
+        duplicate: bool,
+        size: int = 0,
+        proof: str = "",
+    ) -> None:
+        self.did = did
+        self.seq = seq
+        self.index = index
+        self.leaf_hash = leaf_hash
+        self.duplicate = duplicate
+        self.size = size
+        self.proof = proof
 
     def to_json(self, origin: str) -> dict[str, Any]:
         return {
@@ -101,10 +116,7 @@ class Ingestor:
         metrics: Metrics,
         clock_ms: Callable[[], int],
         lookup: Callable[[Callable[[], Any]], Any],
-        signing_pool: Executor | None = None,
     ) -> None:
-        self.signing_pool = signing_pool
-        self._seed = signer.seed()  # handed to the workers that sign checkpoints
         self.store = store
         self.signer = signer
         self.origin = signer.name
@@ -116,13 +128,16 @@ class Ingestor:
         self.clock_ms = clock_ms
         self._compact = store.compact_range()  # the log as the sequencer left it
         self._lookup = lookup  # runs blocking chain lookups off the event loop
-        self._queue: asyncio.Queue[
+        # Requests in arrival order: their readings, their checks (key lookups and
+        # signatures, running meanwhile), and the future their answers go to.
+        self._queue: deque[
             tuple[
                 list[Reading],
                 asyncio.Future[list[Problem | None]],
                 asyncio.Future[list[Accepted | Problem]],
             ]
-        ] = asyncio.Queue()
+        ] = deque()
+        self._arrived = asyncio.Event()  # set when the queue is not empty
         self._queued = 0  # readings in the queue (its bound: QUEUE_LIMIT)
         # The last logged seq per device: the sequencer is the log's only writer,
         # so it knows them; the common case (a new, higher seq) costs no query.
@@ -174,7 +189,8 @@ class Ingestor:
                     Problem("over-capacity", "the node is over capacity; retry shortly")
                 ] * len(group)
             else:
-                self._queue.put_nowait((group, checked, future))
+                self._queue.append((group, checked, future))
+                self._arrived.set()
                 self._queued += len(group)
                 self.metrics.queue_depth.set(self._queued)
                 outcomes = await future
@@ -235,10 +251,16 @@ class Ingestor:
         signing = asyncio.Semaphore(SIGNING_BATCHES)
         tasks: set[asyncio.Task[None]] = set()
         while True:
-            groups = [await self._queue.get()]
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            groups = [self._queue.popleft()]
             waiting = len(groups[0][0])
-            while waiting < BATCH_LIMIT and not self._queue.empty():
-                groups.append(self._queue.get_nowait())
+            await asyncio.wait([groups[0][1]])  # the first in order: its checks done
+            # With it, whatever queued behind it is checked already: nothing waits
+            # for a slower request's signatures to be answered.
+            while waiting < BATCH_LIMIT and self._queue and self._queue[0][1].done():
+                groups.append(self._queue.popleft())
                 waiting += len(groups[-1][0])
             self._queued -= waiting
             self.metrics.queue_depth.set(self._queued)
@@ -297,17 +319,13 @@ class Ingestor:
         self, outcomes: list[Accepted | Problem], committed: _Committed
     ) -> list[Accepted | Problem]:
         """Each acceptance with its receipt: one checkpoint signed for the batch, in a
-        worker when there is a pool."""
+        thread of this process (a worker would send each receipt back through a pipe,
+        and wait behind the signature checks queued there)."""
         work = partial(
-            batch_receipts,
-            self._seed,
-            self.origin,
-            (committed.before.size, committed.before.hashes),
-            committed.leaves,
-            committed.earlier,
+            batch_receipts, self.signer, committed.before, committed.leaves, committed.earlier
         )
         loop = asyncio.get_running_loop()
-        made: BatchReceipts = await loop.run_in_executor(self.signing_pool, work)
+        made: BatchReceipts = await loop.run_in_executor(None, work)
         self.latest.advance(SignedCheckpoint(made.size, made.root, made.note))
         self.metrics.checkpoints_signed.inc()
         first = committed.before.size

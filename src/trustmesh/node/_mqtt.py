@@ -18,7 +18,6 @@ the log in seq order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -137,7 +137,7 @@ class MqttBridge:
                 documents = [self._answer(part, next(answers)) for part in message]
                 did = next((str(d["did"]) for d in documents if "did" in d), topic_did)
                 document = documents[0] if len(documents) == 1 else documents
-            self.client.publish(RECEIPTS_PREFIX + str(did), json.dumps(document), qos=QOS)
+            self.client.publish(RECEIPTS_PREFIX + str(did), orjson.dumps(document), qos=QOS)
             delivery.answered = True
         while self._unacked and self._unacked[0].answered:
             done = self._unacked.popleft()

@@ -11,59 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
-from trustmesh.batch_verify import Item, item, verify_items
+from trustmesh.batch_verify import PART, Item, item, verify_items
 from trustmesh.identity import PublicKey
-from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
-from trustmesh.log.compact import CompactRange
-from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import issue_receipts
 from trustmesh.reading import Reading
 
-_signers: dict[tuple[bytes, str], LogSigner] = {}
 
-
-@dataclass(frozen=True)
-class BatchReceipts:
-    """A committed batch's signed checkpoint and the receipt of each reading in it."""
-
-    size: int
-    root: bytes
-    note: str
-    fresh: list[str]  # of the entries the batch appended, in order
-    earlier: dict[int, str]  # of entries logged before it (duplicates), by index
-
-
-def batch_receipts(
-    seed: bytes,
-    origin: str,
-    before: tuple[int, list[bytes]],
-    leaves: list[bytes],
-    earlier: dict[int, list[bytes]],
-) -> BatchReceipts:
-    """Here or in a worker: sign the tree that ``leaves`` appended to the log whose
-    compact range was ``before`` (size, hashes), and make the receipts, each a
-    tlog-proof in that tree: of the appended entries, and of ``earlier`` ones whose
-    inclusion proofs in the new tree are given (by index)."""
-    signer = _signers.get((seed, origin))
-    if signer is None:
-        signer = _signers[(seed, origin)] = LogSigner.from_seed(origin, seed)
-    compact = CompactRange.from_hashes(*before)
-    root, proofs = compact.append_with_proofs(leaves)
-    note = sign_checkpoint(Checkpoint(origin, compact.size, root), signer)
-    fresh = issue_receipts(before[0], proofs, note)
-    older = {index: issue_receipts(index, [proof], note)[0] for index, proof in earlier.items()}
-    return BatchReceipts(compact.size, root, note, fresh, older)
-
-
-def warm_up(pool: Executor, workers: int, signer: LogSigner) -> None:
-    """Start every worker and make its checkpoint signer, before the first reading."""
-    empty = (0, list[bytes]())
-    pending = [
-        pool.submit(batch_receipts, signer.seed(), signer.name, empty, [], {})
-        for _ in range(workers)
-    ]
+def warm_up(pool: Executor, workers: int) -> None:
+    """Start every worker before the first reading (a spawn takes a second)."""
+    pending = [pool.submit(verify_items, []) for _ in range(workers)]
     for future in pending:
         future.result()
 
@@ -103,17 +59,25 @@ class BatchVerifier:
             return
         loop = asyncio.get_running_loop()
         items = [item for group, _ in groups for item in group]
-        done = loop.run_in_executor(self._executor, verify_items, items)
+        # In parts, so that every worker takes a share: one task of all of them
+        # would keep the others idle and the requests waiting on one core.
+        done = asyncio.gather(
+            *(
+                loop.run_in_executor(self._executor, verify_items, items[i : i + PART])
+                for i in range(0, len(items), PART)
+            )
+        )
 
-        def settle(result: asyncio.Future[list[str | None]]) -> None:
+        def settle(result: asyncio.Future[list[list[str | None]]]) -> None:
             error = result.exception()
+            reasons = [] if error is not None else [r for part in result.result() for r in part]
             start = 0
             for group, future in groups:
                 if not future.done():
                     if error is not None:
                         future.set_exception(error)
                     else:
-                        future.set_result(result.result()[start : start + len(group)])
+                        future.set_result(reasons[start : start + len(group)])
                 start += len(group)
 
         done.add_done_callback(settle)

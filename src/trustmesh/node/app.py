@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -128,11 +129,11 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         if media == COSE:
             body = await read_body(request, MAX_ENTRY_SIZE + 1)  # + the optional tag byte
             accepted = await ctx.ingestor.submit(body)
-            return JSONResponse(accepted.to_json(ctx.ingestor.origin))
+            return _json_response(accepted.to_json(ctx.ingestor.origin))
         body = await read_body(request, MAX_SEQ_BODY)
         items, decoded = split_cbor_sequence(body)
         outcomes = await ctx.ingestor.submit_many(items, decoded)
-        return JSONResponse([_outcome(o, ctx.ingestor.origin) for o in outcomes])
+        return _json_response([_outcome(o, ctx.ingestor.origin) for o in outcomes])
 
     async def get_log(request: Request) -> Response:
         anchored_size, anchored_root = ctx.anchorer.anchored
@@ -295,6 +296,12 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             ClientDisconnect: on_disconnect,
         },
     )
+
+
+def _json_response(document: Any) -> Response:
+    """JSON by orjson: the receipts of a batch are large (a tlog-proof each), and
+    json.dumps was a tenth of the node's work per reading."""
+    return Response(orjson.dumps(document), media_type="application/json")
 
 
 def _outcome(outcome: Accepted | Problem, origin: str) -> dict[str, Any]:

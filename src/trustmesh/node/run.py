@@ -51,6 +51,7 @@ from trustmesh.node.app import NodeContext, create_app
 log = logging.getLogger("trustmesh.node")
 
 REFRESH_SECONDS = 1.0
+EMBEDDED_GAS_LIMIT = 25_000_000  # under the embedded chain's block gas limit (30M)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,10 @@ class NodeRuntime:
             self.chain = EmbeddedChain.open(config.data_dir)
             self._closers.append(self.chain.close)
             self.client = ChainClient(
-                self.chain.w3, self.chain.dev_account, advance_time=self.chain.advance_time
+                self.chain.w3,
+                self.chain.dev_account,
+                advance_time=self.chain.advance_time,
+                gas_limit=EMBEDDED_GAS_LIMIT,
             )
         else:
             account = account_from_env_or_file(None, None)
@@ -191,7 +195,7 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
             ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 else None
         )
         if pool is not None:  # started now, not by the first readings (a spawn takes a second)
-            warm_up(pool, workers, runtime.signer)
+            warm_up(pool, workers)
         app = _app(runtime, pool)
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=256)
@@ -224,7 +228,6 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         metrics=runtime.metrics,
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
-        signing_pool=pool,
     )
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     ctx = NodeContext(

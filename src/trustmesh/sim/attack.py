@@ -137,6 +137,9 @@ class _Run:
         )
         self.registry = Registry(operator, self.deployment)
         self.devices = _Devices(Registry(owner, self.deployment), 4, self.rng)
+        # Held while a reading is drawn and logged (by the feeder, or by a lie), so
+        # that each device's readings reach the logs in seq order.
+        self.feeding = threading.Lock()
         self.watcher_clients = watchers
         self.stack = stack
         self.events: list[dict[str, Any]] = []
@@ -170,8 +173,9 @@ class _Run:
         """Readings from the devices, to every log, at READINGS_PER_S."""
 
         def one() -> None:
-            for log in logs:
-                log.append(self.devices.next())
+            with self.feeding:
+                for log in logs:
+                    log.append(self.devices.next())
 
         return self._every(1 / READINGS_PER_S, one)
 
@@ -269,10 +273,11 @@ def _one_log(run: _Run, warmup: float) -> tuple[SimLog, str, int]:
 
 def _invalid_entry(run: _Run, warmup: float) -> dict[str, Any]:
     log, _, before = _one_log(run, warmup)
-    entry = run.devices.next()
-    broken = entry[:-1] + bytes([entry[-1] ^ 1])
-    lied_at = wall_ms()
-    log.append(broken)
+    with run.feeding:
+        entry = run.devices.next()
+        broken = entry[:-1] + bytes([entry[-1] ^ 1])
+        lied_at = wall_ms()
+        log.append(broken)
     return _outcome(
         run, "invalid-entry", lied_at, lambda: run.node_stake(log), before,
         lambda e: e["kind"] == "invalid-entry",
@@ -288,10 +293,11 @@ def _equivocation(run: _Run, warmup: float) -> dict[str, Any]:
     with run.devices.lock:
         run.devices.seqs[0] += 1
         seq = run.devices.seqs[0]
-    first.append(run.devices.next(0, seq))
-    twin = run.devices.next(0, seq)
-    lied_at = wall_ms()
-    second.append(twin)
+    with run.feeding:
+        first.append(run.devices.next(0, seq))
+        twin = run.devices.next(0, seq)
+        lied_at = wall_ms()
+        second.append(twin)
     return _outcome(
         run, "equivocation", lied_at, lambda: run.device_stake(0), before,
         lambda e: e["kind"] == "equivocation",
@@ -308,7 +314,8 @@ def _split_view(run: _Run, warmup: float) -> dict[str, Any]:
     _honest(run, warmup)
     before = run.node_stake(log)
     lied_at = wall_ms()
-    log.diverge(run.devices.next(), run.devices.next())
+    with run.feeding:
+        log.diverge(run.devices.next(), run.devices.next())
     return _outcome(
         run, "split-view", lied_at, lambda: run.node_stake(log), before,
         lambda e: e["kind"] == "split-view",
@@ -317,16 +324,12 @@ def _split_view(run: _Run, warmup: float) -> dict[str, Any]:
 
 def _broken_receipt(run: _Run, warmup: float) -> dict[str, Any]:
     log, url, before = _one_log(run, warmup)
-    promised = merkle.leaf_hash(run.devices.next())
-    with log.lock:  # the feeder waits: the receipt's index is the next one
-        index = len(log.main.entries)
-    note = log.false_receipt(index, promised)
-    with log.lock:
+    with run.feeding:  # the feeder waits: the receipt's index is the next one
+        promised = merkle.leaf_hash(run.devices.next())
+        index = log.size
+        note = log.false_receipt(index, promised)
         lied_at = wall_ms()  # the log logs another reading in the receipt's place
-        for view in log.views:
-            replacement = run.devices.next()
-            view.entries.append(replacement)
-            view.leaves.append(merkle.leaf_hash(replacement))
+        log.append(run.devices.next())
     # The device forwards its receipt to the watcher, as devices do.
     receipt = {"leaf_hash": promised.hex(), "proof": note}
     answer = httpx.post(f"{url}/v1/receipts", json={"receipts": [receipt]}, timeout=10)
@@ -340,8 +343,9 @@ def _broken_receipt(run: _Run, warmup: float) -> dict[str, Any]:
 def _stall(run: _Run, warmup: float) -> dict[str, Any]:
     log, url, before = _one_log(run, warmup)
     log.stall()
-    entry = run.devices.next()
-    index = log.append(entry)
+    with run.feeding:
+        entry = run.devices.next()
+        index = log.append(entry)
     receipt = {"leaf_hash": merkle.leaf_hash(entry).hex(), "proof": log.receipt(index)}
     httpx.post(f"{url}/v1/receipts", json={"receipts": [receipt]}, timeout=10).raise_for_status()
     pause = threading.Event()

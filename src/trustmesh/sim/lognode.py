@@ -151,6 +151,12 @@ class SimLog:
 
     # -- what an honest log does ------------------------------------------------
 
+    @property
+    def size(self) -> int:
+        """Entries in the main view."""
+        with self.lock:
+            return len(self.main.entries)
+
     def append(self, entry: bytes) -> int:
         """Log ``entry`` (in every view); its index."""
         with self.lock:

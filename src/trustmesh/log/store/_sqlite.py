@@ -130,9 +130,12 @@ class SqliteBackend:
             db.executemany("INSERT INTO device_entries (device, seq, idx) VALUES (?, ?, ?)", rows)
         except sqlite3.IntegrityError:
             raise DuplicateEntry("a (did, seq) in this batch is already logged") from None
+        highest: dict[int, int] = {}  # one update per device, not per entry
+        for device, seq, _ in rows:
+            highest[device] = max(seq, highest.get(device, seq))
         db.executemany(
             "UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?",
-            [(seq, device) for device, seq, _ in rows],
+            [(seq, device) for device, seq in highest.items()],
         )
         return new_ids
 
