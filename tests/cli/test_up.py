@@ -3,6 +3,7 @@ of misbehaviour is stopped or caught; Ctrl-C; a rerun continues where it stopped
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.services import wait_until
-from trustmesh.bundle import verify_bundle
+from trustmesh.bundle import verify_bundle, verify_receipt
 
 
 def _start(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -100,6 +101,11 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         bundle = httpx.get(f"{dashboard}ui/bundle", params={"index": 0})
         assert "attachment" in bundle.headers["content-disposition"]
         assert verify_bundle(bundle.json()).valid
+        receipt = httpx.get(f"{dashboard}ui/receipt", params={"index": 0})  # as devices hold them
+        assert receipt.headers["content-disposition"].endswith('.tlog-proof"')
+        entry = base64.b64decode(bundle.json()["entry"])
+        vkey = bundle.json()["verifier_key"]
+        assert verify_receipt(receipt.text, entry, vkey).valid
     finally:
         first = _stop(process)
     stats = first["fleet"]

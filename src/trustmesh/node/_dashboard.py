@@ -127,6 +127,7 @@ class Dashboard:
             Route("/ui/verify", self.verify, methods=["POST"]),
             Route("/ui/nodes", self.nodes),
             Route("/ui/bundle", self.bundle),
+            Route("/ui/receipt", self.receipt),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -171,6 +172,7 @@ class Dashboard:
 
     async def log(self, request: Request) -> Response:
         size = self.ctx.store.size
+        signed = self.ctx.ingestor.latest.get().size
         anchored, _ = self.ctx.anchorer.anchored
         recent = await asyncio.to_thread(self._recent)
         try:
@@ -186,6 +188,8 @@ class Dashboard:
         return HTMLResponse(
             "<h2>Log</h2><table>"
             f"<tr><th>entries</th><td id='log-size'>{size}</td></tr>"
+            f"<tr><th>signed</th><td id='log-signed'>{signed} (a checkpoint a batch: "
+            "each receipt is a proof in one)</td></tr>"
             f"<tr><th>anchored</th><td id='log-anchored'>{anchored}</td></tr>"
             f"<tr><th>lag</th><td>{size - anchored} entries</td></tr>"
             f"<tr><th>epoch</th><td>{self.ctx.info['epoch_seconds']} s</td></tr>"
@@ -208,7 +212,8 @@ class Dashboard:
                 f"<td>{html.escape(reading.sensor)}</td>"
                 f"<td>{html.escape(str(reading.value))} {html.escape(reading.unit or '')}</td>"
                 f"<td><button hx-post='/ui/verify?index={index}' hx-target='#verdict'>"
-                f"Verify</button> <a href='/ui/bundle?index={index}' download>bundle</a></td></tr>"
+                f"Verify</button> <a href='/ui/bundle?index={index}' download>bundle</a> "
+                f"<a href='/ui/receipt?index={index}' download>receipt</a></td></tr>"
             )
         plots = "".join(
             f"<p>{html.escape(sensor)}, per device</p>{_svg_lines(lines, 80)}"
@@ -350,6 +355,20 @@ class Dashboard:
             return HTMLResponse("not in a signed checkpoint yet", 404)
         return JSONResponse(
             bundle, headers={"Content-Disposition": f'attachment; filename="bundle-{index}.json"'}
+        )
+
+    async def receipt(self, request: Request) -> Response:
+        """A reading's receipt, as a device holds one: its tlog-proof in the latest
+        checkpoint (what ``trustmesh proof verify --entry`` checks)."""
+        index, bundle = await self._bundle_at(request)
+        if index is None:
+            return HTMLResponse("no such reading", 404)
+        if bundle is None:
+            return HTMLResponse("not in a signed checkpoint yet", 404)
+        return Response(
+            bundle["proof"],
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="reading-{index}.tlog-proof"'},
         )
 
     async def verify(self, request: Request) -> Response:
