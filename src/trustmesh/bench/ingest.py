@@ -126,12 +126,23 @@ def run(
             sampler.stop()  # the HTTP run: its memory is what must stay flat
             burst = _RssSampler(node.pid)  # the MQTT run: its memory apart
             burst.start()
-            mqtt_result = (
+            mqtt_before = _tree_cpu_seconds(node.pid)
+            mqtt_result: dict[str, Any] = (
                 _mqtt_load(broker_url, fleet, readings)
                 if mqtt and broker_url
                 else {"mqtt_readings_per_s": None, "mqtt_refused": None, "mqtt_p99_ms": None}
             )
+            mqtt_after = _tree_cpu_seconds(node.pid)
             burst.stop()
+            if mqtt_result.get("mqtt_readings"):
+                mqtt_result["mqtt_cpu_us_per_reading"] = {
+                    "node": round(
+                        (mqtt_after[0] - mqtt_before[0]) / mqtt_result["mqtt_readings"] * 1e6, 1
+                    ),
+                    "node_workers": round(
+                        (mqtt_after[1] - mqtt_before[1]) / mqtt_result["mqtt_readings"] * 1e6, 1
+                    ),
+                }
         finally:
             stop_node(node)
     # The receipt scheme's crypto on all cores: a verification per reading, and a

@@ -5,8 +5,9 @@ Run one with ``trustmesh node run``; the pieces:
 
 - :mod:`trustmesh.node.app`: the HTTP API (ASGI), problem+json errors, C2SP tiles;
 - ``_ingest``: parse → registry key → clock → signature (process pool) →
-  duplicate / replay / equivocation → batched append → signed receipt;
-- ``_anchorer``: a signed checkpoint every epoch, anchored on-chain with retries;
-- ``_mqtt``: the MQTT bridge; ``_devices``: the registry cache;
-  ``_state``: deadlines and evidence; ``_metrics``: Prometheus.
+  duplicate / replay / equivocation → batched append → one signed checkpoint per
+  batch and a receipt (a C2SP tlog-proof in it) per reading (``_receipts``);
+- ``_anchorer``: anchors the latest signed checkpoint every epoch, with retries;
+- ``_mqtt``: the MQTT bridge; ``_devices``: the registry cache; ``_latest``: the
+  latest signed checkpoint; ``_state``: evidence; ``_metrics``: Prometheus.
 """
