@@ -59,8 +59,9 @@ class Accepted:
     """A logged reading and its receipt: a tlog-proof of it in a tree of ``size``
     the log signed (empty until the batch's checkpoint is signed).
 
-    Not a frozen dataclass: two are made per reading, and a frozen dataclass's
-    ``__init__`` costs four times this one's. Treat it as immutable all the same."""
+    Not a frozen dataclass (whose ``__init__`` costs four times this one's): its
+    receipt is filled in once, by :meth:`complete`, when its batch's checkpoint is
+    signed; treat it as immutable after that."""
 
     __slots__ = ("did", "duplicate", "index", "leaf_hash", "proof", "seq", "size")
 
@@ -81,6 +82,10 @@ class Accepted:
         self.duplicate = duplicate
         self.size = size
         self.proof = proof
+
+    def complete(self, size: int, proof: str) -> None:
+        """Its receipt: a tlog-proof in the signed tree of ``size``."""
+        self.size, self.proof = size, proof
 
     def to_json(self, origin: str) -> dict[str, Any]:
         return {
@@ -297,7 +302,7 @@ class Ingestor:
         """Sign a committed batch's checkpoint, make its receipts, answer its requests."""
         if committed is not None:
             try:
-                outcomes = self._receipts(outcomes, committed)
+                self._receipts(outcomes, committed)
             except Exception as exc:  # the entries are logged: a retry gets their receipts
                 outcomes = [_internal(exc)] * len(outcomes)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -305,27 +310,21 @@ class Ingestor:
             answers[number][position] = outcome
         _answer(futures, answers)
 
-    def _receipts(
-        self, outcomes: list[Accepted | Problem], committed: _Committed
-    ) -> list[Accepted | Problem]:
-        """Each acceptance with its receipt: one checkpoint signed for the batch.
+    def _receipts(self, outcomes: list[Accepted | Problem], committed: _Committed) -> None:
+        """Give each acceptance its receipt: one checkpoint signed for the batch.
 
         On the event loop: a few microseconds a reading, less than a hop to a thread
         costs (and a worker would send each receipt, ~1 KB, back through a pipe)."""
         made = batch_receipts(self.signer, committed.before, committed.leaves, committed.earlier)
         self.latest.advance(SignedCheckpoint(made.size, made.root, made.note))
         self.metrics.checkpoints_signed.inc()
-        first = committed.before.size
-
-        def receipt(index: int) -> str:
-            return made.fresh[index - first] if index >= first else made.earlier[index]
-
-        return [  # built directly: dataclasses.replace costs more than the fields here
-            Accepted(o.did, o.seq, o.index, o.leaf_hash, o.duplicate, made.size, receipt(o.index))
-            if isinstance(o, Accepted)
-            else o
-            for o in outcomes
-        ]
+        first, fresh, earlier = committed.before.size, made.fresh, made.earlier
+        for outcome in outcomes:
+            if isinstance(outcome, Accepted):
+                index = outcome.index
+                outcome.complete(
+                    made.size, fresh[index - first] if index >= first else earlier[index]
+                )
 
     def _sequence(
         self, readings: list[Reading]
