@@ -102,7 +102,7 @@ class Accepted:
 
 @dataclass(frozen=True)
 class _Committed:
-    """What a committed batch's receipts are made from (off the sequencer's path)."""
+    """What a committed batch's receipts are made from."""
 
     before: CompactRange  # the log before the batch
     leaves: list[bytes]  # the leaf hashes it appended
@@ -341,18 +341,13 @@ class Ingestor:
             indices = self.store.append(
                 [r.entry for r in fresh], [DeviceKey(r.did, r.seq) for r in fresh], leaves
             )
-            before, self._compact = self._compact, self.store.compact_range()
-            earlier = {
-                o.index: self.store.inclusion_proof(o.index, self._compact.size)
-                for o in outcomes
-                if isinstance(o, Accepted)
-            }
         except StoreError as exc:
             log.error("log store failure: %s", exc)
-            problem = Problem("store-unavailable", "the log store is unavailable; retry")
-            return [problem] * len(readings), None
+            return [_unavailable()] * len(readings), None
         for reading in fresh:
             self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
+        before, self._compact = self._compact, self.store.compact_range()
+        earlier = self._earlier_proofs(outcomes, self._compact.size)
         assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
         hashes = dict(zip((id(r) for r in fresh), leaves, strict=True))
         results: list[Accepted | Problem] = []
@@ -368,6 +363,22 @@ class Ingestor:
         self.metrics.tree_size.set(self.store.size)
         committed = _Committed(before, leaves, earlier)
         return results, committed if any(isinstance(r, Accepted) for r in results) else None
+
+    def _earlier_proofs(
+        self, outcomes: list[Accepted | Problem | Reading | _SameAs], size: int
+    ) -> dict[int, list[bytes]]:
+        """Inclusion proofs in the tree of ``size`` of the entries this batch repeats
+        (retries of readings logged before); a retry whose proof cannot be read is
+        answered store-unavailable (its reading is logged: a retry gets its receipt)."""
+        earlier: dict[int, list[bytes]] = {}
+        for position, outcome in enumerate(outcomes):
+            if isinstance(outcome, Accepted):
+                try:
+                    earlier[outcome.index] = self.store.inclusion_proof(outcome.index, size)
+                except StoreError as exc:
+                    log.error("log store failure: %s", exc)
+                    outcomes[position] = _unavailable()
+        return earlier
 
     def _check(
         self,
@@ -430,6 +441,10 @@ def _answer(
     for future, answer in zip(futures, answers, strict=True):
         if not future.done():
             future.set_result([a if a is not None else _internal(None) for a in answer])
+
+
+def _unavailable() -> Problem:
+    return Problem("store-unavailable", "the log store is unavailable; retry")
 
 
 def _internal(error: BaseException | None) -> Problem:
