@@ -39,8 +39,13 @@ def node_process(
     mqtt: str | None = None,
     epoch: float = 1.0,
     body_timeout: float | None = None,
+    chain_key: str | None = None,
 ) -> Iterator[RunningNode]:
-    """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs."""
+    """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs.
+
+    ``chain``: "embedded", "anvil" (the session's), or "anvil-at:URL" (any JSON-RPC
+    chain the test runs itself, paid for with ``chain_key``: default anvil's first
+    account)."""
     args = ["--data-dir", str(data_dir), "--port", "0", "--epoch", str(epoch),
             "--verify-workers", "1"]  # fmt: skip
     if body_timeout is not None:
@@ -55,7 +60,7 @@ def node_process(
             if chain.startswith("anvil-at:")
             else fixture("anvil_url")
         )
-        env["TRUSTMESH_CHAIN_KEY"] = anvil_accounts()[0].key.hex()
+        env["TRUSTMESH_CHAIN_KEY"] = chain_key or anvil_accounts()[0].key.hex()
         command = ["chain", "deploy", "--rpc", url, "--data-dir", str(data_dir)]
         deploy = subprocess.run(
             [sys.executable, "-m", "trustmesh", *command],
