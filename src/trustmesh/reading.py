@@ -103,10 +103,8 @@ class Reading:
     signature: bytes = field(repr=False)
     entry: bytes = field(repr=False)
 
-    @functools.cached_property
+    @property
     def seq(self) -> int:
-        # Cached (in the instance's __dict__, which a frozen dataclass still has):
-        # the node reads it a dozen times a reading.
         seq: int = self.fields["seq"]
         return seq
 

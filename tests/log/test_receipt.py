@@ -18,7 +18,7 @@ from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.receipt import issue_receipts, open_receipt
+from trustmesh.log.receipt import issue_receipts, open_receipt, proof_line
 from trustmesh.log.tlog_proof import format_tlog_proof, parse_tlog_proof
 
 ORIGIN = "example.com/log"
@@ -117,6 +117,12 @@ def test_batch_proofs_are_the_reference_proofs(size: int, data: st.DataObject) -
     whole = CompactRange()
     whole.extend(leaves)
     assert (compact.size, compact.hashes, compact.root()) == (size, whole.hashes, root)
+    # Written as a node writes them (each node once): the same proofs, line for line.
+    again = CompactRange()
+    again.extend(leaves[:before])
+    written_root, written = again.append_with_written_proofs(leaves[before:], proof_line)
+    assert written_root == root
+    assert written == [[proof_line(h) for h in path] for path in proofs]
 
 
 def test_an_empty_batch_changes_nothing() -> None:

@@ -24,11 +24,18 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from trustmesh.log.merkle import EMPTY_ROOT, largest_power_of_two_below, node_hash
 
 __all__ = ["CompactRange"]
+
+T = TypeVar("T")
+
+
+def _as_is(digest: bytes) -> bytes:
+    return digest
 
 
 class CompactRange:
@@ -74,6 +81,13 @@ class CompactRange:
         (a subtree holding a batch leaf contains every subtree to its left that it
         overlaps), so the proofs need nothing of the log but this range; and the
         new range is read off the tree's right edge on the way."""
+        return self.append_with_written_proofs(leaf_hashes, _as_is)
+
+    def append_with_written_proofs(
+        self, leaf_hashes: Sequence[bytes], write: Callable[[bytes], T]
+    ) -> tuple[bytes, list[list[T]]]:
+        """:meth:`append_with_proofs`, each hash of the proofs as ``write`` writes it:
+        a node is in many proofs, and is written once."""
         if not leaf_hashes:
             return self.root(), []
         first, size = self.size, self.size + len(leaf_hashes)
@@ -82,7 +96,7 @@ class CompactRange:
         for digest in self._hashes:
             known[start] = digest
             start += 1 << (first - start).bit_length() - 1
-        proofs: list[list[bytes]] = []
+        proofs: list[list[T]] = []
         edge: list[bytes] = []  # the new range: perfect subtrees along the right edge
 
         def walk(lo: int, hi: int, on_edge: bool) -> bytes:
@@ -101,10 +115,14 @@ class CompactRange:
                     edge.append(left)  # the left child of an edge node is perfect
                 right_start = len(proofs)
                 right = walk(lo + k, hi, on_edge and not perfect_edge)
-                for path in proofs[left_start:right_start]:
-                    path.append(right)
-                for path in proofs[right_start:]:
-                    path.append(left)
+                if right_start > left_start:
+                    written = write(right)
+                    for path in proofs[left_start:right_start]:
+                        path.append(written)
+                if len(proofs) > right_start:
+                    written = write(left)
+                    for path in proofs[right_start:]:
+                        path.append(written)
                 digest = node_hash(left, right)
             if perfect_edge:
                 edge.append(digest)

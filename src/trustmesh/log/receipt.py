@@ -33,7 +33,7 @@ from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.tlog_proof import HEADER, TlogProof, parse_tlog_proof
 
-__all__ = ["Receipt", "issue_receipts", "open_receipt"]
+__all__ = ["Receipt", "issue_receipts", "open_receipt", "proof_line", "write_receipts"]
 
 
 @dataclass(frozen=True)
@@ -105,19 +105,21 @@ def open_receipt(
 
 def issue_receipts(first_index: int, proofs: list[list[bytes]], note: str) -> list[str]:
     """The receipts of consecutive entries from ``first_index``: each its tlog-proof
-    (``proofs`` are their inclusion proofs in the tree ``note`` signs).
+    (``proofs`` are their inclusion proofs in the tree ``note`` signs)."""
+    return write_receipts(first_index, [[proof_line(h) for h in path] for path in proofs], note)
 
-    The same hashes recur in many proofs of a batch: each is encoded once."""
-    encoded: dict[bytes, str] = {}
 
-    def line(digest: bytes) -> str:
-        text = encoded.get(digest)
-        if text is None:
-            text = encoded[digest] = base64.b64encode(digest).decode() + "\n"
-        return text
+def proof_line(digest: bytes) -> str:
+    """A hash as a tlog-proof writes it: a line of standard base64 (RFC 4648 §4)."""
+    return base64.b64encode(digest).decode() + "\n"
 
+
+def write_receipts(first_index: int, lines: list[list[str]], note: str) -> list[str]:
+    """:func:`issue_receipts` of proofs whose hashes are written already, each as its
+    :func:`proof_line` (a batch's proofs share most of their hashes: see
+    :meth:`~trustmesh.log.compact.CompactRange.append_with_written_proofs`)."""
     tail = "\n" + note
     return [
-        f"{HEADER}\nindex {index}\n{''.join(map(line, path))}{tail}"
-        for index, path in enumerate(proofs, first_index)
+        f"{HEADER}\nindex {index}\n{''.join(path)}{tail}"
+        for index, path in enumerate(lines, first_index)
     ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteSigner
-from trustmesh.log.receipt import issue_receipts
+from trustmesh.log.receipt import issue_receipts, proof_line, write_receipts
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def batch_receipts(
     appended entries, and of ``earlier`` ones whose inclusion proofs in the new
     tree are given (by index)."""
     compact = before.copy()
-    root, proofs = compact.append_with_proofs(leaves)
+    root, lines = compact.append_with_written_proofs(leaves, proof_line)
     note = sign_checkpoint(Checkpoint(signer.name, compact.size, root), signer)
-    fresh = issue_receipts(before.size, proofs, note)
+    fresh = write_receipts(before.size, lines, note)
     older = {index: issue_receipts(index, [proof], note)[0] for index, proof in earlier.items()}
     return BatchReceipts(compact.size, root, note, fresh, older)
