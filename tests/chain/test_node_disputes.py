@@ -35,9 +35,13 @@ FORKED = [*LEAVES[:3], merkle.leaf_hash(b"rewritten"), *LEAVES[4:]]
 class Log:
     """A node registered on a fresh suite, signing with its two keys."""
 
-    def __init__(self, net: Net) -> None:
+    def __init__(self, net: Net, max_merge_delay: int = 3600) -> None:
         self.deployment: Deployment = deploy_suite(
-            net.deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
+            net.deployer,
+            min_stake=MIN_STAKE,
+            unbonding_delay=UNBONDING,
+            reward_bps=REWARD_BPS,
+            max_merge_delay=max_merge_delay,
         )
         self.origin = f"split.example/{random.getrandbits(32)}"
         self.signer = LogSigner.from_seed(self.origin, os.urandom(32))
@@ -248,27 +252,8 @@ def test_notarize_refuses_what_it_must_and_changes_nothing(net: Net) -> None:
     assert _notarized(log, 12) == block_time and log.stake() == MIN_STAKE
 
 
-def _late_log(net: Net, delay: int) -> Log:
-    """A node on a suite whose maximum merge delay is ``delay`` seconds."""
-    log = Log.__new__(Log)
-    log.deployment = deploy_suite(
-        net.deployer,
-        min_stake=MIN_STAKE,
-        unbonding_delay=UNBONDING,
-        reward_bps=REWARD_BPS,
-        max_merge_delay=delay,
-    )
-    log.origin = f"late.example/{random.getrandbits(32)}"
-    log.signer = LogSigner.from_seed(log.origin, os.urandom(32))
-    log.registry = Registry(net.owner, log.deployment)
-    log.registry.register_log(log.signer, "http://127.0.0.1", MIN_STAKE)
-    log.anchor = LogAnchor(net.owner, log.deployment)
-    log.disputes = Disputes(net.reporter, log.deployment)
-    return log
-
-
 def test_a_notarized_checkpoint_never_anchored_is_late(net: Net) -> None:
-    log = _late_log(net, 3600)
+    log = Log(net, max_merge_delay=3600)
     assert log.disputes.max_merge_delay() == 3600
     log.anchor.anchor(log.origin, 5, merkle.root(LEAVES[:5]), [])
     with pytest.raises(Reverted, match="disputes: not notarized"):
@@ -290,7 +275,7 @@ def test_a_notarized_checkpoint_never_anchored_is_late(net: Net) -> None:
 def test_an_honest_node_anchoring_within_the_delay_is_not_late(net: Net) -> None:
     """Notarized while the node's chain lagged; the node anchored within the merge
     delay: no proof of lateness holds, now or later."""
-    log = _late_log(net, 3600)
+    log = Log(net, max_merge_delay=3600)
     log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
     net.reporter.advance_time(1800)
     log.anchor.anchor(log.origin, 15, merkle.root(LEAVES[:15]), [])
@@ -306,7 +291,7 @@ def test_an_honest_node_anchoring_within_the_delay_is_not_late(net: Net) -> None
 
 
 def test_a_node_anchoring_after_the_delay_is_late(net: Net) -> None:
-    log = _late_log(net, 60)
+    log = Log(net, max_merge_delay=60)
     log.disputes.notarize(log.origin, log.tree(LEAVES[:12]))
     net.reporter.advance_time(120)
     log.anchor.anchor(log.origin, 12, merkle.root(LEAVES[:12]), [])  # too late

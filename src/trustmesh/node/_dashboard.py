@@ -347,12 +347,20 @@ class Dashboard:
         _, bundles = await asyncio.to_thread(build_bundles, self.ctx, [int(text)])
         return int(text), bundles[0] if bundles else None
 
-    async def bundle(self, request: Request) -> Response:
+    async def _download(self, request: Request) -> tuple[int, dict[str, Any]] | Response:
+        """The reading a download names and its bundle, or the 404 that says why not."""
         index, bundle = await self._bundle_at(request)
         if index is None:
             return HTMLResponse("no such reading", 404)
         if bundle is None:
             return HTMLResponse("not in a signed checkpoint yet", 404)
+        return index, bundle
+
+    async def bundle(self, request: Request) -> Response:
+        found = await self._download(request)
+        if isinstance(found, Response):
+            return found
+        index, bundle = found
         return JSONResponse(
             bundle, headers={"Content-Disposition": f'attachment; filename="bundle-{index}.json"'}
         )
@@ -360,11 +368,10 @@ class Dashboard:
     async def receipt(self, request: Request) -> Response:
         """A reading's receipt, as a device holds one: its tlog-proof in the latest
         checkpoint (what ``trustmesh proof verify --entry`` checks)."""
-        index, bundle = await self._bundle_at(request)
-        if index is None:
-            return HTMLResponse("no such reading", 404)
-        if bundle is None:
-            return HTMLResponse("not in a signed checkpoint yet", 404)
+        found = await self._download(request)
+        if isinstance(found, Response):
+            return found
+        index, bundle = found
         return Response(
             bundle["proof"],
             media_type="text/plain; charset=utf-8",
