@@ -180,10 +180,7 @@ def verify(
     from trustmesh.bundle import verify_bundle, verify_receipt
     from trustmesh.log.tlog_proof import HEADER
 
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
+    text = _read(path)
     if text.startswith(HEADER) or _is_receipt_json(text):
         if entry is None or verifier_key is None:
             raise UsageError("a receipt is checked against --entry and --verifier-key")
