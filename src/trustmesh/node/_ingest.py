@@ -8,7 +8,8 @@ checks it against the log and against the rest of its batch, appends it in
 one transaction, and only then answers: a receipt is sent only for an entry
 that is durably committed. The batch's checkpoint is then signed and its
 inclusion proofs made (from the compact range to its left, each node hashed
-once: a few microseconds a reading). The sequencer takes the first request in
+once: a few microseconds a reading), on the event loop while the sequencer's
+thread appends the next batch. The sequencer takes the first request in
 arrival order once its checks are done, with whatever behind it is checked
 already, so no request waits for a slower one's signatures. Queues are bounded:
 when full, the node answers 429 instead of growing without limit.
@@ -249,8 +250,9 @@ class Ingestor:
         return problems
 
     async def run(self) -> None:
-        """The sequencer: forever, append what is ready in one batch, then sign its
-        checkpoint, make its receipts and answer."""
+        """The sequencer: forever, append what is ready in one batch; its checkpoint
+        is signed, its receipts made and its requests answered while the next is
+        appended."""
         while True:
             while not self._queue:
                 self._arrived.clear()
@@ -285,10 +287,11 @@ class Ingestor:
                 _answer(futures, answers)
                 continue
             started = time.perf_counter()
-            outcomes, committed = await asyncio.get_running_loop().run_in_executor(
-                None, self._sequence, ready
-            )
-            self._finish(outcomes, committed, slots, answers, futures, started)
+            loop = asyncio.get_running_loop()
+            outcomes, committed = await loop.run_in_executor(None, self._sequence, ready)
+            # Off the sequencer's path: the loop signs and answers this batch while the
+            # sequencer's thread checks and appends the next (batches finish in order).
+            loop.call_soon(self._finish, outcomes, committed, slots, answers, futures, started)
 
     def _finish(
         self,
