@@ -21,6 +21,7 @@ from trustmesh.reading import (
     verify_reading,
 )
 from trustmesh.reading import _deterministic_size as deterministic_size
+from trustmesh.reading import _plain_size as plain_size
 from trustmesh.reading import _plainly_deterministic as plainly_deterministic
 from trustmesh.reading import _require_deterministic as require_deterministic
 from trustmesh.reading import _sig_structure as sig_structure
@@ -432,9 +433,34 @@ def test_plain_determinism_fast_path_only_accepts_what_the_reference_accepts(
             require_deterministic(decoded, payload, "payload")  # must not raise
 
 
-def test_plain_determinism_fast_path_is_taken_for_usual_payloads() -> None:
-    payload = cbor2.dumps({**FIELDS, "value": 20.1, "unit": "C"}, canonical=True)
+@pytest.mark.parametrize(
+    "value", [20.1, 20.0, 0.5, -0.0, 65504.0, 1e-7, 3.4e38, 1e39, 21, -(2**64), 2**64 - 1, "C°"]
+)
+def test_plain_determinism_fast_path_is_taken_for_usual_payloads(value: Any) -> None:
+    """Any plain value, floats of every width among them (a half-precision 20.0 took
+    the slow path once), is decided without the reference's re-encoding."""
+    payload = cbor2.dumps({**FIELDS, "value": value, "unit": "C"}, canonical=True)
     assert plainly_deterministic(cbor2.loads(payload), payload)
+    assert not plainly_deterministic(cbor2.loads(payload), payload + b"\x00")
+    longer = cbor2.dumps({**FIELDS, "value": value, "unit": "C"})  # 64-bit floats
+    if longer != payload:
+        assert not plainly_deterministic(cbor2.loads(longer), longer)
+
+
+def test_the_fast_path_keeps_to_the_reference_at_its_quirks() -> None:
+    """cbor2 writes 65504.0 (the largest half) in single precision: a payload in half
+    precision is refused by both checks, never taken by the fast one alone."""
+    canonical = cbor2.dumps({**FIELDS, "value": 65504.0}, canonical=True)
+    half = canonical.replace(b"\xfa\x47\x7f\xe0\x00", b"\xf9\x7b\xff")
+    assert half != canonical and cbor2.loads(half) == cbor2.loads(canonical)
+    assert not plainly_deterministic(cbor2.loads(half), half)
+    with pytest.raises(errors.BadCbor):
+        require_deterministic(cbor2.loads(half), half, "payload")
+
+
+@given(st.dictionaries(st.text(max_size=30), values, max_size=8))
+def test_plain_size_is_the_length_of_the_canonical_encoding(fields: dict[str, Any]) -> None:
+    assert plain_size(fields) == len(cbor2.dumps(fields, canonical=True))
 
 
 @given(

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -399,37 +398,53 @@ def _plainly_deterministic(fields: Any, payload: bytes) -> bool:
     """A fast, sufficient test of RFC 8949 §4.2.1 for the usual flat payload.
 
     For a map whose text keys are already in canonical order and whose values
-    are integers, texts and floats that need all 64 bits, cbor2's plain
-    encoding (shortest heads, insertion order, 64-bit floats) *is* the
-    deterministic one, and it skips the key sort that makes canonical
-    encoding slow. False means "undecided": the caller then runs the
-    reference check, :func:`_require_deterministic`, which this is tested against.
+    are integers (within 64 bits), texts and finite floats, the deterministic
+    encoding is exactly :func:`_plain_size` bytes long. The payload decoded to
+    this map, and each of its items takes at least its shortest encoding (a
+    duplicate key only shrinks the map, trailing bytes only lengthen it), so a
+    payload of exactly that length is the deterministic encoding: no re-encoding,
+    no key sort. False means "undecided": the caller then runs the reference
+    check, :func:`_require_deterministic`, which this is tested against.
     """
     if type(fields) is not dict or not _keys_in_canonical_order(tuple(fields)):
         return False
-    for value in fields.values():
+    size = _plain_size(fields)
+    return size is not None and size == len(payload)
+
+
+_INT_LIMIT = 1 << 64  # beyond, cbor2 writes a tagged bignum: the reference path
+
+
+def _plain_size(fields: dict[str, Any]) -> int | None:
+    """The size of ``fields`` in deterministic encoding, if its values are plain.
+
+    (Heads are sized inline: this runs for every reading a node takes.)"""
+    size = _head_size(len(fields))
+    for key, value in fields.items():
+        length = len(key) if key.isascii() else len(key.encode("utf-8"))
+        size += length + (1 if length < 24 else _head_size(length))
         kind = type(value)
-        if kind is float:
-            if not _needs_64_bits(value):
-                return False
-        elif kind is not int and kind is not str:
-            return False
-    return _cbor.dumps(fields) == payload
+        if kind is str:
+            length = len(value) if value.isascii() else len(value.encode("utf-8"))
+            size += length + (1 if length < 24 else _head_size(length))
+        elif kind is float:
+            if not math.isfinite(value):
+                return None
+            size += _float_size(value)
+        elif kind is int:
+            if not -_INT_LIMIT <= value < _INT_LIMIT:
+                return None
+            size += _head_size(value if value >= 0 else -1 - value)
+        else:
+            return None
+    return size
 
 
-_FLOAT32 = struct.Struct(">f")
-
-
-def _needs_64_bits(value: float) -> bool:
-    """Whether a finite float has no exact 32-bit (hence no 16-bit) form; NaN
-    and infinities answer False, so they take the reference path."""
-    if not math.isfinite(value):
-        return False
-    try:
-        narrowed: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
-        return narrowed != value
-    except OverflowError:  # beyond float32's range
-        return True
+def _float_size(value: float) -> int:
+    """The bytes of ``value`` as the reference encodes it (cbor2's canonical form: the
+    shortest IEEE 754 width that holds it, though it writes 65504.0, the largest
+    half, in single precision: asked, so that the two never disagree)."""
+    return len(_cbor.dumps(value, canonical=True))
 
 
 @functools.lru_cache(maxsize=1024)
