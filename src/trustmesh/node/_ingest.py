@@ -347,20 +347,20 @@ class Ingestor:
         except StoreError as exc:
             log.error("log store failure: %s", exc)
             return [_unavailable()] * len(readings), None
-        for reading in fresh:
-            self._last_seq[reading.did] = max(reading.seq, self._last_seq.get(reading.did) or 0)
+        for reading in fresh:  # a device's fresh seqs rise through the batch (_check)
+            self._last_seq[reading.did] = reading.seq
         before, self._compact = self._compact, self.store.compact_range()
         earlier = self._earlier_proofs(outcomes, self._compact.size)
-        assigned = dict(zip((id(r) for r in fresh), indices, strict=True))
-        hashes = dict(zip((id(r) for r in fresh), leaves, strict=True))
         results: list[Accepted | Problem] = []
+        logged: dict[int, int] = {}  # id of a fresh reading → its position (for _SameAs)
         for outcome in outcomes:
             if isinstance(outcome, Reading):
-                key = id(outcome)
-                results.append(_accept(outcome, assigned[key], hashes[key], False))
+                n = logged[id(outcome)] = len(logged)
+                results.append(Accepted(outcome.did, outcome.seq, indices[n], leaves[n], False))
             elif isinstance(outcome, _SameAs):
-                key = id(outcome.reading)
-                results.append(_accept(outcome.reading, assigned[key], hashes[key], True))
+                n = logged[id(outcome.reading)]
+                reading = outcome.reading
+                results.append(Accepted(reading.did, reading.seq, indices[n], leaves[n], True))
             else:
                 results.append(outcome)
         self.metrics.tree_size.set(self.store.size)
@@ -417,7 +417,7 @@ class Ingestor:
         if index is not None:
             logged = self.store.entry(index)
             if logged == reading.entry:  # a retry (failover): a receipt for the original
-                return _accept(reading, index, leaf_hash(logged), True)
+                return Accepted(reading.did, reading.seq, index, leaf_hash(logged), True)
             return self._equivocation(reading, index, logged)
         return Problem("replay", f"seq {reading.seq} is not above {last}, the last logged")
 
@@ -430,11 +430,6 @@ class Ingestor:
         return Problem(
             "equivocation", f"{reading.did} already signed another reading with seq {reading.seq}"
         )
-
-
-def _accept(reading: Reading, index: int, digest: bytes, duplicate: bool) -> Accepted:
-    """An acceptance whose receipt is made once its batch's checkpoint is signed."""
-    return Accepted(reading.did, reading.seq, index, digest, duplicate)
 
 
 def _answer(

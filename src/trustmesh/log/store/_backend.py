@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from trustmesh.log._tiles import TileKey
 
 
-@dataclass(frozen=True)
-class DeviceKey:
-    """The per-device index key of an entry: the device DID and its seq."""
+class DeviceKey(NamedTuple):
+    """The per-device index key of an entry: the device DID and its seq. (A named
+    tuple: a node makes one per reading, and a tuple is made at a third of the
+    cost of a frozen dataclass.)"""
 
     did: str
     seq: int
