@@ -4,6 +4,7 @@ paths against their references."""
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import cbor2
@@ -21,6 +22,7 @@ from trustmesh.reading import (
     verify_reading,
 )
 from trustmesh.reading import _deterministic_size as deterministic_size
+from trustmesh.reading import _float_size as float_size
 from trustmesh.reading import _plain_size as plain_size
 from trustmesh.reading import _plainly_deterministic as plainly_deterministic
 from trustmesh.reading import _require_deterministic as require_deterministic
@@ -456,6 +458,19 @@ def test_the_fast_path_keeps_to_the_reference_at_its_quirks() -> None:
     assert not plainly_deterministic(cbor2.loads(half), half)
     with pytest.raises(errors.BadCbor):
         require_deterministic(cbor2.loads(half), half, "payload")
+
+
+def test_float_sizes_are_the_references_for_every_half() -> None:
+    for bits in range(1 << 16):
+        value = struct.unpack(">e", bits.to_bytes(2, "big"))[0]
+        if math.isfinite(value):
+            assert float_size(value) == len(cbor2.dumps(value, canonical=True)), value
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(width=32, allow_nan=False))
+def test_float_sizes_are_the_references(value: float) -> None:
+    if math.isfinite(value):
+        assert float_size(value) == len(cbor2.dumps(value, canonical=True))
 
 
 @given(st.dictionaries(st.text(max_size=30), values, max_size=8))
