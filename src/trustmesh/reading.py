@@ -250,7 +250,19 @@ def parse_reading(data: bytes, *, decoded: Any = None) -> Reading:
     if type(fields) is not dict:
         raise WrongStructure("payload must be a CBOR map")
     _check_payload(fields)
-    return Reading(did, alg, MappingProxyType(fields), protected, payload, signature, entry)
+    # As Reading(...) would make it, without the frozen __init__'s seven
+    # object.__setattr__ calls (a node parses every reading it takes).
+    reading = _new_reading(Reading)
+    reading.__dict__.update(
+        did=did,
+        alg=alg,
+        fields=MappingProxyType(fields),
+        protected=protected,
+        payload=payload,
+        signature=signature,
+        entry=entry,
+    )
+    return reading
 
 
 def _deterministic_size(protected: bytes, payload: bytes, signature: bytes) -> int:
@@ -291,6 +303,7 @@ def _head_size(argument: int) -> int:
 
 
 _KNOWN_FIELDS = frozenset((*REQUIRED_FIELDS, "unit"))
+_new_reading = object.__new__
 _MAP_TYPES = (dict, cbor2.FrozenDict)
 
 
