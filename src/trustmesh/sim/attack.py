@@ -348,11 +348,12 @@ def _stall(run: _Run, warmup: float) -> dict[str, Any]:
         index = log.append(entry)
     receipt = {"leaf_hash": merkle.leaf_hash(entry).hex(), "proof": log.receipt(index)}
     httpx.post(f"{url}/v1/receipts", json={"receipts": [receipt]}, timeout=10).raise_for_status()
-    pause = threading.Event()
-    while log.missed_at is None:  # the lie: the first anchor it skips
+    pause, limit = threading.Event(), time.monotonic() + 10 * run.epoch + 10
+    while log.missed_at is None and time.monotonic() < limit:  # the lie: its first skipped anchor
         pause.wait(POLL_S)
+    lied_at = int(log.missed_at * 1000) if log.missed_at is not None else wall_ms()
     return _outcome(
-        run, "stall", int(log.missed_at * 1000), lambda: run.node_stake(log), before,
+        run, "stall", lied_at, lambda: run.node_stake(log), before,
         lambda e: e["kind"] in ("stall", "unanchored"),
     )  # fmt: skip
 
