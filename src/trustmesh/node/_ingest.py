@@ -170,13 +170,14 @@ class Ingestor:
         results: list[Accepted | Problem | None] = [None] * len(items)
         readings: list[tuple[int, Reading]] = []
         now = self.clock_ms()
+        earliest, latest = now - MAX_AGE_MS, now + MAX_FUTURE_MS
         for position, data in enumerate(items):
             try:
                 reading = parse_reading(data, decoded=decoded[position] if decoded else None)
             except InvalidReading as exc:
                 results[position] = Problem.from_reading(exc)
                 continue
-            if reading.ts > now + MAX_FUTURE_MS or reading.ts < now - MAX_AGE_MS:
+            if not earliest <= reading.ts <= latest:
                 results[position] = Problem(
                     "clock", f"ts {reading.ts} is outside the window around {now}"
                 )
@@ -219,20 +220,15 @@ class Ingestor:
         # not accept a later seq of a device whose earlier ones it refused (those
         # would then be replays, never to be logged).
         records: dict[str, DeviceRecord | Problem] = {}
+        only_keys: dict[str, PublicKey] = {}  # devices with one key, from seq 0 on
         for position, reading in enumerate(readings):
             try:
-                record = records.get(reading.did)
-                if record is None:
-                    try:
-                        record = self.directory.cached_record(reading.did) or await self._lookup(
-                            partial(self.directory.record, reading.did)
-                        )
-                    except Problem as problem:
-                        record = problem
-                    records[reading.did] = record
-                if isinstance(record, Problem):
-                    raise record
-                key = key_in(reading.did, record, reading.seq)
+                key = only_keys.get(reading.did)
+                if key is None:
+                    record = await self._record(reading.did, records)
+                    key = key_in(reading.did, record, reading.seq)  # (refuses an inactive one)
+                    if len(record.keys) == 1 and record.keys[0][0] == 0:
+                        only_keys[reading.did] = key  # its key for every seq of this request
                 check_alg(reading, key)
             except Problem as problem:
                 problems[position] = problem
@@ -248,6 +244,21 @@ class Ingestor:
                 if reason is not None:
                     problems[position] = Problem("signature", reason)
         return problems
+
+    async def _record(self, did: str, records: dict[str, DeviceRecord | Problem]) -> DeviceRecord:
+        """The device's record, asked once per request (its Problem raised, if any)."""
+        record = records.get(did)
+        if record is None:
+            try:
+                record = self.directory.cached_record(did) or await self._lookup(
+                    partial(self.directory.record, did)
+                )
+            except Problem as problem:
+                record = problem
+            records[did] = record
+        if isinstance(record, Problem):
+            raise record
+        return record
 
     async def run(self) -> None:
         """The sequencer: forever, append what is ready in one batch; its checkpoint
