@@ -14,8 +14,7 @@ import pytest
 
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode
-from trustmesh.device import Device, MqttRoute, Outbox, Uplink
-from trustmesh.device._device import wall_clock_ms
+from trustmesh.device import Device, MqttRoute, Outbox, Uplink, wall_clock_ms
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.note import NoteVerifier

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from trustmesh.errors import InvalidProof
 from trustmesh.log import merkle
-from trustmesh.log._tiles import RightEdge, TileKey, TreeReader
+from trustmesh.log.tiles import RightEdge, TileKey, TreeReader
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "rfc6962.json").read_text()

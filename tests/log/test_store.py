@@ -10,7 +10,7 @@ import pytest
 
 from trustmesh.errors import DuplicateEntry, StoreError
 from trustmesh.log import merkle
-from trustmesh.log._bundles import decode_bundle
+from trustmesh.log.bundles import decode_bundle
 from trustmesh.log.store import DeviceKey, LogStore, open_store
 
 Opener = Callable[[], LogStore]

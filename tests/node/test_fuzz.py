@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import RunningNode, node_process
+from trustmesh._problems import PROBLEM_BASE, PROBLEMS
 from trustmesh.device import Device
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log import merkle
-from trustmesh.node._problems import PROBLEM_BASE, PROBLEMS
 
 DOCUMENTED_5XX = {501}  # /v1/reputation: documented as not implemented yet
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trustmesh._problems import Problem
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import open_store
@@ -16,7 +17,6 @@ from trustmesh.node._devices import DeviceRecord
 from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
-from trustmesh.node._problems import Problem
 from trustmesh.node._state import NodeState
 from trustmesh.node._verify import BatchVerifier
 from trustmesh.reading import parse_reading, sign_reading

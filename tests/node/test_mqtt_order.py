@@ -10,9 +10,9 @@ from typing import Any
 
 import cbor2
 
+from trustmesh._problems import Problem
 from trustmesh.node._ingest import Accepted
 from trustmesh.node._mqtt import MqttBridge
-from trustmesh.node._problems import Problem
 
 
 class _HeldIngestor:

@@ -253,7 +253,7 @@ def test_refusals_and_duplicates(tmp_path: Path, start_node: Any) -> None:
 def test_log_served_as_c2sp_tiles(tmp_path: Path, start_node: Any) -> None:
     """Tiles and entry bundles, fetched as a tlog-tiles client would, give the
     checkpoint's root."""
-    from trustmesh.log._bundles import decode_bundle
+    from trustmesh.log.bundles import decode_bundle
 
     node: RunningNode = start_node(chain="embedded", store="sqlite", epoch=0.5)
     device = Device(SoftwareSigner.generate(), tmp_path / "d.seq")

@@ -27,9 +27,9 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite
 from trustmesh.identity import SoftwareSigner, did_from_key
-from trustmesh.log._tiles import TreeReader
 from trustmesh.log.merkle import leaf_hash, node_hash
 from trustmesh.log.note_p256 import LogSigner
+from trustmesh.log.tiles import TreeReader
 
 READINGS_PER_ANCHOR = 10_000
 ANCHOR_SIZES = {"2^10": 2**10, "2^20": 2**20, "2^32": 2**32}

@@ -41,7 +41,7 @@ import httpx
 import orjson
 import uvloop
 
-from trustmesh.device._device import wall_clock_ms
+from trustmesh.device import wall_clock_ms
 from trustmesh.errors import Error
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading

@@ -19,8 +19,8 @@ web3, no ASGI), so it runs on a Raspberry-class device.
 """
 
 from trustmesh.device._counter import SeqCounter
-from trustmesh.device._device import Device
+from trustmesh.device._device import Device, wall_clock_ms
 from trustmesh.device._outbox import Outbox, Refusal
 from trustmesh.device._uplink import MqttRoute, Uplink
 
-__all__ = ["Device", "MqttRoute", "Outbox", "Refusal", "SeqCounter", "Uplink"]
+__all__ = ["Device", "MqttRoute", "Outbox", "Refusal", "SeqCounter", "Uplink", "wall_clock_ms"]

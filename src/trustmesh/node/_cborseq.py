@@ -7,7 +7,7 @@ from typing import Any
 
 import cbor2
 
-from trustmesh.node._problems import Problem
+from trustmesh._problems import Problem
 
 MAX_SEQ_ITEMS = 5_000
 

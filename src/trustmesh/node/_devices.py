@@ -17,10 +17,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from trustmesh._problems import Problem
 from trustmesh.chain.suite import Registry, device_id, key_from_chain
 from trustmesh.errors import ChainError
 from trustmesh.identity import PublicKey
-from trustmesh.node._problems import Problem
 
 CACHE_SIZE = 100_000
 UNKNOWN_TTL = 5.0  # seconds an unknown DID stays unknown without a new event

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from trustmesh._problems import Problem
 from trustmesh.errors import InvalidReading, StoreError
 from trustmesh.identity import PublicKey
 from trustmesh.log.compact import CompactRange
@@ -35,7 +36,6 @@ from trustmesh.log.store import DeviceKey, LogStore
 from trustmesh.node._devices import DeviceDirectory, DeviceRecord, key_in
 from trustmesh.node._latest import LatestCheckpoint, SignedCheckpoint
 from trustmesh.node._metrics import Metrics
-from trustmesh.node._problems import Problem
 from trustmesh.node._receipts import batch_receipts
 from trustmesh.node._state import Evidence, NodeState
 from trustmesh.node._verify import BatchVerifier

@@ -30,11 +30,11 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from trustmesh._problems import Problem
 from trustmesh.errors import ChainError
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.node._cborseq import split_cbor_sequence
 from trustmesh.node._ingest import Accepted, Ingestor
-from trustmesh.node._problems import Problem
 
 log = logging.getLogger("trustmesh.node.mqtt")
 

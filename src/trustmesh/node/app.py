@@ -21,11 +21,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from trustmesh._problems import Problem, on_http, on_problem, problem_response
 from trustmesh.bundle import make_bundle
 from trustmesh.chain.suite import Registry
 from trustmesh.errors import ChainError, InvalidDid, StoreError
 from trustmesh.identity import key_from_did
-from trustmesh.log._bundles import decode_bundle, encode_bundle
+from trustmesh.log.bundles import decode_bundle, encode_bundle
 from trustmesh.log.store import LogStore
 from trustmesh.log.tlog_proof import format_tlog_proof
 from trustmesh.node._anchorer import Anchorer
@@ -34,7 +35,6 @@ from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._openapi import DOCUMENT
-from trustmesh.node._problems import Problem, on_http, on_problem, problem_response
 from trustmesh.node._state import NodeState
 from trustmesh.reading import MAX_ENTRY_SIZE
 

@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from trustmesh._problems import Problem, on_http, on_problem
 from trustmesh.errors import ChainError, InvalidReceipt
-from trustmesh.node._problems import Problem, on_http, on_problem
 from trustmesh.watcher.service import Watcher
 
 MAX_BODY = 1 << 20

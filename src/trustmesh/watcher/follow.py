@@ -29,7 +29,7 @@ from trustmesh.batch_verify import Item, verify_items
 from trustmesh.errors import InvalidDid, InvalidProof
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
-from trustmesh.log._bundles import BUNDLE_SIZE, decode_bundle
+from trustmesh.log.bundles import BUNDLE_SIZE, decode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.store import LogStore, open_store

@@ -26,11 +26,11 @@ from hashlib import sha256 as _sha256
 from pathlib import Path
 
 from trustmesh.errors import StoreError
-from trustmesh.log._bundles import BUNDLE_SIZE, MAX_ENTRY, decode_bundle, encode_bundle
-from trustmesh.log._tiles import RightEdge, TileKey, TreeReader, bottom_row, is_full
+from trustmesh.log.bundles import BUNDLE_SIZE, MAX_ENTRY, decode_bundle, encode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.merkle import LEAF_PREFIX
 from trustmesh.log.store._backend import Backend, Batch, DeviceKey
+from trustmesh.log.tiles import RightEdge, TileKey, TreeReader, bottom_row, is_full
 
 __all__ = ["DeviceKey", "LogStore", "open_store"]
 

@@ -1,6 +1,6 @@
 """What a storage backend provides to the log store: durable rows, nothing more.
 
-The tree logic (tiles, proofs) lives in :mod:`trustmesh.log._tiles` and the
+The tree logic (tiles, proofs) lives in :mod:`trustmesh.log.tiles` and the
 store; a backend only keeps bytes, and commits one batch atomically.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from trustmesh.log._tiles import TileKey
+from trustmesh.log.tiles import TileKey
 
 
 class DeviceKey(NamedTuple):

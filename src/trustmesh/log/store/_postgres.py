@@ -16,9 +16,9 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from trustmesh.errors import DuplicateEntry, StoreError
-from trustmesh.log._tiles import TileKey
 from trustmesh.log.store._backend import Batch
 from trustmesh.log.store._sqlite import FORMAT, tile_id
+from trustmesh.log.tiles import TileKey
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from trustmesh.errors import DuplicateEntry, StoreError
-from trustmesh.log._tiles import TileKey
 from trustmesh.log.store._backend import Batch
+from trustmesh.log.tiles import TileKey
 
 FORMAT = 1
 _SCHEMA = """
