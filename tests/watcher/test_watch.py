@@ -118,22 +118,22 @@ def test_watch_serves_receipts_and_holds_a_real_node_to_them(
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def audited() -> bool:
             assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
-            assert time.monotonic() < deadline, "the watcher did not come up"
             try:
-                if httpx.get(f"{url}/v1/status").json()["logs"][node.info["origin"]] >= 3:
-                    break
+                return bool(httpx.get(f"{url}/v1/status").json()["logs"][node.info["origin"]] >= 3)
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+                return False  # not listening yet
+
+        wait_until(audited, "the watcher to come up and audit the log")
         held = httpx.post(f"{url}/v1/receipts", json={"receipts": receipts})
         assert held.status_code == 202, held.text
         assert [r["index"] for r in held.json()["held"]] == [0, 1, 2]
-        while httpx.get(f"{url}/v1/status").json()["receipts_held"]:
-            assert time.monotonic() < deadline, "the receipts were never settled"
-            time.sleep(0.1)
+        wait_until(
+            lambda: not httpx.get(f"{url}/v1/status").json()["receipts_held"],
+            "the receipts to be settled",
+        )
         status = httpx.get(f"{url}/v1/status").json()
         assert (status["alerts"], status["proofs"]) == (0, [])
     finally:
