@@ -291,6 +291,8 @@ def test_bench_ingest_json_shape() -> None:
     for key in ("http_readings_per_s", "raw_verify_per_s", "p99_ms", "rss_mb"):
         assert document[key] > 0, key
     assert document["http_readings"] == 800
+    before, after = document["raw_verify_per_s_before_after"]  # the baseline brackets the run
+    assert min(before, after) <= document["raw_verify_per_s"] <= max(before, after)
     assert document["ratio"] == pytest.approx(  # printed to three decimals
         document["http_readings_per_s"] / document["raw_verify_per_s"], abs=5e-4
     )
