@@ -102,17 +102,11 @@ class Reading:
     payload: bytes = field(repr=False)
     signature: bytes = field(repr=False)
     entry: bytes = field(repr=False)
-
-    @property
-    def seq(self) -> int:
-        seq: int = self.fields["seq"]
-        return seq
-
-    @property
-    def ts(self) -> int:
-        """Milliseconds since the Unix epoch, as the device's clock said."""
-        ts: int = self.fields["ts"]
-        return ts
+    # The payload's seq and ts, kept as attributes: a node reads them a dozen times
+    # a reading (the payload map stays the source: parsing sets them from it).
+    seq: int = field(compare=False, repr=False)
+    ts: int = field(compare=False, repr=False)
+    """Milliseconds since the Unix epoch, as the device's clock said."""
 
     @property
     def sensor(self) -> str:
@@ -261,6 +255,8 @@ def parse_reading(data: bytes, *, decoded: Any = None) -> Reading:
         payload=payload,
         signature=signature,
         entry=entry,
+        seq=fields["seq"],
+        ts=fields["ts"],
     )
     return reading
 
