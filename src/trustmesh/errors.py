@@ -14,6 +14,7 @@ enter, so nothing else escapes the public API::
      ├── InvalidProof          a Merkle proof that does not verify
      ├── InvalidCheckpoint     a checkpoint or signed note that does not parse or verify
      ├── InvalidReceipt        a receipt that does not parse or verify
+     ├── InvalidEvidence       reputation input that is not well-formed
      ├── StoreError            the log store cannot do what was asked
      ├── ChainError            a chain cannot be reached, or refused a transaction
      │    └── Reverted         ... a contract reverted; the reason is the message
@@ -40,6 +41,7 @@ __all__ = [
     "Error",
     "InvalidCheckpoint",
     "InvalidDid",
+    "InvalidEvidence",
     "InvalidProof",
     "InvalidReading",
     "InvalidReceipt",
@@ -88,6 +90,10 @@ class SignerError(Error):
 
 class SeqCounterError(Error):
     """The device's persistent sequence counter cannot be read or advanced."""
+
+
+class InvalidEvidence(Error):
+    """Reputation input (evidence, an attestation, a stake) that is not well-formed."""
 
 
 class InvalidProof(Error):

@@ -1,0 +1,95 @@
+"""Merkle commitments that a contract checks with snekmate's
+``merkle_proof_verification`` (and OpenZeppelin's ``MerkleProof``).
+
+The rules are theirs: a parent is ``keccak256(min(a, b) ‖ max(a, b))`` (sorted
+pairs, so a proof is a plain list of siblings), and a leaf is the double hash
+``keccak256(keccak256(abi_encoded_values))``, as OpenZeppelin's
+StandardMerkleTree makes it, so that no 64-byte leaf preimage can pass for two
+inner nodes. Leaves are kept in the order given (the caller sorts them: subjects
+by id); a node without a sibling on its level moves up unchanged, so its proof
+is one hash shorter.
+
+>>> leaves = [leaf_hash(bytes([i]) * 32) for i in range(5)]
+>>> tree = MerkleTree(leaves)
+>>> check_proof(tree.proof(3), tree.root, leaves[3])  # raises InvalidProof if wrong
+>>> root_from_proof(leaves[3], tree.proof(3)) == tree.root
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from Crypto.Hash import keccak as _keccak
+
+from trustmesh.errors import InvalidProof
+
+__all__ = ["MerkleTree", "check_proof", "keccak256", "leaf_hash", "pair_hash", "root_from_proof"]
+
+EMPTY_ROOT = bytes(32)
+"""The root of a tree with no leaves (no proof verifies against it)."""
+
+
+def keccak256(data: bytes) -> bytes:
+    """Ethereum's Keccak-256 (the pre-standard padding, not SHA3-256)."""
+    return _keccak.new(digest_bits=256, data=data).digest()
+
+
+def leaf_hash(encoded: bytes) -> bytes:
+    """A leaf of ABI-encoded values: ``keccak256(keccak256(encoded))``."""
+    return keccak256(keccak256(encoded))
+
+
+def pair_hash(a: bytes, b: bytes) -> bytes:
+    """A parent: the hash of its two children, the smaller first."""
+    return keccak256(a + b if a < b else b + a)
+
+
+class MerkleTree:
+    """All levels of a sorted-pair tree over ``leaves`` (leaf hashes, in order)."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self._levels: list[list[bytes]] = [list(leaves)]
+        while len(self._levels[-1]) > 1:
+            below = self._levels[-1]
+            above = [pair_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])  # no sibling: carried up as it is
+            self._levels.append(above)
+
+    @property
+    def root(self) -> bytes:
+        top = self._levels[-1]
+        return top[0] if top else EMPTY_ROOT
+
+    def __len__(self) -> int:
+        return len(self._levels[0])
+
+    def proof(self, index: int) -> list[bytes]:
+        """The siblings from leaf ``index`` up to the root."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"leaf {index} of a tree of {len(self)}")
+        siblings = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                siblings.append(level[sibling])
+            index //= 2
+        return siblings
+
+
+def root_from_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root that ``proof`` leads to from ``leaf`` (snekmate's ``_process_proof``)."""
+    computed = leaf
+    for sibling in proof:
+        computed = pair_hash(computed, sibling)
+    return computed
+
+
+def check_proof(proof: Sequence[bytes], root: bytes, leaf: bytes) -> None:
+    """Raise :class:`~trustmesh.errors.InvalidProof` unless ``proof`` leads from
+    ``leaf`` to ``root``: what the contract checks."""
+    if any(len(sibling) != 32 for sibling in proof):
+        raise InvalidProof("a proof is a list of 32-byte hashes")
+    if root_from_proof(leaf, proof) != root:
+        raise InvalidProof("the proof does not lead from the leaf to the root")

@@ -1,0 +1,230 @@
+"""An epoch's reputation table: every subject's score, how it came about, and the
+Merkle commitments a contract checks.
+
+A subject's score is its beta reputation scaled by how much of the stake-anchored
+trust reaches it: ``score = beta * t / (t + tau) / ONE``, with ``t`` its trust after
+the last step and ``tau`` an even share of TRUST_MASS among the table's subjects
+(a subject with an average share gets half its beta score; one no staked subject
+vouches for, nothing). Two trees are committed, both over subjects in id order:
+
+- the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
+  what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
+- the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 pretrust,
+  uint256 out_weight, uint256[] trust, bytes32[] attesters, uint256[] weights,
+  uint256 alpha, uint256 beta, bytes32 evidence)``: every step's trust value, the
+  kept in-edges and the beta state, so that any wrong value in the table is
+  provable from a few leaves (a step from the attesters' leaves, a score from its
+  own leaf).
+
+The epoch's commitment binds both roots to the epoch and the parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eth_abi.abi import encode
+
+from trustmesh.reputation.beta import BetaState, evidence_totals
+from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake
+from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
+from trustmesh.reputation.params import ONE, TRUST_MASS, Params
+from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_reference, pretrust
+
+__all__ = ["EpochInputs", "ReputationTable", "SubjectScore", "compute_epoch", "params_digest"]
+
+STATE_TYPES = [
+    "bytes32", "uint256", "uint256", "uint256", "uint256[]", "bytes32[]", "uint256[]",
+    "uint256", "uint256", "bytes32",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EpochInputs:
+    """Everything an epoch's table is a function of (all of it public)."""
+
+    epoch: int
+    evidence: Sequence[Evidence] = ()
+    attestations: Sequence[Attestation] = ()
+    stakes: Sequence[Stake] = ()
+    previous: Mapping[bytes, BetaState] = field(default_factory=dict)  # last epoch's
+
+
+@dataclass(frozen=True)
+class SubjectScore:
+    """One subject's row: its score and everything it was computed from."""
+
+    subject: bytes
+    score: int
+    beta_score: int
+    trust: int  # after the last step
+    state: BetaState
+    counts: Mapping[Kind, int]  # this epoch's events per kind
+    evidence: tuple[Evidence, ...]  # this epoch's items, sorted
+    evidence_digest: bytes
+    pretrust: int
+    trajectory: tuple[int, ...]  # trust at steps 0..steps
+    attesters: tuple[bytes, ...]  # the kept in-edges, by id
+    weights: tuple[int, ...]
+    out_weight: int
+
+    def score_leaf(self, epoch: int) -> bytes:
+        values = [self.subject, epoch, self.score]
+        return leaf_hash(encode(["bytes32", "uint256", "uint256"], values))
+
+    def state_leaf(self, epoch: int) -> bytes:
+        values = [
+            self.subject, epoch, self.pretrust, self.out_weight, list(self.trajectory),
+            list(self.attesters), list(self.weights), self.state.alpha, self.state.beta,
+            self.evidence_digest,
+        ]  # fmt: skip
+        return leaf_hash(encode(STATE_TYPES, values))
+
+    def explain(self) -> dict[str, Any]:
+        """The score's components and the evidence behind them, JSON-ready."""
+        return {
+            "subject": self.subject.hex(),
+            "score": self.score,
+            "components": {
+                "beta": self.beta_score,
+                "alpha": self.state.alpha,
+                "beta_evidence": self.state.beta,
+                "trust": self.trust,
+                "pretrust": self.pretrust,
+            },
+            "counts": {kind.name.lower(): count for kind, count in sorted(self.counts.items())},
+            "evidence": [
+                {"kind": item.kind.name.lower(), "count": item.count, "ref": item.ref.hex()}
+                for item in self.evidence
+            ],
+            "evidence_digest": self.evidence_digest.hex(),
+            "attesters": [
+                {"id": attester.hex(), "weight": weight}
+                for attester, weight in zip(self.attesters, self.weights, strict=True)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ReputationTable:
+    epoch: int
+    params: Params
+    rows: Mapping[bytes, SubjectScore]  # by subject id, in id order
+    score_tree: MerkleTree
+    state_tree: MerkleTree
+    _position: Mapping[bytes, int] = field(repr=False)
+
+    @property
+    def score_root(self) -> bytes:
+        return self.score_tree.root
+
+    @property
+    def state_root(self) -> bytes:
+        return self.state_tree.root
+
+    @property
+    def commitment(self) -> bytes:
+        """What an attester posts for the epoch: both roots bound to it and to the
+        parameters."""
+        return keccak256(
+            encode(
+                ["uint256", "bytes32", "bytes32", "bytes32"],
+                [self.epoch, params_digest(self.params), self.score_root, self.state_root],
+            )
+        )
+
+    def score_proof(self, subject: bytes) -> list[bytes]:
+        return self.score_tree.proof(self._position[subject])
+
+    def state_proof(self, subject: bytes) -> list[bytes]:
+        return self.state_tree.proof(self._position[subject])
+
+    def states(self) -> dict[bytes, BetaState]:
+        """The beta states the next epoch starts from."""
+        return {subject: row.state for subject, row in self.rows.items()}
+
+
+def params_digest(params: Params) -> bytes:
+    """The parameters, hashed in a fixed order (kinds by number)."""
+    fixed = [
+        params.forget_num, params.forget_den, params.prior, params.good_cap,
+        params.teleport_num, params.teleport_den, params.steps, params.in_degree_cap,
+        params.edge_cap, params.stake_age_full,
+    ]  # fmt: skip
+    kinds = sorted(params.weights)
+    return keccak256(
+        encode(
+            ["uint256[]", "uint256[]", "uint256[]"],
+            [fixed, [int(k) for k in kinds], [params.weights[k] for k in kinds]],
+        )
+    )
+
+
+def compute_epoch(
+    inputs: EpochInputs,
+    params: Params | None = None,
+    *,
+    engine: Literal["numpy", "reference"] = "numpy",
+) -> ReputationTable:
+    """The epoch's table: a pure function of ``inputs`` and ``params``."""
+    params = params or Params()
+    subjects = sorted(
+        {item.subject for item in inputs.evidence}
+        | {a.witness for a in inputs.attestations}
+        | {a.subject for a in inputs.attestations}
+        | {stake.subject for stake in inputs.stakes}
+        | set(inputs.previous)
+    )
+    by_subject: dict[bytes, list[Evidence]] = {subject: [] for subject in subjects}
+    for item in inputs.evidence:
+        by_subject[item.subject].append(item)
+    pre = pretrust(subjects, inputs.stakes, params)
+    graph = WitnessGraph.build(subjects, inputs.attestations, pre, params)
+    steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
+    tau = max(1, TRUST_MASS // max(1, len(subjects)))
+    rows: dict[bytes, SubjectScore] = {}
+    for j, subject in enumerate(subjects):
+        items = tuple(sorted(by_subject[subject]))
+        good, bad, counts = evidence_totals(items, params)
+        state = inputs.previous.get(subject, BetaState(0, 0)).update(
+            good=good, bad=bad, params=params
+        )
+        beta_score = state.score(params)
+        trust = steps[-1][j]
+        rows[subject] = SubjectScore(
+            subject=subject,
+            score=beta_score * (ONE * trust // (trust + tau)) // ONE,
+            beta_score=beta_score,
+            trust=trust,
+            state=state,
+            counts=counts,
+            evidence=items,
+            evidence_digest=_evidence_digest(items),
+            pretrust=pre[j],
+            trajectory=tuple(step[j] for step in steps),
+            attesters=tuple(subjects[i] for i in graph.sources[j]),
+            weights=tuple(graph.weights[j]),
+            out_weight=graph.out_weight[j],
+        )
+    ordered = [rows[subject] for subject in subjects]
+    return ReputationTable(
+        epoch=inputs.epoch,
+        params=params,
+        rows=rows,
+        score_tree=MerkleTree([row.score_leaf(inputs.epoch) for row in ordered]),
+        state_tree=MerkleTree([row.state_leaf(inputs.epoch) for row in ordered]),
+        _position={subject: i for i, subject in enumerate(subjects)},
+    )
+
+
+def _evidence_digest(items: Sequence[Evidence]) -> bytes:
+    """The epoch's evidence about one subject, hashed (items sorted by kind and ref)."""
+    ordered = sorted(items, key=lambda item: (item.kind, item.ref, item.count))
+    return keccak256(
+        encode(
+            ["uint256[]", "uint256[]", "bytes32[]"],
+            [[int(i.kind) for i in ordered], [i.count for i in ordered], [i.ref for i in ordered]],
+        )
+    )
