@@ -10,11 +10,12 @@ vouches for, nothing). Two trees are committed, both over subjects in id order:
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
 - the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 pretrust,
-  uint256 out_weight, uint256[] trust, bytes32[] attesters, uint256[] weights,
-  uint256 alpha, uint256 beta, bytes32 evidence)``: every step's trust value, the
-  kept in-edges and the beta state, so that any wrong value in the table is
-  provable from a few leaves (a step from the attesters' leaves, a score from its
-  own leaf).
+  uint256 out_weight, uint256[] trust, bytes32 edges, uint256 alpha, uint256 beta,
+  bytes32 evidence)``: every step's trust value, the kept in-edges (``edges`` is
+  ``keccak256(abi.encode(bytes32[] attesters, uint256[] weights))``, so that an
+  attester's leaf stays small in a proof that names it) and the beta state. Any
+  wrong value in the table is provable from a few leaves: a step's value from its
+  attesters' leaves, a score from its own.
 
 The epoch's commitment binds both roots to the epoch and the parameters.
 """
@@ -36,8 +37,8 @@ from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_refe
 __all__ = ["EpochInputs", "ReputationTable", "SubjectScore", "compute_epoch", "params_digest"]
 
 STATE_TYPES = [
-    "bytes32", "uint256", "uint256", "uint256", "uint256[]", "bytes32[]", "uint256[]",
-    "uint256", "uint256", "bytes32",
+    "bytes32", "uint256", "uint256", "uint256", "uint256[]", "bytes32", "uint256", "uint256",
+    "bytes32",
 ]  # fmt: skip
 
 
@@ -77,10 +78,16 @@ class SubjectScore:
     def state_leaf(self, epoch: int) -> bytes:
         values = [
             self.subject, epoch, self.pretrust, self.out_weight, list(self.trajectory),
-            list(self.attesters), list(self.weights), self.state.alpha, self.state.beta,
-            self.evidence_digest,
+            self.edges_digest, self.state.alpha, self.state.beta, self.evidence_digest,
         ]  # fmt: skip
         return leaf_hash(encode(STATE_TYPES, values))
+
+    @property
+    def edges_digest(self) -> bytes:
+        """The kept in-edges, hashed: ``keccak256(abi.encode(attesters, weights))``."""
+        return keccak256(
+            encode(["bytes32[]", "uint256[]"], [list(self.attesters), list(self.weights)])
+        )
 
     def explain(self) -> dict[str, Any]:
         """The score's components and the evidence behind them, JSON-ready."""
