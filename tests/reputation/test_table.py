@@ -32,13 +32,20 @@ from trustmesh.reputation import (
 def test_both_engines_commit_the_same_table(inputs: EpochInputs) -> None:
     numpy_table = compute_epoch(inputs, engine="numpy")
     reference = compute_epoch(inputs, engine="reference")
-    assert numpy_table.commitment == reference.commitment
+    assert numpy_table.score_root == reference.score_root
     assert numpy_table.rows == reference.rows
     epoch = inputs.epoch
     for subject_id, row in reference.rows.items():
         assert 0 <= row.score <= row.beta_score < ONE
         check_proof(reference.score_proof(subject_id), reference.score_root, row.score_leaf(epoch))
         check_proof(reference.state_proof(subject_id), reference.state_root, row.state_leaf(epoch))
+    ordered = sorted(reference.rows)  # the leaves chain in id order, the last to zero
+    following = [*ordered[1:], bytes(32)]
+    for position, (subject_id, after) in enumerate(zip(ordered, following, strict=True)):
+        row = reference.rows[subject_id]
+        assert (row.position, row.next) == (position, after)
+    check_proof(reference.meta_proof(), reference.score_root, reference.meta_leaf)
+    assert reference.meta_values[2:4] == [reference.state_root, len(reference.rows)]
 
 
 _TWO_PROCESSES = """
@@ -52,7 +59,7 @@ inputs = EpochInputs(
     stakes=[Stake(ids[i], 10**18 + i, i) for i in range(0, 40, 3)],
 )
 table = compute_epoch(inputs, engine=sys.argv[1])
-print(json.dumps([table.commitment.hex(), table.score_root.hex(), table.state_root.hex()]))
+print(json.dumps([table.score_root.hex(), table.state_root.hex()]))
 """
 
 
@@ -112,13 +119,14 @@ def test_commitment_binds_epoch_params_and_evidence() -> None:
     device = subject(0)
     inputs = EpochInputs(1, [Evidence(device, Kind.READINGS_LOGGED, ref(0), 5)])
     base = compute_epoch(inputs)
-    assert compute_epoch(EpochInputs(2, inputs.evidence)).commitment != base.commitment
-    assert compute_epoch(inputs, Params(steps=5)).commitment != base.commitment
+    assert compute_epoch(EpochInputs(2, inputs.evidence)).score_root != base.score_root
+    assert compute_epoch(inputs, Params(steps=5)).score_root != base.score_root
     assert params_digest(Params(steps=5)) != params_digest(Params())
     other_ref = EpochInputs(1, [Evidence(device, Kind.READINGS_LOGGED, ref(1), 5)])
     changed = compute_epoch(other_ref)
     assert changed.rows[device].score == base.rows[device].score  # same score, other evidence:
     assert changed.state_root != base.state_root  # the evidence digest tells them apart
+    assert changed.score_root != base.score_root  # (bound through the meta leaf)
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,18 @@ vouches for, nothing). Two trees are committed, both over subjects in id order:
 
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
-- the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 pretrust,
-  uint256 out_weight, uint256[] trust, bytes32 edges, uint256 alpha, uint256 beta,
-  bytes32 evidence)``: every step's trust value, the kept in-edges (``edges`` is
-  ``keccak256(abi.encode(bytes32[] attesters, uint256[] weights))``, so that an
-  attester's leaf stays small in a proof that names it) and the beta state. Any
-  wrong value in the table is provable from a few leaves: a step's value from its
-  attesters' leaves, a score from its own.
-
-The epoch's commitment binds both roots to the epoch and the parameters.
+  and, last, the meta leaf ``abi.encode(bytes32 META, uint256 epoch, bytes32 state_root,
+  uint256 subjects, bytes32 params)``, so that the one root a contract stores
+  binds the state tree, the subject count and the model's parameters;
+- the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 position,
+  bytes32 next, uint256 pretrust, uint256 out_weight, uint256[] trust, bytes32 edges,
+  uint256 alpha, uint256 beta, bytes32 evidence)``: the subject's place in id order
+  and the id after it (zero for the last: the leaves chain, so none can be left
+  out or counted twice unseen), every step's trust value, the kept in-edges
+  (``edges`` is ``keccak256(abi.encode(bytes32[] attesters, uint256[] weights))``,
+  so that an attester's leaf stays small in a proof that names it) and the beta
+  state. Any wrong value in the table is provable from a few leaves: a step's
+  value from its attesters' leaves, a score from its own.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_refe
 __all__ = ["EpochInputs", "ReputationTable", "SubjectScore", "compute_epoch", "params_digest"]
 
 STATE_TYPES = [
-    "bytes32", "uint256", "uint256", "uint256", "uint256[]", "bytes32", "uint256", "uint256",
-    "bytes32",
+    "bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256[]", "bytes32",
+    "uint256", "uint256", "bytes32",
 ]  # fmt: skip
+META_TYPES = ["bytes32", "uint256", "bytes32", "uint256", "bytes32"]
+META = keccak256(b"trustmesh.dev/reputation/meta/v1")
+"""The subject field of the score tree's meta leaf (no subject id is this hash)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class SubjectScore:
     """One subject's row: its score and everything it was computed from."""
 
     subject: bytes
+    position: int  # in id order
+    next: bytes  # the id after it, or 32 zero bytes for the last
     score: int
     beta_score: int
     trust: int  # after the last step
@@ -77,8 +85,9 @@ class SubjectScore:
 
     def state_leaf(self, epoch: int) -> bytes:
         values = [
-            self.subject, epoch, self.pretrust, self.out_weight, list(self.trajectory),
-            self.edges_digest, self.state.alpha, self.state.beta, self.evidence_digest,
+            self.subject, epoch, self.position, self.next, self.pretrust, self.out_weight,
+            list(self.trajectory), self.edges_digest, self.state.alpha, self.state.beta,
+            self.evidence_digest,
         ]  # fmt: skip
         return leaf_hash(encode(STATE_TYPES, values))
 
@@ -119,12 +128,13 @@ class ReputationTable:
     epoch: int
     params: Params
     rows: Mapping[bytes, SubjectScore]  # by subject id, in id order
-    score_tree: MerkleTree
+    score_tree: MerkleTree  # the subjects' score leaves in id order, then the meta leaf
     state_tree: MerkleTree
     _position: Mapping[bytes, int] = field(repr=False)
 
     @property
     def score_root(self) -> bytes:
+        """The one root an attester posts: every score, and the meta leaf."""
         return self.score_tree.root
 
     @property
@@ -132,15 +142,16 @@ class ReputationTable:
         return self.state_tree.root
 
     @property
-    def commitment(self) -> bytes:
-        """What an attester posts for the epoch: both roots bound to it and to the
-        parameters."""
-        return keccak256(
-            encode(
-                ["uint256", "bytes32", "bytes32", "bytes32"],
-                [self.epoch, params_digest(self.params), self.score_root, self.state_root],
-            )
-        )
+    def meta_leaf(self) -> bytes:
+        return leaf_hash(encode(META_TYPES, self.meta_values))
+
+    @property
+    def meta_values(self) -> list[Any]:
+        """The meta leaf's fields: (META, epoch, state root, subjects, params digest)."""
+        return [META, self.epoch, self.state_root, len(self.rows), params_digest(self.params)]
+
+    def meta_proof(self) -> list[bytes]:
+        return self.score_tree.proof(len(self.rows))
 
     def score_proof(self, subject: bytes) -> list[bytes]:
         return self.score_tree.proof(self._position[subject])
@@ -202,6 +213,8 @@ def compute_epoch(
         trust = steps[-1][j]
         rows[subject] = SubjectScore(
             subject=subject,
+            position=j,
+            next=subjects[j + 1] if j + 1 < len(subjects) else bytes(32),
             score=beta_score * (ONE * trust // (trust + tau)) // ONE,
             beta_score=beta_score,
             trust=trust,
@@ -216,12 +229,15 @@ def compute_epoch(
             out_weight=graph.out_weight[j],
         )
     ordered = [rows[subject] for subject in subjects]
+    state_tree = MerkleTree([row.state_leaf(inputs.epoch) for row in ordered])
+    meta = [META, inputs.epoch, state_tree.root, len(subjects), params_digest(params)]
+    score_leaves = [row.score_leaf(inputs.epoch) for row in ordered]
     return ReputationTable(
         epoch=inputs.epoch,
         params=params,
         rows=rows,
-        score_tree=MerkleTree([row.score_leaf(inputs.epoch) for row in ordered]),
-        state_tree=MerkleTree([row.state_leaf(inputs.epoch) for row in ordered]),
+        score_tree=MerkleTree([*score_leaves, leaf_hash(encode(META_TYPES, meta))]),
+        state_tree=state_tree,
         _position={subject: i for i, subject in enumerate(subjects)},
     )
 
