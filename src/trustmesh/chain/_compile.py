@@ -1,15 +1,17 @@
 """Compile the Vyper contracts from source, caching by source hash.
 
-The sources ship in the package (``trustmesh/chain/contracts/*.vy``); the
-compiled ABI and bytecode are cached under the user's cache directory (or
-``$TRUSTMESH_CACHE_DIR``), keyed by SHA-256 of the compiler version and the
-source, so an edited contract is always recompiled and a cache is never the
-only copy of anything.
+The sources ship in the package (``trustmesh/chain/contracts/*.vy``); modules
+they import (snekmate's) are found on ``sys.path``, as the ``vyper`` command
+finds them. The compiled ABI and bytecode are cached under the user's cache
+directory (or ``$TRUSTMESH_CACHE_DIR``), keyed by SHA-256 of the compiler's and
+snekmate's versions and the source, so an edited contract is always recompiled
+and a cache is never the only copy of anything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.resources
 import json
 import os
@@ -19,12 +21,14 @@ from typing import Any
 
 import platformdirs
 import vyper
+from vyper.cli.vyper_compile import get_search_paths
 from vyper.compiler import compile_code
+from vyper.compiler.input_bundle import FilesystemInputBundle
 
 from trustmesh._durable import replace_atomically
 from trustmesh.errors import ChainError
 
-CONTRACTS = ("Registry", "LogAnchor", "Disputes")
+CONTRACTS = ("Registry", "LogAnchor", "Disputes", "Reputation")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ def source(name: str) -> str:
 def load_contract(name: str) -> Artifact:
     """The compiled contract ``name``, from the cache or freshly compiled."""
     text = source(name)
-    digest = hashlib.sha256(f"vyper {vyper.__version__}\n{text}".encode()).hexdigest()
+    compilers = f"vyper {vyper.__version__} snekmate {importlib.metadata.version('snekmate')}"
+    digest = hashlib.sha256(f"{compilers}\n{text}".encode()).hexdigest()
     cached = cache_dir() / "contracts" / f"{name}-{digest[:32]}.json"
     try:
         document = json.loads(cached.read_text())
@@ -56,7 +61,11 @@ def load_contract(name: str) -> Artifact:
     except (OSError, ValueError, KeyError):
         pass  # not cached yet, or a damaged cache file: compile
     try:
-        output = compile_code(text, output_formats=["abi", "bytecode"])
+        output = compile_code(
+            text,
+            output_formats=["abi", "bytecode"],
+            input_bundle=FilesystemInputBundle(get_search_paths()),
+        )
     except vyper.exceptions.VyperException as exc:
         raise ChainError(f"{name}.vy does not compile: {exc}") from None
     artifact = Artifact(name, output["abi"], bytes.fromhex(output["bytecode"][2:]), digest)

@@ -30,6 +30,7 @@ from trustmesh.reputation.table import (
     EpochInputs,
     ReputationTable,
     SubjectScore,
+    assemble_table,
     compute_epoch,
     params_digest,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ReputationTable",
     "Stake",
     "SubjectScore",
+    "assemble_table",
     "check_proof",
     "compute_epoch",
     "params_digest",

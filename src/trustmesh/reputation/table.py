@@ -37,7 +37,14 @@ from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
 from trustmesh.reputation.params import ONE, TRUST_MASS, Params
 from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_reference, pretrust
 
-__all__ = ["EpochInputs", "ReputationTable", "SubjectScore", "compute_epoch", "params_digest"]
+__all__ = [
+    "EpochInputs",
+    "ReputationTable",
+    "SubjectScore",
+    "assemble_table",
+    "compute_epoch",
+    "params_digest",
+]
 
 STATE_TYPES = [
     "bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256[]", "bytes32",
@@ -84,12 +91,15 @@ class SubjectScore:
         return leaf_hash(encode(["bytes32", "uint256", "uint256"], values))
 
     def state_leaf(self, epoch: int) -> bytes:
-        values = [
+        return leaf_hash(encode(STATE_TYPES, self.state_values(epoch)))
+
+    def state_values(self, epoch: int) -> list[Any]:
+        """The state leaf's fields, in order (a contract takes them as a struct)."""
+        return [
             self.subject, epoch, self.position, self.next, self.pretrust, self.out_weight,
             list(self.trajectory), self.edges_digest, self.state.alpha, self.state.beta,
             self.evidence_digest,
         ]  # fmt: skip
-        return leaf_hash(encode(STATE_TYPES, values))
 
     @property
     def edges_digest(self) -> bytes:
@@ -228,17 +238,22 @@ def compute_epoch(
             weights=tuple(graph.weights[j]),
             out_weight=graph.out_weight[j],
         )
-    ordered = [rows[subject] for subject in subjects]
-    state_tree = MerkleTree([row.state_leaf(inputs.epoch) for row in ordered])
-    meta = [META, inputs.epoch, state_tree.root, len(subjects), params_digest(params)]
-    score_leaves = [row.score_leaf(inputs.epoch) for row in ordered]
+    return assemble_table(inputs.epoch, params, [rows[subject] for subject in subjects])
+
+
+def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> ReputationTable:
+    """The table of ``rows`` (in id order) with its trees: what :func:`compute_epoch`
+    returns, and how a table someone published is rebuilt to be checked."""
+    state_tree = MerkleTree([row.state_leaf(epoch) for row in rows])
+    meta = [META, epoch, state_tree.root, len(rows), params_digest(params)]
+    score_leaves = [row.score_leaf(epoch) for row in rows]
     return ReputationTable(
-        epoch=inputs.epoch,
+        epoch=epoch,
         params=params,
-        rows=rows,
+        rows={row.subject: row for row in rows},
         score_tree=MerkleTree([*score_leaves, leaf_hash(encode(META_TYPES, meta))]),
         state_tree=state_tree,
-        _position={subject: i for i, subject in enumerate(subjects)},
+        _position={row.subject: i for i, row in enumerate(rows)},
     )
 
 

@@ -1,0 +1,144 @@
+"""The Reputation contract, typed: deploy it for a parameter set, post an epoch's
+table, read a score with its proof, and prove a wrong value of a posted table.
+
+A proof is made from the table *as posted* (whoever posted it publishes it; a
+checker rebuilds it with :func:`~trustmesh.reputation.assemble_table` and compares
+it with its own recomputation): the contract checks each leaf against the posted
+root, then recomputes the one value from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3 import Web3
+from web3.types import TxReceipt
+
+from trustmesh.chain._compile import load_contract
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.defaults import DEFAULT_REWARD_BPS
+from trustmesh.reputation import Params, ReputationTable, params_digest
+
+__all__ = ["ReputationContract", "deploy_reputation"]
+
+DEFAULT_BOND = 10**16  # wei a post carries
+DEFAULT_WINDOW = 3600  # seconds a posted table can be disproven
+
+
+def deploy_reputation(
+    client: ChainClient,
+    params: Params | None = None,
+    *,
+    min_stake: int,
+    bond: int = DEFAULT_BOND,
+    window: int = DEFAULT_WINDOW,
+    reward_bps: int = DEFAULT_REWARD_BPS,
+) -> str:
+    """Deploy a Reputation contract for ``params``; returns its address."""
+    params = params or Params()
+    return client.deploy(
+        "Reputation",
+        params_digest(params),
+        params.teleport_num,
+        params.teleport_den,
+        params.prior,
+        params.steps,
+        min_stake,
+        bond,
+        window,
+        reward_bps,
+    )
+
+
+class ReputationContract:
+    """One deployed Reputation contract, used through ``client``'s account."""
+
+    def __init__(self, client: ChainClient, address: str) -> None:
+        self.client = client
+        self.address = Web3.to_checksum_address(address)
+        self.contract = client.contract(load_contract("Reputation"), address)
+
+    def join(self, stake: int) -> TxReceipt:
+        return self.client.transact(self.contract.functions.join(), stake)
+
+    def leave(self) -> TxReceipt:
+        return self.client.transact(self.contract.functions.leave())
+
+    def stake(self, attester: str | None = None) -> int:
+        who = Web3.to_checksum_address(attester or self.client.address)
+        return int(self.client.call(self.contract.functions.stake(who)))
+
+    def post(self, table: ReputationTable, bond: int | None = None) -> TxReceipt:
+        """Post ``table``'s root, with the contract's bond (or ``bond``, to be refused)."""
+        value = self.bond() if bond is None else bond
+        fn = self.contract.functions.post(
+            table.epoch, table.score_root, table.state_root, len(table.rows)
+        )
+        return self.client.transact(fn, value)
+
+    def bond(self) -> int:
+        return int(self.client.call(self.contract.functions.bond()))
+
+    def finalize(self, epoch: int) -> TxReceipt:
+        return self.client.transact(self.contract.functions.finalize(epoch))
+
+    def is_final(self, epoch: int) -> bool:
+        return bool(self.client.call(self.contract.functions.is_final(epoch)))
+
+    def root(self, epoch: int) -> bytes:
+        return bytes(self.client.call(self.contract.functions.roots(epoch)))
+
+    def score_of(self, table: ReputationTable, subject: bytes, score: int | None = None) -> int:
+        """The contract's answer for ``subject``'s score in ``table`` (the table's own
+        score, or ``score`` to try another); reverts unless it is in a final table."""
+        value = table.rows[subject].score if score is None else score
+        fn = self.contract.functions.score_of(
+            subject, table.epoch, value, table.score_proof(subject)
+        )
+        return int(self.client.call(fn))
+
+    def prove_wrong_trust(self, table: ReputationTable, subject: bytes, step: int) -> TxReceipt:
+        """Prove ``subject``'s trust at ``step`` in the posted ``table`` wrong."""
+        row = table.rows[subject]
+        inputs = [table.rows[attester] for attester in row.attesters] if step > 0 else []
+        fn = self.contract.functions.prove_wrong_trust(
+            *self._state_args(table, subject),
+            step,
+            list(row.attesters) if step > 0 else [],
+            list(row.weights) if step > 0 else [],
+            [source.state_values(table.epoch) for source in inputs],
+            [table.state_proof(source.subject) for source in inputs],
+        )
+        return self.client.transact(fn)
+
+    def prove_wrong_score(self, table: ReputationTable, subject: bytes) -> TxReceipt:
+        fn = self.contract.functions.prove_wrong_score(
+            *self._state_args(table, subject),
+            table.rows[subject].score,
+            table.score_proof(subject),
+        )
+        return self.client.transact(fn)
+
+    def prove_wrong_count(self, table: ReputationTable, subject: bytes) -> TxReceipt:
+        fn = self.contract.functions.prove_wrong_count(*self._state_args(table, subject))
+        return self.client.transact(fn)
+
+    def prove_broken_chain(self, table: ReputationTable, first: bytes, second: bytes) -> TxReceipt:
+        row = table.rows[second]
+        fn = self.contract.functions.prove_broken_chain(
+            *self._state_args(table, first),
+            row.state_values(table.epoch),
+            table.state_proof(second),
+        )
+        return self.client.transact(fn)
+
+    @staticmethod
+    def _state_args(table: ReputationTable, subject: bytes) -> list[Any]:
+        """(meta, meta proof, the subject's state leaf, its proof)."""
+        meta = table.meta_values[1:]  # the struct has no META tag
+        return [
+            meta,
+            table.meta_proof(),
+            table.rows[subject].state_values(table.epoch),
+            table.state_proof(subject),
+        ]
