@@ -101,8 +101,18 @@ def test_a_final_table_is_read_with_proofs_and_the_bond_comes_back(
         reader.finalize(1)
     with pytest.raises(Reverted, match="table already final"):
         reader.prove_wrong_score(table, device)
-    attester.leave()  # nothing pending: the stake comes back
-    assert attester.stake() == 0
+    attester.leave()  # unbonds for one window: what it posted stays slashable meanwhile
+    with pytest.raises(Reverted, match="attester leaving"):
+        attester.post(_table(2))
+    with pytest.raises(Reverted, match="still unbonding"):
+        attester.withdraw()
+    net.owner.advance_time(WINDOW + 1)
+    before = net.owner.balance()
+    receipt = attester.withdraw()
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert attester.stake() == 0 and net.owner.balance() == before + MIN_STAKE - gas
+    with pytest.raises(Reverted, match="nothing staked"):
+        attester.withdraw()
 
 
 @pytest.mark.parametrize("step", [0, 3, PARAMS.steps])
@@ -194,8 +204,8 @@ def test_bad_posts_and_proofs_change_nothing(
     attester.post(table)
     with pytest.raises(Reverted, match="epoch already posted"):
         attester.post(table)
-    with pytest.raises(Reverted, match="a post is still pending"):
-        attester.leave()
+    with pytest.raises(Reverted, match="not leaving"):
+        attester.withdraw()
     device = _device_with_attesters(table)
     # a proof built from another table (one evidence digest changed) misses the posted root
     forged = _tampered(table, device, evidence_digest=bytes(32))

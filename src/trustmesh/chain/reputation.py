@@ -62,7 +62,11 @@ class ReputationContract:
         return self.client.transact(self.contract.functions.join(), stake)
 
     def leave(self) -> TxReceipt:
+        """Start unbonding (one window), after which :meth:`withdraw` pays the stake."""
         return self.client.transact(self.contract.functions.leave())
+
+    def withdraw(self) -> TxReceipt:
+        return self.client.transact(self.contract.functions.withdraw())
 
     def stake(self, attester: str | None = None) -> int:
         who = Web3.to_checksum_address(attester or self.client.address)

@@ -22,7 +22,8 @@
         num * pretrust[j]) // den`, t[0] = pretrust.
         Storage per epoch: the root (a new slot) and one slot of a ring that
         epochs reuse (poster, post time, epoch, final flag), so that a post
-        costs one fresh slot.
+        costs one fresh slot once the ring has gone round. An attester leaves
+        by unbonding for one window: no per-post bookkeeping.
 """
 
 from snekmate.utils import merkle_proof_verification as mpv
@@ -68,7 +69,12 @@ event Joined:
     stake: uint256
 
 
-event Left:
+event Leaving:
+    attester: indexed(address)
+    unbond_at: uint256
+
+
+event Withdrawn:
     attester: indexed(address)
     amount: uint256
 
@@ -107,7 +113,8 @@ window: public(immutable(uint256))  # seconds a table can be disproven after its
 reward_bps: public(immutable(uint256))  # of the attester's stake, paid to a prover
 
 stake: public(HashMap[address, uint256])
-pending: public(HashMap[address, uint256])  # an attester's posts not yet final
+# when a leaving attester's stake may be withdrawn: its last post's window has closed
+unbond_at: public(HashMap[address, uint256])
 roots: public(HashMap[uint256, bytes32])  # epoch -> posted root (empty again if disproven)
 # epoch % RING -> poster (160 bits) | posted_at (64) | epoch (31) | final (1)
 ring: public(uint256[RING])
@@ -164,13 +171,28 @@ def join():
 @external
 def leave():
     """
-    @notice Withdraw the sender's whole stake; only with no post still challengeable.
+    @notice Stop posting; the stake unbonds for one window (every post made
+            before can still be disproven and slashed), then `withdraw`.
+    """
+    assert self.stake[msg.sender] > 0, "reputation: nothing staked"
+    assert self.unbond_at[msg.sender] == 0, "reputation: already leaving"
+    self.unbond_at[msg.sender] = block.timestamp + window
+    log Leaving(attester=msg.sender, unbond_at=block.timestamp + window)
+
+
+@external
+def withdraw():
+    """
+    @notice Take back a left attester's stake once it has unbonded.
     """
     amount: uint256 = self.stake[msg.sender]
+    unbond: uint256 = self.unbond_at[msg.sender]
     assert amount > 0, "reputation: nothing staked"
-    assert self.pending[msg.sender] == 0, "reputation: a post is still pending"
+    assert unbond != 0, "reputation: not leaving"
+    assert block.timestamp >= unbond, "reputation: still unbonding"
     self.stake[msg.sender] = 0
-    log Left(attester=msg.sender, amount=amount)
+    self.unbond_at[msg.sender] = 0
+    log Withdrawn(attester=msg.sender, amount=amount)
     send(msg.sender, amount)
 
 
@@ -183,6 +205,7 @@ def post(epoch: uint256, root: bytes32, state_root: bytes32, subjects: uint256):
             whoever checks the table.
     """
     assert self.stake[msg.sender] >= min_stake, "reputation: attester not staked"
+    assert self.unbond_at[msg.sender] == 0, "reputation: attester leaving"
     assert msg.value == bond, "reputation: the bond must be sent with the post"
     assert epoch < MAX_EPOCH, "reputation: epoch out of range"
     assert root != empty(bytes32), "reputation: empty root"
@@ -192,7 +215,6 @@ def post(epoch: uint256, root: bytes32, state_root: bytes32, subjects: uint256):
         assert slot & FINAL_BIT != 0, "reputation: an older epoch is still pending"
     self.roots[epoch] = root
     self.ring[epoch % RING] = self._pack(msg.sender, block.timestamp, epoch, False)
-    self.pending[msg.sender] += 1
     log RootPosted(
         epoch=epoch, attester=msg.sender, root=root, state_root=state_root, subjects=subjects
     )
@@ -210,7 +232,6 @@ def finalize(epoch: uint256):
     poster: address = self._poster(slot)
     assert block.timestamp >= self._posted_at(slot) + window, "reputation: window still open"
     self.ring[epoch % RING] = slot | FINAL_BIT
-    self.pending[poster] -= 1
     log Finalized(epoch=epoch, attester=poster, root=root)
     send(poster, bond)
 
@@ -413,7 +434,6 @@ def _disprove(epoch: uint256, subject: bytes32, what: String[16]):
     paid: uint256 = bond + taken * reward_bps // 10000
     self.stake[poster] = 0
     self.burned += taken - taken * reward_bps // 10000
-    self.pending[poster] -= 1
     self.roots[epoch] = empty(bytes32)
     self.ring[epoch % RING] = 0
     log WrongValueProven(
