@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake
 
+# (witness evidence comes from attestations, never as evidence items)
+EVIDENCE_KINDS = [k for k in Kind if k not in (Kind.WITNESSED, Kind.WITNESS_DISAGREES)]
+
 
 def subject(n: int) -> bytes:
     return hashlib.sha256(b"subject %d" % n).digest()
@@ -26,7 +29,7 @@ def epoch_inputs(draw: st.DrawFn, max_subjects: int = 24) -> EpochInputs:
             st.builds(
                 Evidence,
                 ids.map(subject),
-                st.sampled_from(list(Kind)),
+                st.sampled_from(EVIDENCE_KINDS),
                 st.integers(0, 50).map(ref),
                 st.integers(1, 500),
             ),
@@ -35,7 +38,13 @@ def epoch_inputs(draw: st.DrawFn, max_subjects: int = 24) -> EpochInputs:
     )
     attestations = draw(
         st.lists(
-            st.builds(Attestation, ids.map(subject), ids.map(subject), st.integers(0, 40).map(ref)),
+            st.builds(
+                Attestation,
+                ids.map(subject),
+                ids.map(subject),
+                st.integers(0, 40).map(ref),
+                st.booleans(),
+            ),
             max_size=8 * n,
         )
     )

@@ -52,10 +52,13 @@ _TWO_PROCESSES = """
 import hashlib, json, sys
 from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake, compute_epoch
 ids = [hashlib.sha256(b"%d" % i).digest() for i in range(40)]
+kinds = [k for k in Kind if k not in (Kind.WITNESSED, Kind.WITNESS_DISAGREES)]
 inputs = EpochInputs(
     epoch=7,
-    evidence=[Evidence(ids[i], list(Kind)[i % 14], ids[(i * 7) % 40], 1 + i) for i in range(40)],
-    attestations=[Attestation(ids[i], ids[(i * 3 + 1) % 40], ids[i % 5]) for i in range(40)],
+    evidence=[Evidence(ids[i], kinds[i % len(kinds)], ids[(i * 7) % 40], 1 + i) for i in range(40)],
+    attestations=[
+        Attestation(ids[i], ids[(i * 3 + 1) % 40], ids[i % 5], i % 4 != 0) for i in range(40)
+    ],
     stakes=[Stake(ids[i], 10**18 + i, i) for i in range(0, 40, 3)],
 )
 table = compute_epoch(inputs, engine=sys.argv[1])
@@ -149,3 +152,27 @@ def test_commitment_binds_epoch_params_and_evidence() -> None:
 def test_malformed_input_is_refused_by_name(make: object, message: str) -> None:
     with pytest.raises(InvalidEvidence, match=message):
         make()  # type: ignore[operator]
+
+
+def test_witnesses_count_as_much_as_they_are_trusted() -> None:
+    nodes, device = [subject(i) for i in range(3)], subject(10)
+    swarm = [subject(100 + i) for i in range(40)]  # unstaked identities
+    stakes = [Stake(n, 10**18, 30) for n in nodes] + [Stake(device, 10**17, 30)]
+    vouch = [Attestation(n, device, ref(i)) for i, n in enumerate(nodes)]
+    readings = [Evidence(device, Kind.READINGS_LOGGED, ref(50), 100)]
+    plain = compute_epoch(EpochInputs(1, readings, vouch, stakes))
+    slander = [Attestation(s, device, ref(200 + k), agrees=False) for s in swarm for k in range(5)]
+    slandered = compute_epoch(EpochInputs(1, readings, vouch + slander, stakes))
+    assert slandered.rows[device].state == plain.rows[device].state  # the swarm weighs nothing
+    assert slandered.rows[device].score == plain.rows[device].score
+    # the same words from the staked nodes that vouch for it do count
+    disputes = [Attestation(n, device, ref(300 + i), agrees=False) for i, n in enumerate(nodes)]
+    disputed = compute_epoch(EpochInputs(1, readings, vouch + disputes, stakes))
+    assert disputed.rows[device].state.beta > 0 == plain.rows[device].state.beta
+    assert disputed.rows[device].score < plain.rows[device].score
+
+
+def test_witness_evidence_only_comes_from_attestations() -> None:
+    for kind in (Kind.WITNESSED, Kind.WITNESS_DISAGREES):
+        with pytest.raises(InvalidEvidence, match="comes from attestations"):
+            compute_epoch(EpochInputs(1, [Evidence(subject(0), kind, ref(0))]))

@@ -14,13 +14,13 @@ expected value of Beta(alpha + prior, beta + prior).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from trustmesh.reputation.evidence import GOOD, Evidence, Kind
+from trustmesh.reputation.evidence import GOOD, Attestation, Evidence, Kind
 from trustmesh.reputation.params import ONE, UNIT, Params
 
-__all__ = ["BetaState", "evidence_totals"]
+__all__ = ["BetaState", "evidence_totals", "witness_units"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,15 @@ class BetaState:
         return (self.alpha + params.prior) * ONE // (self.alpha + self.beta + 2 * params.prior)
 
 
-def evidence_totals(items: Iterable[Evidence], params: Params) -> tuple[int, int, dict[Kind, int]]:
+def evidence_totals(
+    items: Iterable[Evidence], params: Params, witnessed: int = 0, disputed: int = 0
+) -> tuple[int, int, dict[Kind, int]]:
     """An epoch's (good, bad) evidence in UNITs, and the event count per kind.
 
-    Good evidence of each kind counts up to ``params.good_cap`` events; bad
-    evidence counts in full."""
+    ``witnessed``/``disputed``: agreeing and disagreeing attestations of the
+    subject in UNITs, each already weighted by its witness's trust
+    (:func:`witness_units`). Good evidence of each kind counts up to
+    ``params.good_cap`` events; bad evidence counts in full."""
     counts: dict[Kind, int] = {}
     for item in items:
         counts[item.kind] = counts.get(item.kind, 0) + item.count
@@ -52,4 +56,32 @@ def evidence_totals(items: Iterable[Evidence], params: Params) -> tuple[int, int
             good += min(count, params.good_cap) * params.weights[kind] * UNIT
         else:
             bad += count * params.weights[kind] * UNIT
+    good += min(witnessed, params.good_cap * UNIT) * params.weights[Kind.WITNESSED]
+    bad += disputed * params.weights[Kind.WITNESS_DISAGREES]
+    for kind, units in ((Kind.WITNESSED, witnessed), (Kind.WITNESS_DISAGREES, disputed)):
+        if units // UNIT:
+            counts[kind] = units // UNIT  # (weighted events, for the explanation)
     return good, bad, counts
+
+
+def witness_units(
+    subjects: Sequence[bytes],
+    attestations: Iterable[Attestation],
+    factor: Sequence[int],
+    params: Params,
+) -> tuple[list[int], list[int]]:
+    """Per subject, agreeing and disagreeing attestations in UNITs, each (witness,
+    subject) pair counting up to ``params.edge_cap`` distinct witness readings
+    times the witness's trust factor (a fraction of ONE): an identity that no
+    staked subject vouches for moves nobody's score."""
+    index = {subject: i for i, subject in enumerate(subjects)}
+    refs: dict[tuple[int, int, bool], set[bytes]] = {}
+    for attestation in attestations:
+        i, j = index.get(attestation.witness), index.get(attestation.subject)
+        if i is not None and j is not None and i != j:
+            refs.setdefault((i, j, attestation.agrees), set()).add(attestation.ref)
+    agreeing, disagreeing = [0] * len(subjects), [0] * len(subjects)
+    for (i, j, agrees), seen in refs.items():
+        units = min(len(seen), params.edge_cap) * UNIT * factor[i] // ONE
+        (agreeing if agrees else disagreeing)[j] += units
+    return agreeing, disagreeing

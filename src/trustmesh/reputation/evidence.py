@@ -30,8 +30,9 @@ class Kind(IntEnum):
     CLOCK_DRIFT = 3  # a reading's ts far from the log's time of arrival
     REFUSED = 4  # a reading refused on evidence (a bad signature, a replay)
     EQUIVOCATION = 5  # two readings signed with one seq (proven)
-    WITNESSED = 6  # a valid witness attestation of this subject by another (good)
+    WITNESSED = 6  # witnesses whose own reading agrees with the subject's (good)
     IMPOSSIBLE_CLAIM = 7  # a witness claim that cannot be true (range, self, two places)
+    WITNESS_DISAGREES = 8  # witnesses whose own reading contradicts the subject's
     # a node's, from the chain and the logs
     ANCHOR_KEPT = 10  # a checkpoint anchored in time (good)
     ANCHOR_LATE = 11  # a signed checkpoint proven unanchored past the merge delay
@@ -75,11 +76,18 @@ class Evidence:
 
 @dataclass(frozen=True, order=True)
 class Attestation:
-    """``witness`` attests that it saw ``subject``, in the witness reading ``ref``."""
+    """``witness`` attests that it saw ``subject``, in the witness reading ``ref``, and
+    whether its own measurement ``agrees`` with the subject's reading of that moment.
+
+    An agreeing attestation is an edge of the witness graph (the witness passes the
+    subject trust) and good evidence for the subject; a disagreeing one, bad
+    evidence. Either counts as much as the witness is trusted: an identity nobody
+    staked for moves no score, up or down."""
 
     witness: bytes
     subject: bytes
     ref: bytes
+    agrees: bool = True
 
     def __post_init__(self) -> None:
         check_id(self.witness, "a witness")

@@ -37,6 +37,7 @@ DEFAULT_WEIGHTS: Mapping[Kind, int] = MappingProxyType(
         Kind.EQUIVOCATION: 1_000,
         Kind.WITNESSED: 2,
         Kind.IMPOSSIBLE_CLAIM: 200,
+        Kind.WITNESS_DISAGREES: 20,
         Kind.ANCHOR_KEPT: 10,
         Kind.ANCHOR_LATE: 200,
         Kind.FRAUD_LOST: 1_000,

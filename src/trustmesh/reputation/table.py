@@ -2,36 +2,42 @@
 Merkle commitments a contract checks.
 
 A subject's score is its beta reputation scaled by how much of the stake-anchored
-trust reaches it: ``score = beta * t / (t + tau) / ONE``, with ``t`` its trust after
-the last step and ``tau`` an even share of TRUST_MASS among the table's subjects
-(a subject with an average share gets half its beta score; one no staked subject
-vouches for, nothing). Two trees are committed, both over subjects in id order:
+trust reaches it: ``score = beta * t / (t + tau)``, with ``t`` its trust after the
+last step and ``tau`` an even share of TRUST_MASS among the staked subjects (a
+subject with an average share gets half its beta score; one no staked subject
+vouches for, nothing; identities without stake, however many, change no one's
+``tau``). The same factor ``t / (t + tau)`` weighs what a subject says as a
+witness: its attestations count towards others' beta evidence only as much as
+it is trusted. Two trees are committed, both over subjects in id order:
 
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
-  and, last, the meta leaf ``abi.encode(bytes32 META, uint256 epoch, bytes32 state_root,
-  uint256 subjects, bytes32 params)``, so that the one root a contract stores
-  binds the state tree, the subject count and the model's parameters;
-- the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 position,
-  bytes32 next, uint256 pretrust, uint256 out_weight, uint256[] trust, bytes32 edges,
-  uint256 alpha, uint256 beta, bytes32 evidence)``: the subject's place in id order
-  and the id after it (zero for the last: the leaves chain, so none can be left
-  out or counted twice unseen), every step's trust value, the kept in-edges
-  (``edges`` is ``keccak256(abi.encode(bytes32[] attesters, uint256[] weights))``,
-  so that an attester's leaf stays small in a proof that names it) and the beta
-  state. Any wrong value in the table is provable from a few leaves: a step's
-  value from its attesters' leaves, a score from its own.
+  and, last, the meta leaf ``abi.encode(bytes32 META, uint256 epoch, bytes32
+  state_root, uint256 subjects, uint256 staked, bytes32 params)``, so that the one
+  root a contract stores binds the state tree, the counts and the parameters;
+- the state tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256
+  position, bytes32 next, uint256 staked_before, uint256 pretrust, uint256
+  out_weight, uint256[] trust, bytes32 edges, uint256 alpha, uint256 beta, bytes32
+  evidence)``: the subject's place in id order, the id after it (zero for the
+  last: the leaves chain, so none can be left out or counted twice unseen), the
+  staked subjects before it (the staked count is provable along the chain),
+  every step's trust value, the kept in-edges (``edges`` is
+  ``keccak256(abi.encode(bytes32[] attesters, uint256[] weights))``, so that an
+  attester's leaf stays small in a proof that names it) and the beta state. Any
+  wrong value in the table is provable from a few leaves: a step's value from
+  its attesters' leaves, a score from its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from eth_abi.abi import encode
 
-from trustmesh.reputation.beta import BetaState, evidence_totals
+from trustmesh.errors import InvalidEvidence
+from trustmesh.reputation.beta import BetaState, evidence_totals, witness_units
 from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
 from trustmesh.reputation.params import ONE, TRUST_MASS, Params
@@ -47,10 +53,11 @@ __all__ = [
 ]
 
 STATE_TYPES = [
-    "bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256[]", "bytes32",
-    "uint256", "uint256", "bytes32",
+    "bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256", "uint256[]",
+    "bytes32", "uint256", "uint256", "bytes32",
 ]  # fmt: skip
-META_TYPES = ["bytes32", "uint256", "bytes32", "uint256", "bytes32"]
+META_TYPES = ["bytes32", "uint256", "bytes32", "uint256", "uint256", "bytes32"]
+WITNESS_KINDS = frozenset({Kind.WITNESSED, Kind.WITNESS_DISAGREES})
 META = keccak256(b"trustmesh.dev/reputation/meta/v1")
 """The subject field of the score tree's meta leaf (no subject id is this hash)."""
 
@@ -72,6 +79,7 @@ class SubjectScore:
 
     subject: bytes
     position: int  # in id order
+    staked_before: int  # subjects with pre-trust before it, in id order
     next: bytes  # the id after it, or 32 zero bytes for the last
     score: int
     beta_score: int
@@ -96,7 +104,8 @@ class SubjectScore:
     def state_values(self, epoch: int) -> list[Any]:
         """The state leaf's fields, in order (a contract takes them as a struct)."""
         return [
-            self.subject, epoch, self.position, self.next, self.pretrust, self.out_weight,
+            self.subject, epoch, self.position, self.next, self.staked_before, self.pretrust,
+            self.out_weight,
             list(self.trajectory), self.edges_digest, self.state.alpha, self.state.beta,
             self.evidence_digest,
         ]  # fmt: skip
@@ -157,8 +166,11 @@ class ReputationTable:
 
     @property
     def meta_values(self) -> list[Any]:
-        """The meta leaf's fields: (META, epoch, state root, subjects, params digest)."""
-        return [META, self.epoch, self.state_root, len(self.rows), params_digest(self.params)]
+        """The meta leaf's fields: (META, epoch, state root, subjects, staked, params)."""
+        return [
+            META, self.epoch, self.state_root, len(self.rows), _staked(self.rows.values()),
+            params_digest(self.params),
+        ]  # fmt: skip
 
     def meta_proof(self) -> list[bytes]:
         return self.score_tree.proof(len(self.rows))
@@ -207,15 +219,20 @@ def compute_epoch(
     )
     by_subject: dict[bytes, list[Evidence]] = {subject: [] for subject in subjects}
     for item in inputs.evidence:
+        if item.kind in WITNESS_KINDS:
+            raise InvalidEvidence(f"{item.kind.name} evidence comes from attestations")
         by_subject[item.subject].append(item)
     pre = pretrust(subjects, inputs.stakes, params)
     graph = WitnessGraph.build(subjects, inputs.attestations, pre, params)
     steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
-    tau = max(1, TRUST_MASS // max(1, len(subjects)))
+    tau = max(1, TRUST_MASS // max(1, sum(1 for p in pre if p > 0)))
+    factor = [ONE * t // (t + tau) for t in steps[-1]]
+    witnessed, disputed = witness_units(subjects, inputs.attestations, factor, params)
     rows: dict[bytes, SubjectScore] = {}
+    staked_before = 0
     for j, subject in enumerate(subjects):
         items = tuple(sorted(by_subject[subject]))
-        good, bad, counts = evidence_totals(items, params)
+        good, bad, counts = evidence_totals(items, params, witnessed[j], disputed[j])
         state = inputs.previous.get(subject, BetaState(0, 0)).update(
             good=good, bad=bad, params=params
         )
@@ -224,8 +241,9 @@ def compute_epoch(
         rows[subject] = SubjectScore(
             subject=subject,
             position=j,
+            staked_before=staked_before,
             next=subjects[j + 1] if j + 1 < len(subjects) else bytes(32),
-            score=beta_score * (ONE * trust // (trust + tau)) // ONE,
+            score=beta_score * factor[j] // ONE,
             beta_score=beta_score,
             trust=trust,
             state=state,
@@ -238,6 +256,7 @@ def compute_epoch(
             weights=tuple(graph.weights[j]),
             out_weight=graph.out_weight[j],
         )
+        staked_before += pre[j] > 0
     return assemble_table(inputs.epoch, params, [rows[subject] for subject in subjects])
 
 
@@ -245,7 +264,7 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
     """The table of ``rows`` (in id order) with its trees: what :func:`compute_epoch`
     returns, and how a table someone published is rebuilt to be checked."""
     state_tree = MerkleTree([row.state_leaf(epoch) for row in rows])
-    meta = [META, epoch, state_tree.root, len(rows), params_digest(params)]
+    meta = [META, epoch, state_tree.root, len(rows), _staked(rows), params_digest(params)]
     score_leaves = [row.score_leaf(epoch) for row in rows]
     return ReputationTable(
         epoch=epoch,
@@ -255,6 +274,10 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
         state_tree=state_tree,
         _position={row.subject: i for i, row in enumerate(rows)},
     )
+
+
+def _staked(rows: Iterable[SubjectScore]) -> int:
+    return sum(1 for row in rows if row.pretrust > 0)
 
 
 def _evidence_digest(items: Sequence[Evidence]) -> bytes:

@@ -5,8 +5,8 @@ value can be proven from its in-neighbours' values one step earlier).
 Pre-trust is shared out in proportion to unslashed stake weighted by its age,
 so identities without stake start with nothing and gain only what staked
 subjects pass them: a swarm of unstaked Sybils vouching for one another stays
-at zero. A witness passes its trust to the subjects it attests, in proportion
-to its attestations of each; every step also returns a fixed share
+at zero. A witness passes its trust to the subjects it attests to agree with,
+in proportion to its attestations of each; every step also returns a fixed share
 (teleport) to pre-trust. One step, for subject j::
 
     t'[j] = ((den - num) * sum(t[i] * w[i][j] // W[i] for i in in(j)) + num * p[j]) // den
@@ -70,8 +70,8 @@ class WitnessGraph:
         refs: dict[tuple[int, int], set[bytes]] = {}
         for attestation in attestations:
             i, j = index.get(attestation.witness), index.get(attestation.subject)
-            if i is None or j is None or i == j:
-                continue  # outside the table, or a subject vouching for itself
+            if i is None or j is None or i == j or not attestation.agrees:
+                continue  # outside the table, vouching for itself, or not vouching
             refs.setdefault((i, j), set()).add(attestation.ref)
         incoming: list[list[tuple[int, int]]] = [[] for _ in subjects]
         for (i, j), seen in refs.items():

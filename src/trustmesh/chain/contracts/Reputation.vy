@@ -14,9 +14,9 @@
 @dev    The trees are snekmate's sorted-pair keccak trees over OpenZeppelin's
         double-hashed leaves, as `trustmesh.reputation.table` builds them:
         score leaf `abi_encode(subject, epoch, score)`; meta leaf
-        `abi_encode(META, epoch, state_root, subjects, params_digest)`; state
-        leaf `abi_encode(subject, epoch, position, next, pretrust, out_weight,
-        trust, edges, alpha, beta, evidence)` with
+        `abi_encode(META, epoch, state_root, subjects, staked, params_digest)`;
+        state leaf `abi_encode(subject, epoch, position, next, staked_before,
+        pretrust, out_weight, trust, edges, alpha, beta, evidence)` with
         `edges = keccak256(abi_encode(attesters, weights))`. One step of trust,
         for subject j: `t'[j] = ((den - num) * sum(t[i] * w[i][j] // W[i]) +
         num * pretrust[j]) // den`, t[0] = pretrust.
@@ -47,6 +47,7 @@ struct Meta:
     epoch: uint256
     state_root: bytes32
     subjects: uint256
+    staked: uint256  # subjects with pre-trust
     params_digest: bytes32
 
 
@@ -55,6 +56,7 @@ struct StateLeaf:
     epoch: uint256
     position: uint256
     next: bytes32
+    staked_before: uint256
     pretrust: uint256
     out_weight: uint256
     trust: DynArray[uint256, MAX_STEPS]
@@ -319,7 +321,7 @@ def prove_wrong_score(
 ):
     """
     @notice Prove a posted score wrong: not what the subject's state gives
-            (beta reputation times t / (t + TRUST_MASS // subjects)).
+            (beta reputation times t / (t + TRUST_MASS // staked)).
     """
     self._check_state(meta, meta_proof, leaf, leaf_proof)
     score_leaf: bytes32 = keccak256(keccak256(abi_encode(leaf.subject, meta.epoch, score)))
@@ -331,7 +333,7 @@ def prove_wrong_score(
         self._disprove(meta.epoch, leaf.subject, "range")
         return
     beta_score: uint256 = (leaf.alpha + prior) * ONE // (leaf.alpha + leaf.beta + 2 * prior)
-    tau: uint256 = max(1, TRUST_MASS // max(1, meta.subjects))
+    tau: uint256 = max(1, TRUST_MASS // max(1, meta.staked))
     expected: uint256 = beta_score * (ONE * trust // (trust + tau)) // ONE
     assert score != expected, "reputation: the score is right"
     self._disprove(meta.epoch, leaf.subject, "score")
@@ -345,13 +347,19 @@ def prove_wrong_count(
     leaf_proof: DynArray[bytes32, MAX_PROOF],
 ):
     """
-    @notice Prove the subject count wrong: a leaf placed at or past it, or the
-            last leaf (no next) placed anywhere but just before it.
+    @notice Prove a subject count wrong: a leaf placed at or past the count, the
+            last leaf (no next) placed anywhere but just before it or with a
+            staked count that does not end at the posted one, the first leaf
+            with staked subjects before it, or a leaf whose next is not above it.
     """
     self._check_state(meta, meta_proof, leaf, leaf_proof)
-    wrong: bool = leaf.position >= meta.subjects
+    staked_through: uint256 = leaf.staked_before
+    if leaf.pretrust > 0:
+        staked_through += 1
+    wrong: bool = leaf.position >= meta.subjects or staked_through > meta.staked
+    wrong = wrong or (leaf.position == 0 and leaf.staked_before != 0)
     if leaf.next == empty(bytes32):
-        wrong = wrong or leaf.position + 1 != meta.subjects
+        wrong = wrong or leaf.position + 1 != meta.subjects or staked_through != meta.staked
     else:
         wrong = wrong or convert(leaf.next, uint256) <= convert(leaf.subject, uint256)
     assert wrong, "reputation: the count is right"
@@ -369,7 +377,8 @@ def prove_broken_chain(
 ):
     """
     @notice Prove the chain of state leaves broken by two of its leaves: the
-            second is the first's next but not at the next position, or at the
+            second is the first's next but not at the next position or not
+            counting the staked subjects on from the first, or at the
             next position but not its next (the next was left out), or lies
             strictly between the first and its next (skipped), or the two share
             a position.
@@ -379,7 +388,11 @@ def prove_broken_chain(
     a: uint256 = convert(first.subject, uint256)
     b: uint256 = convert(second.subject, uint256)
     after: uint256 = convert(first.next, uint256)
+    staked_through: uint256 = first.staked_before
+    if first.pretrust > 0:
+        staked_through += 1
     wrong: bool = first.next == second.subject and second.position != first.position + 1
+    wrong = wrong or (first.next == second.subject and second.staked_before != staked_through)
     wrong = wrong or (first.next != second.subject and second.position == first.position + 1)
     wrong = wrong or (a < b and (b < after or after == 0) and first.next != second.subject)
     wrong = wrong or (a != b and first.position == second.position)
@@ -403,7 +416,11 @@ def _check_state(
     )
     assert block.timestamp < self._posted_at(slot) + window, "reputation: window closed"
     meta_leaf: bytes32 = keccak256(
-        keccak256(abi_encode(META, meta.epoch, meta.state_root, meta.subjects, meta.params_digest))
+        keccak256(
+            abi_encode(
+                META, meta.epoch, meta.state_root, meta.subjects, meta.staked, meta.params_digest
+            )
+        )
     )
     assert mpv._verify(meta_proof, root, meta_leaf), "reputation: meta not in the table"
     assert meta.params_digest == params_digest, "reputation: other parameters"
@@ -418,8 +435,8 @@ def _check_leaf(meta: Meta, leaf: StateLeaf, proof: DynArray[bytes32, MAX_PROOF]
     hashed: bytes32 = keccak256(
         keccak256(
             abi_encode(
-                leaf.subject, leaf.epoch, leaf.position, leaf.next, leaf.pretrust,
-                leaf.out_weight, leaf.trust, leaf.edges, leaf.alpha, leaf.beta, leaf.evidence,
+                leaf.subject, leaf.epoch, leaf.position, leaf.next, leaf.staked_before,
+                leaf.pretrust, leaf.out_weight, leaf.trust, leaf.edges, leaf.alpha, leaf.beta, leaf.evidence,
             )
         )
     )
