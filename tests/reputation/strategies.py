@@ -7,9 +7,10 @@ import hashlib
 from hypothesis import strategies as st
 
 from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake
+from trustmesh.reputation.table import WITNESS_KINDS
 
 # (witness evidence comes from attestations, never as evidence items)
-EVIDENCE_KINDS = [k for k in Kind if k not in (Kind.WITNESSED, Kind.WITNESS_DISAGREES)]
+EVIDENCE_KINDS = [k for k in Kind if k not in WITNESS_KINDS]
 
 
 def subject(n: int) -> bytes:

@@ -52,7 +52,7 @@ _TWO_PROCESSES = """
 import hashlib, json, sys
 from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake, compute_epoch
 ids = [hashlib.sha256(b"%d" % i).digest() for i in range(40)]
-kinds = [k for k in Kind if k not in (Kind.WITNESSED, Kind.WITNESS_DISAGREES)]
+kinds = [k for k in Kind if k not in (Kind.WITNESSED, Kind.WITNESS_DISAGREES, Kind.CONTRADICTED)]
 inputs = EpochInputs(
     epoch=7,
     evidence=[Evidence(ids[i], kinds[i % len(kinds)], ids[(i * 7) % 40], 1 + i) for i in range(40)],
@@ -105,7 +105,7 @@ def test_forgetting_carries_state_into_the_next_epoch() -> None:
     first = compute_epoch(EpochInputs(1, [Evidence(device, Kind.EQUIVOCATION, ref(0))]))
     assert first.rows[device].state == BetaState(0, 1_000 * UNIT)
     quiet = compute_epoch(EpochInputs(2, previous=first.states()))
-    assert quiet.rows[device].state == BetaState(0, 900 * UNIT)  # 9/10 kept
+    assert quiet.rows[device].state == BetaState(0, 980 * UNIT)  # bad evidence: 49/50 kept
     assert quiet.rows[device].beta_score > first.rows[device].beta_score
 
 
@@ -173,6 +173,26 @@ def test_witnesses_count_as_much_as_they_are_trusted() -> None:
 
 
 def test_witness_evidence_only_comes_from_attestations() -> None:
-    for kind in (Kind.WITNESSED, Kind.WITNESS_DISAGREES):
+    for kind in (Kind.WITNESSED, Kind.WITNESS_DISAGREES, Kind.CONTRADICTED):
         with pytest.raises(InvalidEvidence, match="comes from attestations"):
             compute_epoch(EpochInputs(1, [Evidence(subject(0), kind, ref(0))]))
+
+
+def test_a_verdict_the_other_witnesses_overrule_counts_against_its_witness() -> None:
+    device, dissenter = subject(0), subject(1)
+    witnesses = [subject(10 + i) for i in range(6)]
+    stakes = [Stake(w, 10**18, 30) for w in [*witnesses, dissenter, device]]
+    vouch = [Attestation(w, device, ref(i)) for i, w in enumerate(witnesses)]
+    vouch += [Attestation(device, w, ref(50 + i)) for i, w in enumerate(witnesses)]
+    vouch += [  # an honest mesh: each vouches for the next, one of them for the dissenter
+        Attestation(w, witnesses[(i + 1) % 6], ref(60 + i)) for i, w in enumerate(witnesses)
+    ]
+    vouch += [
+        Attestation(witnesses[0], dissenter, ref(80)),
+        Attestation(dissenter, device, ref(81)),
+    ]
+    lie = [Attestation(dissenter, witnesses[3], ref(99), agrees=False)]
+    table = compute_epoch(EpochInputs(1, [], vouch + lie, stakes))
+    assert table.rows[witnesses[3]].state.beta == 0  # overruled: it does not count
+    assert table.rows[dissenter].counts[Kind.CONTRADICTED] == 1
+    assert table.rows[dissenter].state.beta == 10 * UNIT  # CONTRADICTED's weight, whole

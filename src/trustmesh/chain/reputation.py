@@ -42,6 +42,8 @@ def deploy_reputation(
         params.teleport_num,
         params.teleport_den,
         params.prior,
+        params.trust_scale_num,
+        params.trust_scale_den,
         params.steps,
         min_stake,
         bond,

@@ -30,8 +30,8 @@ class BetaState:
 
     def update(self, *, good: int, bad: int, params: Params) -> BetaState:
         """The state after one more epoch whose new evidence is ``good``/``bad``."""
-        keep, of = params.forget_num, params.forget_den
-        return BetaState(self.alpha * keep // of + good, self.beta * keep // of + bad)
+        alpha = self.alpha * params.forget_num // params.forget_den + good
+        return BetaState(alpha, self.beta * params.forget_bad_num // params.forget_bad_den + bad)
 
     def score(self, params: Params) -> int:
         """E[Beta(alpha + prior, beta + prior)], as a fraction of ONE (rounded down)."""
@@ -39,14 +39,19 @@ class BetaState:
 
 
 def evidence_totals(
-    items: Iterable[Evidence], params: Params, witnessed: int = 0, disputed: int = 0
+    items: Iterable[Evidence],
+    params: Params,
+    witnessed: int = 0,
+    disputed: int = 0,
+    contradicted: int = 0,
 ) -> tuple[int, int, dict[Kind, int]]:
     """An epoch's (good, bad) evidence in UNITs, and the event count per kind.
 
-    ``witnessed``/``disputed``: agreeing and disagreeing attestations of the
-    subject in UNITs, each already weighted by its witness's trust
-    (:func:`witness_units`). Good evidence of each kind counts up to
-    ``params.good_cap`` events; bad evidence counts in full."""
+    ``witnessed``/``disputed``: the subject's agreeing and disagreeing witness
+    verdicts in UNITs, each weighted by its witness (:func:`witness_units`);
+    ``contradicted``: its own verdicts as a witness that the others overruled.
+    Good evidence of each kind counts up to ``params.good_cap`` events; bad
+    evidence counts in full."""
     counts: dict[Kind, int] = {}
     for item in items:
         counts[item.kind] = counts.get(item.kind, 0) + item.count
@@ -58,7 +63,13 @@ def evidence_totals(
             bad += count * params.weights[kind] * UNIT
     good += min(witnessed, params.good_cap * UNIT) * params.weights[Kind.WITNESSED]
     bad += disputed * params.weights[Kind.WITNESS_DISAGREES]
-    for kind, units in ((Kind.WITNESSED, witnessed), (Kind.WITNESS_DISAGREES, disputed)):
+    bad += contradicted * params.weights[Kind.CONTRADICTED]
+    derived = (
+        (Kind.WITNESSED, witnessed),
+        (Kind.WITNESS_DISAGREES, disputed),
+        (Kind.CONTRADICTED, contradicted),
+    )
+    for kind, units in derived:
         if units // UNIT:
             counts[kind] = units // UNIT  # (weighted events, for the explanation)
     return good, bad, counts
@@ -67,21 +78,34 @@ def evidence_totals(
 def witness_units(
     subjects: Sequence[bytes],
     attestations: Iterable[Attestation],
-    factor: Sequence[int],
+    weight: Sequence[int],
     params: Params,
-) -> tuple[list[int], list[int]]:
-    """Per subject, agreeing and disagreeing attestations in UNITs, each (witness,
-    subject) pair counting up to ``params.edge_cap`` distinct witness readings
-    times the witness's trust factor (a fraction of ONE): an identity that no
-    staked subject vouches for moves nobody's score."""
+) -> tuple[list[int], list[int], list[int]]:
+    """Per subject, in UNITs: the agreeing and the disagreeing verdicts about it that
+    stand, and its own verdicts as a witness that were overruled.
+
+    A (witness, subject) pair counts up to ``params.edge_cap`` distinct witness
+    readings, times the witness's weight (a fraction of ONE). When one side's
+    weight about a subject is at least ``params.consensus`` times the other's,
+    the other side's verdicts are overruled: they do not count for or against
+    the subject, and each counts against its witness (whole, unweighted: it is
+    the witness's own doing)."""
     index = {subject: i for i, subject in enumerate(subjects)}
     refs: dict[tuple[int, int, bool], set[bytes]] = {}
     for attestation in attestations:
         i, j = index.get(attestation.witness), index.get(attestation.subject)
         if i is not None and j is not None and i != j:
             refs.setdefault((i, j, attestation.agrees), set()).add(attestation.ref)
-    agreeing, disagreeing = [0] * len(subjects), [0] * len(subjects)
+    n = len(subjects)
+    said = [[0] * n, [0] * n]  # [disagreeing, agreeing] weight about each subject
     for (i, j, agrees), seen in refs.items():
-        units = min(len(seen), params.edge_cap) * UNIT * factor[i] // ONE
-        (agreeing if agrees else disagreeing)[j] += units
-    return agreeing, disagreeing
+        said[agrees][j] += min(len(seen), params.edge_cap) * UNIT * weight[i] // ONE
+    standing = [[0] * n, [0] * n]
+    overruled = [0] * n
+    for (i, j, agrees), seen in refs.items():
+        count = min(len(seen), params.edge_cap)
+        if said[not agrees][j] >= params.consensus * said[agrees][j] and said[not agrees][j] > 0:
+            overruled[i] += count * UNIT
+        else:
+            standing[agrees][j] += count * UNIT * weight[i] // ONE
+    return standing[True], standing[False], overruled

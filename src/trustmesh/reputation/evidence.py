@@ -33,6 +33,7 @@ class Kind(IntEnum):
     WITNESSED = 6  # witnesses whose own reading agrees with the subject's (good)
     IMPOSSIBLE_CLAIM = 7  # a witness claim that cannot be true (range, self, two places)
     WITNESS_DISAGREES = 8  # witnesses whose own reading contradicts the subject's
+    CONTRADICTED = 9  # this witness's verdicts that the other witnesses clearly overruled
     # a node's, from the chain and the logs
     ANCHOR_KEPT = 10  # a checkpoint anchored in time (good)
     ANCHOR_LATE = 11  # a signed checkpoint proven unanchored past the merge delay

@@ -38,6 +38,7 @@ DEFAULT_WEIGHTS: Mapping[Kind, int] = MappingProxyType(
         Kind.WITNESSED: 2,
         Kind.IMPOSSIBLE_CLAIM: 200,
         Kind.WITNESS_DISAGREES: 20,
+        Kind.CONTRADICTED: 10,
         Kind.ANCHOR_KEPT: 10,
         Kind.ANCHOR_LATE: 200,
         Kind.FRAUD_LOST: 1_000,
@@ -56,11 +57,18 @@ DEFAULT_GOOD_CAP = 100
 class Params:
     """One parameter set; its fields are committed with every epoch's table."""
 
-    forget_num: int = 9  # evidence kept from one epoch to the next: 9/10
+    forget_num: int = 9  # good evidence kept from one epoch to the next: 9/10
     forget_den: int = 10
+    forget_bad_num: int = 49  # bad evidence fades slower: 49/50 (a lie is remembered)
+    forget_bad_den: int = 50
     prior: int = UNIT  # Beta(1, 1): one event of each, before any evidence
     weights: Mapping[Kind, int] = field(default_factory=lambda: DEFAULT_WEIGHTS)
     good_cap: int = DEFAULT_GOOD_CAP
+    consensus: int = 2  # a verdict is overruled when the others outweigh it this many times
+    # a score's trust factor is t / (t + tau * scale): below 1, trust gates (Sybils
+    # without stake score nothing) more than it ranks
+    trust_scale_num: int = 1
+    trust_scale_den: int = 1
     teleport_num: int = 15  # EigenTrust's jump back to pre-trust: 15/100 a step
     teleport_den: int = 100
     steps: int = 16  # power-iteration steps, each committed
@@ -69,14 +77,26 @@ class Params:
     stake_age_full: int = 30  # epochs until a stake counts in full (whitewashing)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.forget_num <= self.forget_den or self.forget_den <= 0:
-            raise InvalidEvidence("forgetting must be a ratio in [0, 1]")
+        for num, den in (
+            (self.forget_num, self.forget_den),
+            (self.forget_bad_num, self.forget_bad_den),
+        ):
+            if not 0 <= num <= den or den <= 0:
+                raise InvalidEvidence("forgetting must be a ratio in [0, 1]")
         if not 0 < self.teleport_num < self.teleport_den:
             raise InvalidEvidence("the teleport must be a ratio in (0, 1)")
         if set(self.weights) != set(Kind) or any(w <= 0 for w in self.weights.values()):
             raise InvalidEvidence("every evidence kind needs a positive weight")
         if self.edge_cap > INT64_SAFE or self.teleport_den > INT64_SAFE:
             raise InvalidEvidence(f"edge_cap and teleport_den are at most {INT64_SAFE}")
-        for name in ("prior", "good_cap", "steps", "in_degree_cap", "edge_cap", "stake_age_full"):
+        for name in (
+            "prior",
+            "consensus",
+            "good_cap",
+            "steps",
+            "in_degree_cap",
+            "edge_cap",
+            "stake_age_full",
+        ):
             if getattr(self, name) <= 0:
                 raise InvalidEvidence(f"{name} must be positive")

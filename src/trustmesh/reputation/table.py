@@ -2,13 +2,15 @@
 Merkle commitments a contract checks.
 
 A subject's score is its beta reputation scaled by how much of the stake-anchored
-trust reaches it: ``score = beta * t / (t + tau)``, with ``t`` its trust after the
-last step and ``tau`` an even share of TRUST_MASS among the staked subjects (a
-subject with an average share gets half its beta score; one no staked subject
-vouches for, nothing; identities without stake, however many, change no one's
-``tau``). The same factor ``t / (t + tau)`` weighs what a subject says as a
-witness: its attestations count towards others' beta evidence only as much as
-it is trusted. Two trees are committed, both over subjects in id order:
+trust reaches it: ``score = beta * t / (t + tau * scale)``, with ``t`` its trust
+after the last step, ``tau`` an even share of TRUST_MASS among the staked
+subjects and ``scale`` a parameter (at 1, a subject with an even share gets half
+its beta score; one no staked subject vouches for, nothing; identities without
+stake, however many, change no one's ``tau``). What a subject says as a witness
+weighs ``min(1, t / tau)``: linear in its trust, so a stake split among many
+identities says no more than it would whole; a verdict the other witnesses of
+the same subject clearly overrule does not count, and counts against the
+witness. Two trees are committed, both over subjects in id order:
 
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
@@ -50,6 +52,7 @@ __all__ = [
     "assemble_table",
     "compute_epoch",
     "params_digest",
+    "score_epoch",
 ]
 
 STATE_TYPES = [
@@ -57,7 +60,7 @@ STATE_TYPES = [
     "bytes32", "uint256", "uint256", "bytes32",
 ]  # fmt: skip
 META_TYPES = ["bytes32", "uint256", "bytes32", "uint256", "uint256", "bytes32"]
-WITNESS_KINDS = frozenset({Kind.WITNESSED, Kind.WITNESS_DISAGREES})
+WITNESS_KINDS = frozenset({Kind.WITNESSED, Kind.WITNESS_DISAGREES, Kind.CONTRADICTED})
 META = keccak256(b"trustmesh.dev/reputation/meta/v1")
 """The subject field of the score tree's meta leaf (no subject id is this hash)."""
 
@@ -189,9 +192,11 @@ class ReputationTable:
 def params_digest(params: Params) -> bytes:
     """The parameters, hashed in a fixed order (kinds by number)."""
     fixed = [
-        params.forget_num, params.forget_den, params.prior, params.good_cap,
-        params.teleport_num, params.teleport_den, params.steps, params.in_degree_cap,
-        params.edge_cap, params.stake_age_full,
+        params.forget_num, params.forget_den, params.forget_bad_num, params.forget_bad_den,
+        params.prior, params.consensus, params.good_cap, params.trust_scale_num,
+        params.trust_scale_den, params.teleport_num,
+        params.teleport_den, params.steps, params.in_degree_cap, params.edge_cap,
+        params.stake_age_full,
     ]  # fmt: skip
     kinds = sorted(params.weights)
     return keccak256(
@@ -210,6 +215,16 @@ def compute_epoch(
 ) -> ReputationTable:
     """The epoch's table: a pure function of ``inputs`` and ``params``."""
     params = params or Params()
+    return assemble_table(inputs.epoch, params, score_epoch(inputs, params, engine=engine))
+
+
+def score_epoch(
+    inputs: EpochInputs,
+    params: Params,
+    *,
+    engine: Literal["numpy", "reference"] = "numpy",
+) -> list[SubjectScore]:
+    """The epoch's rows, in id order, without the trees (what a simulation needs)."""
     subjects = sorted(
         {item.subject for item in inputs.evidence}
         | {a.witness for a in inputs.attestations}
@@ -226,13 +241,19 @@ def compute_epoch(
     graph = WitnessGraph.build(subjects, inputs.attestations, pre, params)
     steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
     tau = max(1, TRUST_MASS // max(1, sum(1 for p in pre if p > 0)))
-    factor = [ONE * t // (t + tau) for t in steps[-1]]
-    witnessed, disputed = witness_units(subjects, inputs.attestations, factor, params)
+    scaled = max(1, tau * params.trust_scale_num // params.trust_scale_den)
+    factor = [ONE * t // (t + scaled) for t in steps[-1]]
+    # A witness's word weighs its trust, linearly up to an average share: split
+    # among many identities, the same stake says no more.
+    weight = [min(ONE, ONE * t // tau) for t in steps[-1]]
+    witnessed, disputed, contradicted = witness_units(subjects, inputs.attestations, weight, params)
     rows: dict[bytes, SubjectScore] = {}
     staked_before = 0
     for j, subject in enumerate(subjects):
         items = tuple(sorted(by_subject[subject]))
-        good, bad, counts = evidence_totals(items, params, witnessed[j], disputed[j])
+        good, bad, counts = evidence_totals(
+            items, params, witnessed[j], disputed[j], contradicted[j]
+        )
         state = inputs.previous.get(subject, BetaState(0, 0)).update(
             good=good, bad=bad, params=params
         )
@@ -257,7 +278,7 @@ def compute_epoch(
             out_weight=graph.out_weight[j],
         )
         staked_before += pre[j] > 0
-    return assemble_table(inputs.epoch, params, [rows[subject] for subject in subjects])
+    return [rows[subject] for subject in subjects]
 
 
 def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> ReputationTable:

@@ -108,6 +108,8 @@ params_digest: public(immutable(bytes32))
 teleport_num: public(immutable(uint256))
 teleport_den: public(immutable(uint256))
 prior: public(immutable(uint256))
+trust_scale_num: public(immutable(uint256))
+trust_scale_den: public(immutable(uint256))
 steps: public(immutable(uint256))
 min_stake: public(immutable(uint256))
 bond: public(immutable(uint256))
@@ -129,6 +131,8 @@ def __init__(
     teleport_num_: uint256,
     teleport_den_: uint256,
     prior_: uint256,
+    trust_scale_num_: uint256,
+    trust_scale_den_: uint256,
     steps_: uint256,
     min_stake_: uint256,
     bond_: uint256,
@@ -139,6 +143,7 @@ def __init__(
     @param params_digest_ `trustmesh.reputation.params_digest` of the model's parameters.
     @param teleport_num_ With `teleport_den_`, the share of trust returned to pre-trust a step.
     @param prior_ The beta prior, in thousandths of an event.
+    @param trust_scale_num_ With `trust_scale_den_`, the scale of tau in a score's trust factor.
     @param steps_ Power-iteration steps (a state leaf holds steps + 1 trust values).
     @param min_stake_ The least stake (wei) that lets an account post.
     @param bond_ The bond (wei) each post carries.
@@ -152,6 +157,9 @@ def __init__(
     teleport_num = teleport_num_
     teleport_den = teleport_den_
     prior = prior_
+    assert trust_scale_num_ > 0 and trust_scale_den_ > 0, "reputation: bad trust scale"
+    trust_scale_num = trust_scale_num_
+    trust_scale_den = trust_scale_den_
     steps = steps_
     min_stake = min_stake_
     bond = bond_
@@ -321,7 +329,7 @@ def prove_wrong_score(
 ):
     """
     @notice Prove a posted score wrong: not what the subject's state gives
-            (beta reputation times t / (t + TRUST_MASS // staked)).
+            (beta reputation times t / (t + scale * TRUST_MASS // staked)).
     """
     self._check_state(meta, meta_proof, leaf, leaf_proof)
     score_leaf: bytes32 = keccak256(keccak256(abi_encode(leaf.subject, meta.epoch, score)))
@@ -333,7 +341,8 @@ def prove_wrong_score(
         self._disprove(meta.epoch, leaf.subject, "range")
         return
     beta_score: uint256 = (leaf.alpha + prior) * ONE // (leaf.alpha + leaf.beta + 2 * prior)
-    tau: uint256 = max(1, TRUST_MASS // max(1, meta.staked))
+    even: uint256 = max(1, TRUST_MASS // max(1, meta.staked))
+    tau: uint256 = max(1, even * trust_scale_num // trust_scale_den)
     expected: uint256 = beta_score * (ONE * trust // (trust + tau)) // ONE
     assert score != expected, "reputation: the score is right"
     self._disprove(meta.epoch, leaf.subject, "score")
