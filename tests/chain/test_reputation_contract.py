@@ -45,7 +45,12 @@ def _table(epoch: int) -> ReputationTable:
         Attestation(n, d, _id(200 + k))
         for k, (n, d) in enumerate((n, d) for n in nodes for d in devices)
     ]
+    attestations += [
+        Attestation(d, n, _id(400 + k))
+        for k, (n, d) in enumerate((n, d) for n in nodes for d in devices)
+    ]
     attestations += [Attestation(devices[i], devices[i - 1], _id(300 + i)) for i in range(6)]
+    attestations += [Attestation(devices[i - 1], devices[i], _id(350 + i)) for i in range(6)]
     stakes = [Stake(n, 10**18 * (i + 1), 30) for i, n in enumerate(nodes)]
     stakes += [Stake(d, 10**17, 5) for d in devices]
     return compute_epoch(EpochInputs(epoch, evidence, attestations, stakes), PARAMS)

@@ -86,7 +86,8 @@ def test_scores_follow_evidence_and_stake() -> None:
     evidence += [Evidence(liar, Kind.EQUIVOCATION, ref(3))]
     evidence += [Evidence(sybil, Kind.READINGS_LOGGED, ref(4), 100)]
     attestations = [Attestation(node, good, ref(5)), Attestation(node, liar, ref(6))]
-    attestations += [Attestation(sybil, good, ref(7))]
+    attestations += [Attestation(good, node, ref(8)), Attestation(liar, node, ref(9))]
+    attestations += [Attestation(sybil, good, ref(7))]  # (one-way: no edge)
     stakes = [Stake(node, 10**18, 30), Stake(good, 10**17, 30), Stake(liar, 10**17, 30)]
     table = compute_epoch(EpochInputs(3, evidence, attestations, stakes))
     rows = table.rows
@@ -94,7 +95,7 @@ def test_scores_follow_evidence_and_stake() -> None:
     assert rows[sybil].score == 0 < rows[sybil].beta_score  # good-looking, vouched for by nobody
     assert rows[liar].beta_score < ONE // 10  # one equivocation outweighs 100 readings
     explained = rows[liar].explain()
-    assert explained["counts"] == {"readings_logged": 100, "equivocation": 1}
+    assert explained["counts"] == {"readings_logged": 100, "equivocation": 1, "witnessed": 1}
     assert {item["ref"] for item in explained["evidence"]} == {ref(2).hex(), ref(3).hex()}
     assert explained["attesters"] == [{"id": node.hex(), "weight": 1}]
     json.dumps(explained)  # JSON-ready
@@ -159,6 +160,7 @@ def test_witnesses_count_as_much_as_they_are_trusted() -> None:
     swarm = [subject(100 + i) for i in range(40)]  # unstaked identities
     stakes = [Stake(n, 10**18, 30) for n in nodes] + [Stake(device, 10**17, 30)]
     vouch = [Attestation(n, device, ref(i)) for i, n in enumerate(nodes)]
+    vouch += [Attestation(device, n, ref(20 + i)) for i, n in enumerate(nodes)]
     readings = [Evidence(device, Kind.READINGS_LOGGED, ref(50), 100)]
     plain = compute_epoch(EpochInputs(1, readings, vouch, stakes))
     slander = [Attestation(s, device, ref(200 + k), agrees=False) for s in swarm for k in range(5)]
@@ -195,4 +197,4 @@ def test_a_verdict_the_other_witnesses_overrule_counts_against_its_witness() -> 
     table = compute_epoch(EpochInputs(1, [], vouch + lie, stakes))
     assert table.rows[witnesses[3]].state.beta == 0  # overruled: it does not count
     assert table.rows[dissenter].counts[Kind.CONTRADICTED] == 1
-    assert table.rows[dissenter].state.beta == 10 * UNIT  # CONTRADICTED's weight, whole
+    assert table.rows[dissenter].state.beta == 30 * UNIT  # CONTRADICTED's weight, whole

@@ -75,6 +75,7 @@ def test_in_degree_cap_keeps_the_most_staked_attesters() -> None:
     unstaked = [subject(i) for i in range(10, 40)]
     attest = [Attestation(s, target, ref(k)) for s in unstaked for k in range(5)]
     attest += [Attestation(s, target, ref(0)) for s in staked]
+    attest += [Attestation(target, s, ref(1)) for s in staked + unstaked]  # mutual
     stakes = [Stake(s, 10**18 * (i + 1), 30) for i, s in enumerate(staked)]
     params = Params(in_degree_cap=4, edge_cap=3)
     subjects, _, graph = _graph(EpochInputs(0, attestations=attest, stakes=stakes), params)
@@ -89,4 +90,7 @@ def test_self_attestation_and_repeats_count_once() -> None:
     attest = [Attestation(a, a, ref(0)), Attestation(a, b, ref(0)), Attestation(a, b, ref(0))]
     params = Params()
     subjects, _, graph = _graph(EpochInputs(0, attestations=attest), params)
-    assert graph.edge_count == 1 and graph.out_weight[subjects.index(a)] == 1
+    assert graph.edge_count == 0  # one-way: witnessing is mutual, or it is no edge
+    attest.append(Attestation(b, a, ref(1)))
+    subjects, _, graph = _graph(EpochInputs(0, attestations=attest), params)
+    assert graph.edge_count == 2 and graph.out_weight[subjects.index(a)] == 1

@@ -86,7 +86,8 @@ def witness_units(
 
     A (witness, subject) pair counts up to ``params.edge_cap`` distinct witness
     readings, times the witness's weight (a fraction of ONE). When one side's
-    weight about a subject is at least ``params.consensus`` times the other's,
+    weight about a subject is at least ``consensus_num / consensus_den`` times the
+    other's,
     the other side's verdicts are overruled: they do not count for or against
     the subject, and each counts against its witness (whole, unweighted: it is
     the witness's own doing)."""
@@ -104,7 +105,8 @@ def witness_units(
     overruled = [0] * n
     for (i, j, agrees), seen in refs.items():
         count = min(len(seen), params.edge_cap)
-        if said[not agrees][j] >= params.consensus * said[agrees][j] and said[not agrees][j] > 0:
+        other, own = said[not agrees][j], said[agrees][j]
+        if other > 0 and other * params.consensus_den >= own * params.consensus_num:
             overruled[i] += count * UNIT
         else:
             standing[agrees][j] += count * UNIT * weight[i] // ONE

@@ -38,7 +38,7 @@ DEFAULT_WEIGHTS: Mapping[Kind, int] = MappingProxyType(
         Kind.WITNESSED: 2,
         Kind.IMPOSSIBLE_CLAIM: 200,
         Kind.WITNESS_DISAGREES: 20,
-        Kind.CONTRADICTED: 10,
+        Kind.CONTRADICTED: 30,
         Kind.ANCHOR_KEPT: 10,
         Kind.ANCHOR_LATE: 200,
         Kind.FRAUD_LOST: 1_000,
@@ -64,11 +64,16 @@ class Params:
     prior: int = UNIT  # Beta(1, 1): one event of each, before any evidence
     weights: Mapping[Kind, int] = field(default_factory=lambda: DEFAULT_WEIGHTS)
     good_cap: int = DEFAULT_GOOD_CAP
-    consensus: int = 2  # a verdict is overruled when the others outweigh it this many times
+    consensus_num: int = 3  # a verdict is overruled when the others outweigh it 3/2 times
+    consensus_den: int = 2
     # a score's trust factor is t / (t + tau * scale): below 1, trust gates (Sybils
     # without stake score nothing) more than it ranks
     trust_scale_num: int = 1
-    trust_scale_den: int = 1
+    trust_scale_den: int = 2
+    # a witness's word weighs min(1, t / (tau * scale)): linear (a split stake says no
+    # more) up to half an even share, so an ordinary honest witness counts in full
+    witness_scale_num: int = 1
+    witness_scale_den: int = 2
     teleport_num: int = 15  # EigenTrust's jump back to pre-trust: 15/100 a step
     teleport_den: int = 100
     steps: int = 16  # power-iteration steps, each committed
@@ -91,8 +96,13 @@ class Params:
             raise InvalidEvidence(f"edge_cap and teleport_den are at most {INT64_SAFE}")
         for name in (
             "prior",
-            "consensus",
+            "consensus_num",
+            "consensus_den",
             "good_cap",
+            "trust_scale_num",
+            "trust_scale_den",
+            "witness_scale_num",
+            "witness_scale_den",
             "steps",
             "in_degree_cap",
             "edge_cap",

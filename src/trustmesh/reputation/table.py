@@ -7,8 +7,8 @@ after the last step, ``tau`` an even share of TRUST_MASS among the staked
 subjects and ``scale`` a parameter (at 1, a subject with an even share gets half
 its beta score; one no staked subject vouches for, nothing; identities without
 stake, however many, change no one's ``tau``). What a subject says as a witness
-weighs ``min(1, t / tau)``: linear in its trust, so a stake split among many
-identities says no more than it would whole; a verdict the other witnesses of
+weighs ``min(1, t / (tau * witness_scale))``: linear in its trust, so a stake
+split among many identities says no more than it would whole; a verdict the other witnesses of
 the same subject clearly overrule does not count, and counts against the
 witness. Two trees are committed, both over subjects in id order:
 
@@ -193,10 +193,10 @@ def params_digest(params: Params) -> bytes:
     """The parameters, hashed in a fixed order (kinds by number)."""
     fixed = [
         params.forget_num, params.forget_den, params.forget_bad_num, params.forget_bad_den,
-        params.prior, params.consensus, params.good_cap, params.trust_scale_num,
-        params.trust_scale_den, params.teleport_num,
-        params.teleport_den, params.steps, params.in_degree_cap, params.edge_cap,
-        params.stake_age_full,
+        params.prior, params.consensus_num, params.consensus_den, params.good_cap,
+        params.trust_scale_num, params.trust_scale_den, params.witness_scale_num,
+        params.witness_scale_den, params.teleport_num, params.teleport_den, params.steps,
+        params.in_degree_cap, params.edge_cap, params.stake_age_full,
     ]  # fmt: skip
     kinds = sorted(params.weights)
     return keccak256(
@@ -245,7 +245,8 @@ def score_epoch(
     factor = [ONE * t // (t + scaled) for t in steps[-1]]
     # A witness's word weighs its trust, linearly up to an average share: split
     # among many identities, the same stake says no more.
-    weight = [min(ONE, ONE * t // tau) for t in steps[-1]]
+    heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)
+    weight = [min(ONE, ONE * t // heard) for t in steps[-1]]
     witnessed, disputed, contradicted = witness_units(subjects, inputs.attestations, weight, params)
     rows: dict[bytes, SubjectScore] = {}
     staked_before = 0

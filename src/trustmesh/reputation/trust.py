@@ -13,8 +13,11 @@ in proportion to its attestations of each; every step also returns a fixed share
 
 where ``W[i]`` is i's attestations in all (over the edges kept), and in(j) at most
 ``params.in_degree_cap`` attesters: those with the most pre-trust, then the most
-attestations, then the lowest id. A witness with no kept edge passes nothing
-(the total shrinks rather than needing a global sum a one-step proof cannot check).
+attestations, then the lowest id. An edge is kept only if it is mutual (j also
+vouches for i in the epoch): neighbours hear each other, and a clique that takes
+its honest neighbours' vouching without returning any siphons no trust. A witness
+with no kept edge passes nothing (the total shrinks rather than needing a global
+sum a one-step proof cannot check).
 
 Two implementations give identical integers: :func:`iterate_reference`, plain
 Python that reads like the formula, and :func:`iterate_numpy`, vectorised.
@@ -75,7 +78,8 @@ class WitnessGraph:
             refs.setdefault((i, j), set()).add(attestation.ref)
         incoming: list[list[tuple[int, int]]] = [[] for _ in subjects]
         for (i, j), seen in refs.items():
-            incoming[j].append((i, min(len(seen), params.edge_cap)))
+            if (j, i) in refs:  # witnessing is mutual: a subject that vouches for none
+                incoming[j].append((i, min(len(seen), params.edge_cap)))  # of its own gets none
         sources: list[list[int]] = []
         weights: list[list[int]] = []
         out_weight = [0] * len(subjects)

@@ -263,7 +263,7 @@ def _plain_beta(
 ) -> dict[bytes, int]:
     """Baseline: beta reputation with every witness counted alike."""
     subjects = sorted({s.subject for s in inputs.stakes})
-    plain = dataclasses.replace(params, consensus=1 << 62)  # no verdict is ever overruled
+    plain = dataclasses.replace(params, consensus_num=1 << 62)  # no verdict is overruled
     agreeing, disagreeing, overruled = witness_units(
         subjects, inputs.attestations, [ONE] * len(subjects), plain
     )
@@ -396,9 +396,13 @@ def run_simulation(
     seed: int = 1,
     scenarios: Iterable[Scenario] = SCENARIOS,
     params: Params | None = None,
+    progress: Callable[[str], object] = lambda name: None,
 ) -> dict[str, Any]:
-    """Every scenario, and the score root of an honest population's last table."""
+    """Every scenario, and the score root of an honest population's last table.
+
+    ``progress`` is told each scenario's name as it starts."""
     params = params or Params()
+    progress("honest population")
     honest = Scenario("honest", "honest", 0.0)
     world = _build(honest, devices, nodes, seed)
     for epoch in range(epochs):
@@ -415,7 +419,15 @@ def run_simulation(
         "gate": GATE,
         "score_root": table.score_root.hex(),
         "scenarios": [
-            run_scenario(s, devices=devices, nodes=nodes, epochs=epochs, seed=seed, params=params)
+            _announced(progress, s)
+            and run_scenario(
+                s, devices=devices, nodes=nodes, epochs=epochs, seed=seed, params=params
+            )
             for s in scenarios
         ],
     }
+
+
+def _announced(progress: Callable[[str], object], scenario: Scenario) -> bool:
+    progress(scenario.name)
+    return True
