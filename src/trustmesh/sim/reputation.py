@@ -323,6 +323,7 @@ def _figures(
     return {
         "auc": round(auc(honest, malicious), 4),
         "honest_false_positive_rate": round(sum(s < gate for s in honest) / max(1, len(honest)), 4),
+        "malicious_recall": round(sum(s < gate for s in malicious) / max(1, len(malicious)), 4),
         "malicious_reward_share": (
             round(sum(rewards[i.id] for i in earners if i.malicious) / paid, 4) if paid else 0.0
         ),

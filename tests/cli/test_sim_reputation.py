@@ -1,0 +1,77 @@
+"""``trustmesh sim reputation`` at a small size: every scenario held to the issue's
+goals, the goals not met yet marked as expected failures (strict: they must fail
+until the model meets them), and the JSON and the errors a user sees."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.cli.test_cli import no_traceback, trustmesh
+
+SIZE = ("--devices", "196", "--nodes", "10", "--epochs", "10", "--seed", "1")
+# Goals not met yet at this size (issue 12 stays open on them): AUC of on-off
+# attackers honest 80% of the time, and the plain-beta baseline ahead of the model
+# on on-off attackers; AUC of bad-mouthing, and of a collusion ring (0.989 here,
+# 0.9996 with 400 devices and 12 epochs), below 0.99.
+OPEN = {("on-off 80%", "auc"), ("on-off 80%", "ahead"), ("bad-mouthing", "auc")}
+OPEN |= {("collusion ring", "auc")}
+OPEN |= {(f"on-off {p}%", "ahead") for p in (20, 50)}
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, dict[str, Any]]:
+    result = trustmesh("sim", "reputation", *SIZE, "--json")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    document = json.loads(result.stdout)
+    assert document["simulation"] == "reputation" and len(document["score_root"]) == 64
+    return {row["name"]: row for row in document["scenarios"]}
+
+
+SCENARIOS = [
+    "naive liars", "on-off 20%", "on-off 50%", "on-off 80%", "collusion ring", "bad-mouthing",
+    "sybil swarm, unstaked", "sybil swarm, 30% of stake", "sybil swarm, 50% of stake",
+    "location spoofers", "whitewashing", "bridge",
+]  # fmt: skip
+
+
+def _goal(name: str, goal: str) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason="not met yet")] if (name, goal) in OPEN else []
+    return pytest.param(name, goal, marks=marks, id=f"{name}-{goal}")
+
+
+@pytest.mark.parametrize(
+    ("name", "goal"),
+    [_goal(n, g) for n in SCENARIOS for g in ("auc", "ahead", "false-positives", "reward")],
+)
+def test_each_scenario_meets_its_goal(
+    table: dict[str, dict[str, Any]], name: str, goal: str
+) -> None:
+    row = table[name]
+    if goal == "auc":  # ≥ 0.99 up to 30% of stake, ≥ 0.95 up to 50%
+        assert row["auc"] >= (0.99 if row["malicious_stake_fraction"] <= 0.3 else 0.95), row
+    elif goal == "ahead":  # of both baselines, on the same data
+        baselines = row["baselines"]
+        assert row["auc"] >= max(baselines["eigentrust"]["auc"], baselines["beta"]["auc"]), row
+    elif goal == "false-positives":
+        assert row["honest_false_positive_rate"] <= 0.01, row
+    else:  # an adversary earns no more than its stake's share, plus one point
+        assert row["malicious_reward_share"] <= row["malicious_stake_fraction"] + 0.01, row
+
+
+def test_spoofers_are_caught_and_whitewashing_gains_nothing(
+    table: dict[str, dict[str, Any]],
+) -> None:
+    assert table["location spoofers"]["malicious_recall"] >= 0.9
+    reborn = table["whitewashing"]
+    assert reborn["malicious_reward_share"] <= reborn["malicious_stake_fraction"]
+
+
+def test_unknown_scenario_and_bad_sizes_are_refused() -> None:
+    for args in (["--scenario", "nope"], ["--devices", "2"], ["--epochs", "0"]):
+        result = trustmesh("sim", "reputation", *args)
+        no_traceback(result)
+        assert result.returncode == 2 and b"usage error" in result.stderr
