@@ -12,6 +12,7 @@ import pytest
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
+from trustmesh.chain._compile import load_contract
 from trustmesh.chain.reputation import ReputationContract, deploy_reputation
 from trustmesh.errors import Reverted
 from trustmesh.reputation import (
@@ -220,3 +221,32 @@ def test_bad_posts_and_proofs_change_nothing(
     with pytest.raises(Reverted, match="table already final|window closed"):
         prover.prove_wrong_trust(table, device, 1)
     assert attester.root(8) == table.score_root and attester.stake() == MIN_STAKE
+
+
+def test_a_contract_admits_on_a_proven_score_and_only_then(
+    net: Net, reputation: tuple[ReputationContract, ReputationContract]
+) -> None:
+    attester, _ = reputation
+    table = _table(10)
+    ranked = sorted(table.rows, key=lambda s: table.rows[s].score)
+    low, high = ranked[0], ranked[-1]
+    threshold = (table.rows[low].score + table.rows[high].score) // 2
+    gate_address = net.deployer.deploy("ReputationGate", attester.address, threshold)
+    gate = net.owner.contract(load_contract("ReputationGate"), gate_address)
+
+    def admit(subject: bytes, score: int | None = None) -> object:
+        value = table.rows[subject].score if score is None else score
+        fn = gate.functions.admit(subject, 10, value, table.score_proof(subject))
+        return net.owner.transact(fn)
+
+    attester.post(table)
+    with pytest.raises(Reverted, match="no final table for the epoch"):
+        admit(high)  # the window is still open
+    net.owner.advance_time(WINDOW + 1)
+    with pytest.raises(Reverted, match="score not in the table"):
+        admit(low, score=10**9 - 1)  # claiming a better score than its own
+    with pytest.raises(Reverted, match="gate: score below the threshold"):
+        admit(low)
+    admit(high)
+    assert net.owner.call(gate.functions.admitted(high)) == 10
+    assert net.owner.call(gate.functions.admitted(low)) == 0
