@@ -110,7 +110,6 @@ class _World:
     rng: random.Random
     identities: list[_Identity] = field(default_factory=list)
     states: dict[bytes, BetaState] = field(default_factory=dict)
-    plain_states: dict[bytes, BetaState] = field(default_factory=dict)
     retired: set[bytes] = field(default_factory=set)  # whitewashed away
 
 
@@ -177,6 +176,8 @@ def _epoch_inputs(world: _World, epoch: int) -> EpochInputs:
                 evidence.append(Evidence(identity.id, Kind.SEQ_GAP, _id(f"gap {ref.hex()}")))
     attestations = _witnessing(world, active, reported, epoch, evidence)
     stakes = [Stake(i.id, i.stake, min(i.age, 1_000), i.slashed) for i in active]
+    for identity in active:
+        identity.age += 1
     return EpochInputs(epoch, evidence, attestations, stakes, world.states)
 
 
@@ -406,11 +407,20 @@ def run_simulation(
     progress("honest population")
     honest = Scenario("honest", "honest", 0.0)
     world = _build(honest, devices, nodes, seed)
+    inputs = EpochInputs(0)
     for epoch in range(epochs):
         inputs = _epoch_inputs(world, epoch)
         if epoch < epochs - 1:
             world.states = {row.subject: row.state for row in score_epoch(inputs, params)}
     table = compute_epoch(inputs, params)
+    rows = []
+    for scenario in scenarios:
+        progress(scenario.name)
+        rows.append(
+            run_scenario(
+                scenario, devices=devices, nodes=nodes, epochs=epochs, seed=seed, params=params
+            )
+        )
     return {
         "simulation": "reputation",
         "devices": devices,
@@ -419,16 +429,5 @@ def run_simulation(
         "seed": seed,
         "gate": GATE,
         "score_root": table.score_root.hex(),
-        "scenarios": [
-            _announced(progress, s)
-            and run_scenario(
-                s, devices=devices, nodes=nodes, epochs=epochs, seed=seed, params=params
-            )
-            for s in scenarios
-        ],
+        "scenarios": rows,
     }
-
-
-def _announced(progress: Callable[[str], object], scenario: Scenario) -> bool:
-    progress(scenario.name)
-    return True
