@@ -78,8 +78,9 @@ class WitnessGraph:
             refs.setdefault((i, j), set()).add(attestation.ref)
         incoming: list[list[tuple[int, int]]] = [[] for _ in subjects]
         for (i, j), seen in refs.items():
-            if (j, i) in refs:  # witnessing is mutual: a subject that vouches for none
-                incoming[j].append((i, min(len(seen), params.edge_cap)))  # of its own gets none
+            # witnessing is mutual: a subject that vouches for none of its own gets none
+            if (j, i) in refs:
+                incoming[j].append((i, min(len(seen), params.edge_cap)))
         sources: list[list[int]] = []
         weights: list[list[int]] = []
         out_weight = [0] * len(subjects)
