@@ -36,9 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eth_abi.abi import encode
-
 from trustmesh.errors import InvalidEvidence
+from trustmesh.reputation._abi import encode as encode_words
 from trustmesh.reputation.beta import BetaState, evidence_totals, witness_units
 from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
@@ -55,7 +54,7 @@ __all__ = [
     "score_epoch",
 ]
 
-STATE_TYPES = [
+STATE_TYPES = [  # (the leaves' ABI types: tests check the encodings against eth_abi with them)
     "bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256", "uint256[]",
     "bytes32", "uint256", "uint256", "bytes32",
 ]  # fmt: skip
@@ -98,11 +97,10 @@ class SubjectScore:
     out_weight: int
 
     def score_leaf(self, epoch: int) -> bytes:
-        values = [self.subject, epoch, self.score]
-        return leaf_hash(encode(["bytes32", "uint256", "uint256"], values))
+        return leaf_hash(encode_words([self.subject, epoch, self.score]))
 
     def state_leaf(self, epoch: int) -> bytes:
-        return leaf_hash(encode(STATE_TYPES, self.state_values(epoch)))
+        return leaf_hash(encode_words(self.state_values(epoch)))
 
     def state_values(self, epoch: int) -> list[Any]:
         """The state leaf's fields, in order (a contract takes them as a struct)."""
@@ -116,9 +114,7 @@ class SubjectScore:
     @property
     def edges_digest(self) -> bytes:
         """The kept in-edges, hashed: ``keccak256(abi.encode(attesters, weights))``."""
-        return keccak256(
-            encode(["bytes32[]", "uint256[]"], [list(self.attesters), list(self.weights)])
-        )
+        return keccak256(encode_words([list(self.attesters), list(self.weights)]))
 
     def explain(self) -> dict[str, Any]:
         """The score's components and the evidence behind them, JSON-ready."""
@@ -165,7 +161,7 @@ class ReputationTable:
 
     @property
     def meta_leaf(self) -> bytes:
-        return leaf_hash(encode(META_TYPES, self.meta_values))
+        return leaf_hash(encode_words(self.meta_values))
 
     @property
     def meta_values(self) -> list[Any]:
@@ -200,10 +196,7 @@ def params_digest(params: Params) -> bytes:
     ]  # fmt: skip
     kinds = sorted(params.weights)
     return keccak256(
-        encode(
-            ["uint256[]", "uint256[]", "uint256[]"],
-            [fixed, [int(k) for k in kinds], [params.weights[k] for k in kinds]],
-        )
+        encode_words([fixed, [int(k) for k in kinds], [params.weights[k] for k in kinds]])
     )
 
 
@@ -286,13 +279,15 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
     """The table of ``rows`` (in id order) with its trees: what :func:`compute_epoch`
     returns, and how a table someone published is rebuilt to be checked."""
     state_tree = MerkleTree([row.state_leaf(epoch) for row in rows])
-    meta = [META, epoch, state_tree.root, len(rows), _staked(rows), params_digest(params)]
+    meta: list[Any] = [
+        META, epoch, state_tree.root, len(rows), _staked(rows), params_digest(params),
+    ]  # fmt: skip
     score_leaves = [row.score_leaf(epoch) for row in rows]
     return ReputationTable(
         epoch=epoch,
         params=params,
         rows={row.subject: row for row in rows},
-        score_tree=MerkleTree([*score_leaves, leaf_hash(encode(META_TYPES, meta))]),
+        score_tree=MerkleTree([*score_leaves, leaf_hash(encode_words(meta))]),
         state_tree=state_tree,
         _position={row.subject: i for i, row in enumerate(rows)},
     )
@@ -306,8 +301,7 @@ def _evidence_digest(items: Sequence[Evidence]) -> bytes:
     """The epoch's evidence about one subject, hashed (items sorted by kind and ref)."""
     ordered = sorted(items, key=lambda item: (item.kind, item.ref, item.count))
     return keccak256(
-        encode(
-            ["uint256[]", "uint256[]", "bytes32[]"],
-            [[int(i.kind) for i in ordered], [i.count for i in ordered], [i.ref for i in ordered]],
+        encode_words(
+            [[int(i.kind) for i in ordered], [i.count for i in ordered], [i.ref for i in ordered]]
         )
     )
