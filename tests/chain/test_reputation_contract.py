@@ -249,4 +249,8 @@ def test_a_contract_admits_on_a_proven_score_and_only_then(
         admit(low)
     admit(high)
     assert net.owner.call(gate.functions.admitted(high)) == 10
+    high_row, low_row = table.rows[high], table.rows[low]
+    check = gate.functions.qualifies
+    assert net.owner.call(check(high, 10, high_row.score, table.score_proof(high)))
+    assert not net.owner.call(check(low, 10, low_row.score, table.score_proof(low)))
     assert net.owner.call(gate.functions.admitted(low)) == 0

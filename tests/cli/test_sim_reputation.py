@@ -75,3 +75,20 @@ def test_unknown_scenario_and_bad_sizes_are_refused() -> None:
         result = trustmesh("sim", "reputation", *args)
         no_traceback(result)
         assert result.returncode == 2 and b"usage error" in result.stderr
+
+
+def test_bench_reputation_json_shape() -> None:
+    result = trustmesh("bench", "reputation", "--json", "--subjects", "300")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    document = json.loads(result.stdout)
+    assert document["benchmark"] == "reputation" and document["subjects"] == 300
+    assert 0 < document["edges"] <= 300 * 16
+    assert document["total_seconds"] == pytest.approx(
+        document["score_seconds"] + document["commit_seconds"], abs=2e-3
+    )
+    assert document["ratio_vs_iteration"] > 1  # scoring includes the iteration, and more
+    gas = document["gas"]
+    assert gas["attesters"] == 32  # the fraud proof is measured at the in-degree cap
+    assert 0 < gas["post_ring_reused"] < gas["post_first_round"]  # a reused slot is cheaper
+    assert 0 < gas["read_through_contract"] < gas["prove_wrong_trust"]

@@ -125,3 +125,27 @@ def ingest(
         if key not in ("benchmark", "goals"):
             table.add_row(key, str(value))
     err.print(table)
+
+
+@app.command()
+def reputation(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    subjects: Annotated[int, typer.Option("--subjects", help="Subjects in the epoch.")] = 20_000,
+    edges: Annotated[
+        int, typer.Option("--edges-per-subject", help="Mutual witness edges per subject.")
+    ] = 16,
+) -> None:
+    """Scoring and committing an epoch (against the bare power iteration), and the
+    Reputation contract's gas: post, read through a contract, a one-step fraud proof."""
+    from trustmesh.bench import reputation as reputation_bench
+
+    if subjects < 2 or edges < 2:
+        raise UsageError("--subjects and --edges-per-subject must be at least 2")
+    with err.status("scoring and committing…"):
+        result = reputation_bench.run(subjects=subjects, edges_per_subject=edges)
+    if json_output:
+        print_json(result)
+        return
+    for key, value in result.items():
+        if key != "goals":
+            err.print(f"{key:>28}: {value}")

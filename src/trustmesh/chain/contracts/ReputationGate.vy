@@ -34,6 +34,19 @@ def __init__(reputation_: address, threshold_: uint256):
 
 
 @external
+@view
+def qualifies(
+    subject: bytes32, epoch: uint256, score: uint256, proof: DynArray[bytes32, 64]
+) -> bool:
+    """
+    @notice Whether `subject`'s proven score in epoch's final table reaches the
+            threshold (reverts with the Reputation contract's reason if the score
+            is not in it): what reading a score costs a contract.
+    """
+    return staticcall Reputation(reputation).score_of(subject, epoch, score, proof) >= threshold
+
+
+@external
 def admit(subject: bytes32, epoch: uint256, score: uint256, proof: DynArray[bytes32, 64]):
     """
     @notice Admit `subject` on its score in epoch's final table (reverts with the

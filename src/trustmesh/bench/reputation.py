@@ -1,0 +1,160 @@
+"""Scoring and committing an epoch at scale, and the Reputation contract's gas.
+
+A population of ``subjects`` with ``edges_per_subject`` mutual witness edges
+each (16 by default, as in the issue's goal of 16M edges for 1M subjects): the
+table is scored (:func:`~trustmesh.reputation.table.score_epoch`) and committed
+(both trees). The baseline, measured in the same run on the same graph, is the
+bare power iteration (numpy, every step kept): what no scoring of this graph
+can avoid. On the embedded chain it measures the gas of posting a table (in the
+first round of the ring and once a slot is reused), of a contract reading a
+score through its proof (``ReputationGate.qualifies``, less the 21,000 any
+transaction pays; its calldata included), and of proving a wrong trust value from 32 attesters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trustmesh.reputation import (
+    Attestation,
+    EpochInputs,
+    Evidence,
+    Kind,
+    Params,
+    ReputationTable,
+    Stake,
+    assemble_table,
+    compute_epoch,
+)
+from trustmesh.reputation.table import score_epoch
+from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, pretrust
+
+GOALS = {
+    "subjects": 1_000_000,
+    "edges": 16_000_000,
+    "total_seconds_max": 15,
+    "post_gas_max": 60_000,
+    "read_gas_max": 25_000,
+    "fraud_proof_gas_max": 1_500_000,
+}
+INTRINSIC_GAS = 21_000
+
+
+def population(subjects: int, edges_per_subject: int, seed: int = 1) -> EpochInputs:
+    """Subjects on a ring, each witnessing (mutually) ``edges_per_subject // 2`` others
+    within fifty places, with readings logged and stake."""
+    rng = random.Random(seed)
+    ids = [hashlib.sha256(b"subject %d" % i).digest() for i in range(subjects)]
+    refs = [hashlib.sha256(b"ref %d" % i).digest() for i in range(64)]
+    attestations = []
+    for i in range(subjects):
+        for k in range(edges_per_subject // 2):
+            j = (i + rng.randrange(1, 50)) % subjects
+            attestations.append(Attestation(ids[i], ids[j], refs[k % 64]))
+            attestations.append(Attestation(ids[j], ids[i], refs[k % 64]))
+    evidence = [Evidence(s, Kind.READINGS_LOGGED, refs[0], 50) for s in ids]
+    stakes = [Stake(s, 10**17 + i, 30) for i, s in enumerate(ids)]
+    return EpochInputs(1, evidence, attestations, stakes)
+
+
+def scale(subjects: int, edges_per_subject: int, params: Params) -> dict[str, Any]:
+    inputs = population(subjects, edges_per_subject)
+    started = time.perf_counter()
+    rows = score_epoch(inputs, params)
+    scored = time.perf_counter()
+    table = assemble_table(inputs.epoch, params, rows)
+    committed = time.perf_counter()
+    ordered = sorted({s.subject for s in inputs.stakes})
+    pre = pretrust(ordered, inputs.stakes, params)
+    graph = WitnessGraph.build(ordered, inputs.attestations, pre, params)
+    iterating = time.perf_counter()
+    iterate_numpy(pre, graph, params)
+    baseline = time.perf_counter() - iterating
+    total = committed - started
+    return {
+        "subjects": subjects,
+        "edges": graph.edge_count,
+        "score_seconds": round(scored - started, 3),
+        "commit_seconds": round(committed - scored, 3),
+        "total_seconds": round(total, 3),
+        "us_per_subject": round(total / subjects * 1e6, 1),
+        "baseline_iteration_seconds": round(baseline, 3),
+        "ratio_vs_iteration": round(total / baseline, 1) if baseline else None,
+        "score_root": table.score_root.hex(),
+    }
+
+
+def gas(params: Params) -> dict[str, int]:
+    """Gas of the contract's operations on the embedded chain (see the module doc)."""
+    from trustmesh.chain._compile import load_contract
+    from trustmesh.chain.client import ChainClient
+    from trustmesh.chain.embedded import EmbeddedChain
+    from trustmesh.chain.reputation import ReputationContract, deploy_reputation
+
+    inputs = population(200, 80)  # enough attesters for a subject to keep 32
+    first = compute_epoch(inputs, params)
+    target = max(first.rows, key=lambda s: len(first.rows[s].attesters))
+    with tempfile.TemporaryDirectory(prefix="trustmesh-bench-") as directory:
+        chain = EmbeddedChain.open(Path(directory) / "chain")
+        try:
+            owner, prover = (
+                ChainClient(chain.w3, account, advance_time=chain.advance_time)
+                for account in chain.dev_accounts[:2]
+            )
+            address = deploy_reputation(owner, params, min_stake=10**15, window=600)
+            attester, challenger = (
+                ReputationContract(owner, address),
+                ReputationContract(prover, address),
+            )
+            attester.join(10**15)
+            posted_first = attester.post(first)["gasUsed"]
+            owner.advance_time(601)
+            gate_address = owner.deploy("ReputationGate", address, 0)
+            gate = owner.contract(load_contract("ReputationGate"), gate_address)
+            qualifies = gate.functions.qualifies(
+                target, 1, first.rows[target].score, first.score_proof(target)
+            )
+            # sent as a transaction (a view function may be), so the gas is what it used
+            read = owner.transact(qualifies)["gasUsed"] - INTRINSIC_GAS
+            attester.finalize(1)
+            reused = dataclasses.replace(inputs, epoch=65)  # the ring's slot of epoch 1
+            posted_reused = attester.post(compute_epoch(reused, params))["gasUsed"]
+            lie = _lie(compute_epoch(dataclasses.replace(inputs, epoch=2), params), target)
+            attester.post(lie)
+            proof = challenger.prove_wrong_trust(lie, target, params.steps)["gasUsed"]
+        finally:
+            chain.close()
+    return {
+        "post_first_round": posted_first,
+        "post_ring_reused": posted_reused,
+        "read_through_contract": read,
+        "prove_wrong_trust": proof,
+        "attesters": len(first.rows[target].attesters),
+    }
+
+
+def _lie(table: ReputationTable, subject: bytes) -> ReputationTable:
+    trajectory = list(table.rows[subject].trajectory)
+    trajectory[-1] += 1
+    rows = [
+        dataclasses.replace(row, trajectory=tuple(trajectory)) if row.subject == subject else row
+        for row in table.rows.values()
+    ]
+    return assemble_table(table.epoch, table.params, rows)
+
+
+def run(subjects: int = 20_000, edges_per_subject: int = 16) -> dict[str, Any]:
+    """Measure; returns the JSON object that ``trustmesh bench reputation --json`` prints."""
+    params = Params()
+    return {
+        "benchmark": "reputation",
+        **scale(subjects, edges_per_subject, params),
+        "gas": gas(params),
+        "goals": GOALS,
+    }
