@@ -4,13 +4,14 @@ Devices sit on a grid and measure a smooth field; nodes sit among them. Each
 epoch every subject leaves the evidence an honest or a malicious one would: its
 readings logged (and the odd seq gap), witness attestations of its neighbours
 (whether their reading agrees with its own measurement), a node's anchors. The
-model scores everyone from that evidence (:func:`trustmesh.reputation.score_epoch`),
+model scores everyone from that evidence (:func:`trustmesh.reputation.table.score_epoch`),
 and so do two baselines on the same data: plain EigenTrust (pre-trust shared
 equally by all identities, the score its trust) and plain beta reputation (every
 witness counted alike, no trust). Each attack scenario reports, for the model
 and for both baselines, how well scores separate honest from malicious (ROC
 AUC), the honest identities a gate would refuse, and the malicious share of a
-reward pool paid in proportion to score.
+reward pool (the model pays beta reputation times trust: linear in trust, so a
+stake split among many identities earns what it would whole).
 
 Everything is seeded: one seed, one result.
 """
