@@ -27,7 +27,9 @@ def test_same_bytes_as_eth_abi(typed: list[tuple[str, Any]]) -> None:
     assert encode(values) == reference(types, values)
 
 
-@pytest.mark.parametrize("bad", [[-1], [1 << 256], [b"short"], [[b"x" * 31]], ["text"]])
+@pytest.mark.parametrize(
+    "bad", [[-1], [1 << 256], [b"short"], [[b"x" * 31]], ["text"], [[1, -1]], [[1 << 256]]]
+)
 def test_values_outside_the_shapes_are_refused(bad: list[Any]) -> None:
     with pytest.raises(ValueError, match="uint256|bytes32"):
         encode(bad)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.reputation.strategies import epoch_inputs, ref, subject
 from trustmesh.reputation import TRUST_MASS, Attestation, EpochInputs, Params, Stake
+from trustmesh.reputation.evidence import tally_verdicts
 from trustmesh.reputation.trust import (
     WitnessGraph,
     iterate_numpy,
@@ -26,7 +27,8 @@ def _graph(inputs: EpochInputs, params: Params) -> tuple[list[bytes], list[int],
         | {s.subject for s in inputs.stakes}
     )
     pre = pretrust(subjects, inputs.stakes, params)
-    return subjects, pre, WitnessGraph.build(subjects, inputs.attestations, pre, params)
+    verdicts = tally_verdicts(subjects, inputs.attestations, params.edge_cap)
+    return subjects, pre, WitnessGraph.build(verdicts, pre, params)
 
 
 @settings(max_examples=200, deadline=None)

@@ -32,6 +32,7 @@ from trustmesh.reputation import (
     assemble_table,
     compute_epoch,
 )
+from trustmesh.reputation.evidence import tally_verdicts
 from trustmesh.reputation.table import score_epoch
 from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, pretrust
 
@@ -72,7 +73,9 @@ def scale(subjects: int, edges_per_subject: int, params: Params) -> dict[str, An
     committed = time.perf_counter()
     ordered = sorted({s.subject for s in inputs.stakes})
     pre = pretrust(ordered, inputs.stakes, params)
-    graph = WitnessGraph.build(ordered, inputs.attestations, pre, params)
+    graph = WitnessGraph.build(
+        tally_verdicts(ordered, inputs.attestations, params.edge_cap), pre, params
+    )
     iterating = time.perf_counter()
     iterate_numpy(pre, graph, params)
     baseline = time.perf_counter() - iterating

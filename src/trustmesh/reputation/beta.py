@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from trustmesh.reputation.evidence import GOOD, Attestation, Evidence, Kind
+from trustmesh.reputation.evidence import GOOD, Evidence, Kind, Verdicts
 from trustmesh.reputation.params import ONE, UNIT, Params
 
 __all__ = ["BetaState", "evidence_totals", "witness_units"]
@@ -76,35 +76,25 @@ def evidence_totals(
 
 
 def witness_units(
-    subjects: Sequence[bytes],
-    attestations: Iterable[Attestation],
-    weight: Sequence[int],
-    params: Params,
+    verdicts: Verdicts, weight: Sequence[int], params: Params
 ) -> tuple[list[int], list[int], list[int]]:
-    """Per subject, in UNITs: the agreeing and the disagreeing verdicts about it that
-    stand, and its own verdicts as a witness that were overruled.
+    """Per subject (``len(weight)`` of them), in UNITs: the agreeing and the
+    disagreeing verdicts about it that stand, and its own verdicts as a witness that
+    were overruled.
 
-    A (witness, subject) pair counts up to ``params.edge_cap`` distinct witness
-    readings, times the witness's weight (a fraction of ONE). When one side's
-    weight about a subject is at least ``consensus_num / consensus_den`` times the
-    other's,
-    the other side's verdicts are overruled: they do not count for or against
-    the subject, and each counts against its witness (whole, unweighted: it is
-    the witness's own doing)."""
-    index = {subject: i for i, subject in enumerate(subjects)}
-    refs: dict[tuple[int, int, bool], set[bytes]] = {}
-    for attestation in attestations:
-        i, j = index.get(attestation.witness), index.get(attestation.subject)
-        if i is not None and j is not None and i != j:
-            refs.setdefault((i, j, attestation.agrees), set()).add(attestation.ref)
-    n = len(subjects)
+    A (witness, subject) verdict counts its distinct witness readings (capped:
+    :func:`~trustmesh.reputation.evidence.tally_verdicts`) times the witness's
+    weight (a fraction of ONE). When one side's weight about a subject is at least
+    ``consensus_num / consensus_den`` times the other's, the other side's verdicts
+    are overruled: they do not count for or against the subject, and each counts
+    against its witness (whole, unweighted: it is the witness's own doing)."""
+    n = len(weight)
     said = [[0] * n, [0] * n]  # [disagreeing, agreeing] weight about each subject
-    for (i, j, agrees), seen in refs.items():
-        said[agrees][j] += min(len(seen), params.edge_cap) * UNIT * weight[i] // ONE
+    for (i, j, agrees), count in verdicts.items():
+        said[agrees][j] += count * UNIT * weight[i] // ONE
     standing = [[0] * n, [0] * n]
     overruled = [0] * n
-    for (i, j, agrees), seen in refs.items():
-        count = min(len(seen), params.edge_cap)
+    for (i, j, agrees), count in verdicts.items():
         other, own = said[not agrees][j], said[agrees][j]
         if other > 0 and other * params.consensus_den >= own * params.consensus_num:
             overruled[i] += count * UNIT

@@ -11,12 +11,13 @@ saw; pre-trust from the Registry's stakes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from trustmesh.errors import InvalidEvidence
 
-__all__ = ["Attestation", "Evidence", "Kind", "Stake", "check_id"]
+__all__ = ["Attestation", "Evidence", "Kind", "Stake", "check_id", "tally_verdicts"]
 
 ID_SIZE = 32
 
@@ -112,3 +113,23 @@ class Stake:
             raise InvalidEvidence("a stake is 0 to 2^128 - 1 wei")
         if type(self.age) is not int or not 0 <= self.age < 1 << 32:
             raise InvalidEvidence("a stake's age is 0 to 2^32 - 1 epochs")
+
+
+Verdicts = dict[tuple[int, int, bool], int]
+"""(witness, subject, agrees), by index in the table's subjects -> distinct witness
+readings saying so, at most ``edge_cap``."""
+
+
+def tally_verdicts(
+    subjects: Sequence[bytes], attestations: Iterable[Attestation], edge_cap: int
+) -> Verdicts:
+    """The epoch's attestations counted once, for the trust graph and the witness
+    evidence alike: per (witness, subject, verdict), its distinct witness readings
+    (capped); attestations of subjects outside the table, or of oneself, dropped."""
+    index = {subject: i for i, subject in enumerate(subjects)}
+    refs: dict[tuple[int, int, bool], set[bytes]] = {}
+    for attestation in attestations:
+        i, j = index.get(attestation.witness), index.get(attestation.subject)
+        if i is not None and j is not None and i != j:
+            refs.setdefault((i, j, attestation.agrees), set()).add(attestation.ref)
+    return {key: min(len(seen), edge_cap) for key, seen in refs.items()}

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from trustmesh.errors import InvalidEvidence
 from trustmesh.reputation._abi import encode as encode_words
 from trustmesh.reputation.beta import BetaState, evidence_totals, witness_units
-from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake
+from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake, tally_verdicts
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
 from trustmesh.reputation.params import ONE, TRUST_MASS, Params
 from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_reference, pretrust
@@ -231,7 +231,8 @@ def score_epoch(
             raise InvalidEvidence(f"{item.kind.name} evidence comes from attestations")
         by_subject[item.subject].append(item)
     pre = pretrust(subjects, inputs.stakes, params)
-    graph = WitnessGraph.build(subjects, inputs.attestations, pre, params)
+    verdicts = tally_verdicts(subjects, inputs.attestations, params.edge_cap)
+    graph = WitnessGraph.build(verdicts, pre, params)
     steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
     tau = max(1, TRUST_MASS // max(1, sum(1 for p in pre if p > 0)))
     scaled = max(1, tau * params.trust_scale_num // params.trust_scale_den)
@@ -240,7 +241,7 @@ def score_epoch(
     # among many identities, the same stake says no more.
     heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)
     weight = [min(ONE, ONE * t // heard) for t in steps[-1]]
-    witnessed, disputed, contradicted = witness_units(subjects, inputs.attestations, weight, params)
+    witnessed, disputed, contradicted = witness_units(verdicts, weight, params)
     rows: dict[bytes, SubjectScore] = {}
     staked_before = 0
     for j, subject in enumerate(subjects):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from trustmesh.reputation.evidence import Attestation, Stake
+from trustmesh.reputation.evidence import Stake, Verdicts
 from trustmesh.reputation.params import TRUST_MASS, Params
 
 __all__ = ["WitnessGraph", "iterate_numpy", "iterate_reference", "pretrust"]
@@ -62,30 +62,22 @@ class WitnessGraph:
     out_weight: list[int]
 
     @classmethod
-    def build(
-        cls,
-        subjects: Sequence[bytes],
-        attestations: Iterable[Attestation],
-        pre: Sequence[int],
-        params: Params,
-    ) -> WitnessGraph:
-        index = {subject: i for i, subject in enumerate(subjects)}
-        refs: dict[tuple[int, int], set[bytes]] = {}
-        for attestation in attestations:
-            i, j = index.get(attestation.witness), index.get(attestation.subject)
-            if i is None or j is None or i == j or not attestation.agrees:
-                continue  # outside the table, vouching for itself, or not vouching
-            refs.setdefault((i, j), set()).add(attestation.ref)
-        incoming: list[list[tuple[int, int]]] = [[] for _ in subjects]
-        for (i, j), seen in refs.items():
+    def build(cls, verdicts: Verdicts, pre: Sequence[int], params: Params) -> WitnessGraph:
+        """The graph of ``verdicts`` (:func:`~trustmesh.reputation.evidence.tally_verdicts`)
+        over the ``len(pre)`` subjects."""
+        incoming: list[list[tuple[int, int]]] = [[] for _ in pre]
+        for (i, j, agrees), count in verdicts.items():
             # witnessing is mutual: a subject that vouches for none of its own gets none
-            if (j, i) in refs:
-                incoming[j].append((i, min(len(seen), params.edge_cap)))
+            if agrees and (j, i, True) in verdicts:
+                incoming[j].append((i, count))
         sources: list[list[int]] = []
         weights: list[list[int]] = []
-        out_weight = [0] * len(subjects)
+        out_weight = [0] * len(pre)
+        cap = params.in_degree_cap
         for edges in incoming:
-            kept = sorted(edges, key=lambda e: (-pre[e[0]], -e[1], e[0]))[: params.in_degree_cap]
+            kept = edges
+            if len(kept) > cap:
+                kept = sorted(kept, key=lambda e: (-pre[e[0]], -e[1], e[0]))[:cap]
             kept.sort()
             sources.append([i for i, _ in kept])
             weights.append([w for _, w in kept])

@@ -39,6 +39,7 @@ from trustmesh.reputation import (
     compute_epoch,
 )
 from trustmesh.reputation.beta import evidence_totals, witness_units
+from trustmesh.reputation.evidence import tally_verdicts
 from trustmesh.reputation.table import score_epoch
 from trustmesh.reputation.trust import WitnessGraph, iterate_numpy
 
@@ -267,7 +268,7 @@ def _plain_beta(
     subjects = sorted({s.subject for s in inputs.stakes})
     plain = dataclasses.replace(params, consensus_num=1 << 62)  # no verdict is overruled
     agreeing, disagreeing, overruled = witness_units(
-        subjects, inputs.attestations, [ONE] * len(subjects), plain
+        tally_verdicts(subjects, inputs.attestations, plain.edge_cap), [ONE] * len(subjects), plain
     )
     by_subject: dict[bytes, list[Evidence]] = {s: [] for s in subjects}
     for item in inputs.evidence:
@@ -288,7 +289,9 @@ def _plain_eigentrust(inputs: EpochInputs, params: Params) -> dict[bytes, int]:
     """Baseline: EigenTrust with pre-trust shared equally by every identity."""
     subjects = sorted({s.subject for s in inputs.stakes})
     pre = [TRUST_MASS // max(1, len(subjects))] * len(subjects)
-    graph = WitnessGraph.build(subjects, inputs.attestations, pre, params)
+    graph = WitnessGraph.build(
+        tally_verdicts(subjects, inputs.attestations, params.edge_cap), pre, params
+    )
     return dict(zip(subjects, iterate_numpy(pre, graph, params)[-1], strict=True))
 
 
