@@ -11,14 +11,11 @@ import pytest
 
 from tests.cli.test_cli import no_traceback, trustmesh
 
-SIZE = ("--devices", "196", "--nodes", "10", "--epochs", "10", "--seed", "1")
-# Goals not met yet at this size (issue 12 stays open on them): AUC of on-off
-# attackers honest 80% of the time, and the plain-beta baseline ahead of the model
-# on on-off attackers; AUC of bad-mouthing, and of a collusion ring (0.989 here,
-# 0.9996 with 400 devices and 12 epochs), below 0.99.
-OPEN = {("on-off 80%", "auc"), ("on-off 80%", "ahead"), ("bad-mouthing", "auc")}
-OPEN |= {("collusion ring", "auc")}
-OPEN |= {(f"on-off {p}%", "ahead") for p in (20, 50)}
+# The issue's 30 epochs, on a small grid (the default population is 10,000 devices).
+SIZE = ("--devices", "196", "--nodes", "10", "--epochs", "30", "--seed", "1")
+# Goals not met yet (issue 12 stays open on them): on attackers honest 80% of the
+# time, plain beta reputation ranks as well or better than the model.
+OPEN = {("on-off 80%", "ahead")}
 
 
 @pytest.fixture(scope="module")

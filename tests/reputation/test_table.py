@@ -95,7 +95,9 @@ def test_scores_follow_evidence_and_stake() -> None:
     assert rows[sybil].score == 0 < rows[sybil].beta_score  # good-looking, vouched for by nobody
     assert rows[liar].beta_score < ONE // 10  # one equivocation outweighs 100 readings
     explained = rows[liar].explain()
-    assert explained["counts"] == {"readings_logged": 100, "equivocation": 1, "witnessed": 1}
+    counts = explained["counts"]
+    assert (counts["readings_logged"], counts["equivocation"]) == (100, 1)
+    assert set(counts) <= {"readings_logged", "equivocation", "witnessed"}
     assert {item["ref"] for item in explained["evidence"]} == {ref(2).hex(), ref(3).hex()}
     assert explained["attesters"] == [{"id": node.hex(), "weight": 1}]
     json.dumps(explained)  # JSON-ready
@@ -198,3 +200,14 @@ def test_a_verdict_the_other_witnesses_overrule_counts_against_its_witness() -> 
     assert table.rows[witnesses[3]].state.beta == 0  # overruled: it does not count
     assert table.rows[dissenter].counts[Kind.CONTRADICTED] == 1
     assert table.rows[dissenter].state.beta == 30 * UNIT  # CONTRADICTED's weight, whole
+
+
+def test_a_witness_with_a_bad_record_is_heard_less() -> None:
+    device, witness = subject(0), subject(1)
+    stakes = [Stake(device, 10**18, 30), Stake(witness, 10**18, 30)]
+    says = [Attestation(witness, device, ref(0), agrees=False)]
+    clean = compute_epoch(EpochInputs(2, [], says, stakes))
+    tarnished = compute_epoch(
+        EpochInputs(2, [], says, stakes, previous={witness: BetaState(0, 10 * UNIT)})
+    )
+    assert 0 < tarnished.rows[device].state.beta < clean.rows[device].state.beta

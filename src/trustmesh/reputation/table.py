@@ -7,10 +7,12 @@ after the last step, ``tau`` an even share of TRUST_MASS among the staked
 subjects and ``scale`` a parameter (at 1, a subject with an even share gets half
 its beta score; one no staked subject vouches for, nothing; identities without
 stake, however many, change no one's ``tau``). What a subject says as a witness
-weighs ``min(1, t / (tau * witness_scale))``: linear in its trust, so a stake
-split among many identities says no more than it would whole; a verdict the other witnesses of
-the same subject clearly overrule does not count, and counts against the
-witness. Two trees are committed, both over subjects in id order:
+weighs ``min(1, t / (tau * witness_scale))`` times its beta reputation of the
+epoch before: linear in its trust, so a stake split among many identities says no
+more than it would whole, and fading as the others keep overruling it; a verdict
+the other witnesses of the same subject clearly overrule does not count, and
+counts against the witness. Two trees are committed, both over subjects in id
+order:
 
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
@@ -240,7 +242,13 @@ def score_epoch(
     # A witness's word weighs its trust, linearly up to an average share: split
     # among many identities, the same stake says no more.
     heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)
-    weight = [min(ONE, ONE * t // heard) for t in steps[-1]]
+    # ... and its standing so far (last epoch's beta reputation): a witness the others
+    # keep overruling loses its voice as it loses its reputation
+    fresh = BetaState(0, 0)
+    weight = [
+        min(ONE, ONE * t // heard) * inputs.previous.get(s, fresh).score(params) // ONE
+        for s, t in zip(subjects, steps[-1], strict=True)
+    ]
     witnessed, disputed, contradicted = witness_units(verdicts, weight, params)
     rows: dict[bytes, SubjectScore] = {}
     staked_before = 0
