@@ -12,8 +12,7 @@ import pytest
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
-from trustmesh.chain._compile import load_contract
-from trustmesh.chain.reputation import ReputationContract, deploy_reputation
+from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.errors import Reverted
 from trustmesh.reputation import (
     Attestation,
@@ -231,8 +230,7 @@ def test_a_contract_admits_on_a_proven_score_and_only_then(
     ranked = sorted(table.rows, key=lambda s: table.rows[s].score)
     low, high = ranked[0], ranked[-1]
     threshold = (table.rows[low].score + table.rows[high].score) // 2
-    gate_address = net.deployer.deploy("ReputationGate", attester.address, threshold)
-    gate = net.owner.contract(load_contract("ReputationGate"), gate_address)
+    gate = deploy_gate(net.owner, attester.address, threshold)
 
     def admit(subject: bytes, score: int | None = None) -> object:
         value = table.rows[subject].score if score is None else score

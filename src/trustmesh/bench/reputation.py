@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.reputation import (
     Attestation,
     EpochInputs,
@@ -95,11 +98,6 @@ def scale(subjects: int, edges_per_subject: int, params: Params) -> dict[str, An
 
 def gas(params: Params) -> dict[str, int]:
     """Gas of the contract's operations on the embedded chain (see the module doc)."""
-    from trustmesh.chain._compile import load_contract
-    from trustmesh.chain.client import ChainClient
-    from trustmesh.chain.embedded import EmbeddedChain
-    from trustmesh.chain.reputation import ReputationContract, deploy_reputation
-
     inputs = population(200, 80)  # enough attesters for a subject to keep 32
     first = compute_epoch(inputs, params)
     target = max(first.rows, key=lambda s: len(first.rows[s].attesters))
@@ -118,8 +116,7 @@ def gas(params: Params) -> dict[str, int]:
             attester.join(10**15)
             posted_first = attester.post(first)["gasUsed"]
             owner.advance_time(601)
-            gate_address = owner.deploy("ReputationGate", address, 0)
-            gate = owner.contract(load_contract("ReputationGate"), gate_address)
+            gate = deploy_gate(owner, address, threshold=0)
             qualifies = gate.functions.qualifies(
                 target, 1, first.rows[target].score, first.score_proof(target)
             )

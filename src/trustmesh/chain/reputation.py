@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from web3 import Web3
+from web3.contract import Contract
 from web3.types import TxReceipt
 
 from trustmesh.chain._compile import load_contract
@@ -19,7 +20,7 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.chain.defaults import DEFAULT_REWARD_BPS
 from trustmesh.reputation import Params, ReputationTable, params_digest
 
-__all__ = ["ReputationContract", "deploy_reputation"]
+__all__ = ["ReputationContract", "deploy_gate", "deploy_reputation"]
 
 DEFAULT_BOND = 10**16  # wei a post carries
 DEFAULT_WINDOW = 3600  # seconds a posted table can be disproven
@@ -50,6 +51,14 @@ def deploy_reputation(
         window,
         reward_bps,
     )
+
+
+def deploy_gate(client: ChainClient, reputation: str, threshold: int) -> Contract:
+    """Deploy a ReputationGate (an example consumer: it admits a subject whose proven
+    score in a final table of ``reputation`` reaches ``threshold``); the contract,
+    used through ``client``'s account."""
+    address = client.deploy("ReputationGate", reputation, threshold)
+    return client.contract(load_contract("ReputationGate"), address)
 
 
 class ReputationContract:
