@@ -34,7 +34,7 @@ order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,6 +150,8 @@ class ReputationTable:
     rows: Mapping[bytes, SubjectScore]  # by subject id, in id order
     score_tree: MerkleTree  # the subjects' score leaves in id order, then the meta leaf
     state_tree: MerkleTree
+    # the meta leaf's fields: (META, epoch, state root, subjects, staked, params digest)
+    meta_values: list[Any]
     _position: Mapping[bytes, int] = field(repr=False)
 
     @property
@@ -164,14 +166,6 @@ class ReputationTable:
     @property
     def meta_leaf(self) -> bytes:
         return leaf_hash(encode_words(self.meta_values))
-
-    @property
-    def meta_values(self) -> list[Any]:
-        """The meta leaf's fields: (META, epoch, state root, subjects, staked, params)."""
-        return [
-            META, self.epoch, self.state_root, len(self.rows), _staked(self.rows.values()),
-            params_digest(self.params),
-        ]  # fmt: skip
 
     def meta_proof(self) -> list[bytes]:
         return self.score_tree.proof(len(self.rows))
@@ -288,9 +282,8 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
     """The table of ``rows`` (in id order) with its trees: what :func:`compute_epoch`
     returns, and how a table someone published is rebuilt to be checked."""
     state_tree = MerkleTree([row.state_leaf(epoch) for row in rows])
-    meta: list[Any] = [
-        META, epoch, state_tree.root, len(rows), _staked(rows), params_digest(params),
-    ]  # fmt: skip
+    staked = sum(1 for row in rows if row.pretrust > 0)
+    meta: list[Any] = [META, epoch, state_tree.root, len(rows), staked, params_digest(params)]
     score_leaves = [row.score_leaf(epoch) for row in rows]
     return ReputationTable(
         epoch=epoch,
@@ -298,12 +291,9 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
         rows={row.subject: row for row in rows},
         score_tree=MerkleTree([*score_leaves, leaf_hash(encode_words(meta))]),
         state_tree=state_tree,
+        meta_values=meta,
         _position={row.subject: i for i, row in enumerate(rows)},
     )
-
-
-def _staked(rows: Iterable[SubjectScore]) -> int:
-    return sum(1 for row in rows if row.pretrust > 0)
 
 
 def _evidence_digest(items: Sequence[Evidence]) -> bytes:
