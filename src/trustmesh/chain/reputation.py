@@ -115,14 +115,15 @@ class ReputationContract:
     def prove_wrong_trust(self, table: ReputationTable, subject: bytes, step: int) -> TxReceipt:
         """Prove ``subject``'s trust at ``step`` in the posted ``table`` wrong."""
         row = table.rows[subject]
-        inputs = [table.rows[attester] for attester in row.attesters] if step > 0 else []
+        # step 0 is checked against the pre-trust alone: no attesters named
+        attesters, weights = (list(row.attesters), list(row.weights)) if step > 0 else ([], [])
         fn = self.contract.functions.prove_wrong_trust(
             *self._state_args(table, subject),
             step,
-            list(row.attesters) if step > 0 else [],
-            list(row.weights) if step > 0 else [],
-            [source.state_values(table.epoch) for source in inputs],
-            [table.state_proof(source.subject) for source in inputs],
+            attesters,
+            weights,
+            [table.rows[a].state_values(table.epoch) for a in attesters],
+            [table.state_proof(a) for a in attesters],
         )
         return self.client.transact(fn)
 

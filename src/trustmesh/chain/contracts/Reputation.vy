@@ -362,9 +362,7 @@ def prove_wrong_count(
             with staked subjects before it, or a leaf whose next is not above it.
     """
     self._check_state(meta, meta_proof, leaf, leaf_proof)
-    staked_through: uint256 = leaf.staked_before
-    if leaf.pretrust > 0:
-        staked_through += 1
+    staked_through: uint256 = self._staked_through(leaf)
     wrong: bool = leaf.position >= meta.subjects or staked_through > meta.staked
     wrong = wrong or (leaf.position == 0 and leaf.staked_before != 0)
     if leaf.next == empty(bytes32):
@@ -397,9 +395,7 @@ def prove_broken_chain(
     a: uint256 = convert(first.subject, uint256)
     b: uint256 = convert(second.subject, uint256)
     after: uint256 = convert(first.next, uint256)
-    staked_through: uint256 = first.staked_before
-    if first.pretrust > 0:
-        staked_through += 1
+    staked_through: uint256 = self._staked_through(first)
     wrong: bool = first.next == second.subject and second.position != first.position + 1
     wrong = wrong or (first.next == second.subject and second.staked_before != staked_through)
     wrong = wrong or (first.next != second.subject and second.position == first.position + 1)
@@ -407,6 +403,15 @@ def prove_broken_chain(
     wrong = wrong or (a != b and first.position == second.position)
     assert wrong, "reputation: the chain holds"
     self._disprove(meta.epoch, first.subject, "chain")
+
+
+@internal
+@pure
+def _staked_through(leaf: StateLeaf) -> uint256:
+    # staked subjects up to and including this leaf's, in id order
+    if leaf.pretrust > 0:
+        return leaf.staked_before + 1
+    return leaf.staked_before
 
 
 @internal
