@@ -93,8 +93,6 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
     """A fresh anvil (npm @foundry-rs/anvil, installed by scripts/test) on a free
     loopback port, with its default hardfork (osaka: P256VERIFY at 0x100).
     With ``state``, the chain is loaded from and saved to that file."""
-    import time
-
     import requests
 
     binary = os.environ.get("TRUSTMESH_ANVIL") or str(ANVIL_BIN)
@@ -108,20 +106,20 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail("anvil did not start")
+        try:
+            answer = requests.post(
+                url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
+            )
+            return bool(answer.ok)
+        except requests.RequestException:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:  # wait for it to answer, not for a fixed time
-            try:
-                answer = requests.post(
-                    url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
-                )
-                if answer.ok:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("anvil did not start")
-            time.sleep(0.05)
+        wait_until(answers, "anvil to answer", seconds=60, pause=0.05)
         yield url
     finally:
         process.terminate()
@@ -135,8 +133,6 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
 def mosquitto_broker() -> Iterator[str]:
     """A Mosquitto broker (Debian ``mosquitto``, installed by scripts/test) on a
     free loopback port; yields ``mqtt://127.0.0.1:PORT``."""
-    import time
-
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.fail("Mosquitto is not installed: run scripts/test, or apt-get install mosquitto")
@@ -147,16 +143,18 @@ def mosquitto_broker() -> Iterator[str]:
     process = subprocess.Popen(
         [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+    def accepts() -> bool:
+        if process.poll() is not None:
+            pytest.fail("mosquitto did not start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:  # until it accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("mosquitto did not start")
-                time.sleep(0.05)
+        wait_until(accepts, "mosquitto to accept connections", seconds=30, pause=0.05)
         yield f"mqtt://127.0.0.1:{port}"
     finally:
         process.terminate()
