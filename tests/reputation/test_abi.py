@@ -9,7 +9,11 @@ from eth_abi.abi import encode as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.reputation.strategies import ref, subject
+from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake, compute_epoch
 from trustmesh.reputation._abi import encode
+from trustmesh.reputation.merkle import leaf_hash
+from trustmesh.reputation.table import META_TYPES, STATE_TYPES
 
 uint = st.integers(min_value=0, max_value=(1 << 256) - 1)
 word = st.binary(min_size=32, max_size=32)
@@ -36,11 +40,6 @@ def test_values_outside_the_shapes_are_refused(bad: list[Any]) -> None:
 
 
 def test_leaves_encode_as_their_declared_abi_types() -> None:
-    from tests.reputation.strategies import ref, subject
-    from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake, compute_epoch
-    from trustmesh.reputation.merkle import leaf_hash
-    from trustmesh.reputation.table import META_TYPES, STATE_TYPES
-
     a, b = subject(0), subject(1)
     table = compute_epoch(
         EpochInputs(
