@@ -66,10 +66,11 @@ class Params:
     good_cap: int = DEFAULT_GOOD_CAP
     consensus_num: int = 3  # a verdict is overruled when the others outweigh it 3/2 times
     consensus_den: int = 2
-    # a score's trust factor is t / (t + tau * scale): below 1, trust gates (Sybils
-    # without stake score nothing) more than it ranks
+    # a score's trust factor is min(1, t / (tau * scale)): trust gates (Sybils without
+    # stake score nothing) and does not rank (a corner device with three neighbours
+    # keeps its beta score as one with eight does)
     trust_scale_num: int = 1
-    trust_scale_den: int = 2
+    trust_scale_den: int = 4
     # a witness's word weighs min(1, t / (tau * scale)): linear (a split stake says no
     # more) up to half an even share, so an ordinary honest witness counts in full
     witness_scale_num: int = 1

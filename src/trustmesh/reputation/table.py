@@ -1,18 +1,19 @@
 """An epoch's reputation table: every subject's score, how it came about, and the
 Merkle commitments a contract checks.
 
-A subject's score is its beta reputation scaled by how much of the stake-anchored
-trust reaches it: ``score = beta * t / (t + tau * scale)``, with ``t`` its trust
-after the last step, ``tau`` an even share of TRUST_MASS among the staked
-subjects and ``scale`` a parameter (at 1, a subject with an even share gets half
-its beta score; one no staked subject vouches for, nothing; identities without
-stake, however many, change no one's ``tau``). What a subject says as a witness
-weighs ``min(1, t / (tau * witness_scale))`` times its beta reputation of the
-epoch before: linear in its trust, so a stake split among many identities says no
-more than it would whole, and fading as the others keep overruling it; a verdict
-the other witnesses of the same subject clearly overrule does not count, and
-counts against the witness. Two trees are committed, both over subjects in id
-order:
+A subject's score is its beta reputation gated by how much of the stake-anchored
+trust reaches it: ``score = beta * min(1, t / (tau * scale))``, with ``t`` its
+trust after the last step, ``tau`` an even share of TRUST_MASS among the staked
+subjects and ``scale`` a parameter (1/4: a subject that a quarter of an even share
+reaches keeps its whole beta score, so among real, witnessed identities beta alone
+ranks, however many neighbours each has; one no staked subject vouches for gets
+nothing; identities without stake, however many, change no one's ``tau``). What a
+subject says as a witness weighs ``min(1, t / (tau * witness_scale))`` times its
+beta reputation of the epoch before: linear in its trust, so a stake split among
+many identities says no more than it would whole, and fading as the others keep
+overruling it; a verdict the other witnesses of the same subject clearly overrule
+does not count, and counts against the witness. Two trees are committed, both over
+subjects in id order:
 
 - the score tree, leaf ``abi.encode(bytes32 subject, uint256 epoch, uint256 score)``,
   what a contract reads a score with (``score_of(subject, epoch, value, proof)``);
@@ -232,7 +233,7 @@ def score_epoch(
     steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
     tau = max(1, TRUST_MASS // max(1, sum(1 for p in pre if p > 0)))
     scaled = max(1, tau * params.trust_scale_num // params.trust_scale_den)
-    factor = [ONE * t // (t + scaled) for t in steps[-1]]
+    factor = [min(ONE, ONE * t // scaled) for t in steps[-1]]
     # A witness's word weighs its trust, linearly up to an average share: split
     # among many identities, the same stake says no more.
     heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)

@@ -49,8 +49,10 @@ DEVICE_STAKE = 10**17
 NODE_STAKE = 10**18
 WITNESS_RANGE = 1.5  # grid units: a device hears its eight neighbours
 NODE_RANGE = 2.5
-WITNESSES_PER_CHALLENGE = 6
-TOLERANCE = 1.0  # a witness agrees when the reading is this close to its own
+WITNESSES_PER_CHALLENGE = 6  # the verdicts a virtual Sybil makes up per claim
+# a witness agrees when the reading is this close to its own: the field differs by
+# at most ~1.5 across a node's range, a lie by LIE
+TOLERANCE = 2.0
 LIE = 5.0  # what a liar adds to the truth
 READINGS_PER_EPOCH = 60
 GAP_RATE = 0.02  # an honest device's chance of a seq gap in an epoch
@@ -210,7 +212,7 @@ def _witnessing(
             and math.dist((w.x, w.y), (subject.x, subject.y))
             <= (NODE_RANGE if w.is_node else reach)
         ]
-        for witness in rng.sample(near, min(WITNESSES_PER_CHALLENGE, len(near))):
+        for witness in near:  # a challenge is a broadcast: everyone in range answers
             own = _field(witness.x, witness.y, epoch)
             agrees = abs(reported[subject.id] - own) <= TOLERANCE
             if witness.kind in ("ring", "badmouth"):

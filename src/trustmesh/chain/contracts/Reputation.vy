@@ -329,7 +329,7 @@ def prove_wrong_score(
 ):
     """
     @notice Prove a posted score wrong: not what the subject's state gives
-            (beta reputation times t / (t + scale * TRUST_MASS // staked)).
+            (beta reputation times min(1, t / (scale * TRUST_MASS // staked))).
     """
     self._check_state(meta, meta_proof, leaf, leaf_proof)
     score_leaf: bytes32 = keccak256(keccak256(abi_encode(leaf.subject, meta.epoch, score)))
@@ -343,7 +343,7 @@ def prove_wrong_score(
     beta_score: uint256 = (leaf.alpha + prior) * ONE // (leaf.alpha + leaf.beta + 2 * prior)
     even: uint256 = max(1, TRUST_MASS // max(1, meta.staked))
     tau: uint256 = max(1, even * trust_scale_num // trust_scale_den)
-    expected: uint256 = beta_score * (ONE * trust // (trust + tau)) // ONE
+    expected: uint256 = beta_score * min(ONE, ONE * trust // tau) // ONE
     assert score != expected, "reputation: the score is right"
     self._disprove(meta.epoch, leaf.subject, "score")
 
