@@ -8,10 +8,10 @@ from types import ModuleType
 import pytest
 
 import trustmesh.reputation
-from trustmesh.reputation import beta, merkle
+from trustmesh.reputation import beta, merkle, observe
 
 
-@pytest.mark.parametrize("module", [trustmesh.reputation, beta, merkle], ids=str)
+@pytest.mark.parametrize("module", [trustmesh.reputation, beta, merkle, observe], ids=str)
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0
