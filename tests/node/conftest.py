@@ -40,6 +40,7 @@ def node_process(
     epoch: float = 1.0,
     body_timeout: float | None = None,
     chain_key: str | None = None,
+    reputation_epoch: float | None = None,
 ) -> Iterator[RunningNode]:
     """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs.
 
@@ -50,6 +51,8 @@ def node_process(
             "--verify-workers", "1"]  # fmt: skip
     if body_timeout is not None:
         args += ["--body-timeout", str(body_timeout)]
+    if reputation_epoch is not None:
+        args += ["--reputation-epoch", str(reputation_epoch)]
     env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
     if store == "postgres":
         args += ["--db", fresh_database(fixture("postgres_url"))]

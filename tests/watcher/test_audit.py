@@ -127,7 +127,7 @@ def test_invalid_entries() -> None:
 
 
 def test_tile_index_paths() -> None:
-    from trustmesh.watcher.follow import tile_index
+    from trustmesh.log.tiles import tile_index
 
     assert [tile_index(n) for n in (0, 5, 999, 1000, 1234067)] == [
         "000",

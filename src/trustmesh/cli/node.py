@@ -28,6 +28,12 @@ def run(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8080,
     epoch: Annotated[float, typer.Option("--epoch", help="Seconds between anchors.")] = 30.0,
+    reputation_epoch: Annotated[
+        float,
+        typer.Option(
+            "--reputation-epoch", help="Seconds in a reputation epoch (0: keep no tables)."
+        ),
+    ] = 600.0,
     origin: Annotated[
         str | None,
         typer.Option("--origin", help="The log's origin (default: derived from its key)."),
@@ -52,8 +58,11 @@ def run(
 
     from trustmesh.node.run import NodeConfig, print_ready, serve
 
-    if epoch <= 0 or body_timeout <= 0 or not 0 <= port <= 65535:
-        raise UsageError("--epoch and --body-timeout must be positive and --port 0..65535")
+    if epoch <= 0 or body_timeout <= 0 or reputation_epoch < 0 or not 0 <= port <= 65535:
+        raise UsageError(
+            "--epoch and --body-timeout must be positive, --reputation-epoch not negative, "
+            "and --port 0..65535"
+        )
     logging.basicConfig(
         level=logging.INFO,
         format='{"level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}',
@@ -66,6 +75,7 @@ def run(
         host=host,
         port=port,
         epoch=epoch,
+        reputation_epoch=reputation_epoch,
         origin=origin,
         verify_workers=verify_workers,
         body_timeout=body_timeout,

@@ -38,6 +38,14 @@ TILE_BYTES = NODES_PER_TILE * HASH_SIZE
 TileKey = tuple[int, int]  # (tile level, tile index)
 
 
+def tile_index(n: int) -> str:
+    """A tile index as a C2SP tlog-tiles path: 1234067 → ``x001/x234/067``."""
+    digits = str(n)
+    digits = digits.zfill(-(-len(digits) // 3) * 3)
+    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
+
+
 def slot(row: int, position: int) -> int:
     """Byte offset of the node at ``row``, ``position`` (within its tile)."""
     return (ROW_START[row] + position) * HASH_SIZE

@@ -161,13 +161,23 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json({"type": "object"}, "Evidence")},
             }
         },
+        "/v1/reputation": {
+            "get": {
+                "summary": "Every reputation epoch's cut (entries, stake block) and table roots",
+                "responses": {"200": _json({"type": "object"}, "Epochs"), **_problems(501)},
+            }
+        },
         "/v1/reputation/{id}": {
             "get": {
-                "summary": "Reputation (not yet served)",
+                "summary": "A score (by DID or 64-hex subject id): its explanation and proof",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "epoch", "in": "query", "schema": _INDEX},
                 ],
-                "responses": _problems(501),
+                "responses": {
+                    "200": _json({"type": "object"}, "Score"),
+                    **_problems(400, 404, 501),
+                },
             }
         },
         "/checkpoint": {

@@ -1,5 +1,5 @@
-"""The node's own bookkeeping, beside the log: equivocation evidence, and a few
-settings (the log's origin).
+"""The node's own bookkeeping, beside the log: equivocation evidence, where each
+reputation epoch was cut, and a few settings (the log's origin).
 
 It lives in ``<data dir>/node.db`` (SQLite, WAL). The log itself (which may be
 PostgreSQL) stays the only home of entries.
@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS evidence (
     logged_entry BLOB NOT NULL, conflicting_entry BLOB NOT NULL, received_at INTEGER NOT NULL,
     UNIQUE (did, seq, conflicting_entry));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reputation_cuts (epoch INTEGER PRIMARY KEY, cut TEXT NOT NULL);
 """
 
 
@@ -86,6 +87,17 @@ class NodeState:
     def put(self, key: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def add_cut(self, epoch: int, cut: str) -> None:
+        """Record where reputation epoch ``epoch`` was cut (JSON), before it is served."""
+        with self._lock:
+            self._db.execute("INSERT INTO reputation_cuts (epoch, cut) VALUES (?, ?)", (epoch, cut))
+
+    def cuts(self) -> list[str]:
+        """Every recorded cut, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT cut FROM reputation_cuts ORDER BY epoch").fetchall()
+        return [str(row[0]) for row in rows]
 
     def close(self) -> None:
         self._db.close()

@@ -35,8 +35,11 @@ from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._openapi import DOCUMENT
+from trustmesh.node._reputation import ReputationKeeper
 from trustmesh.node._state import NodeState
 from trustmesh.reading import MAX_ENTRY_SIZE
+from trustmesh.reputation import ONE, ReputationTable
+from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.http")
 
@@ -45,6 +48,7 @@ CBOR_SEQ = "application/cbor-seq"
 MAX_SEQ_BODY = 1024 * 1024
 BODY_TIMEOUT = 30.0
 IMMUTABLE = "public, max-age=31536000, immutable"
+HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 TILE_PATH = re.compile(
     r"^(?:(?P<level>\d{1,2})|entries)/(?P<index>(?:x\d{3}/)*\d{3})(?:\.p/(?P<width>\d{1,3}))?$"
 )
@@ -61,6 +65,7 @@ class NodeContext:
     state: NodeState
     metrics: Metrics
     info: dict[str, Any]  # origin, verifier_key, epoch_seconds, chain_id, contracts
+    reputation: ReputationKeeper | None = None
     extra_routes: list[Any] = field(default_factory=list)
     fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
     body_timeout: float = BODY_TIMEOUT  # seconds a client has to send a whole body
@@ -185,7 +190,15 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         record = await asyncio.to_thread(ctx.registry.device, did)
         if record["status"] == "unknown":
             raise Problem("not-found", f"{did} is not registered")
-        return JSONResponse({**record, "last_seq": ctx.store.last_seq(did), "reputation": None})
+        found = ctx.reputation.latest() if ctx.reputation is not None else None
+        row = found[1].rows.get(subject_id(did)) if found is not None else None
+        return JSONResponse(
+            {
+                **record,
+                "last_seq": ctx.store.last_seq(did),
+                "reputation": None if row is None else row.score / ONE,
+            }
+        )
 
     async def get_device_readings(request: Request) -> Response:
         did = _did(request.path_params["did"])
@@ -203,8 +216,47 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         items = [{"id": i, **e.to_json()} for i, e in ctx.state.evidence(after_id=after)]
         return JSONResponse({"origin": ctx.ingestor.origin, "evidence": items})
 
+    def reputation() -> ReputationKeeper:
+        if ctx.reputation is None:
+            raise Problem("not-implemented", "this node keeps no reputation tables")
+        return ctx.reputation
+
+    async def get_reputation_epochs(request: Request) -> Response:
+        keeper = reputation()
+        cuts = await asyncio.to_thread(keeper.cuts)
+        epochs = []
+        for cut in cuts:
+            kept = keeper.epoch(cut.epoch)
+            epochs.append({**cut.to_json(), **(table_summary(kept[1]) if kept else {})})
+        return JSONResponse({"epoch_seconds": keeper.epoch_ms / 1000, "epochs": epochs})
+
     async def get_reputation(request: Request) -> Response:
-        raise Problem("not-implemented", "reputation is not served by this node yet")
+        keeper = reputation()
+        text = request.path_params["id"]
+        subject = bytes.fromhex(text) if HEX_ID.match(text) else subject_id(_did(text))
+        if "epoch" in request.query_params:
+            found = keeper.epoch(_int(request.query_params["epoch"], "epoch"))
+        else:
+            found = keeper.latest()
+        if found is None:
+            raise Problem("not-found", "no reputation table for that epoch (yet)")
+        cut, table = found
+        row = table.rows.get(subject)
+        if row is None:
+            raise Problem("not-found", f"{text} has no score in epoch {table.epoch}")
+        return JSONResponse(
+            {
+                "id": subject.hex(),
+                "did": None if HEX_ID.match(text) else text,
+                "epoch": table.epoch,
+                "score": row.score,
+                "score_fraction": row.score / ONE,
+                "cut": cut.to_json(),
+                **table_summary(table),
+                "proof": [h.hex() for h in table.score_proof(subject)],
+                "explanation": row.explain(),
+            }
+        )
 
     async def get_tile(request: Request) -> Response:
         match = TILE_PATH.match(request.path_params["path"])
@@ -279,6 +331,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         Route("/v1/devices/{did}", get_device),
         Route("/v1/devices/{did}/readings", get_device_readings),
         Route("/v1/evidence", get_evidence),
+        Route("/v1/reputation", get_reputation_epochs),
         Route("/v1/reputation/{id}", get_reputation),
         Route("/tile/{path:path}", get_tile),
         Route("/metrics", get_metrics),
@@ -306,6 +359,15 @@ def _json_response(document: Any) -> Response:
 
 def _outcome(outcome: Accepted | Problem, origin: str) -> dict[str, Any]:
     return outcome.to_json(origin) if isinstance(outcome, Accepted) else outcome.to_json()
+
+
+def table_summary(table: ReputationTable) -> dict[str, Any]:
+    """A table's commitments: what a contract holds once it is posted."""
+    return {
+        "score_root": table.score_root.hex(),
+        "state_root": table.state_root.hex(),
+        "subjects": len(table.rows),
+    }
 
 
 def _int(text: str | None, name: str) -> int:

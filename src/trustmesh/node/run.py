@@ -32,6 +32,7 @@ from starlette.routing import Mount
 from trustmesh._durable import write_new
 from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.reputation import StakeReader
 from trustmesh.chain.rpc import RpcServer
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import ChainError, Error
@@ -45,6 +46,7 @@ from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
+from trustmesh.node._reputation import ReputationKeeper
 from trustmesh.node._state import NodeState
 from trustmesh.node._verify import BatchVerifier, warm_up
 from trustmesh.node.app import NodeContext, create_app
@@ -64,6 +66,7 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     epoch: float = 30.0
+    reputation_epoch: float = 600.0  # seconds; 0: keep no reputation tables
     origin: str | None = None
     verify_workers: int | None = None  # default: every core
     body_timeout: float = 30.0  # seconds a client has to send a whole body
@@ -165,6 +168,7 @@ class NodeRuntime:
             "verifier_key": self.signer.verifier.vkey,
             "proof_key": self.signer.p256.verifier.vkey,
             "epoch_seconds": self.config.epoch,
+            "reputation_epoch_seconds": self.config.reputation_epoch,
             "chain_id": self.client.chain_id,
             "contracts": self.deployment.contracts,
             "rpc": self.config.rpc,
@@ -245,6 +249,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
     )
+    keeper = _keeper(runtime)
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     ctx = NodeContext(
         store=runtime.store,
@@ -256,6 +261,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         info=runtime.info(),
         extra_routes=extra,
         fund_registrations=runtime.chain is not None,
+        reputation=keeper,
         body_timeout=runtime.config.body_timeout,
     )
 
@@ -264,6 +270,8 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(ingestor.run()), asyncio.create_task(_refresh(directory))]
         anchorer.start()
+        if keeper is not None:
+            keeper.start(interval=min(5.0, runtime.config.reputation_epoch / 4))
         bridge = MqttBridge(runtime.config.mqtt, ingestor, loop) if runtime.config.mqtt else None
         if bridge is not None:
             bridge.start()
@@ -273,10 +281,30 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
             if bridge is not None:
                 bridge.stop()
             anchorer.stop()
+            if keeper is not None:
+                keeper.stop()
             for task in tasks:
                 task.cancel()
 
     return create_app(ctx, lifespan=lifespan)
+
+
+def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:
+    """The node's reputation tables, rebuilt from its log up to the recorded cuts."""
+    if runtime.config.reputation_epoch <= 0:
+        return None
+    epoch_ms = round(runtime.config.reputation_epoch * 1000)
+    keeper = ReputationKeeper(
+        store=runtime.store,
+        origin=runtime.signer.name,
+        state=runtime.state,
+        stakes=StakeReader(runtime.registry, epoch_ms),
+        current_block=runtime.registry.current_block,
+        epoch_ms=epoch_ms,
+        clock_ms=wall_ms,
+    )
+    keeper.restore()
+    return keeper
 
 
 async def _refresh(directory: DeviceDirectory) -> None:

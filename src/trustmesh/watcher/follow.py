@@ -29,9 +29,10 @@ from trustmesh.batch_verify import Item, verify_items
 from trustmesh.errors import InvalidDid, InvalidProof
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log import merkle
-from trustmesh.log.bundles import BUNDLE_SIZE, decode_bundle
+from trustmesh.log.bundles import BUNDLE_SIZE
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.note import NoteVerifier
+from trustmesh.log.remote import bundled_entries
 from trustmesh.log.store import LogStore, open_store
 from trustmesh.watcher.audit import CheckpointTracker, Finding, audit_entries
 from trustmesh.watcher.seqindex import SeqIndex
@@ -146,20 +147,9 @@ class NodeFollower:
 
     def _bundled(self, start: int, end: int) -> list[bytes] | None:
         """Entries ``start..end-1`` from entry bundles; None if the node serves no tiles."""
-        entries: list[bytes] = []
-        for bundle in range(start // BUNDLE_SIZE, (end - 1) // BUNDLE_SIZE + 1 if end else 0):
-            width = min(BUNDLE_SIZE, end - bundle * BUNDLE_SIZE)
-            path = tile_index(bundle) + (f".p/{width}" if width < BUNDLE_SIZE else "")
-            answer = self.http.get(f"{self.url}/tile/entries/{path}")
-            if answer.status_code == 404 and bundle == start // BUNDLE_SIZE and not entries:
-                self._tiles = False
-                return None
-            answer.raise_for_status()
-            decoded = decode_bundle(answer.content)
-            if len(decoded) != width:
-                raise ValueError(f"entry bundle {bundle} has {len(decoded)} entries, not {width}")
-            first = max(start - bundle * BUNDLE_SIZE, 0)
-            entries += decoded[first:]
+        entries = bundled_entries(self.http, self.url, start, end)
+        if entries is None:
+            self._tiles = False
         return entries
 
     def _one_by_one(self, start: int, end: int, root: bytes) -> list[Finding]:
@@ -187,11 +177,3 @@ class NodeFollower:
         Signatures in one batch (on every core when the watcher has a pool)."""
         readings, findings = audit_entries(entries, self.origin, start, self.key_for, self.verify)
         return findings + self.index.observe_batch(entries, self.origin, start, readings)
-
-
-def tile_index(n: int) -> str:
-    """A tile index as a C2SP tlog-tiles path: 1234067 → ``x001/x234/067``."""
-    digits = str(n)
-    digits = digits.zfill(-(-len(digits) // 3) * 3)
-    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
-    return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])

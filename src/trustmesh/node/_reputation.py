@@ -1,0 +1,121 @@
+"""The node's reputation tables: it follows its own log and, a grace period after
+each reputation epoch ends, closes it (:mod:`trustmesh.reputation.follow`).
+
+Every cut is recorded before its table is served, so that after a restart the node
+rebuilds the same tables by replaying its log up to the same cuts, as anyone who
+recomputes them does. The entries were verified when they were logged: the node
+parses them without checking their signatures again (a recomputer checks them).
+Feeding happens when an epoch is due, in one pass, off the ingest path's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from trustmesh.chain.reputation import StakeReader
+from trustmesh.errors import Error
+from trustmesh.log.store import LogStore
+from trustmesh.node._state import NodeState
+from trustmesh.reading import parse_reading
+from trustmesh.reputation import ReputationTable
+from trustmesh.reputation.follow import CHUNK, Cut, Follower, replay
+
+log = logging.getLogger("trustmesh.node.reputation")
+
+KEEP = 64  # tables kept in memory, newest
+
+
+class ReputationKeeper:
+    def __init__(
+        self,
+        *,
+        store: LogStore,
+        origin: str,
+        state: NodeState,
+        stakes: StakeReader,
+        current_block: Callable[[], int],
+        epoch_ms: int,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.store, self.origin, self.state = store, origin, state
+        self.stakes, self.current_block, self.clock_ms = stakes, current_block, clock_ms
+        self.epoch_ms = epoch_ms
+        self.grace_ms = epoch_ms // 4  # late readings of an epoch still count this long
+        self.follower = Follower(epoch_ms, verify=parse_reading)
+        self.tables: OrderedDict[int, tuple[Cut, ReputationTable]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def cuts(self) -> list[Cut]:
+        """Every epoch's cut so far, oldest first."""
+        return [Cut.from_json(json.loads(text)) for text in self.state.cuts()]
+
+    def restore(self) -> None:
+        """Rebuild the recorded epochs' tables from the log."""
+        cuts = self.cuts()
+        for cut, table in replay(self.follower, cuts, self._entries, self.stakes.stakes):
+            self._keep(cut, table)
+        if cuts:
+            log.info("reputation: %d epochs rebuilt from the log", len(cuts))
+
+    def step(self) -> list[int]:
+        """Close every epoch that is due; returns the epochs closed."""
+        before = (self.clock_ms() - self.grace_ms) // self.epoch_ms
+        if self.follower.next_epoch is not None and self.follower.next_epoch >= before:
+            return []
+        size = self.store.size
+        for begin in range(self.follower.sizes.get(self.origin, 0), size, CHUNK):
+            entries = self._entries(self.origin, begin, min(size, begin + CHUNK))
+            for index, entry in enumerate(entries, begin):
+                self.follower.feed(self.origin, index, entry)
+        closed = []
+        for epoch in self.follower.pending(before):
+            block = self.current_block()
+            stakes = self.stakes.stakes(self.follower.dids, block, epoch)
+            cut, table = self.follower.close(epoch, stakes, block)
+            self.state.add_cut(epoch, json.dumps(cut.to_json()))
+            self._keep(cut, table)
+            closed.append(epoch)
+        return closed
+
+    def latest(self) -> tuple[Cut, ReputationTable] | None:
+        with self._lock:
+            return next(reversed(self.tables.values()), None)
+
+    def epoch(self, epoch: int) -> tuple[Cut, ReputationTable] | None:
+        with self._lock:
+            return self.tables.get(epoch)
+
+    def start(self, interval: float) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="reputation", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.step()
+            except Error as exc:  # the chain or the store unavailable: next round
+                log.warning("reputation: closing an epoch failed (will retry): %s", exc)
+
+    def _entries(self, origin: str, start: int, end: int) -> list[bytes]:
+        if origin != self.origin:
+            raise Error(f"this node keeps only its own log, not {origin}")
+        return self.store.entries(start, end)
+
+    def _keep(self, cut: Cut, table: ReputationTable) -> None:
+        with self._lock:
+            self.tables[cut.epoch] = (cut, table)
+            while len(self.tables) > KEEP:
+                self.tables.popitem(last=False)

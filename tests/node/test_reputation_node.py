@@ -1,0 +1,153 @@
+"""A node keeps each reputation epoch's table from its own log: devices send
+readings, challenges and witness readings; the node closes the epoch, serves every
+score with its explanation and a proof against the table's root, rebuilds the same
+tables after a restart, and `trustmesh reputation recompute` rebuilds them from the
+public log and the chain alone, root for root."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_abi.abi import encode
+
+from tests.cli.test_cli import no_traceback, trustmesh
+from tests.node.conftest import node_process
+from tests.services import wait_until
+from trustmesh.identity import SoftwareSigner, did_from_key
+from trustmesh.reading import sign_reading
+from trustmesh.reputation import check_proof
+from trustmesh.reputation.merkle import leaf_hash
+from trustmesh.reputation.witness import challenge_fields, subject_id, witness_fields
+
+EPOCH_S = 2.0
+
+
+def _post(url: str, entries: list[bytes]) -> None:
+    answer = httpx.post(
+        f"{url}/v1/readings",
+        content=b"".join(entries),
+        headers={"content-type": "application/cbor-seq"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert all("proof" in item for item in answer.json()), answer.text
+
+
+def _witnessed_epoch(url: str, devices: list[SoftwareSigner]) -> int:
+    """One epoch, long over: each device logs readings and challenges its neighbours,
+    who answer; the first one's challenge measurement is off, the second skips a seq."""
+    dids = [str(did_from_key(d.public_key)) for d in devices]
+    t0 = (time.time_ns() // 1_000_000 - 60_000) // 2000 * 2000
+    seq = dict.fromkeys(dids, 0)
+
+    def sign(i: int, ts: int, sensor: str, value: float, extra: dict[str, Any]) -> bytes:
+        seq[dids[i]] += 2 if (i == 1 and seq[dids[i]] == 3) else 1  # device 1: a gap
+        return sign_reading(
+            devices[i], seq=seq[dids[i]], ts=ts, sensor=sensor, value=value, extra=extra
+        )
+
+    entries = [
+        sign(i, t0 + 10 * k, "temp", 20.0, {}) for i in range(len(devices)) for k in range(5)
+    ]
+    for i in range(len(devices)):
+        challenge = sign(
+            i, t0 + 100, "challenge", 30.0 if i == 0 else 20.0, challenge_fields((10 * i, 0))
+        )
+        entries.append(challenge)
+        for j in range(len(devices)):
+            if j != i:
+                extra = witness_fields(challenge, dids[i], (10 * j, 0))
+                entries.append(sign(j, t0 + 200 + i, "witness", 20.0, extra))
+    _post(url, entries)
+    return t0 // 2000
+
+
+def _score(url: str, did: str) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/v1/reputation/{did}", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_a_node_serves_scores_that_anyone_recomputes(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    data_dir = tmp_path / "node"
+    devices = [SoftwareSigner.generate() for _ in range(4)]
+    dids = [str(did_from_key(d.public_key)) for d in devices]
+    with node_process(data_dir, request.getfixturevalue, reputation_epoch=EPOCH_S) as node:
+        for did in dids:
+            registered = trustmesh("device", "register", "--did", did, "--node", node.url)
+            assert registered.returncode == 0, registered.stderr
+        epoch = _witnessed_epoch(node.url, devices)
+
+        def closed() -> bool:
+            listing = httpx.get(f"{node.url}/v1/reputation", timeout=30).json()
+            return any(e["epoch"] == epoch for e in listing["epochs"])
+
+        wait_until(closed, "the node to close the witnessed epoch")
+        served = httpx.get(f"{node.url}/v1/reputation/{dids[2]}", params={"epoch": epoch}).json()
+        assert served["epoch"] == epoch
+        explained = served["explanation"]
+        assert explained["counts"]["readings_logged"] == 9  # 5 readings, a challenge, 3 answers
+        assert explained["counts"]["witnessed"] > 0 and explained["attesters"]
+        # the score is in the table: its leaf and proof give the served root
+        leaf = leaf_hash(
+            encode(
+                ["bytes32", "uint256", "uint256"],
+                [subject_id(dids[2]), served["epoch"], served["score"]],
+            )
+        )
+        check_proof(
+            [bytes.fromhex(h) for h in served["proof"]], bytes.fromhex(served["score_root"]), leaf
+        )
+        # later epochs (no readings) keep forgetting; the witnessed one ranks the liar last
+        at_epoch = {
+            did: httpx.get(f"{node.url}/v1/reputation/{did}", params={"epoch": epoch}).json()
+            for did in dids
+        }
+        assert at_epoch[dids[0]]["score"] < min(at_epoch[d]["score"] for d in dids[2:])
+        assert at_epoch[dids[1]]["explanation"]["counts"]["seq_gap"] == 1
+        assert at_epoch[dids[0]]["explanation"]["counts"]["witness_disagrees"] > 0
+        device = httpx.get(f"{node.url}/v1/devices/{dids[2]}").json()
+        assert device["reputation"] is not None and 0 < device["reputation"] <= 1
+        assert _score(node.url, dids[0])["id"] == subject_id(dids[0]).hex()
+
+        # anyone: the log's entries and the chain's stakes give the same tables
+        result = trustmesh("reputation", "recompute", "--node", node.url)
+        no_traceback(result)
+        assert result.returncode == 0, result.stderr.decode()
+        document = json.loads(result.stdout)
+        assert document["checked"] >= 1 and document["differing"] == []
+        assert document["invalid_entries"] == 0
+        assert epoch in [e["epoch"] for e in document["epochs"] if e["agrees"]]
+        roots = {e["epoch"]: e["score_root"] for e in document["epochs"]}
+
+        # what a client sends wrong gets a problem, not a 500
+        for path, status in (
+            ("/v1/reputation/did:key:nope", 400),
+            (f"/v1/reputation/{'00' * 32}", 404),
+            (f"/v1/reputation/{dids[0]}?epoch=abc", 400),
+            (f"/v1/reputation/{dids[0]}?epoch=1", 404),
+        ):
+            answer = httpx.get(node.url + path)
+            assert answer.status_code == status, (path, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+
+    # after a restart the node rebuilds the very same tables from its log
+    with node_process(data_dir, request.getfixturevalue, reputation_epoch=EPOCH_S) as node:
+        listing = httpx.get(f"{node.url}/v1/reputation", timeout=30).json()
+        rebuilt = {e["epoch"]: e.get("score_root") for e in listing["epochs"]}
+        assert all(rebuilt[e] == root for e, root in roots.items() if e in rebuilt)
+        assert rebuilt[epoch] == roots[epoch]
+
+
+def test_a_node_without_reputation_says_so(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    with node_process(tmp_path / "node", request.getfixturevalue, reputation_epoch=0) as node:
+        answer = httpx.get(f"{node.url}/v1/reputation")
+        assert answer.status_code == 501
+        assert "no reputation" in answer.json()["detail"]

@@ -1,0 +1,94 @@
+"""Following logs: epochs close in order over what was fed, replaying the same cuts
+rebuilds the same tables, and a cut that covers other entries does not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from trustmesh.errors import InvalidEvidence
+from trustmesh.identity import SoftwareSigner
+from trustmesh.reading import sign_reading
+from trustmesh.reputation import Stake
+from trustmesh.reputation.follow import Cut, Follower, replay
+
+EPOCH_MS = 1_000
+
+
+def _log() -> list[bytes]:
+    signers = [SoftwareSigner.generate() for _ in range(3)]
+    # entries 10 and 11 are epoch 0's (ts < 1000), logged late, after epoch 1's first
+    return [
+        sign_reading(
+            signers[i % 3],
+            seq=i // 3 + 1,
+            ts=i * 100 if i not in (10, 11) else 900 + i,
+            sensor="t",
+            value=i,
+        )
+        for i in range(30)
+    ]
+
+
+def _stakes(dids: list[str], block: int, epoch: int) -> Sequence[Stake]:
+    return []
+
+
+def _live(log: list[bytes], closes_after: dict[int, int]) -> list[tuple[Cut, bytes]]:
+    """Feed ``log`` in order, closing epoch e once closes_after[e] entries are in."""
+    follower, closed = Follower(EPOCH_MS), []
+    for index, entry in enumerate(log):
+        follower.feed("log", index, entry)
+        for epoch in follower.pending(max(closes_after) + 1):
+            if closes_after[epoch] <= index + 1:
+                cut, table = follower.close(epoch, block=epoch)
+                closed.append((cut, table.score_root))
+    return closed
+
+
+def test_replaying_the_cuts_rebuilds_every_table() -> None:
+    log = _log()
+    closed = _live(log, {0: 12, 1: 20, 2: 30})  # epoch 0 closed with its late entries in
+    cuts = [cut for cut, _ in closed]
+    assert [c.sizes["log"] for c in cuts] == [12, 20, 30]
+    replayed = replay(Follower(EPOCH_MS), cuts, lambda o, a, b: log[a:b], _stakes)
+    assert [(c, t.score_root) for c, t in replayed] == closed
+    # the same entries cut elsewhere make other tables: closed at 10, the late two
+    # count for no epoch
+    moved = [Cut(0, {"log": 10}, 0), *cuts[1:]]
+    other = [
+        t.score_root
+        for _, t in replay(Follower(EPOCH_MS), moved, lambda o, a, b: log[a:b], _stakes)
+    ]
+    assert other[0] != closed[0][1] and other[1] != closed[1][1]
+
+
+def test_misuse_is_refused_by_name() -> None:
+    log, follower = _log(), Follower(EPOCH_MS)
+    with pytest.raises(InvalidEvidence, match="expected next"):
+        follower.feed("log", 1, log[1])
+    follower.feed("log", 0, log[0])
+    follower.close(0)
+    with pytest.raises(InvalidEvidence, match="out of order"):
+        follower.close(2)
+    backwards = [Cut(1, {"log": 0}, 0)]
+    with pytest.raises(InvalidEvidence, match="takes log back"):
+        list(replay(follower, backwards, lambda o, a, b: log[a:b], _stakes))
+    short = [Cut(1, {"log": 5}, 0)]
+    with pytest.raises(InvalidEvidence, match="entries from"):
+        list(replay(follower, short, lambda o, a, b: log[a : b - 1], _stakes))
+    for bad in ({}, {"epoch": -1, "logs": {}, "block": 0}, {"epoch": 1, "logs": [], "block": 0}):
+        with pytest.raises(InvalidEvidence):
+            Cut.from_json(bad)
+
+
+def test_invalid_entries_count_for_no_one() -> None:
+    log, follower = _log(), Follower(EPOCH_MS)
+    forged = bytearray(log[0])
+    forged[-1] ^= 1
+    follower.feed("log", 0, bytes(forged))
+    follower.feed("log", 1, log[1])
+    assert follower.skipped == 1
+    _, table = follower.close(0)
+    assert len(table.rows) == 1
