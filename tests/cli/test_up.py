@@ -16,12 +16,13 @@ import httpx
 
 from tests.services import wait_until
 from trustmesh.bundle import verify_bundle, verify_receipt
+from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 
 
 def _start(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "trustmesh", "up", "--data-dir", str(data_dir), "--devices", "8",
-         "--malicious", "4", "--epoch", "1", "--port", "18080"],
+         "--malicious", "4", "--epoch", "1", "--reputation-epoch", "4", "--port", "18080"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -57,7 +58,8 @@ CHROMIUM_FLAGS = [
 
 def _browse(dashboard: str, user_data: Path) -> None:
     """Headless Chromium on the dashboard: it loads, lists devices, shows the slash,
-    verifies a reading; a screenshot is kept in artifacts/dashboard.png."""
+    verifies a reading, explains a device's score; a screenshot is kept in
+    artifacts/dashboard.png."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -84,10 +86,30 @@ def _browse(dashboard: str, user_data: Path) -> None:
             page.locator("#readings button").last.click()
             page.wait_for_selector("#verdict-result", timeout=30_000)
             assert page.locator("#verdict-result").inner_text() == "valid"
+            page.wait_for_selector("#devices button.score", timeout=60_000)
+            page.locator("#devices button.score").first.click()
+            page.wait_for_selector("#explained-score", timeout=30_000)
+            assert 0 <= float(page.locator("#explained-score").inner_text()) <= 1
+            assert "readings_logged" in page.locator("#explanation").inner_text()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _ranked(dashboard: str, data_dir: Path) -> bool:
+    """Whether the first node's last reputation table ranks the honest devices of its
+    cell (4 and 6) above the misbehaving ones (0 and 2), which misreport when they
+    challenge their neighbours."""
+    scores: dict[int, int] = {}
+    for number in (0, 2, 4, 6):
+        key = (data_dir / "fleet" / f"device{number}.key").read_bytes()
+        did = did_from_key(SoftwareSigner.from_private_bytes(Alg.ES256, key).public_key)
+        answer = httpx.get(f"{dashboard}v1/reputation/{did}")
+        if answer.status_code != 200:
+            return False  # no table holds it yet
+        scores[number] = answer.json()["score"]
+    return min(scores[4], scores[6]) > max(scores[0], scores[2])
 
 
 def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
@@ -97,6 +119,7 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         _wait(lambda: httpx.get(f"{dashboard}v1/log").json()["anchored"]["size"] > 0, "anchors")
         _wait(lambda: httpx.get(watcher).json()["alerts"] > 0, "a detection")
         _wait(lambda: any(p["accepted"] for p in httpx.get(watcher).json()["proofs"]), "a slash")
+        _wait(lambda: _ranked(dashboard, tmp_path), "the misreporting devices ranked last")
         _browse(dashboard, tmp_path / "chromium")
         bundle = httpx.get(f"{dashboard}ui/bundle", params={"index": 0})
         assert "attachment" in bundle.headers["content-disposition"]

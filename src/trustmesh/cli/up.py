@@ -26,6 +26,10 @@ def up(
         int, typer.Option("--port", help="The first node's port (the next free one if taken).")
     ] = 8080,
     epoch: Annotated[float, typer.Option("--epoch", help="Seconds between anchors.")] = 5.0,
+    reputation_epoch: Annotated[
+        float,
+        typer.Option("--reputation-epoch", help="Seconds in a reputation epoch."),
+    ] = 60.0,
     no_sim: Annotated[
         bool, typer.Option("--no-sim", help="Only the infrastructure: no simulated fleet.")
     ] = False,
@@ -39,12 +43,21 @@ def up(
     from trustmesh.up.fleet import Fleet
     from trustmesh.up.network import Network
 
-    if nodes < 1 or devices < 0 or not 0 <= malicious <= devices or epoch <= 0:
-        raise UsageError("need --nodes ≥ 1, 0 ≤ --malicious ≤ --devices, --epoch > 0")
+    if (
+        nodes < 1
+        or devices < 0
+        or not 0 <= malicious <= devices
+        or min(epoch, reputation_epoch) <= 0
+    ):
+        raise UsageError(
+            "need --nodes ≥ 1, 0 ≤ --malicious ≤ --devices, --epoch and --reputation-epoch > 0"
+        )
     if not 0 < port < 65536:
         raise UsageError("--port must be 1..65535")
     directory = data_dir or default_data_dir() / "up"
-    network = Network(directory, nodes=nodes, port=port, epoch=epoch)
+    network = Network(
+        directory, nodes=nodes, port=port, epoch=epoch, reputation_epoch=reputation_epoch
+    )
     fleet: Fleet | None = None
     with err.status("starting the chain, the nodes and the watcher…"):
         network.start()

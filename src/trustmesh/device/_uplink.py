@@ -160,7 +160,10 @@ class Uplink:
         extra: Mapping[str, Any] | None = None,
     ) -> int:
         """Sign a reading and queue it durably (before any send); its seq."""
-        entry = self.device.sign(sensor, value, unit=unit, extra=extra)
+        return self.queue(self.device.sign(sensor, value, unit=unit, extra=extra))
+
+    def queue(self, entry: bytes) -> int:
+        """Queue a reading this device signed (with :meth:`Device.sign`) durably; its seq."""
         seq = parse_reading(entry).seq
         self.outbox.put(seq, entry)
         return seq

@@ -6,7 +6,9 @@ tree growth and anchors), the devices seen in recent readings (with their
 stake and status from the Registry), the latest readings (with a plot per
 sensor and a Verify button), and detections (equivocation evidence this node
 holds, and the fraud proofs the chain accepted, with what they slashed).
-Verify builds the reading's proof bundle and checks it as ``trustmesh proof
+A device's score (the last reputation table this node closed) opens its
+explanation: the beta reputation and trust it combines, the evidence counted
+and the witnesses heard. Verify builds the reading's proof bundle and checks it as ``trustmesh proof
 verify --rpc`` does, naming the step that fails. Everything comes from the
 node's own store, state and chain: nothing canned.
 """
@@ -30,9 +32,12 @@ from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
 from trustmesh.errors import ChainError, InvalidReading
 from trustmesh.reading import Reading, parse_reading
+from trustmesh.reputation import ONE
+from trustmesh.reputation.witness import subject_id
 
 RECENT = 400  # entries read for the readings, devices and plots
 SHOWN = 15
+GOOD_SCORE = 0.5  # a score shown green from here
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
 PAGE = """<!doctype html>
@@ -65,6 +70,8 @@ button {{ font-size: 12px; padding: 1px 8px; cursor: pointer; }}
 <section id="verify"><h2>Verify</h2><div id="verdict">
 Press <em>Verify</em> on a reading: its signature, inclusion, checkpoint and anchor are
 checked, and the chain's record of them.</div></section>
+<section id="reputation"><h2>Reputation</h2><div id="explanation">
+Press a device's score: what it is made of, and the evidence behind it.</div></section>
 </main></body></html>
 """
 
@@ -128,6 +135,7 @@ class Dashboard:
             Route("/ui/nodes", self.nodes),
             Route("/ui/bundle", self.bundle),
             Route("/ui/receipt", self.receipt),
+            Route("/ui/reputation", self.reputation),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -248,13 +256,59 @@ class Dashboard:
             rows.append(
                 f"<tr class='device'><td title='{html.escape(did)}'>{html.escape(_short(did))}</td>"
                 f"<td class='{css}'>{status}</td><td>{int(record.get('stake', 0)) / 1e18:.4f}</td>"
-                f"<td>n/a</td><td>{html.escape(reading.sensor)} = "
+                f"<td>{self._score_cell(did)}</td><td>{html.escape(reading.sensor)} = "
                 f"{html.escape(str(reading.value))}</td></tr>"
             )
         return HTMLResponse(
             f"<h2>Devices ({len(rows)} seen recently)</h2><table><tr><th>DID</th>"
             "<th>status</th><th>stake (ETH)</th><th>reputation</th><th>last reading</th></tr>"
             f"{''.join(rows)}</table>"
+        )
+
+    def _row(self, did: str) -> tuple[int, Any] | None:
+        """(epoch, row) of ``did`` in the last closed reputation table, if any."""
+        keeper = self.ctx.reputation
+        found = keeper.latest() if keeper is not None else None
+        row = found[1].rows.get(subject_id(did)) if found is not None else None
+        return None if row is None or found is None else (found[1].epoch, row)
+
+    def _score_cell(self, did: str) -> str:
+        found = self._row(did)
+        if found is None:
+            return "n/a"
+        score = found[1].score / ONE
+        css = "ok" if score >= GOOD_SCORE else "bad"
+        return (
+            f"<button class='score {css}' hx-get='/ui/reputation?did={html.escape(did)}' "
+            f"hx-target='#explanation'>{score:.3f}</button>"
+        )
+
+    async def reputation(self, request: Request) -> Response:
+        did = request.query_params.get("did", "")
+        found = self._row(did)
+        if found is None:
+            return HTMLResponse("<p>no score for that device yet</p>", 404)
+        epoch, row = found
+        explained = row.explain()
+        parts = explained["components"]
+        counts = "".join(
+            f"<tr><td>{html.escape(kind)}</td><td>{count}</td></tr>"
+            for kind, count in explained["counts"].items()
+        )
+        heard = "".join(
+            f"<tr><td><code>{a['id'][:16]}…</code></td><td>{a['weight']}</td></tr>"
+            for a in explained["attesters"]
+        )
+        return HTMLResponse(
+            f"<p id='explained-did' title='{html.escape(did)}'>{html.escape(_short(did))}, "
+            f"epoch {epoch}: score <strong id='explained-score'>{row.score / ONE:.3f}</strong> "
+            f"= beta {parts['beta'] / ONE:.3f} &times; trust factor "
+            f"{(row.score / parts['beta'] if parts['beta'] else 0):.3f}</p>"
+            f"<table><tr><th>evidence this epoch</th><th>events</th></tr>{counts}</table>"
+            f"<table><tr><th>witnesses kept</th><th>weight</th></tr>{heard}</table>"
+            f"<p>trust {parts['trust']:,} (pre-trust {parts['pretrust']:,}); evidence digest "
+            f"<code>{explained['evidence_digest'][:16]}…</code>; proof: "
+            f"<a href='/v1/reputation/{html.escape(did)}'>/v1/reputation/…</a></p>"
         )
 
     def _scan_proven(self) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from trustmesh.chain.reputation import StakeReader
-from trustmesh.errors import Error
+from trustmesh.errors import Error, InvalidReading
 from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
 from trustmesh.reading import parse_reading
@@ -66,9 +66,9 @@ class ReputationKeeper:
     def step(self) -> list[int]:
         """Close every epoch that is due; returns the epochs closed."""
         before = (self.clock_ms() - self.grace_ms) // self.epoch_ms
-        if self.follower.next_epoch is not None and self.follower.next_epoch >= before:
-            return []
         size = self.store.size
+        if not self._due(before, size):
+            return []
         for begin in range(self.follower.sizes.get(self.origin, 0), size, CHUNK):
             entries = self._entries(self.origin, begin, min(size, begin + CHUNK))
             for index, entry in enumerate(entries, begin):
@@ -82,6 +82,19 @@ class ReputationKeeper:
             self._keep(cut, table)
             closed.append(epoch)
         return closed
+
+    def _due(self, before: int, size: int) -> bool:
+        """Whether an epoch before ``before`` may be closed: nothing is fed until then."""
+        if self.follower.next_epoch is not None:
+            return self.follower.next_epoch < before
+        fed = self.follower.sizes.get(self.origin, 0)
+        if fed >= size:
+            return False
+        try:  # nothing closed yet: the first entry not fed says which epoch comes first
+            first = parse_reading(self.store.entry(fed)).ts // self.epoch_ms
+        except InvalidReading:
+            return True
+        return first < before
 
     def latest(self) -> tuple[Cut, ReputationTable] | None:
         with self._lock:

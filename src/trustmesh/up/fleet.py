@@ -8,6 +8,13 @@ watcher), and a few that misbehave in the ways the system must stop:
   take theirs; the watcher catches it and proves it on-chain: slashed);
 - ``sybil``: new identities registered without stake (the Registry refuses).
 
+Every few ticks each device also challenges its neighbours (the devices on the
+same gateway, as a radio cell would be): it logs a ``challenge`` with its
+measurement of the ambient temperature where it stands, and they answer with
+witness readings of their own (:mod:`trustmesh.reputation.witness`). The
+misbehaving devices misreport in their challenges, so their neighbours disagree
+and the nodes' reputation tables rank them last.
+
 Keys, seq counters and outboxes live under ``<data dir>/fleet``, so a rerun
 continues the same devices.
 """
@@ -28,10 +35,19 @@ import httpx
 from trustmesh.device import Device, Outbox, Uplink
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
+from trustmesh.reputation.witness import challenge_fields, witness_fields
 
 BEHAVIOURS = ("equivocation", "tampered", "replay", "sybil")  # the first K misbehave
 SENSORS = ("temperature", "humidity", "power", "gps")
 COSE = {"content-type": "application/cose"}
+WITNESS_EVERY = 5  # ticks between a device's challenges
+SPACING_M = 400  # devices stand on a grid, this far apart
+MISREPORT = 8.0  # what a misbehaving device adds to its challenge's measurement
+
+
+def ambient(pos: tuple[int, int], now: float) -> float:
+    """The ambient temperature at ``pos`` (metres): smooth in space and time."""
+    return 18 + 4 * math.sin(now / 900) + pos[0] / 1000 - pos[1] / 2000
 
 
 def _signer(path: Path) -> SoftwareSigner:
@@ -52,6 +68,10 @@ class SimDevice:
     uplink: Uplink
     lat: float = 48.85
     lon: float = 2.35
+
+    @property
+    def pos(self) -> tuple[int, int]:
+        return SPACING_M * (self.number % 4), SPACING_M * (self.number // 4)
 
     @property
     def did(self) -> str:
@@ -145,9 +165,27 @@ class Fleet:
             tick += 1
             for sim in self.devices:
                 try:
+                    if (tick + sim.number) % WITNESS_EVERY == 0:
+                        self._challenge(sim)
                     self._step(sim, tick)
                 except (httpx.HTTPError, ValueError, OSError) as exc:
                     self._count(f"error: {type(exc).__name__}")
+
+    def _challenge(self, sim: SimDevice) -> None:
+        """``sim`` challenges its cell; each neighbour queues its witness reading."""
+        now = time.time()
+        claimed = ambient(sim.pos, now) + (MISREPORT if sim.behaviour != "honest" else 0.0)
+        challenge = sim.device.sign(
+            "challenge", round(claimed, 2), unit="C", extra=challenge_fields(sim.pos)
+        )
+        sim.uplink.queue(challenge)
+        cell = sim.number % len(self.nodes)
+        for other in self.devices:
+            if other is not sim and other.number % len(self.nodes) == cell:
+                measured = round(ambient(other.pos, now) + self.rng.gauss(0, 0.2), 2)
+                extra = witness_fields(challenge, sim.did, other.pos)
+                other.uplink.queue(other.device.sign("witness", measured, unit="C", extra=extra))
+        self._count("challenges")
 
     def _step(self, sim: SimDevice, tick: int) -> None:
         value, unit, extra = sim.measure(time.time(), self.rng)
@@ -167,6 +205,8 @@ class Fleet:
         self._post(self.nodes[sim.number % len(self.nodes)], bytes(entry), "refused: tampered")
 
     def _replay(self, sim: SimDevice, value: float, unit: str) -> None:
+        # what it queued first (witness readings too), so that the seq replayed is logged
+        self._count("receipted", sim.uplink.flush())
         seq = max(sim.device.counter.peek() - 1, 0)
         entry = sign_reading(
             sim.device.signer, seq=seq, ts=sim.device.clock(), sensor=sim.sensor,

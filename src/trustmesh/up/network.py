@@ -57,6 +57,7 @@ class Network:
     nodes: int = 2
     port: int = 8080
     epoch: float = 5.0
+    reputation_epoch: float = 60.0
     started: list[NodeProcess] = field(default_factory=list)
     watcher: Watcher | None = None
     watcher_url: str = ""
@@ -85,7 +86,15 @@ class Network:
         directory = self.data_dir / f"node{number}"
         log = self.data_dir / f"node{number}.log"
         process, info = spawn_node(
-            ["--data-dir", str(directory), "--epoch", str(self.epoch), *args],
+            [
+                "--data-dir",
+                str(directory),
+                "--epoch",
+                str(self.epoch),
+                "--reputation-epoch",
+                str(self.reputation_epoch),
+                *args,
+            ],
             {**os.environ, **env},
             log,
             on_start=lambda started: self._stack.callback(stop_node, started),
