@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import pytest
 from web3.logs import DISCARD
@@ -25,6 +26,8 @@ from trustmesh.reputation import (
     assemble_table,
     compute_epoch,
 )
+from trustmesh.reputation.check import first_provable
+from trustmesh.reputation.publish import published, rebuild
 
 WINDOW = 600
 BOND = 10**16
@@ -146,6 +149,35 @@ def test_a_wrong_trust_value_is_proven_and_slashed(
     with pytest.raises(Reverted, match="the value is right"):
         prover.prove_wrong_trust(honest, device, step)
     assert attester.root(2) == honest.score_root
+
+
+@pytest.mark.parametrize("what", ["trust at step 0", "trust at the last step", "score"])
+def test_a_checker_finds_the_lie_in_a_published_table_and_proves_it(
+    reputation: tuple[ReputationContract, ReputationContract], what: str
+) -> None:
+    """What `trustmesh reputation recompute --prove` does: rebuild the poster's
+    published table, check it is the one posted, find the first provable value, prove it."""
+    attester, prover = reputation
+    honest = _table(5)
+    device = _device_with_attesters(honest)
+    row = honest.rows[device]
+    if what == "score":
+        lie = _tampered(honest, device, score=row.score + 1)
+    else:
+        step = 0 if what == "trust at step 0" else len(row.trajectory) - 1
+        trajectory = list(row.trajectory)
+        trajectory[step] -= 1
+        lie = _tampered(honest, device, trajectory=tuple(trajectory))
+    assert first_provable(honest) is None
+    attester.post(lie)
+    document = json.loads(json.dumps(published(lie)))  # as a checker fetches it
+    posted = rebuild(document, PARAMS)
+    assert posted.score_root == attester.root(5)
+    wrong = first_provable(posted)
+    assert wrong is not None and wrong.subject == device and wrong.kind == what.split(maxsplit=1)[0]
+    receipt = prover.prove(posted, wrong)
+    (event,) = prover.contract.events.WrongValueProven().process_receipt(receipt, errors=DISCARD)
+    assert event["args"]["what"] == wrong.kind and attester.root(5) == bytes(32)
 
 
 def test_a_wrong_score_is_proven_and_an_honest_one_stands(

@@ -20,6 +20,7 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.chain.defaults import DEFAULT_REWARD_BPS
 from trustmesh.chain.suite import Registry, device_id
 from trustmesh.reputation import Params, ReputationTable, Stake, params_digest
+from trustmesh.reputation.check import Wrong
 
 __all__ = ["ReputationContract", "StakeReader", "deploy_gate", "deploy_reputation"]
 
@@ -127,6 +128,12 @@ class ReputationContract:
             [table.state_proof(a) for a in attesters],
         )
         return self.client.transact(fn)
+
+    def prove(self, table: ReputationTable, wrong: Wrong) -> TxReceipt:
+        """Prove the value :func:`~trustmesh.reputation.check.first_provable` found."""
+        if wrong.kind == "trust":
+            return self.prove_wrong_trust(table, wrong.subject, wrong.step)
+        return self.prove_wrong_score(table, wrong.subject)
 
     def prove_wrong_score(self, table: ReputationTable, subject: bytes) -> TxReceipt:
         fn = self.contract.functions.prove_wrong_score(
