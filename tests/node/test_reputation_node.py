@@ -14,14 +14,18 @@ from typing import Any
 import httpx
 import pytest
 from eth_abi.abi import encode
+from eth_account import Account
 
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import node_process
 from tests.services import wait_until
+from trustmesh.chain.client import ChainClient, rpc_web3
+from trustmesh.chain.reputation import ReputationContract
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
-from trustmesh.reputation import check_proof
+from trustmesh.reputation import Params, check_proof
 from trustmesh.reputation.merkle import leaf_hash
+from trustmesh.reputation.publish import rebuild
 from trustmesh.reputation.witness import challenge_fields, subject_id, witness_fields
 
 EPOCH_S = 2.0
@@ -90,6 +94,9 @@ def test_a_node_serves_scores_that_anyone_recomputes(
             return any(e["epoch"] == epoch for e in listing["epochs"])
 
         wait_until(closed, "the node to close the witnessed epoch")
+        client = ChainClient(rpc_web3(f"{node.url}/rpc"), Account.create())
+        contract = ReputationContract(client, node.info["contracts"]["Reputation"])
+        wait_until(lambda: contract.root(epoch) != bytes(32), "the node to post the table")
         served = httpx.get(f"{node.url}/v1/reputation/{dids[2]}", params={"epoch": epoch}).json()
         assert served["epoch"] == epoch
         explained = served["explanation"]
@@ -125,6 +132,11 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         assert document["checked"] >= 1 and document["differing"] == []
         assert document["invalid_entries"] == 0
         assert epoch in [e["epoch"] for e in document["epochs"] if e["agrees"]]
+        (witnessed,) = [e for e in document["epochs"] if e["epoch"] == epoch]
+        assert witnessed["onchain"] == {"root": witnessed["score_root"], "agrees": True}
+        # the table as published rebuilds to the posted root
+        table = httpx.get(f"{node.url}/v1/reputation/epochs/{epoch}").json()
+        assert rebuild(table, Params()).score_root == contract.root(epoch)
         roots = {e["epoch"]: e["score_root"] for e in document["epochs"]}
 
         # what a client sends wrong gets a problem, not a 500
@@ -133,6 +145,8 @@ def test_a_node_serves_scores_that_anyone_recomputes(
             (f"/v1/reputation/{'00' * 32}", 404),
             (f"/v1/reputation/{dids[0]}?epoch=abc", 400),
             (f"/v1/reputation/{dids[0]}?epoch=1", 404),
+            ("/v1/reputation/epochs/1", 404),
+            ("/v1/reputation/epochs/x", 400),
         ):
             answer = httpx.get(node.url + path)
             assert answer.status_code == status, (path, answer.text)

@@ -26,6 +26,7 @@ from trustmesh.chain.defaults import (
     DEFAULT_REWARD_BPS,
     DEFAULT_UNBONDING_DELAY,
 )
+from trustmesh.chain.reputation import deploy_reputation
 from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
 from trustmesh.log.note_p256 import LogSigner
@@ -107,7 +108,8 @@ def deploy_suite(
     max_merge_delay: int = DEFAULT_MAX_MERGE_DELAY,
     with_disputes: bool = True,
 ) -> Deployment:
-    """Deploy the Registry, the LogAnchor and the Disputes contract, wired together.
+    """Deploy the Registry, the LogAnchor and the Disputes contract, wired together,
+    and a Reputation contract (default parameters; attesters stake ``min_stake``).
 
     ``max_merge_delay``: seconds a node has to anchor a checkpoint it signed once
     someone notarized it. ``with_disputes=False`` leaves the Registry's slashing
@@ -121,6 +123,7 @@ def deploy_suite(
         )
         wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
         client.transact(wiring(contracts["Disputes"]))
+    contracts["Reputation"] = deploy_reputation(client, min_stake=min_stake, reward_bps=reward_bps)
     return Deployment(client.chain_id, contracts)
 
 

@@ -167,6 +167,16 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json({"type": "object"}, "Epochs"), **_problems(501)},
             }
         },
+        "/v1/reputation/epochs/{epoch}": {
+            "get": {
+                "summary": "An epoch's whole table as published: every row's committed fields",
+                "parameters": [{"name": "epoch", "in": "path", "required": True, "schema": _INDEX}],
+                "responses": {
+                    "200": _json({"type": "object"}, "Table"),
+                    **_problems(400, 404, 501),
+                },
+            }
+        },
         "/v1/reputation/{id}": {
             "get": {
                 "summary": "A score (by DID or 64-hex subject id): its explanation and proof",

@@ -16,7 +16,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from trustmesh.chain.reputation import StakeReader
+from trustmesh.chain.reputation import ReputationContract
+from trustmesh.chain.stakes import StakeReader
 from trustmesh.errors import Error, InvalidReading
 from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
@@ -40,10 +41,12 @@ class ReputationKeeper:
         current_block: Callable[[], int],
         epoch_ms: int,
         clock_ms: Callable[[], int],
+        on_close: Callable[[ReputationTable], None] | None = None,
     ) -> None:
         self.store, self.origin, self.state = store, origin, state
         self.stakes, self.current_block, self.clock_ms = stakes, current_block, clock_ms
         self.epoch_ms = epoch_ms
+        self.on_close = on_close
         self.grace_ms = epoch_ms // 4  # late readings of an epoch still count this long
         self.follower = Follower(epoch_ms, verify=parse_reading)
         self.tables: OrderedDict[int, tuple[Cut, ReputationTable]] = OrderedDict()
@@ -81,6 +84,11 @@ class ReputationKeeper:
             self.state.add_cut(epoch, json.dumps(cut.to_json()))
             self._keep(cut, table)
             closed.append(epoch)
+            if self.on_close is not None:
+                try:
+                    self.on_close(table)
+                except Error as exc:  # the table stands and is served; the post waits
+                    log.warning("reputation: posting epoch %d failed: %s", epoch, exc)
         return closed
 
     def _due(self, before: int, size: int) -> bool:
@@ -132,3 +140,30 @@ class ReputationKeeper:
             self.tables[cut.epoch] = (cut, table)
             while len(self.tables) > KEEP:
                 self.tables.popitem(last=False)
+
+
+class TablePoster:
+    """Posts each table this node closes to the Reputation contract, as a staked
+    attester (it joins with the minimum stake first), and takes each bond back once
+    the table's window has passed. An epoch someone else posted first is left."""
+
+    def __init__(self, contract: ReputationContract, clock: Callable[[], float]) -> None:
+        self.contract = contract
+        self.clock = clock
+        self.window = contract.window()
+        self.pending: list[tuple[float, int]] = []  # (when posted, epoch), oldest first
+
+    def __call__(self, table: ReputationTable) -> None:
+        self.finalize_due()
+        if self.contract.root(table.epoch) != bytes(32):
+            return
+        if self.contract.stake() < self.contract.min_stake():
+            self.contract.join(self.contract.min_stake())
+        self.contract.post(table)
+        self.pending.append((self.clock(), table.epoch))
+
+    def finalize_due(self) -> None:
+        while self.pending and self.pending[0][0] + self.window < self.clock():
+            _, epoch = self.pending.pop(0)
+            if not self.contract.is_final(epoch):
+                self.contract.finalize(epoch)

@@ -39,6 +39,7 @@ from trustmesh.node._reputation import ReputationKeeper
 from trustmesh.node._state import NodeState
 from trustmesh.reading import MAX_ENTRY_SIZE
 from trustmesh.reputation import ONE, ReputationTable
+from trustmesh.reputation.publish import published
 from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.http")
@@ -230,6 +231,14 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             epochs.append({**cut.to_json(), **(table_summary(kept[1]) if kept else {})})
         return JSONResponse({"epoch_seconds": keeper.epoch_ms / 1000, "epochs": epochs})
 
+    async def get_reputation_table(request: Request) -> Response:
+        found = reputation().epoch(_int(request.path_params["epoch"], "epoch"))
+        if found is None:
+            raise Problem("not-found", "no table of that epoch is kept here")
+        cut, table = found
+        document = await asyncio.to_thread(published, table)
+        return JSONResponse({"cut": cut.to_json(), **document})
+
     async def get_reputation(request: Request) -> Response:
         keeper = reputation()
         text = request.path_params["id"]
@@ -332,6 +341,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         Route("/v1/devices/{did}/readings", get_device_readings),
         Route("/v1/evidence", get_evidence),
         Route("/v1/reputation", get_reputation_epochs),
+        Route("/v1/reputation/epochs/{epoch}", get_reputation_table),
         Route("/v1/reputation/{id}", get_reputation),
         Route("/tile/{path:path}", get_tile),
         Route("/metrics", get_metrics),

@@ -32,8 +32,9 @@ from starlette.routing import Mount
 from trustmesh._durable import write_new
 from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
-from trustmesh.chain.reputation import StakeReader
+from trustmesh.chain.reputation import ReputationContract
 from trustmesh.chain.rpc import RpcServer
+from trustmesh.chain.stakes import StakeReader
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import ChainError, Error
 from trustmesh.identity import Alg, SoftwareSigner, create_keystore, open_keystore
@@ -46,7 +47,7 @@ from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
-from trustmesh.node._reputation import ReputationKeeper
+from trustmesh.node._reputation import ReputationKeeper, TablePoster
 from trustmesh.node._state import NodeState
 from trustmesh.node._verify import BatchVerifier, warm_up
 from trustmesh.node.app import NodeContext, create_app
@@ -304,6 +305,9 @@ def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:
         clock_ms=wall_ms,
     )
     keeper.restore()
+    address = runtime.deployment.contracts.get("Reputation")
+    if address is not None:  # deployments older than the contract have none
+        keeper.on_close = TablePoster(ReputationContract(runtime.client, address), time.time)
     return keeper
 
 
