@@ -124,33 +124,9 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         assert device["reputation"] is not None and 0 < device["reputation"] <= 1
         assert _score(node.url, dids[0])["id"] == subject_id(dids[0]).hex()
 
-        # anyone: the log's entries and the chain's stakes give the same tables
-        result = trustmesh("reputation", "recompute", "--node", node.url)
-        no_traceback(result)
-        assert result.returncode == 0, result.stderr.decode()
-        document = json.loads(result.stdout)
-        assert document["checked"] >= 1 and document["differing"] == []
-        assert document["invalid_entries"] == 0
-        assert epoch in [e["epoch"] for e in document["epochs"] if e["agrees"]]
-        (witnessed,) = [e for e in document["epochs"] if e["epoch"] == epoch]
-        assert witnessed["onchain"] == {"root": witnessed["score_root"], "agrees": True}
-        # the table as published rebuilds to the posted root
-        table = httpx.get(f"{node.url}/v1/reputation/epochs/{epoch}").json()
-        assert rebuild(table, Params()).score_root == contract.root(epoch)
-        roots = {e["epoch"]: e["score_root"] for e in document["epochs"]}
-
-        # what a client sends wrong gets a problem, not a 500
-        for path, status in (
-            ("/v1/reputation/did:key:nope", 400),
-            (f"/v1/reputation/{'00' * 32}", 404),
-            (f"/v1/reputation/{dids[0]}?epoch=abc", 400),
-            (f"/v1/reputation/{dids[0]}?epoch=1", 404),
-            ("/v1/reputation/epochs/1", 404),
-            ("/v1/reputation/epochs/x", 400),
-        ):
-            answer = httpx.get(node.url + path)
-            assert answer.status_code == status, (path, answer.text)
-            assert answer.headers["content-type"] == "application/problem+json"
+        roots = _recomputed(node.url, epoch, contract)
+        _watched(node.url, tmp_path / "watcher", epoch, roots)
+        _refusals(node.url, dids[0])
 
     # after a restart the node rebuilds the very same tables from its log
     with node_process(data_dir, request.getfixturevalue, reputation_epoch=EPOCH_S) as node:
@@ -158,6 +134,49 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         rebuilt = {e["epoch"]: e.get("score_root") for e in listing["epochs"]}
         assert all(rebuilt[e] == root for e, root in roots.items() if e in rebuilt)
         assert rebuilt[epoch] == roots[epoch]
+
+
+def _recomputed(url: str, epoch: int, contract: ReputationContract) -> dict[int, str]:
+    """Anyone: the log's entries and the chain's stakes give the node's tables, and
+    the one posted; the table as published rebuilds to the posted root. The roots."""
+    result = trustmesh("reputation", "recompute", "--node", url)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    document = json.loads(result.stdout)
+    assert document["checked"] >= 1 and document["differing"] == []
+    assert document["invalid_entries"] == 0
+    (witnessed,) = [e for e in document["epochs"] if e["epoch"] == epoch]
+    assert witnessed["agrees"] is True
+    assert witnessed["onchain"] == {"root": witnessed["score_root"], "agrees": True}
+    table = httpx.get(f"{url}/v1/reputation/epochs/{epoch}").json()
+    assert rebuild(table, Params()).score_root == contract.root(epoch)
+    return {e["epoch"]: e["score_root"] for e in document["epochs"]}
+
+
+def _watched(url: str, mirror: Path, epoch: int, roots: dict[int, str]) -> None:
+    """A watcher recomputes every epoch from the log it mirrors, each tick."""
+    watched = trustmesh("watch", "--node", url, "--once", "--data-dir", mirror)
+    assert watched.returncode == 0, watched.stderr.decode()
+    lines = [json.loads(line) for line in watched.stdout.decode().splitlines()]
+    checked = {d["epoch"]: d for d in lines if d.get("event") == "reputation"}
+    assert checked[epoch]["agrees"] is True and checked[epoch]["onchain"]["agrees"] is True
+    assert all(checked[e]["score_root"] == root for e, root in roots.items())
+    assert not [d for d in lines if d.get("event") == "alert"]
+
+
+def _refusals(url: str, did: str) -> None:
+    """What a client sends wrong gets a problem, not a 500."""
+    for path, status in (
+        ("/v1/reputation/did:key:nope", 400),
+        (f"/v1/reputation/{'00' * 32}", 404),
+        (f"/v1/reputation/{did}?epoch=abc", 400),
+        (f"/v1/reputation/{did}?epoch=1", 404),
+        ("/v1/reputation/epochs/1", 404),
+        ("/v1/reputation/epochs/x", 400),
+    ):
+        answer = httpx.get(url + path)
+        assert answer.status_code == status, (path, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_a_node_without_reputation_says_so(tmp_path: Path, request: pytest.FixtureRequest) -> None:

@@ -45,8 +45,8 @@ def recompute(
     url = node.rstrip("/")
     with httpx.Client(timeout=30) as http:
         info = _get(http, f"{url}/v1/log")
-        listing = _get(http, f"{url}/v1/reputation")
-        document = _recompute(http, url, info, listing, rpc, key_file if prove else None, prove)
+        _get(http, f"{url}/v1/reputation")  # a node that keeps no tables says so (501)
+        document = _recompute(http, url, info, rpc, key_file, prove)
     print_json(document)
     if document["differing"]:
         raise typer.Exit(1)
@@ -74,7 +74,6 @@ def _recompute(
     http: Any,
     url: str,
     info: dict[str, Any],
-    listing: dict[str, Any],
     rpc: str | None,
     key_file: Path | None,
     prove: bool,
@@ -84,31 +83,19 @@ def _recompute(
 
     from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
     from trustmesh.chain.reputation import ReputationContract
-    from trustmesh.chain.stakes import StakeReader
     from trustmesh.chain.suite import Deployment, Registry
     from trustmesh.log.remote import bundled_entries
-    from trustmesh.reputation.follow import Cut, Follower, replay
+    from trustmesh.watcher.reputation import TableAuditor
 
     try:
         origin = str(info["origin"])
-        epoch_ms = round(float(listing["epoch_seconds"]) * 1000)
-        published = {int(e["epoch"]): e for e in listing["epochs"]}
-        cuts = [Cut.from_json(e) for e in listing["epochs"]]
         chain = rpc or info.get("rpc") or f"{url}/rpc"
-        account = (
-            account_from_env_or_file(key_file, os.environ.get(PASSWORD_ENV))
-            if prove
-            else Account.create()
-        )
+        password = os.environ.get(PASSWORD_ENV)
+        account = account_from_env_or_file(key_file, password) if prove else Account.create()
         client = ChainClient(rpc_web3(chain), account, chain_id=int(info["chain_id"]))
         contracts = dict(info["contracts"])
-        registry = Registry(client, Deployment(client.chain_id, contracts))
-        posted = contracts.get("Reputation")
-        contract = ReputationContract(client, posted) if posted else None
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{url} does not serve reputation tables as expected: {exc}") from None
-    if epoch_ms <= 0:
-        raise UsageError(f"{url} names a reputation epoch of {epoch_ms} ms")
+        raise UsageError(f"{url} does not describe its log as expected: {exc}") from None
     if rpc is None:
         err.print(
             f"reading stakes through {chain}, as the node says: --rpc checks it independently"
@@ -125,21 +112,14 @@ def _recompute(
             raise Error(f"{url} serves no entry bundles")
         return found
 
-    follower = Follower(epoch_ms)
-    reader = StakeReader(registry, epoch_ms)
-    epochs = []
-    for cut, table in replay(follower, cuts, entries, reader.stakes):
-        theirs = published[cut.epoch].get("score_root")
-        row: dict[str, Any] = {
-            "epoch": cut.epoch,
-            "subjects": len(table.rows),
-            "score_root": table.score_root.hex(),
-            "theirs": theirs,
-            "agrees": None if theirs is None else theirs == table.score_root.hex(),
-        }
-        if contract is not None:
-            row["onchain"] = _onchain(http, url, contract, table, prove)
-        epochs.append(row)
+    registry = Registry(client, Deployment(client.chain_id, contracts))
+    posted = contracts.get("Reputation")
+    contract = ReputationContract(client, posted) if posted else None
+    auditor = TableAuditor(url, http, entries, registry, contract, prove=prove)
+    try:
+        epochs = auditor.check()
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{url} does not serve reputation tables as expected: {exc!r}") from None
     differing = [
         e["epoch"]
         for e in epochs
@@ -151,36 +131,5 @@ def _recompute(
         "epochs": epochs,
         "checked": sum(1 for e in epochs if e["agrees"] is not None),
         "differing": differing,
-        "invalid_entries": follower.skipped,
+        "invalid_entries": auditor.skipped,
     }
-
-
-def _onchain(http: Any, url: str, contract: Any, ours: Any, prove: bool) -> dict[str, Any]:
-    """The posted root of ``ours``'s epoch against ours; when they differ, the first
-    wrong value of the node's table (if it is the one posted), proven with ``prove``."""
-    from trustmesh.reputation.check import first_provable
-    from trustmesh.reputation.publish import rebuild
-
-    root = contract.root(ours.epoch)
-    if root == bytes(32):
-        return {"root": None, "agrees": None}
-    found: dict[str, Any] = {"root": root.hex(), "agrees": root == ours.score_root}
-    if found["agrees"]:
-        return found
-    document = _get(http, f"{url}/v1/reputation/epochs/{ours.epoch}")
-    posted = rebuild(document, ours.params)
-    if posted.score_root != root:
-        found["finding"] = "posted by another attester: this node's table is not the one posted"
-        return found
-    wrong = first_provable(posted)
-    if wrong is None:
-        found["finding"] = (
-            "the posted table is consistent in itself: its inputs (evidence, edges, "
-            "stakes) differ from the log's, which no one-step proof shows yet"
-        )
-        return found
-    found["finding"] = {"kind": wrong.kind, "subject": wrong.subject.hex(), "step": wrong.step}
-    if prove:
-        receipt = contract.prove(posted, wrong)
-        found["proven"] = {"tx": receipt["transactionHash"].hex()}
-    return found

@@ -73,6 +73,7 @@ class ChainView:
         self, client: ChainClient, deployment: Deployment, *, can_prove: bool = True
     ) -> None:
         self.client = client
+        self.deployment = deployment
         self.can_prove = can_prove  # False: no funded key, findings are only reported
         self.registry = Registry(client, deployment)
         self.anchor = LogAnchor(client, deployment)

@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 
 from trustmesh.batch_verify import verify_in_pool, verify_items
+from trustmesh.chain.reputation import ReputationContract
 from trustmesh.chain.suite import Divergence, SignedTree
 from trustmesh.errors import ChainError, Error, InvalidCheckpoint, InvalidReceipt
 from trustmesh.log import merkle
@@ -57,6 +58,7 @@ from trustmesh.log.tlog_proof import parse_tlog_proof
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
+from trustmesh.watcher.reputation import TableAuditor
 from trustmesh.watcher.seqindex import SeqIndex
 
 __all__ = ["Held", "Watcher"]
@@ -147,9 +149,14 @@ class Watcher:
         self._anchors_checked: set[tuple[str, int]] = set()
         self.alerts = 0
         self.proofs: list[ProofResult] = []
+        self.auditors: dict[str, TableAuditor] = {}
         if chain is not None:
             for follower in followers:
                 self._pin_log_key(follower)
+            address = chain.deployment.contracts.get("Reputation")
+            contract = ReputationContract(chain.client, address) if address else None
+            for follower in followers:
+                self.auditors[follower.origin] = _auditor(follower, http, chain, contract)
 
     def close(self) -> None:
         """Close the mirrors and remove them."""
@@ -263,11 +270,35 @@ class Watcher:
                     work()
                 except ChainError as exc:
                     self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
+        self._check_reputation()
         for peer in self.peers:
             try:
                 self._gossip(peer)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, Error) as exc:
                 self._alert(Finding("peer-unreachable", "", f"{peer}: {exc!r}"), once=False)
+
+    def _check_reputation(self) -> None:
+        """Each node's newly closed reputation epochs, recomputed from its mirrored log."""
+        for origin, auditor in self.auditors.items():
+            try:
+                reports = auditor.check()
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                self._alert(Finding("unreachable", origin, f"{auditor.url}: {exc!r}"), once=False)
+                continue
+            except Error as exc:
+                self._alert(Finding("chain-unreachable", origin, str(exc)), once=False)
+                continue
+            for report in reports:
+                self.report({"event": "reputation", "at_ms": wall_ms(), "origin": origin, **report})
+                onchain = report.get("onchain", {})
+                if report["agrees"] is False or onchain.get("agrees") is False:
+                    detail = (
+                        f"epoch {report['epoch']}: {onchain.get('finding', 'its root differs')}"
+                    )
+                    self._alert(Finding("reputation-differs", origin, detail))
+                if "proven" in onchain:
+                    transaction = onchain["proven"]["transaction"]
+                    self._proved(origin, ProofResult("wrong-reputation", True, transaction))
 
     def _alert(self, finding: Finding, *, once: bool = True) -> None:
         key = (finding.kind, finding.origin, finding.detail)
@@ -544,6 +575,25 @@ class Watcher:
         if len(leaves) != checkpoint.size or merkle.root(leaves) != checkpoint.root:
             return None  # not the leaves of that checkpoint
         return leaves
+
+
+def _auditor(
+    follower: NodeFollower,
+    http: httpx.Client,
+    chain: ChainView,
+    contract: ReputationContract | None,
+) -> TableAuditor:
+    """The reputation check of one followed node, over the log this watcher mirrors."""
+    auditor = TableAuditor(
+        follower.url,
+        http,
+        lambda origin, start, end: follower.view.entries(start, end),
+        chain.registry,
+        contract,
+        prove=chain.can_prove,
+    )
+    auditor.available = lambda origin: follower.view.size
+    return auditor
 
 
 def _leaves(follower: NodeFollower, size: int) -> list[bytes]:
