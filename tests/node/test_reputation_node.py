@@ -16,6 +16,7 @@ import pytest
 from eth_abi.abi import encode
 from eth_account import Account
 
+from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import node_process
 from tests.services import wait_until
@@ -77,15 +78,29 @@ def _score(url: str, did: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
+@pytest.mark.parametrize(
+    ("chain", "store"),
+    [
+        pytest.param("embedded", "sqlite", id="embedded-sqlite"),
+        pytest.param(
+            "anvil",
+            "postgres",
+            id="anvil-postgres",
+            marks=[pytest.mark.anvil, pytest.mark.postgres],
+        ),
+    ],
+)
 def test_a_node_serves_scores_that_anyone_recomputes(
-    tmp_path: Path, request: pytest.FixtureRequest
+    tmp_path: Path, request: pytest.FixtureRequest, chain: str, store: str
 ) -> None:
     data_dir = tmp_path / "node"
     devices = [SoftwareSigner.generate() for _ in range(4)]
     dids = [str(did_from_key(d.public_key)) for d in devices]
-    with node_process(data_dir, request.getfixturevalue, reputation_epoch=EPOCH_S) as node:
+    options: dict[str, Any] = {"chain": chain, "store": store, "reputation_epoch": EPOCH_S}
+    env = {"TRUSTMESH_CHAIN_KEY": anvil_accounts()[2].key.hex()} if chain == "anvil" else {}
+    with node_process(data_dir, request.getfixturevalue, **options) as node:
         for did in dids:
-            registered = trustmesh("device", "register", "--did", did, "--node", node.url)
+            registered = trustmesh("device", "register", "--did", did, "--node", node.url, env=env)
             assert registered.returncode == 0, registered.stderr
         epoch = _witnessed_epoch(node.url, devices)
 
@@ -94,7 +109,8 @@ def test_a_node_serves_scores_that_anyone_recomputes(
             return any(e["epoch"] == epoch for e in listing["epochs"])
 
         wait_until(closed, "the node to close the witnessed epoch")
-        client = ChainClient(rpc_web3(f"{node.url}/rpc"), Account.create())
+        rpc = node.info.get("rpc") or f"{node.url}/rpc"
+        client = ChainClient(rpc_web3(rpc), Account.create())
         contract = ReputationContract(client, node.info["contracts"]["Reputation"])
         wait_until(lambda: contract.root(epoch) != bytes(32), "the node to post the table")
         served = httpx.get(f"{node.url}/v1/reputation/{dids[2]}", params={"epoch": epoch}).json()
@@ -128,8 +144,10 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         _watched(node.url, tmp_path / "watcher", epoch, roots)
         _refusals(node.url, dids[0])
 
+    if store != "sqlite":
+        return  # (the fixture gives every start a fresh PostgreSQL database)
     # after a restart the node rebuilds the very same tables from its log
-    with node_process(data_dir, request.getfixturevalue, reputation_epoch=EPOCH_S) as node:
+    with node_process(data_dir, request.getfixturevalue, **options) as node:
         listing = httpx.get(f"{node.url}/v1/reputation", timeout=30).json()
         rebuilt = {e["epoch"]: e.get("score_root") for e in listing["epochs"]}
         assert all(rebuilt[e] == root for e, root in roots.items() if e in rebuilt)
