@@ -115,6 +115,7 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         wait_until(lambda: contract.root(epoch) != bytes(32), "the node to post the table")
         served = httpx.get(f"{node.url}/v1/reputation/{dids[2]}", params={"epoch": epoch}).json()
         assert served["epoch"] == epoch
+        assert served["posted"] == {"root": served["score_root"], "final": False}  # in its window
         explained = served["explanation"]
         assert explained["counts"]["readings_logged"] == 9  # 5 readings, a challenge, 3 answers
         assert explained["counts"]["witnessed"] > 0 and explained["attesters"]

@@ -47,6 +47,7 @@ class ReputationKeeper:
         self.stakes, self.current_block, self.clock_ms = stakes, current_block, clock_ms
         self.epoch_ms = epoch_ms
         self.on_close = on_close
+        self.poster: TablePoster | None = None  # the node's attester, when it posts
         self.grace_ms = epoch_ms // 4  # late readings of an epoch still count this long
         self.follower = Follower(epoch_ms, verify=parse_reading)
         self.tables: OrderedDict[int, tuple[Cut, ReputationTable]] = OrderedDict()
@@ -103,6 +104,17 @@ class ReputationKeeper:
         except InvalidReading:
             return True
         return first < before
+
+    def posted(self, epoch: int) -> dict[str, object] | None:
+        """What the Reputation contract holds for ``epoch``: its root, and whether it
+        is final (None when this node posts nowhere)."""
+        if self.poster is None:
+            return None
+        contract = self.poster.contract
+        root = contract.root(epoch)
+        if root == bytes(32):
+            return {"root": None, "final": False}
+        return {"root": root.hex(), "final": contract.is_final(epoch)}
 
     def latest(self) -> tuple[Cut, ReputationTable] | None:
         with self._lock:

@@ -253,6 +253,10 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         row = table.rows.get(subject)
         if row is None:
             raise Problem("not-found", f"{text} has no score in epoch {table.epoch}")
+        try:
+            posted = await asyncio.to_thread(keeper.posted, table.epoch)
+        except ChainError as exc:
+            posted = {"error": f"the chain could not be read: {exc}"}
         return JSONResponse(
             {
                 "id": subject.hex(),
@@ -263,6 +267,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
                 "cut": cut.to_json(),
                 **table_summary(table),
                 "proof": [h.hex() for h in table.score_proof(subject)],
+                "posted": posted,
                 "explanation": row.explain(),
             }
         )

@@ -307,7 +307,8 @@ def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:
     keeper.restore()
     address = runtime.deployment.contracts.get("Reputation")
     if address is not None:  # deployments older than the contract have none
-        keeper.on_close = TablePoster(ReputationContract(runtime.client, address), time.time)
+        keeper.poster = TablePoster(ReputationContract(runtime.client, address), time.time)
+        keeper.on_close = keeper.poster
     return keeper
 
 
