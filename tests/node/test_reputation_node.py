@@ -22,6 +22,7 @@ from tests.node.conftest import node_process
 from tests.services import wait_until
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.reputation import ReputationContract
+from trustmesh.chain.suite import origin_id
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
 from trustmesh.reputation import Params, check_proof
@@ -70,6 +71,15 @@ def _witnessed_epoch(url: str, devices: list[SoftwareSigner]) -> int:
                 entries.append(sign(j, t0 + 200 + i, "witness", 20.0, extra))
     _post(url, entries)
     return t0 // 2000
+
+
+def _anchors(url: str, node_id: str, epoch: int) -> int:
+    """The anchors the node's own row counts in ``epoch`` (0 if not kept)."""
+    answer = httpx.get(f"{url}/v1/reputation/{node_id}", params={"epoch": epoch})
+    if answer.status_code != 200:
+        return 0
+    counts: dict[str, int] = answer.json()["explanation"]["counts"]
+    return counts.get("anchor_kept", 0)
 
 
 def _score(url: str, did: str) -> dict[str, Any]:
@@ -140,6 +150,15 @@ def test_a_node_serves_scores_that_anyone_recomputes(
         device = httpx.get(f"{node.url}/v1/devices/{dids[2]}").json()
         assert device["reputation"] is not None and 0 < device["reputation"] <= 1
         assert _score(node.url, dids[0])["id"] == subject_id(dids[0]).hex()
+        # the node itself is scored too: its stake, and the anchors it kept each epoch
+        # (by the chain's block time, which runs ahead of the wall clock when blocks crowd)
+        node_id = origin_id(node.info["origin"]).hex()
+
+        def anchors_counted() -> bool:
+            epochs = httpx.get(f"{node.url}/v1/reputation").json()["epochs"]
+            return any(_anchors(node.url, node_id, e["epoch"]) for e in epochs[-8:])
+
+        wait_until(anchors_counted, "an epoch that counts the node's anchors")
 
         roots = _recomputed(node.url, epoch, contract)
         _watched(node.url, tmp_path / "watcher", epoch, roots)

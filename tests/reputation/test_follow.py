@@ -10,7 +10,7 @@ import pytest
 from trustmesh.errors import InvalidEvidence
 from trustmesh.identity import SoftwareSigner
 from trustmesh.reading import sign_reading
-from trustmesh.reputation import Stake
+from trustmesh.reputation import Evidence, Stake
 from trustmesh.reputation.follow import Cut, Follower, replay
 
 EPOCH_MS = 1_000
@@ -31,8 +31,10 @@ def _log() -> list[bytes]:
     ]
 
 
-def _stakes(dids: list[str], block: int, epoch: int) -> Sequence[Stake]:
-    return []
+def _facts(
+    dids: list[str], origins: list[str], block: int, epoch: int
+) -> tuple[Sequence[Stake], Sequence[Evidence]]:
+    return [], []
 
 
 def _live(log: list[bytes], closes_after: dict[int, int]) -> list[tuple[Cut, bytes]]:
@@ -52,14 +54,13 @@ def test_replaying_the_cuts_rebuilds_every_table() -> None:
     closed = _live(log, {0: 12, 1: 20, 2: 30})  # epoch 0 closed with its late entries in
     cuts = [cut for cut, _ in closed]
     assert [c.sizes["log"] for c in cuts] == [12, 20, 30]
-    replayed = replay(Follower(EPOCH_MS), cuts, lambda o, a, b: log[a:b], _stakes)
+    replayed = replay(Follower(EPOCH_MS), cuts, lambda o, a, b: log[a:b], _facts)
     assert [(c, t.score_root) for c, t in replayed] == closed
     # the same entries cut elsewhere make other tables: closed at 10, the late two
     # count for no epoch
     moved = [Cut(0, {"log": 10}, 0), *cuts[1:]]
     other = [
-        t.score_root
-        for _, t in replay(Follower(EPOCH_MS), moved, lambda o, a, b: log[a:b], _stakes)
+        t.score_root for _, t in replay(Follower(EPOCH_MS), moved, lambda o, a, b: log[a:b], _facts)
     ]
     assert other[0] != closed[0][1] and other[1] != closed[1][1]
 
@@ -74,10 +75,10 @@ def test_misuse_is_refused_by_name() -> None:
         follower.close(2)
     backwards = [Cut(1, {"log": 0}, 0)]
     with pytest.raises(InvalidEvidence, match="takes log back"):
-        list(replay(follower, backwards, lambda o, a, b: log[a:b], _stakes))
+        list(replay(follower, backwards, lambda o, a, b: log[a:b], _facts))
     short = [Cut(1, {"log": 5}, 0)]
     with pytest.raises(InvalidEvidence, match="entries from"):
-        list(replay(follower, short, lambda o, a, b: log[a : b - 1], _stakes))
+        list(replay(follower, short, lambda o, a, b: log[a : b - 1], _facts))
     for bad in ({}, {"epoch": -1, "logs": {}, "block": 0}, {"epoch": 1, "logs": [], "block": 0}):
         with pytest.raises(InvalidEvidence):
             Cut.from_json(bad)

@@ -1,52 +1,80 @@
-"""Devices' stakes as the Registry held them at a block: a reputation epoch's
-pre-trust, read the same way by the node that closes the epoch and by anyone who
-recomputes it."""
+"""What the chain says about a reputation epoch's subjects, as of a block: their
+stakes (devices' and nodes' Registry records, each aged from its registration) and
+the nodes' anchors in the epoch. The node that closes an epoch and anyone who
+recomputes it read the same block, so they read the same facts."""
 
 from __future__ import annotations
 
-from trustmesh.chain.suite import Registry, device_id
-from trustmesh.reputation import Stake
+import hashlib
 
-__all__ = ["StakeReader"]
+from trustmesh.chain.suite import LogAnchor, Registry, device_id, origin_id
+from trustmesh.reputation import Evidence, Kind, Stake
+
+__all__ = ["ChainFacts"]
+
+ACTIVE, REVOKED = 1, 2  # Registry statuses (revoked: a device revoked, a node retired)
 
 
-class StakeReader:
-    """Devices' stakes as the Registry held them at a block, each with its age: whole
-    epochs from its registration block's time to the epoch's start (a device that
-    re-registers after a slash starts again from zero)."""
+class ChainFacts:
+    """Stakes and anchors at a block; registrations and anchors are read once, as
+    blocks go by."""
 
-    ACTIVE, REVOKED = 1, 2
-
-    def __init__(self, registry: Registry, epoch_ms: int) -> None:
-        self.registry = registry
+    def __init__(self, registry: Registry, anchor: LogAnchor, epoch_ms: int) -> None:
+        self.registry, self.anchor = registry, anchor
         self.epoch_ms = epoch_ms
-        self._registered: dict[bytes, int] = {}  # device id -> ms of its registration
-        self._scanned = -1  # the last block whose events are in _registered
+        self._registered: dict[bytes, int] = {}  # subject id -> ms of its registration
+        self._anchors: dict[str, list[tuple[int, int]]] = {}  # origin -> (ms, size)
+        self._scanned = -1  # the last block whose events are read
 
-    def stakes(self, dids: list[str], block: int, epoch: int) -> list[Stake]:
-        """The stakes of ``dids`` at ``block``, aged at the start of ``epoch``."""
-        self._scan(block)
-        client, contract = self.registry.client, self.registry.contract
-        found = []
-        start_ms = epoch * self.epoch_ms
-        with client.errors("reading stakes"):
-            for did in dids:
-                subject = device_id(did)
-                record = contract.functions.devices(subject).call(block_identifier=block)
+    def __call__(
+        self, dids: list[str], origins: list[str], block: int, epoch: int
+    ) -> tuple[list[Stake], list[Evidence]]:
+        """The stakes of ``dids`` and of the nodes of ``origins`` at ``block``, aged at
+        the start of ``epoch``; each node's anchors in ``epoch`` as ``anchor_kept``."""
+        self._scan(block, origins)
+        functions = self.registry.contract.functions
+        start = epoch * self.epoch_ms
+        stakes = []
+        with self.registry.client.errors("reading stakes"):
+            for subject, read in [
+                *((device_id(did), functions.devices) for did in dids),
+                *((origin_id(origin), functions.nodes) for origin in origins),
+            ]:
+                record = read(subject).call(block_identifier=block)
                 amount, status = int(record[1]), int(record[2])
-                if status not in (self.ACTIVE, self.REVOKED):
-                    continue
-                registered = self._registered.get(subject, start_ms)
-                age = max(0, start_ms - registered) // self.epoch_ms
-                found.append(Stake(subject, amount, age, slashed=status == self.REVOKED))
-        return found
+                if status in (ACTIVE, REVOKED):
+                    age = max(0, start - self._registered.get(subject, start)) // self.epoch_ms
+                    stakes.append(Stake(subject, amount, age, slashed=status == REVOKED))
+        evidence = []
+        for origin in origins:
+            kept = [size for ms, size in self._anchors[origin] if ms // self.epoch_ms == epoch]
+            if kept:  # ref: the checkpoint anchored last (LogAnchor holds it by origin, size)
+                ref = hashlib.sha256(origin_id(origin) + max(kept).to_bytes(32, "big")).digest()
+                evidence.append(Evidence(origin_id(origin), Kind.ANCHOR_KEPT, ref, len(kept)))
+        return stakes, evidence
 
-    def _scan(self, block: int) -> None:
+    def _scan(self, block: int, origins: list[str]) -> None:
+        w3, client = self.registry.client.w3, self.registry.client
+        with client.errors("reading anchors"):
+            for origin in origins:  # a log first seen: its anchors up to the blocks read
+                if origin not in self._anchors:
+                    history = (
+                        self.anchor.history(origin, 0, self._scanned) if self._scanned >= 0 else []
+                    )
+                    self._anchors[origin] = [(1000 * ms, size) for ms, size in history]
         if block <= self._scanned:
             return
-        w3 = self.registry.client.w3
-        with self.registry.client.errors("reading registrations"):
+        with client.errors("reading registrations and anchors"):
             for number, subject, event in self.registry.device_events(self._scanned + 1, block):
                 if event == "DeviceRegistered":
                     self._registered[subject] = 1000 * int(w3.eth.get_block(number)["timestamp"])
+            logs = self.registry.contract.events.NodeRegistered().get_logs(
+                from_block=self._scanned + 1, to_block=block
+            )
+            for log in logs:
+                stamp = 1000 * int(w3.eth.get_block(log["blockNumber"])["timestamp"])
+                self._registered[bytes(log["args"]["origin_id"])] = stamp
+            for origin in self._anchors:
+                history = self.anchor.history(origin, self._scanned + 1, block)
+                self._anchors[origin] += [(1000 * ms, size) for ms, size in history]
         self._scanned = block

@@ -83,7 +83,7 @@ def _recompute(
 
     from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
     from trustmesh.chain.reputation import ReputationContract
-    from trustmesh.chain.suite import Deployment, Registry
+    from trustmesh.chain.suite import Deployment, LogAnchor, Registry
     from trustmesh.log.remote import bundled_entries
     from trustmesh.watcher.reputation import TableAuditor
 
@@ -112,10 +112,11 @@ def _recompute(
             raise Error(f"{url} serves no entry bundles")
         return found
 
-    registry = Registry(client, Deployment(client.chain_id, contracts))
+    deployment = Deployment(client.chain_id, contracts)
+    registry, anchor = Registry(client, deployment), LogAnchor(client, deployment)
     posted = contracts.get("Reputation")
     contract = ReputationContract(client, posted) if posted else None
-    auditor = TableAuditor(url, http, entries, registry, contract, prove=prove)
+    auditor = TableAuditor(url, http, entries, registry, anchor, contract, prove=prove)
     try:
         epochs = auditor.check()
     except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from trustmesh.chain.reputation import ReputationContract
-from trustmesh.chain.stakes import StakeReader
+from trustmesh.chain.stakes import ChainFacts
 from trustmesh.errors import Error, InvalidReading
 from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
@@ -37,14 +37,14 @@ class ReputationKeeper:
         store: LogStore,
         origin: str,
         state: NodeState,
-        stakes: StakeReader,
+        facts: ChainFacts,
         current_block: Callable[[], int],
         epoch_ms: int,
         clock_ms: Callable[[], int],
         on_close: Callable[[ReputationTable], None] | None = None,
     ) -> None:
         self.store, self.origin, self.state = store, origin, state
-        self.stakes, self.current_block, self.clock_ms = stakes, current_block, clock_ms
+        self.facts, self.current_block, self.clock_ms = facts, current_block, clock_ms
         self.epoch_ms = epoch_ms
         self.on_close = on_close
         self.poster: TablePoster | None = None  # the node's attester, when it posts
@@ -62,7 +62,7 @@ class ReputationKeeper:
     def restore(self) -> None:
         """Rebuild the recorded epochs' tables from the log."""
         cuts = self.cuts()
-        for cut, table in replay(self.follower, cuts, self._entries, self.stakes.stakes):
+        for cut, table in replay(self.follower, cuts, self._entries, self.facts):
             self._keep(cut, table)
         if cuts:
             log.info("reputation: %d epochs rebuilt from the log", len(cuts))
@@ -80,8 +80,8 @@ class ReputationKeeper:
         closed = []
         for epoch in self.follower.pending(before):
             block = self.current_block()
-            stakes = self.stakes.stakes(self.follower.dids, block, epoch)
-            cut, table = self.follower.close(epoch, stakes, block)
+            stakes, evidence = self.facts(self.follower.dids, [self.origin], block, epoch)
+            cut, table = self.follower.close(epoch, stakes, block, evidence)
             self.state.add_cut(epoch, json.dumps(cut.to_json()))
             self._keep(cut, table)
             closed.append(epoch)

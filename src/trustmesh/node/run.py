@@ -34,7 +34,7 @@ from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_we
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.reputation import ReputationContract
 from trustmesh.chain.rpc import RpcServer
-from trustmesh.chain.stakes import StakeReader
+from trustmesh.chain.stakes import ChainFacts
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
 from trustmesh.errors import ChainError, Error
 from trustmesh.identity import Alg, SoftwareSigner, create_keystore, open_keystore
@@ -299,7 +299,7 @@ def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:
         store=runtime.store,
         origin=runtime.signer.name,
         state=runtime.state,
-        stakes=StakeReader(runtime.registry, epoch_ms),
+        facts=ChainFacts(runtime.registry, runtime.anchor, epoch_ms),
         current_block=runtime.registry.current_block,
         epoch_ms=epoch_ms,
         clock_ms=wall_ms,

@@ -130,16 +130,18 @@ class Follower:
 
 Entries = Callable[[str, int, int], Sequence[bytes]]
 """(origin, start, end) -> that log's entries [start, end)."""
-Stakes = Callable[[list[str], int, int], Sequence[Stake]]
-"""(dids, block, epoch) -> their stakes at ``block``, aged at ``epoch``'s start."""
+Facts = Callable[[list[str], list[str], int, int], tuple[Sequence[Stake], Sequence[Evidence]]]
+"""(dids, log origins, block, epoch) -> the stakes of those devices and of those
+logs' nodes at ``block`` (aged at ``epoch``'s start), and the chain's evidence of
+the epoch."""
 
 
 def replay(
-    follower: Follower, cuts: Sequence[Cut], entries: Entries, stakes: Stakes
+    follower: Follower, cuts: Sequence[Cut], entries: Entries, facts: Facts
 ) -> Iterator[tuple[Cut, ReputationTable]]:
     """Rebuild the tables of ``cuts`` (consecutive epochs, oldest first): feed each
-    log up to the cut, close the epoch with the stakes at the cut's block. How a node
-    restores its tables after a restart, and how anyone recomputes a node's."""
+    log up to the cut, close the epoch with the chain's facts at the cut's block. How
+    a node restores its tables after a restart, and how anyone recomputes a node's."""
     for cut in cuts:
         for origin, size in sorted(cut.sizes.items()):
             if follower.sizes.get(origin, 0) > size:
@@ -153,4 +155,5 @@ def replay(
                     )
                 for index, entry in enumerate(chunk, begin):
                     follower.feed(origin, index, entry)
-        yield follower.close(cut.epoch, stakes(follower.dids, cut.block, cut.epoch), cut.block)
+        stakes, evidence = facts(follower.dids, sorted(cut.sizes), cut.block, cut.epoch)
+        yield follower.close(cut.epoch, stakes, cut.block, evidence)

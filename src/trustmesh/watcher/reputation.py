@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from trustmesh.chain.reputation import ReputationContract
-from trustmesh.chain.stakes import StakeReader
-from trustmesh.chain.suite import Registry
+from trustmesh.chain.stakes import ChainFacts
+from trustmesh.chain.suite import LogAnchor, Registry
 from trustmesh.errors import Error
 from trustmesh.reputation import ReputationTable
 from trustmesh.reputation.check import first_provable
@@ -40,15 +40,16 @@ class TableAuditor:
         http: httpx.Client,
         entries: Entries,
         registry: Registry,
+        anchor: LogAnchor,
         contract: ReputationContract | None,
         *,
         prove: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.http, self.entries = http, entries
-        self.registry, self.contract, self.prove = registry, contract, prove
+        self.registry, self.anchor, self.contract, self.prove = registry, anchor, contract, prove
         self.follower: Follower | None = None
-        self.stakes: StakeReader | None = None
+        self.facts: ChainFacts | None = None
         self.available: Callable[[str], int] = lambda origin: 1 << 62
 
     def check(self) -> list[dict[str, Any]]:
@@ -60,11 +61,11 @@ class TableAuditor:
         answer.raise_for_status()
         listing = answer.json()
         epoch_ms = round(float(listing["epoch_seconds"]) * 1000)
-        if self.follower is None or self.stakes is None:
+        if self.follower is None or self.facts is None:
             if epoch_ms <= 0:
                 raise Error(f"{self.url} names a reputation epoch of {epoch_ms} ms")
             self.follower = Follower(epoch_ms)
-            self.stakes = StakeReader(self.registry, epoch_ms)
+            self.facts = ChainFacts(self.registry, self.anchor, epoch_ms)
         published = {int(e["epoch"]): e for e in listing["epochs"]}
         done = self.follower.next_epoch
         cuts = []
@@ -76,7 +77,7 @@ class TableAuditor:
                 break  # its entries are not here yet: next time
             cuts.append(cut)
         reports = []
-        for cut, table in replay(self.follower, cuts, self.entries, self.stakes.stakes):
+        for cut, table in replay(self.follower, cuts, self.entries, self.facts):
             theirs = published[cut.epoch].get("score_root")
             report: dict[str, Any] = {
                 "epoch": cut.epoch,

@@ -589,6 +589,7 @@ def _auditor(
         http,
         lambda origin, start, end: follower.view.entries(start, end),
         chain.registry,
+        chain.anchor,
         contract,
         prove=chain.can_prove,
     )
