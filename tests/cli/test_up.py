@@ -97,19 +97,35 @@ def _browse(dashboard: str, user_data: Path) -> None:
             browser.close()
 
 
+def _did(data_dir: Path, number: int) -> str:
+    key = (data_dir / "fleet" / f"device{number}.key").read_bytes()
+    return str(did_from_key(SoftwareSigner.from_private_bytes(Alg.ES256, key).public_key))
+
+
 def _ranked(dashboard: str, data_dir: Path) -> bool:
     """Whether the first node's last reputation table ranks the honest devices of its
     cell (4 and 6) above the misbehaving ones (0 and 2), which misreport when they
     challenge their neighbours."""
     scores: dict[int, int] = {}
     for number in (0, 2, 4, 6):
-        key = (data_dir / "fleet" / f"device{number}.key").read_bytes()
-        did = did_from_key(SoftwareSigner.from_private_bytes(Alg.ES256, key).public_key)
-        answer = httpx.get(f"{dashboard}v1/reputation/{did}")
+        answer = httpx.get(f"{dashboard}v1/reputation/{_did(data_dir, number)}")
         if answer.status_code != 200:
             return False  # no table holds it yet
         scores[number] = answer.json()["score"]
     return min(scores[4], scores[6]) > max(scores[0], scores[2])
+
+
+def _slash_counted(dashboard: str, data_dir: Path) -> bool:
+    """Whether a recent table of the first node counts the slash of device 0 (it
+    equivocates; the watcher proves it) in the device's evidence."""
+    epochs = httpx.get(f"{dashboard}v1/reputation").json()["epochs"]
+    for epoch in epochs[-30:]:
+        answer = httpx.get(
+            f"{dashboard}v1/reputation/{_did(data_dir, 0)}", params={"epoch": epoch["epoch"]}
+        )
+        if answer.status_code == 200 and answer.json()["explanation"]["counts"].get("slashed"):
+            return True
+    return False
 
 
 def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
@@ -120,6 +136,7 @@ def test_up_runs_detects_stops_and_resumes(tmp_path: Path) -> None:
         _wait(lambda: httpx.get(watcher).json()["alerts"] > 0, "a detection")
         _wait(lambda: any(p["accepted"] for p in httpx.get(watcher).json()["proofs"]), "a slash")
         _wait(lambda: _ranked(dashboard, tmp_path), "the misreporting devices ranked last")
+        _wait(lambda: _slash_counted(dashboard, tmp_path), "the slash in the equivocator's record")
         _browse(dashboard, tmp_path / "chromium")
         bundle = httpx.get(f"{dashboard}ui/bundle", params={"index": 0})
         assert "attachment" in bundle.headers["content-disposition"]

@@ -24,13 +24,15 @@ class ChainFacts:
         self.epoch_ms = epoch_ms
         self._registered: dict[bytes, int] = {}  # subject id -> ms of its registration
         self._anchors: dict[str, list[tuple[int, int]]] = {}  # origin -> (ms, size)
+        self._slashes: list[tuple[int, bytes, bytes]] = []  # (ms, subject id, transaction)
         self._scanned = -1  # the last block whose events are read
 
     def __call__(
         self, dids: list[str], origins: list[str], block: int, epoch: int
     ) -> tuple[list[Stake], list[Evidence]]:
         """The stakes of ``dids`` and of the nodes of ``origins`` at ``block``, aged at
-        the start of ``epoch``; each node's anchors in ``epoch`` as ``anchor_kept``."""
+        the start of ``epoch``; each node's anchors in ``epoch`` as ``anchor_kept``, and
+        every slash in ``epoch`` (of anyone: a device or a node) as ``slashed``."""
         self._scan(block, origins)
         functions = self.registry.contract.functions
         start = epoch * self.epoch_ms
@@ -51,6 +53,9 @@ class ChainFacts:
             if kept:  # ref: the checkpoint anchored last (LogAnchor holds it by origin, size)
                 ref = hashlib.sha256(origin_id(origin) + max(kept).to_bytes(32, "big")).digest()
                 evidence.append(Evidence(origin_id(origin), Kind.ANCHOR_KEPT, ref, len(kept)))
+        for ms, subject, transaction in self._slashes:
+            if ms // self.epoch_ms == epoch:
+                evidence.append(Evidence(subject, Kind.SLASHED, transaction))
         return stakes, evidence
 
     def _scan(self, block: int, origins: list[str]) -> None:
@@ -74,6 +79,14 @@ class ChainFacts:
             for log in logs:
                 stamp = 1000 * int(w3.eth.get_block(log["blockNumber"])["timestamp"])
                 self._registered[bytes(log["args"]["origin_id"])] = stamp
+            slashes = self.registry.contract.events.Slashed().get_logs(
+                from_block=self._scanned + 1, to_block=block
+            )
+            for log in slashes:
+                stamp = 1000 * int(w3.eth.get_block(log["blockNumber"])["timestamp"])
+                self._slashes.append(
+                    (stamp, bytes(log["args"]["id"]), bytes(log["transactionHash"]))
+                )
             for origin in self._anchors:
                 history = self.anchor.history(origin, self._scanned + 1, block)
                 self._anchors[origin] += [(1000 * ms, size) for ms, size in history]
