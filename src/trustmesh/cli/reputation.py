@@ -83,9 +83,10 @@ def _recompute(
 
     from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
     from trustmesh.chain.reputation import ReputationContract
-    from trustmesh.chain.suite import Deployment, LogAnchor, Registry
+    from trustmesh.chain.suite import Deployment
     from trustmesh.log.remote import bundled_entries
-    from trustmesh.watcher.reputation import TableAuditor
+    from trustmesh.watcher.onchain import ChainView
+    from trustmesh.watcher.reputation import TableAuditor, registry_verifier
 
     try:
         origin = str(info["origin"])
@@ -112,11 +113,20 @@ def _recompute(
             raise Error(f"{url} serves no entry bundles")
         return found
 
-    deployment = Deployment(client.chain_id, contracts)
-    registry, anchor = Registry(client, deployment), LogAnchor(client, deployment)
+    chain_view = ChainView(client, Deployment(client.chain_id, contracts), can_prove=False)
     posted = contracts.get("Reputation")
     contract = ReputationContract(client, posted) if posted else None
-    auditor = TableAuditor(url, http, entries, registry, anchor, contract, prove=prove)
+    verify = registry_verifier(chain_view.key_for)  # the Registry's keys, as the node's
+    auditor = TableAuditor(
+        url,
+        http,
+        entries,
+        chain_view.registry,
+        chain_view.anchor,
+        contract,
+        verify=verify,
+        prove=prove,
+    )
     try:
         epochs = auditor.check()
     except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:

@@ -20,15 +20,32 @@ import httpx
 from trustmesh.chain.reputation import ReputationContract
 from trustmesh.chain.stakes import ChainFacts
 from trustmesh.chain.suite import LogAnchor, Registry
-from trustmesh.errors import Error
+from trustmesh.errors import BadSignature, Error
+from trustmesh.identity import PublicKey
+from trustmesh.reading import Reading, parse_reading, verify_reading
 from trustmesh.reputation import ReputationTable
 from trustmesh.reputation.check import first_provable
 from trustmesh.reputation.follow import Cut, Follower, replay
 from trustmesh.reputation.publish import rebuild
 
-__all__ = ["TableAuditor"]
+__all__ = ["TableAuditor", "registry_verifier"]
 
 Entries = Callable[[str, int, int], list[bytes]]
+Verify = Callable[[bytes], Reading]
+
+
+def registry_verifier(key_for: Callable[[str, int], PublicKey | None]) -> Verify:
+    """Verify an entry with the key the Registry holds for its device and seq (what
+    the node checked it with: a rotated key included), as the watcher's audit does."""
+
+    def verify(entry: bytes) -> Reading:
+        reading = parse_reading(entry)
+        key = key_for(reading.did, reading.seq)
+        if key is None:
+            raise BadSignature(f"{reading.did} has no registered key for seq {reading.seq}")
+        return verify_reading(entry, key)
+
+    return verify
 
 
 class TableAuditor:
@@ -43,11 +60,13 @@ class TableAuditor:
         anchor: LogAnchor,
         contract: ReputationContract | None,
         *,
+        verify: Verify = verify_reading,
         prove: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.http, self.entries = http, entries
         self.registry, self.anchor, self.contract, self.prove = registry, anchor, contract, prove
+        self.verify = verify
         self.follower: Follower | None = None
         self.facts: ChainFacts | None = None
         self.available: Callable[[str], int] = lambda origin: 1 << 62
@@ -64,7 +83,7 @@ class TableAuditor:
         if self.follower is None or self.facts is None:
             if epoch_ms <= 0:
                 raise Error(f"{self.url} names a reputation epoch of {epoch_ms} ms")
-            self.follower = Follower(epoch_ms)
+            self.follower = Follower(epoch_ms, verify=self.verify)
             self.facts = ChainFacts(self.registry, self.anchor, epoch_ms)
         published = {int(e["epoch"]): e for e in listing["epochs"]}
         done = self.follower.next_epoch

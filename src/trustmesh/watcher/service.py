@@ -58,7 +58,7 @@ from trustmesh.log.tlog_proof import parse_tlog_proof
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
-from trustmesh.watcher.reputation import TableAuditor
+from trustmesh.watcher.reputation import TableAuditor, registry_verifier
 from trustmesh.watcher.seqindex import SeqIndex
 
 __all__ = ["Held", "Watcher"]
@@ -591,6 +591,7 @@ def _auditor(
         chain.registry,
         chain.anchor,
         contract,
+        verify=registry_verifier(chain.key_for),
         prove=chain.can_prove,
     )
     auditor.available = lambda origin: follower.view.size
