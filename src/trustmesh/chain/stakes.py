@@ -25,6 +25,8 @@ class ChainFacts:
         self._registered: dict[bytes, int] = {}  # subject id -> ms of its registration
         self._anchors: dict[str, list[tuple[int, int]]] = {}  # origin -> (ms, size)
         self._slashes: list[tuple[int, bytes, bytes]] = []  # (ms, subject id, transaction)
+        self._records: dict[bytes, tuple[int, int]] = {}  # id -> (stake, status) at _block
+        self._block = -1
         self._scanned = -1  # the last block whose events are read
 
     def __call__(
@@ -36,14 +38,18 @@ class ChainFacts:
         self._scan(block, origins)
         functions = self.registry.contract.functions
         start = epoch * self.epoch_ms
+        if block != self._block:  # records at another block: read afresh
+            self._records, self._block = {}, block
         stakes = []
         with self.registry.client.errors("reading stakes"):
             for subject, read in [
                 *((device_id(did), functions.devices) for did in dids),
                 *((origin_id(origin), functions.nodes) for origin in origins),
             ]:
-                record = read(subject).call(block_identifier=block)
-                amount, status = int(record[1]), int(record[2])
+                if subject not in self._records:
+                    record = read(subject).call(block_identifier=block)
+                    self._records[subject] = int(record[1]), int(record[2])
+                amount, status = self._records[subject]
                 if status in (ACTIVE, REVOKED):
                     age = max(0, start - self._registered.get(subject, start)) // self.epoch_ms
                     stakes.append(Stake(subject, amount, age, slashed=status == REVOKED))

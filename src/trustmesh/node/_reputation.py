@@ -78,8 +78,8 @@ class ReputationKeeper:
             for index, entry in enumerate(entries, begin):
                 self.follower.feed(self.origin, index, entry)
         closed = []
+        block = self.current_block()  # one block for every epoch closed now: read once
         for epoch in self.follower.pending(before):
-            block = self.current_block()
             stakes, evidence = self.facts(self.follower.dids, [self.origin], block, epoch)
             cut, table = self.follower.close(epoch, stakes, block, evidence)
             self.state.add_cut(epoch, json.dumps(cut.to_json()))
