@@ -84,5 +84,7 @@ def test_bench_reputation_json_shape() -> None:
     assert document["ratio_vs_iteration"] > 1  # scoring includes the iteration, and more
     gas = document["gas"]
     assert gas["attesters"] == 32  # the fraud proof is measured at the in-degree cap
-    assert 0 < gas["post_ring_reused"] < gas["post_first_round"]  # a reused slot is cheaper
+    # the ring's slots are written at deployment: a post in its first round costs what one
+    # in a later round does (no fresh storage slot but the root's)
+    assert 0 < gas["post_first_round"] == gas["post_ring_reused"]
     assert 0 < gas["read_through_contract"] < gas["prove_wrong_trust"]
