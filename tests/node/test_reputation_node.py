@@ -224,3 +224,6 @@ def test_a_node_without_reputation_says_so(tmp_path: Path, request: pytest.Fixtu
         answer = httpx.get(f"{node.url}/v1/reputation")
         assert answer.status_code == 501
         assert "no reputation" in answer.json()["detail"]
+        result = trustmesh("reputation", "recompute", "--node", node.url)
+        no_traceback(result)
+        assert result.returncode == 2 and b"keeps no reputation tables" in result.stderr

@@ -65,35 +65,34 @@ class ChainFacts:
         return stakes, evidence
 
     def _scan(self, block: int, origins: list[str]) -> None:
-        w3, client = self.registry.client.w3, self.registry.client
+        client, events = self.registry.client, self.registry.contract.events
         with client.errors("reading anchors"):
             for origin in origins:  # a log first seen: its anchors up to the blocks read
                 if origin not in self._anchors:
                     history = (
                         self.anchor.history(origin, 0, self._scanned) if self._scanned >= 0 else []
                     )
-                    self._anchors[origin] = [(1000 * ms, size) for ms, size in history]
+                    self._anchors[origin] = [(1000 * seconds, size) for seconds, size in history]
         if block <= self._scanned:
             return
+        span = {"from_block": self._scanned + 1, "to_block": block}
+        stamps: dict[int, int] = {}  # block -> ms: a batch's events share one block
+
+        def ms(number: int) -> int:
+            if number not in stamps:
+                stamps[number] = 1000 * int(client.w3.eth.get_block(number)["timestamp"])
+            return stamps[number]
+
         with client.errors("reading registrations and anchors"):
             for number, subject, event in self.registry.device_events(self._scanned + 1, block):
                 if event == "DeviceRegistered":
-                    self._registered[subject] = 1000 * int(w3.eth.get_block(number)["timestamp"])
-            logs = self.registry.contract.events.NodeRegistered().get_logs(
-                from_block=self._scanned + 1, to_block=block
-            )
-            for log in logs:
-                stamp = 1000 * int(w3.eth.get_block(log["blockNumber"])["timestamp"])
-                self._registered[bytes(log["args"]["origin_id"])] = stamp
-            slashes = self.registry.contract.events.Slashed().get_logs(
-                from_block=self._scanned + 1, to_block=block
-            )
-            for log in slashes:
-                stamp = 1000 * int(w3.eth.get_block(log["blockNumber"])["timestamp"])
-                self._slashes.append(
-                    (stamp, bytes(log["args"]["id"]), bytes(log["transactionHash"]))
-                )
+                    self._registered[subject] = ms(number)
+            for log in events.NodeRegistered().get_logs(**span):
+                self._registered[bytes(log["args"]["origin_id"])] = ms(log["blockNumber"])
+            for log in events.Slashed().get_logs(**span):
+                subject, transaction = bytes(log["args"]["id"]), bytes(log["transactionHash"])
+                self._slashes.append((ms(log["blockNumber"]), subject, transaction))
             for origin in self._anchors:
                 history = self.anchor.history(origin, self._scanned + 1, block)
-                self._anchors[origin] += [(1000 * ms, size) for ms, size in history]
+                self._anchors[origin] += [(1000 * seconds, size) for seconds, size in history]
         self._scanned = block

@@ -45,7 +45,6 @@ def recompute(
     url = node.rstrip("/")
     with httpx.Client(timeout=30) as http:
         info = _get(http, f"{url}/v1/log")
-        _get(http, f"{url}/v1/reputation")  # a node that keeps no tables says so (501)
         document = _recompute(http, url, info, rpc, key_file, prove)
     print_json(document)
     if document["differing"]:
@@ -86,7 +85,7 @@ def _recompute(
     from trustmesh.chain.suite import Deployment
     from trustmesh.log.remote import bundled_entries
     from trustmesh.watcher.onchain import ChainView
-    from trustmesh.watcher.reputation import TableAuditor, registry_verifier
+    from trustmesh.watcher.reputation import TableAuditor, differs, registry_verifier
 
     try:
         origin = str(info["origin"])
@@ -131,11 +130,9 @@ def _recompute(
         epochs = auditor.check()
     except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{url} does not serve reputation tables as expected: {exc!r}") from None
-    differing = [
-        e["epoch"]
-        for e in epochs
-        if e["agrees"] is False or e.get("onchain", {}).get("agrees") is False
-    ]
+    if not auditor.keeps_tables:
+        raise UsageError(f"{url} keeps no reputation tables")
+    differing = [e["epoch"] for e in epochs if differs(e)]
     return {
         "node": url,
         "origin": origin,

@@ -33,7 +33,6 @@ from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
 from trustmesh.errors import ChainError, InvalidReading
 from trustmesh.reading import Reading, parse_reading
 from trustmesh.reputation import ONE
-from trustmesh.reputation.witness import subject_id
 
 RECENT = 400  # entries read for the readings, devices and plots
 SHOWN = 15
@@ -268,9 +267,7 @@ class Dashboard:
     def _row(self, did: str) -> tuple[int, Any] | None:
         """(epoch, row) of ``did`` in the last closed reputation table, if any."""
         keeper = self.ctx.reputation
-        found = keeper.latest() if keeper is not None else None
-        row = found[1].rows.get(subject_id(did)) if found is not None else None
-        return None if row is None or found is None else (found[1].epoch, row)
+        return keeper.latest_row(did) if keeper is not None else None
 
     def _score_cell(self, did: str) -> str:
         found = self._row(did)

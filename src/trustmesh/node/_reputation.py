@@ -22,8 +22,9 @@ from trustmesh.errors import Error, InvalidReading
 from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
 from trustmesh.reading import parse_reading
-from trustmesh.reputation import ReputationTable
+from trustmesh.reputation import ReputationTable, SubjectScore
 from trustmesh.reputation.follow import CHUNK, Cut, Follower, replay
+from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.reputation")
 
@@ -115,6 +116,12 @@ class ReputationKeeper:
         if root == bytes(32):
             return {"root": None, "final": False}
         return {"root": root.hex(), "final": contract.is_final(epoch)}
+
+    def latest_row(self, did: str) -> tuple[int, SubjectScore] | None:
+        """(epoch, row) of ``did`` in the latest table, if it holds one."""
+        found = self.latest()
+        row = found[1].rows.get(subject_id(did)) if found is not None else None
+        return None if row is None or found is None else (found[1].epoch, row)
 
     def latest(self) -> tuple[Cut, ReputationTable] | None:
         with self._lock:

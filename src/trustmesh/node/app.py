@@ -191,13 +191,12 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         record = await asyncio.to_thread(ctx.registry.device, did)
         if record["status"] == "unknown":
             raise Problem("not-found", f"{did} is not registered")
-        found = ctx.reputation.latest() if ctx.reputation is not None else None
-        row = found[1].rows.get(subject_id(did)) if found is not None else None
+        found = ctx.reputation.latest_row(did) if ctx.reputation is not None else None
         return JSONResponse(
             {
                 **record,
                 "last_seq": ctx.store.last_seq(did),
-                "reputation": None if row is None else row.score / ONE,
+                "reputation": None if found is None else found[1].score / ONE,
             }
         )
 

@@ -28,7 +28,7 @@ from trustmesh.reputation.check import first_provable
 from trustmesh.reputation.follow import Cut, Follower, replay
 from trustmesh.reputation.publish import rebuild
 
-__all__ = ["TableAuditor", "registry_verifier"]
+__all__ = ["TableAuditor", "differs", "registry_verifier"]
 
 Entries = Callable[[str, int, int], list[bytes]]
 Verify = Callable[[bytes], Reading]
@@ -48,6 +48,11 @@ def registry_verifier(key_for: Callable[[str, int], PublicKey | None]) -> Verify
     return verify
 
 
+def differs(report: dict[str, Any]) -> bool:
+    """Whether an epoch's report found the node's root or the posted root unlike ours."""
+    return report["agrees"] is False or report.get("onchain", {}).get("agrees") is False
+
+
 class TableAuditor:
     """One node's tables, recomputed epoch by epoch as its cuts appear."""
 
@@ -62,20 +67,25 @@ class TableAuditor:
         *,
         verify: Verify = verify_reading,
         prove: bool = False,
+        available: Callable[[str], int] = lambda origin: 1 << 62,
     ) -> None:
+        """``available``: how many entries of a log ``entries`` can give now (a cut
+        beyond them waits for the next check)."""
         self.url = url.rstrip("/")
         self.http, self.entries = http, entries
         self.registry, self.anchor, self.contract, self.prove = registry, anchor, contract, prove
         self.verify = verify
         self.follower: Follower | None = None
         self.facts: ChainFacts | None = None
-        self.available: Callable[[str], int] = lambda origin: 1 << 62
+        self.available = available
+        self.keeps_tables: bool | None = None  # known after the first check
 
     def check(self) -> list[dict[str, Any]]:
         """Every cut the node published that is not checked yet (and whose entries
         are available), checked; one report each. A log that keeps no tables: []."""
         answer = self.http.get(f"{self.url}/v1/reputation")
-        if answer.status_code in (404, 501):  # a log without tables (or not a node's)
+        self.keeps_tables = answer.status_code not in (404, 501)
+        if not self.keeps_tables:  # a log without tables (or not a node's)
             return []
         answer.raise_for_status()
         listing = answer.json()

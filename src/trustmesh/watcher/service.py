@@ -58,7 +58,7 @@ from trustmesh.log.tlog_proof import parse_tlog_proof
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
-from trustmesh.watcher.reputation import TableAuditor, registry_verifier
+from trustmesh.watcher.reputation import TableAuditor, differs, registry_verifier
 from trustmesh.watcher.seqindex import SeqIndex
 
 __all__ = ["Held", "Watcher"]
@@ -291,7 +291,7 @@ class Watcher:
             for report in reports:
                 self.report({"event": "reputation", "at_ms": wall_ms(), "origin": origin, **report})
                 onchain = report.get("onchain", {})
-                if report["agrees"] is False or onchain.get("agrees") is False:
+                if differs(report):
                     detail = (
                         f"epoch {report['epoch']}: {onchain.get('finding', 'its root differs')}"
                     )
@@ -584,7 +584,7 @@ def _auditor(
     contract: ReputationContract | None,
 ) -> TableAuditor:
     """The reputation check of one followed node, over the log this watcher mirrors."""
-    auditor = TableAuditor(
+    return TableAuditor(
         follower.url,
         http,
         lambda origin, start, end: follower.view.entries(start, end),
@@ -593,9 +593,8 @@ def _auditor(
         contract,
         verify=registry_verifier(chain.key_for),
         prove=chain.can_prove,
+        available=lambda origin: follower.view.size,
     )
-    auditor.available = lambda origin: follower.view.size
-    return auditor
 
 
 def _leaves(follower: NodeFollower, size: int) -> list[bytes]:
