@@ -23,7 +23,7 @@ from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
 from trustmesh.reading import parse_reading
 from trustmesh.reputation import ReputationTable, SubjectScore
-from trustmesh.reputation.follow import CHUNK, Cut, Follower, replay
+from trustmesh.reputation.follow import Cut, Follower, replay
 from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.reputation")
@@ -74,10 +74,7 @@ class ReputationKeeper:
         size = self.store.size
         if not self._due(before, size):
             return []
-        for begin in range(self.follower.sizes.get(self.origin, 0), size, CHUNK):
-            entries = self._entries(self.origin, begin, min(size, begin + CHUNK))
-            for index, entry in enumerate(entries, begin):
-                self.follower.feed(self.origin, index, entry)
+        self.follower.feed_up_to(self.origin, size, self._entries)
         closed = []
         block = self.current_block()  # one block for every epoch closed now: read once
         for epoch in self.follower.pending(before):

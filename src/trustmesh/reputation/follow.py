@@ -35,6 +35,13 @@ __all__ = ["Cut", "Follower", "replay"]
 
 CHUNK = 1_000  # entries fetched at a time
 
+Entries = Callable[[str, int, int], Sequence[bytes]]
+"""(origin, start, end) -> that log's entries [start, end)."""
+Facts = Callable[[list[str], list[str], int, int], tuple[Sequence[Stake], Sequence[Evidence]]]
+"""(dids, log origins, block, epoch) -> the stakes of those devices and of those
+logs' nodes at ``block`` (aged at ``epoch``'s start), and the chain's evidence of
+the epoch."""
+
 
 @dataclass(frozen=True)
 class Cut:
@@ -97,6 +104,19 @@ class Follower:
             self._observer.add(reading)
             self._dids.add(reading.did)
 
+    def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:
+        """Feed the log ``origin`` from where it stands up to ``size`` entries, read
+        from ``entries`` a chunk at a time."""
+        for begin in range(self.sizes.get(origin, 0), size, CHUNK):
+            end = min(size, begin + CHUNK)
+            chunk = entries(origin, begin, end)
+            if len(chunk) != end - begin:
+                raise InvalidEvidence(
+                    f"{origin}: {len(chunk)} entries from {begin}, not {end - begin}"
+                )
+            for index, entry in enumerate(chunk, begin):
+                self.feed(origin, index, entry)
+
     def pending(self, before: int) -> list[int]:
         """The epochs to close, in order, for every epoch before ``before`` to be closed:
         from the first epoch that holds a reading (or the next not closed) on."""
@@ -128,14 +148,6 @@ class Follower:
         return sorted(self._dids)
 
 
-Entries = Callable[[str, int, int], Sequence[bytes]]
-"""(origin, start, end) -> that log's entries [start, end)."""
-Facts = Callable[[list[str], list[str], int, int], tuple[Sequence[Stake], Sequence[Evidence]]]
-"""(dids, log origins, block, epoch) -> the stakes of those devices and of those
-logs' nodes at ``block`` (aged at ``epoch``'s start), and the chain's evidence of
-the epoch."""
-
-
 def replay(
     follower: Follower, cuts: Sequence[Cut], entries: Entries, facts: Facts
 ) -> Iterator[tuple[Cut, ReputationTable]]:
@@ -146,14 +158,6 @@ def replay(
         for origin, size in sorted(cut.sizes.items()):
             if follower.sizes.get(origin, 0) > size:
                 raise InvalidEvidence(f"the cut of epoch {cut.epoch} takes {origin} back")
-            for begin in range(follower.sizes.get(origin, 0), size, CHUNK):
-                end = min(size, begin + CHUNK)
-                chunk = entries(origin, begin, end)
-                if len(chunk) != end - begin:
-                    raise InvalidEvidence(
-                        f"{origin}: {len(chunk)} entries from {begin}, not {end - begin}"
-                    )
-                for index, entry in enumerate(chunk, begin):
-                    follower.feed(origin, index, entry)
+            follower.feed_up_to(origin, size, entries)
         stakes, evidence = facts(follower.dids, sorted(cut.sizes), cut.block, cut.epoch)
         yield follower.close(cut.epoch, stakes, cut.block, evidence)
