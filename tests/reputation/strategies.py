@@ -6,8 +6,8 @@ import hashlib
 
 from hypothesis import strategies as st
 
-from trustmesh.reputation import Attestation, EpochInputs, Evidence, Kind, Stake
-from trustmesh.reputation.table import WITNESS_KINDS
+from trustmesh.reputation import Attestation, BetaState, EpochInputs, Evidence, Kind, Stake
+from trustmesh.reputation.columns import WITNESS_KINDS
 
 # (witness evidence comes from attestations, never as evidence items)
 EVIDENCE_KINDS = [k for k in Kind if k not in WITNESS_KINDS]
@@ -62,5 +62,12 @@ def epoch_inputs(draw: st.DrawFn, max_subjects: int = 24) -> EpochInputs:
             unique_by=lambda stake: stake.subject,
         )
     )
+    # last epoch's states: ordinary ones, and now and then one beyond int64's reach
+    state = st.builds(
+        BetaState,
+        st.one_of(st.integers(0, 10**8), st.integers(0, 2**80)),
+        st.one_of(st.integers(0, 10**8), st.integers(0, 2**80)),
+    )
+    previous = draw(st.dictionaries(ids.map(subject), state, max_size=n))
     return EpochInputs(epoch=draw(st.integers(0, 1000)), evidence=evidence,
-                       attestations=attestations, stakes=stakes)  # fmt: skip
+                       attestations=attestations, stakes=stakes, previous=previous)  # fmt: skip

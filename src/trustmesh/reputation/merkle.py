@@ -59,6 +59,25 @@ class MerkleTree:
                 above.append(below[-1])  # no sibling: carried up as it is
             self._levels.append(above)
 
+    @classmethod
+    def from_levels(cls, leaves: Sequence[bytes], made: Sequence[Sequence[bytes]]) -> MerkleTree:
+        """The tree over ``leaves`` where ``made[k]`` is a prefix of level ``k + 1``
+        already computed (by other processes, each over part of the leaves): only
+        the rest is hashed here."""
+        tree = cls([])
+        tree._levels = [list(leaves)]
+        while len(tree._levels[-1]) > 1:
+            below = tree._levels[-1]
+            level = len(tree._levels) - 1
+            above = list(made[level]) if level < len(made) else []
+            above += [
+                pair_hash(below[i], below[i + 1]) for i in range(2 * len(above), len(below) - 1, 2)
+            ]
+            if len(below) % 2:
+                above.append(below[-1])  # no sibling: carried up as it is
+            tree._levels.append(above)
+        return tree
+
     @property
     def root(self) -> bytes:
         top = self._levels[-1]

@@ -35,23 +35,30 @@ subjects in id order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from trustmesh.errors import InvalidEvidence
+import numpy as np
+
 from trustmesh.reputation._abi import encode as encode_words
-from trustmesh.reputation.beta import BetaState, evidence_totals, witness_units
-from trustmesh.reputation.evidence import Attestation, Evidence, Kind, Stake, tally_verdicts
+from trustmesh.reputation.beta import BetaState
+from trustmesh.reputation.columns import EpochColumns, EpochInputs, columns_of
+from trustmesh.reputation.leaves import hash_leaves
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
-from trustmesh.reputation.params import ONE, TRUST_MASS, Params
-from trustmesh.reputation.trust import WitnessGraph, iterate_numpy, iterate_reference, pretrust
+from trustmesh.reputation.params import Params
+from trustmesh.reputation.reference import score_reference
+from trustmesh.reputation.row import SubjectScore
+from trustmesh.reputation.rows import Rows, row_maker
+from trustmesh.reputation.vector import Scored, score_columns
 
 __all__ = [
     "EpochInputs",
     "ReputationTable",
     "SubjectScore",
     "assemble_table",
+    "commit_scored",
+    "compute_columns",
     "compute_epoch",
     "params_digest",
     "score_epoch",
@@ -62,98 +69,20 @@ STATE_TYPES = [  # (the leaves' ABI types: tests check the encodings against eth
     "bytes32", "uint256", "uint256", "bytes32",
 ]  # fmt: skip
 META_TYPES = ["bytes32", "uint256", "bytes32", "uint256", "uint256", "bytes32"]
-WITNESS_KINDS = frozenset({Kind.WITNESSED, Kind.WITNESS_DISAGREES, Kind.CONTRADICTED})
 META = keccak256(b"trustmesh.dev/reputation/meta/v1")
 """The subject field of the score tree's meta leaf (no subject id is this hash)."""
-
-
-@dataclass(frozen=True)
-class EpochInputs:
-    """Everything an epoch's table is a function of (all of it public)."""
-
-    epoch: int
-    evidence: Sequence[Evidence] = ()
-    attestations: Sequence[Attestation] = ()
-    stakes: Sequence[Stake] = ()
-    previous: Mapping[bytes, BetaState] = field(default_factory=dict)  # last epoch's
-
-
-@dataclass(frozen=True)
-class SubjectScore:
-    """One subject's row: its score and everything it was computed from."""
-
-    subject: bytes
-    position: int  # in id order
-    staked_before: int  # subjects with pre-trust before it, in id order
-    next: bytes  # the id after it, or 32 zero bytes for the last
-    score: int
-    beta_score: int
-    trust: int  # after the last step
-    state: BetaState
-    counts: Mapping[Kind, int]  # this epoch's events per kind
-    evidence: tuple[Evidence, ...]  # this epoch's items, sorted
-    evidence_digest: bytes
-    pretrust: int
-    trajectory: tuple[int, ...]  # trust at steps 0..steps
-    attesters: tuple[bytes, ...]  # the kept in-edges, by id
-    weights: tuple[int, ...]
-    out_weight: int
-
-    def score_leaf(self, epoch: int) -> bytes:
-        return leaf_hash(encode_words([self.subject, epoch, self.score]))
-
-    def state_leaf(self, epoch: int) -> bytes:
-        return leaf_hash(encode_words(self.state_values(epoch)))
-
-    def state_values(self, epoch: int) -> list[Any]:
-        """The state leaf's fields, in order (a contract takes them as a struct)."""
-        return [
-            self.subject, epoch, self.position, self.next, self.staked_before, self.pretrust,
-            self.out_weight,
-            list(self.trajectory), self.edges_digest, self.state.alpha, self.state.beta,
-            self.evidence_digest,
-        ]  # fmt: skip
-
-    @property
-    def edges_digest(self) -> bytes:
-        """The kept in-edges, hashed: ``keccak256(abi.encode(attesters, weights))``."""
-        return keccak256(encode_words([list(self.attesters), list(self.weights)]))
-
-    def explain(self) -> dict[str, Any]:
-        """The score's components and the evidence behind them, JSON-ready."""
-        return {
-            "subject": self.subject.hex(),
-            "score": self.score,
-            "components": {
-                "beta": self.beta_score,
-                "alpha": self.state.alpha,
-                "beta_evidence": self.state.beta,
-                "trust": self.trust,
-                "pretrust": self.pretrust,
-            },
-            "counts": {kind.name.lower(): count for kind, count in sorted(self.counts.items())},
-            "evidence": [
-                {"kind": item.kind.name.lower(), "count": item.count, "ref": item.ref.hex()}
-                for item in self.evidence
-            ],
-            "evidence_digest": self.evidence_digest.hex(),
-            "attesters": [
-                {"id": attester.hex(), "weight": weight}
-                for attester, weight in zip(self.attesters, self.weights, strict=True)
-            ],
-        }
+Engine = Literal["numpy", "reference"]
 
 
 @dataclass(frozen=True)
 class ReputationTable:
     epoch: int
     params: Params
-    rows: Mapping[bytes, SubjectScore]  # by subject id, in id order
+    rows: Rows  # by subject id, in id order
     score_tree: MerkleTree  # the subjects' score leaves in id order, then the meta leaf
     state_tree: MerkleTree
     # the meta leaf's fields: (META, epoch, state root, subjects, staked, params digest)
     meta_values: list[Any]
-    _position: Mapping[bytes, int] = field(repr=False)
 
     @property
     def score_root(self) -> bytes:
@@ -172,10 +101,10 @@ class ReputationTable:
         return self.score_tree.proof(len(self.rows))
 
     def score_proof(self, subject: bytes) -> list[bytes]:
-        return self.score_tree.proof(self._position[subject])
+        return self.score_tree.proof(self.rows.index(subject))
 
     def state_proof(self, subject: bytes) -> list[bytes]:
-        return self.state_tree.proof(self._position[subject])
+        return self.state_tree.proof(self.rows.index(subject))
 
     def states(self) -> dict[bytes, BetaState]:
         """The beta states the next epoch starts from."""
@@ -201,82 +130,52 @@ def compute_epoch(
     inputs: EpochInputs,
     params: Params | None = None,
     *,
-    engine: Literal["numpy", "reference"] = "numpy",
+    engine: Engine = "numpy",
+    workers: int | None = None,
 ) -> ReputationTable:
     """The epoch's table: a pure function of ``inputs`` and ``params``."""
     params = params or Params()
-    return assemble_table(inputs.epoch, params, score_epoch(inputs, params, engine=engine))
+    if engine == "reference":
+        return assemble_table(inputs.epoch, params, score_reference(inputs, params))
+    return compute_columns(columns_of(inputs), params, workers=workers)
+
+
+def compute_columns(
+    columns: EpochColumns, params: Params, *, workers: int | None = None
+) -> ReputationTable:
+    """:func:`compute_epoch` of an epoch given as columns (the vectorised engine;
+    ``workers``: processes that hash the leaves, by default up to two)."""
+    return commit_scored(score_columns(columns, params), params, workers=workers)
+
+
+def commit_scored(scored: Scored, params: Params, *, workers: int | None = None) -> ReputationTable:
+    """The table of an epoch scored by the vectorised engine: its trees hashed."""
+    columns = scored.columns
+    state, score, state_made, score_made = hash_leaves(scored, columns.epoch, workers)
+    state_tree = MerkleTree.from_levels(state, state_made)
+    staked = int(np.count_nonzero(scored.pretrust))
+    meta: list[Any] = [
+        META, columns.epoch, state_tree.root, len(state), staked, params_digest(params),
+    ]  # fmt: skip
+    return ReputationTable(
+        epoch=columns.epoch,
+        params=params,
+        rows=Rows(columns.subjects, row_maker(scored, params)),
+        score_tree=MerkleTree.from_levels([*score, leaf_hash(encode_words(meta))], score_made),
+        state_tree=state_tree,
+        meta_values=meta,
+    )
 
 
 def score_epoch(
-    inputs: EpochInputs,
-    params: Params,
-    *,
-    engine: Literal["numpy", "reference"] = "numpy",
+    inputs: EpochInputs, params: Params, *, engine: Engine = "numpy"
 ) -> list[SubjectScore]:
     """The epoch's rows, in id order, without the trees (what a simulation needs)."""
-    subjects = sorted(
-        {item.subject for item in inputs.evidence}
-        | {a.witness for a in inputs.attestations}
-        | {a.subject for a in inputs.attestations}
-        | {stake.subject for stake in inputs.stakes}
-        | set(inputs.previous)
-    )
-    by_subject: dict[bytes, list[Evidence]] = {subject: [] for subject in subjects}
-    for item in inputs.evidence:
-        if item.kind in WITNESS_KINDS:
-            raise InvalidEvidence(f"{item.kind.name} evidence comes from attestations")
-        by_subject[item.subject].append(item)
-    pre = pretrust(subjects, inputs.stakes, params)
-    verdicts = tally_verdicts(subjects, inputs.attestations, params.edge_cap)
-    graph = WitnessGraph.build(verdicts, pre, params)
-    steps = (iterate_numpy if engine == "numpy" else iterate_reference)(pre, graph, params)
-    tau = max(1, TRUST_MASS // max(1, sum(1 for p in pre if p > 0)))
-    scaled = max(1, tau * params.trust_scale_num // params.trust_scale_den)
-    factor = [min(ONE, ONE * t // scaled) for t in steps[-1]]
-    # A witness's word weighs its trust, linearly up to an average share: split
-    # among many identities, the same stake says no more.
-    heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)
-    # ... and its standing so far (last epoch's beta reputation): a witness the others
-    # keep overruling loses its voice as it loses its reputation
-    fresh = BetaState(0, 0)
-    weight = [
-        min(ONE, ONE * t // heard) * inputs.previous.get(s, fresh).score(params) // ONE
-        for s, t in zip(subjects, steps[-1], strict=True)
-    ]
-    witnessed, disputed, contradicted = witness_units(verdicts, weight, params)
-    rows: dict[bytes, SubjectScore] = {}
-    staked_before = 0
-    for j, subject in enumerate(subjects):
-        items = tuple(sorted(by_subject[subject]))
-        good, bad, counts = evidence_totals(
-            items, params, witnessed[j], disputed[j], contradicted[j]
-        )
-        state = inputs.previous.get(subject, BetaState(0, 0)).update(
-            good=good, bad=bad, params=params
-        )
-        beta_score = state.score(params)
-        trust = steps[-1][j]
-        rows[subject] = SubjectScore(
-            subject=subject,
-            position=j,
-            staked_before=staked_before,
-            next=subjects[j + 1] if j + 1 < len(subjects) else bytes(32),
-            score=beta_score * factor[j] // ONE,
-            beta_score=beta_score,
-            trust=trust,
-            state=state,
-            counts=counts,
-            evidence=items,
-            evidence_digest=_evidence_digest(items),
-            pretrust=pre[j],
-            trajectory=tuple(step[j] for step in steps),
-            attesters=tuple(subjects[i] for i in graph.sources[j]),
-            weights=tuple(graph.weights[j]),
-            out_weight=graph.out_weight[j],
-        )
-        staked_before += pre[j] > 0
-    return [rows[subject] for subject in subjects]
+    if engine == "reference":
+        return score_reference(inputs, params)
+    scored = score_columns(columns_of(inputs), params)
+    make = row_maker(scored, params)
+    return [make(j) for j in range(len(scored.columns.subjects))]
 
 
 def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> ReputationTable:
@@ -289,19 +188,8 @@ def assemble_table(epoch: int, params: Params, rows: Sequence[SubjectScore]) -> 
     return ReputationTable(
         epoch=epoch,
         params=params,
-        rows={row.subject: row for row in rows},
+        rows=Rows.of(rows),
         score_tree=MerkleTree([*score_leaves, leaf_hash(encode_words(meta))]),
         state_tree=state_tree,
         meta_values=meta,
-        _position={row.subject: i for i, row in enumerate(rows)},
-    )
-
-
-def _evidence_digest(items: Sequence[Evidence]) -> bytes:
-    """The epoch's evidence about one subject, hashed (items sorted by kind and ref)."""
-    ordered = sorted(items, key=lambda item: (item.kind, item.ref, item.count))
-    return keccak256(
-        encode_words(
-            [[int(i.kind) for i in ordered], [i.count for i in ordered], [i.ref for i in ordered]]
-        )
     )

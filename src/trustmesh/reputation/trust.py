@@ -34,7 +34,11 @@ import numpy.typing as npt
 from trustmesh.reputation.evidence import Stake, Verdicts
 from trustmesh.reputation.params import TRUST_MASS, Params
 
-__all__ = ["WitnessGraph", "iterate_numpy", "iterate_reference", "pretrust"]
+__all__ = [
+    "WitnessGraph", "iterate_edges", "iterate_numpy", "iterate_reference", "pretrust",
+]  # fmt: skip
+
+Ints = npt.NDArray[np.int64]
 
 
 def pretrust(subjects: Sequence[bytes], stakes: Iterable[Stake], params: Params) -> list[int]:
@@ -119,27 +123,37 @@ def iterate_reference(pre: Sequence[int], graph: WitnessGraph, params: Params) -
 
 
 def iterate_numpy(pre: Sequence[int], graph: WitnessGraph, params: Params) -> list[list[int]]:
-    """:func:`iterate_reference`, vectorised: the same integers. int64 holds every
-    intermediate: a value is at most TRUST_MASS = 10^15 (a step passes on at most
-    what it holds), a weight at most ``edge_cap`` and the teleport's denominator at
-    most 9,000 (:class:`~trustmesh.reputation.params.Params` checks both)."""
+    """:func:`iterate_reference`, vectorised (:func:`iterate_edges`): the same integers."""
     n = len(pre)
     counts = np.fromiter(map(len, graph.sources), dtype=np.int64, count=n)
     dst = np.repeat(np.arange(n, dtype=np.int64), counts)
     src = np.fromiter((i for row in graph.sources for i in row), dtype=np.int64, count=len(dst))
     w = np.fromiter((x for row in graph.weights for x in row), dtype=np.int64, count=len(dst))
     out = np.asarray(graph.out_weight, dtype=np.int64)
-    p = np.asarray(pre, dtype=np.int64)
+    steps: list[list[int]] = iterate_edges(
+        np.asarray(pre, dtype=np.int64), src, dst, w, out, params
+    ).tolist()
+    return steps
+
+
+def iterate_edges(
+    pre: Ints, src: Ints, dst: Ints, w: Ints, out: Ints, params: Params
+) -> npt.NDArray[np.int64]:
+    """Every step's trust vector (one row a step) over the edges ``src -> dst`` with
+    weights ``w``, sorted by ``dst``. int64 holds every intermediate: a value is at
+    most TRUST_MASS = 10^15 (a step passes on at most what it holds), a weight at
+    most ``edge_cap`` and the teleport's denominator at most 9,000
+    (:class:`~trustmesh.reputation.params.Params` checks both)."""
+    n = len(pre)
     num, den = params.teleport_num, params.teleport_den
     starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]]) if len(dst) else np.empty(0, np.int64)
-    targets = dst[starts] if len(dst) else np.empty(0, np.int64)
+    targets = dst[starts]
     out_src = out[src]
-    t: npt.NDArray[np.int64] = p.copy()
-    steps = [p.tolist()]
-    for _ in range(params.steps):
+    steps = np.empty((params.steps + 1, n), dtype=np.int64)
+    steps[0] = pre
+    for k in range(params.steps):
         inflow = np.zeros(n, dtype=np.int64)
         if len(dst):
-            inflow[targets] = np.add.reduceat(t[src] * w // out_src, starts)
-        t = ((den - num) * inflow + num * p) // den
-        steps.append(t.tolist())
+            inflow[targets] = np.add.reduceat(steps[k][src] * w // out_src, starts)
+        steps[k + 1] = ((den - num) * inflow + num * pre) // den
     return steps

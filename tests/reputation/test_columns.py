@@ -1,0 +1,63 @@
+"""The vectorised engine at scale: an epoch given as columns, its leaves hashed in
+two processes, gives the table one process gives; malformed columns are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trustmesh.bench.reputation import population_columns
+from trustmesh.errors import InvalidEvidence
+from trustmesh.reputation import Kind, Params
+from trustmesh.reputation.leaves import PARALLEL_MIN
+from trustmesh.reputation.merkle import MerkleTree, check_proof
+from trustmesh.reputation.table import compute_columns
+
+
+def test_two_processes_hash_the_table_one_process_hashes() -> None:
+    columns = population_columns(PARALLEL_MIN + 1_234, 4)
+    one = compute_columns(columns, Params(), workers=1)
+    two = compute_columns(columns, Params(), workers=2)
+    assert (two.score_root, two.state_root) == (one.score_root, one.state_root)
+    for subject in (columns.subjects[0], columns.subjects[PARALLEL_MIN // 2], columns.subjects[-1]):
+        row = two.rows[subject]
+        assert two.score_proof(subject) == one.score_proof(subject)
+        check_proof(two.state_proof(subject), two.state_root, row.state_leaf(columns.epoch))
+    check_proof(two.meta_proof(), two.score_root, two.meta_leaf)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 33, 100])
+def test_a_tree_from_levels_made_in_parts_is_the_tree(size: int) -> None:
+    leaves = [bytes([i % 256, i // 256]) * 16 for i in range(size)]
+    whole = MerkleTree(leaves)
+    below, made = leaves[: size - size % 4], []  # the complete nodes of a prefix, two levels
+    for _ in range(2):
+        below = [MerkleTree(below[i : i + 2]).root for i in range(0, len(below) - 1, 2)]
+        made.append(below)
+    assert MerkleTree.from_levels(leaves, made).root == whole.root
+    assert [MerkleTree.from_levels(leaves, made).proof(i) for i in range(size)] == [
+        whole.proof(i) for i in range(size)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: {"subjects": list(reversed(c.subjects))}, "sorted and unique"),
+        (lambda c: {"subjects": [b"short", *c.subjects[1:]]}, "32 bytes"),
+        (lambda c: {"witness": c.witness + len(c.subjects)}, "witness is not in"),
+        (lambda c: {"reading": c.reading[:-1]}, "attestation columns differ"),
+        (lambda c: {"ev_kind": np.full_like(c.ev_kind, int(Kind.WITNESSED))}, "from attestations"),
+        (lambda c: {"ev_kind": np.full_like(c.ev_kind, 99)}, "unknown evidence kind 99"),
+        (lambda c: {"ev_count": np.zeros_like(c.ev_count)}, "counts 1 to"),
+        (lambda c: {"stake": -c.stake}, "negative"),
+        (lambda c: {"alpha": c.alpha[:-1]}, "one value a subject"),
+    ],
+)
+def test_malformed_columns_are_refused_by_name(change: Any, message: str) -> None:
+    columns = population_columns(50, 4)
+    with pytest.raises(InvalidEvidence, match=message):
+        dataclasses.replace(columns, **change(columns))
