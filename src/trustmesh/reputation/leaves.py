@@ -107,21 +107,20 @@ def _hash_range(scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int, depth:
     state = _leaf_hashes(record)
     score = np.zeros((hi - lo, 3, WORD), dtype=np.uint8)
     score[:, 0] = ids[lo:hi]
-    score[:, 1] = _uint_words(np.array([epoch], dtype=object))
-    score[:, 2] = _uint_words(scored.score[lo:hi])
+    _put(score[:, 1], slice(None), np.full(hi - lo, epoch, dtype=object))
+    _put(score[:, 2], slice(None), scored.score[lo:hi])
     scores = _leaf_hashes(score)
     return state, scores, _complete_levels(state, depth), _complete_levels(scores, depth)
 
 
-def _uint_words(values: Exact) -> Bytes:
-    """uint256 words, big-endian (values from 0 to 2**256 - 1)."""
-    words = np.zeros((len(values), WORD), dtype=np.uint8)
-    if values.dtype != object or (len(values) and max(values) < 1 << 63):
-        words[:, WORD - 8 :] = values.astype(">u8").view(np.uint8).reshape(-1, 8)
-    else:
-        for i, value in enumerate(values.tolist()):
-            words[i] = np.frombuffer(value.to_bytes(WORD, "big"), dtype=np.uint8)
-    return words
+def _put(words: Bytes, at: npt.NDArray[np.int64] | slice, values: Exact) -> None:
+    """uint256 ``values`` (big-endian) into the zeroed 32-byte rows ``words[at]``."""
+    if values.dtype != object or not len(values) or max(values) < 1 << 63:
+        words.view(">u8")[at, 3] = values
+        return
+    rows = np.arange(len(words))[at]
+    for row, value in zip(rows.tolist(), values.tolist(), strict=True):
+        words[row] = np.frombuffer(value.to_bytes(WORD, "big"), dtype=np.uint8)
 
 
 def _state_records(scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int) -> Bytes:
@@ -142,9 +141,8 @@ def _state_records(scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int) -> 
         (10, scored.beta[lo:hi]),
         (HEAD, np.full(m, steps, dtype=np.int64)),
     ):
-        record[:, column] = _uint_words(values)
-    trust = np.ascontiguousarray(scored.trust[:, lo:hi].T, dtype=">u8")
-    record[:, HEAD + 1 :, WORD - 8 :] = trust.view(np.uint8).reshape(m, steps, 8)
+        _put(record[:, column], slice(None), values)
+    record.view(">u8")[:, HEAD + 1 :, 3] = scored.trust[:, lo:hi].T
     return record
 
 
@@ -158,15 +156,21 @@ def _edge_records(
     start = np.r_[0, np.cumsum(4 + 2 * k)]
     words = np.zeros((int(start[-1]), WORD), dtype=np.uint8)
     at = start[:-1]
-    words[at] = _uint_words(np.full(len(k), 2 * WORD, dtype=np.int64))
-    words[at + 1] = _uint_words(2 * WORD + WORD * (1 + k))
-    words[at + 2] = _uint_words(k)
-    words[at + 3 + k] = _uint_words(k)
+    _put(words, at, np.full(len(k), 2 * WORD, dtype=np.int64))
+    _put(words, at + 1, 2 * WORD + WORD * (1 + k))
+    _put(words, at + 2, k)
+    _put(words, at + 3 + k, k)
     owner = scored.dst[first:last] - lo
-    rank = np.arange(first, last) - scored.edge_start[scored.dst[first:last]]
-    words[at[owner] + 3 + rank] = ids[scored.src[first:last]]
-    words[at[owner] + 4 + k[owner] + rank] = _uint_words(scored.weight[first:last])
+    place = at[owner] + 3 + (np.arange(first, last) - scored.edge_start[scored.dst[first:last]])
+    _rows(words)[place] = _rows(ids)[scored.src[first:last]]
+    _put(words, place + 1 + k[owner], scored.weight[first:last])
     return words, start
+
+
+def _rows(words: Bytes) -> npt.NDArray[np.void]:
+    """32-byte rows as one item each (a gather or scatter of whole rows is one copy)."""
+    rows: npt.NDArray[np.void] = words.view(np.dtype((np.void, WORD))).reshape(-1)
+    return rows
 
 
 def _evidence_digests(scored: Scored, lo: int, hi: int) -> Bytes:
@@ -183,16 +187,16 @@ def _evidence_digests(scored: Scored, lo: int, hi: int) -> Bytes:
     words = np.zeros((int(start[-1]), WORD), dtype=np.uint8)
     at = start[:-1]
     for i, offset in enumerate((0 * k + 3 * WORD, 4 * WORD + WORD * k, 5 * WORD + 2 * WORD * k)):
-        words[at + i] = _uint_words(offset)
+        _put(words, at + i, offset)
     for part in range(3):
-        words[at + 3 + part * (1 + k)] = _uint_words(k)
+        _put(words, at + 3 + part * (1 + k), k)
     items = scored.ev_order[scored.ev_start[lo] : scored.ev_start[hi]]
     owner = np.repeat(np.arange(len(k)), k)
     rank = np.arange(len(items)) - np.repeat(np.r_[0, np.cumsum(k)][:-1], k)
     base = at[owner] + 4 + rank
-    words[base] = _uint_words(columns.ev_kind[items])
-    words[base + 1 + k[owner]] = _uint_words(columns.ev_count[items])
-    words[base + 2 * (1 + k[owner])] = columns.ev_ref[items]
+    _put(words, base, columns.ev_kind[items])
+    _put(words, base + 1 + k[owner], columns.ev_count[items])
+    _rows(words)[base + 2 * (1 + k[owner])] = _rows(np.ascontiguousarray(columns.ev_ref))[items]
     digests[some] = _digests(words, start)
     return digests
 
