@@ -15,6 +15,8 @@ from trustmesh.reputation import Kind, Params
 from trustmesh.reputation.leaves import PARALLEL_MIN
 from trustmesh.reputation.merkle import MerkleTree, check_proof
 from trustmesh.reputation.table import compute_columns
+from trustmesh.reputation.trust import iterate_edges
+from trustmesh.reputation.vector import score_columns
 
 
 def test_two_processes_hash_the_table_one_process_hashes() -> None:
@@ -36,11 +38,10 @@ def test_a_tree_from_levels_made_in_parts_is_the_tree(size: int) -> None:
     below, made = leaves[: size - size % 4], []  # the complete nodes of a prefix, two levels
     for _ in range(2):
         below = [MerkleTree(below[i : i + 2]).root for i in range(0, len(below) - 1, 2)]
-        made.append(below)
-    assert MerkleTree.from_levels(leaves, made).root == whole.root
-    assert [MerkleTree.from_levels(leaves, made).proof(i) for i in range(size)] == [
-        whole.proof(i) for i in range(size)
-    ]
+        made.append(b"".join(below))
+    tree = MerkleTree.from_levels(b"".join(leaves), made)
+    assert tree.root == whole.root and len(tree) == len(whole) == size
+    assert [tree.proof(i) for i in range(size)] == [whole.proof(i) for i in range(size)]
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,11 @@ def test_malformed_columns_are_refused_by_name(change: Any, message: str) -> Non
     columns = population_columns(50, 4)
     with pytest.raises(InvalidEvidence, match=message):
         dataclasses.replace(columns, **change(columns))
+
+
+def test_the_iteration_split_among_threads_gives_the_same_steps() -> None:
+    scored = score_columns(population_columns(3_000, 16), Params())
+    graph = (scored.pretrust, scored.src, scored.dst, scored.weight, scored.out_weight)
+    one = iterate_edges(*graph, Params(), threads=1)
+    assert np.array_equal(iterate_edges(*graph, Params(), threads=3), one)
+    assert np.array_equal(one, scored.trust) and one[-1].any()

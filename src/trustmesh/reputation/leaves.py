@@ -34,8 +34,9 @@ WORD = 32
 HEAD = 12  # the state leaf's head words; its trust array follows (length, values)
 PARALLEL_MIN = 1 << 15  # fewer subjects than this are hashed in one process
 Bytes = npt.NDArray[np.uint8]
-# (state leaves, score leaves, state tree's complete levels 1..depth, score tree's)
-Hashed = tuple[list[bytes], list[bytes], list[list[bytes]], list[list[bytes]]]
+# (state leaves, score leaves, state tree's complete levels 1..depth, score tree's),
+# each level its 32-byte hashes end to end
+Hashed = tuple[bytes, bytes, list[bytes], list[bytes]]
 
 
 def hash_leaves(scored: Scored, epoch: int, workers: int | None = None) -> Hashed:
@@ -58,7 +59,7 @@ def hash_leaves(scored: Scored, epoch: int, workers: int | None = None) -> Hashe
     sender.close()
     mine = _hash_range(scored, ids, epoch, 0, split, depth)
     try:
-        theirs = _unpack(receiver.recv())
+        theirs = receiver.recv()
     except EOFError:  # the child died (killed, out of memory): hash its part here
         theirs = _hash_range(scored, ids, epoch, split, n, depth)
     finally:
@@ -75,28 +76,8 @@ def hash_leaves(scored: Scored, epoch: int, workers: int | None = None) -> Hashe
 def _child(
     sender: Connection, scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int, depth: int
 ) -> None:
-    hashed = _hash_range(scored, ids, epoch, lo, hi, depth)
-    sender.send(
-        (
-            b"".join(hashed[0]),
-            b"".join(hashed[1]),
-            [b"".join(level) for level in hashed[2]],
-            [b"".join(level) for level in hashed[3]],
-        )
-    )
+    sender.send(_hash_range(scored, ids, epoch, lo, hi, depth))
     sender.close()
-
-
-def _unpack(blobs: tuple[bytes, bytes, list[bytes], list[bytes]]) -> Hashed:
-    def split(blob: bytes) -> list[bytes]:
-        return [blob[i : i + WORD] for i in range(0, len(blob), WORD)]
-
-    return (
-        split(blobs[0]),
-        split(blobs[1]),
-        [split(level) for level in blobs[2]],
-        [split(level) for level in blobs[3]],
-    )
 
 
 def _hash_range(scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int, depth: int) -> Hashed:
@@ -110,7 +91,12 @@ def _hash_range(scored: Scored, ids: Bytes, epoch: int, lo: int, hi: int, depth:
     _put(score[:, 1], slice(None), np.full(hi - lo, epoch, dtype=object))
     _put(score[:, 2], slice(None), scored.score[lo:hi])
     scores = _leaf_hashes(score)
-    return state, scores, _complete_levels(state, depth), _complete_levels(scores, depth)
+    return (
+        b"".join(state),
+        b"".join(scores),
+        _complete_levels(state, depth),
+        _complete_levels(scores, depth),
+    )
 
 
 def _put(words: Bytes, at: npt.NDArray[np.int64] | slice, values: Exact) -> None:
@@ -218,7 +204,7 @@ def _leaf_hashes(records: Bytes) -> list[bytes]:
     return [keccak(keccak(view[a : a + size]).digest()).digest() for a in range(0, len(view), size)]
 
 
-def _complete_levels(leaves: list[bytes], depth: int) -> list[list[bytes]]:
+def _complete_levels(leaves: list[bytes], depth: int) -> list[bytes]:
     """Levels 1..depth of the tree over ``leaves``, each node whose leaves all lie
     in ``leaves`` (no carried node: that depends on what follows)."""
     keccak = sha3.keccak_256
@@ -228,5 +214,5 @@ def _complete_levels(leaves: list[bytes], depth: int) -> list[list[bytes]]:
             keccak(a + b if a < b else b + a).digest()
             for a, b in zip(below[0::2], below[1::2], strict=False)
         ]
-        levels.append(below)
+        levels.append(b"".join(below))
     return levels

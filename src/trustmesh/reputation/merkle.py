@@ -26,7 +26,8 @@ from trustmesh.errors import InvalidProof
 
 __all__ = ["MerkleTree", "check_proof", "keccak256", "leaf_hash", "pair_hash", "root_from_proof"]
 
-EMPTY_ROOT = bytes(32)
+HASH = 32
+EMPTY_ROOT = bytes(HASH)
 """The root of a tree with no leaves (no proof verifies against it)."""
 
 
@@ -48,43 +49,29 @@ def pair_hash(a: bytes, b: bytes) -> bytes:
 
 
 class MerkleTree:
-    """All levels of a sorted-pair tree over ``leaves`` (leaf hashes, in order)."""
+    """All levels of a sorted-pair tree over ``leaves`` (leaf hashes, in order), each
+    level kept as one string of 32-byte hashes (two million leaves' hashes as two
+    million objects would cost twice the memory)."""
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
-        self._levels: list[list[bytes]] = [list(leaves)]
-        while len(self._levels[-1]) > 1:
-            below = self._levels[-1]
-            above = [pair_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            if len(below) % 2:
-                above.append(below[-1])  # no sibling: carried up as it is
-            self._levels.append(above)
+        self._levels = _levels(b"".join(leaves), [])
 
     @classmethod
-    def from_levels(cls, leaves: Sequence[bytes], made: Sequence[Sequence[bytes]]) -> MerkleTree:
-        """The tree over ``leaves`` where ``made[k]`` is a prefix of level ``k + 1``
-        already computed (by other processes, each over part of the leaves): only
-        the rest is hashed here."""
+    def from_levels(cls, leaves: bytes, made: Sequence[bytes]) -> MerkleTree:
+        """The tree over the concatenated hashes ``leaves``, where ``made[k]`` is a
+        prefix of level ``k + 1`` already computed (by processes each given part of
+        the leaves): only the rest is hashed here."""
         tree = cls([])
-        tree._levels = [list(leaves)]
-        while len(tree._levels[-1]) > 1:
-            below = tree._levels[-1]
-            level = len(tree._levels) - 1
-            above = list(made[level]) if level < len(made) else []
-            above += [
-                pair_hash(below[i], below[i + 1]) for i in range(2 * len(above), len(below) - 1, 2)
-            ]
-            if len(below) % 2:
-                above.append(below[-1])  # no sibling: carried up as it is
-            tree._levels.append(above)
+        tree._levels = _levels(leaves, made)
         return tree
 
     @property
     def root(self) -> bytes:
         top = self._levels[-1]
-        return top[0] if top else EMPTY_ROOT
+        return top if top else EMPTY_ROOT
 
     def __len__(self) -> int:
-        return len(self._levels[0])
+        return len(self._levels[0]) // HASH
 
     def proof(self, index: int) -> list[bytes]:
         """The siblings from leaf ``index`` up to the root."""
@@ -92,11 +79,26 @@ class MerkleTree:
             raise IndexError(f"leaf {index} of a tree of {len(self)}")
         siblings = []
         for level in self._levels[:-1]:
-            sibling = index ^ 1
+            sibling = (index ^ 1) * HASH
             if sibling < len(level):
-                siblings.append(level[sibling])
+                siblings.append(level[sibling : sibling + HASH])
             index //= 2
         return siblings
+
+
+def _levels(leaves: bytes, made: Sequence[bytes]) -> list[bytes]:
+    levels = [leaves]
+    while len(levels[-1]) > HASH:
+        below = levels[-1]
+        count = len(below) // HASH
+        known = made[len(levels) - 1] if len(levels) - 1 < len(made) else b""
+        rest = [
+            pair_hash(below[i : i + HASH], below[i + HASH : i + 2 * HASH])
+            for i in range(2 * len(known), (count - 1) * HASH, 2 * HASH)
+        ]
+        carried = below[-HASH:] if count % 2 else b""  # no sibling: carried up as it is
+        levels.append(known + b"".join(rest) + carried)
+    return levels
 
 
 def root_from_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:

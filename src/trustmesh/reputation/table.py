@@ -155,13 +155,13 @@ def commit_scored(scored: Scored, params: Params, *, workers: int | None = None)
     state_tree = MerkleTree.from_levels(state, state_made)
     staked = int(np.count_nonzero(scored.pretrust))
     meta: list[Any] = [
-        META, columns.epoch, state_tree.root, len(state), staked, params_digest(params),
+        META, columns.epoch, state_tree.root, len(state_tree), staked, params_digest(params),
     ]  # fmt: skip
     return ReputationTable(
         epoch=columns.epoch,
         params=params,
         rows=Rows(columns.subjects, row_maker(scored, params)),
-        score_tree=MerkleTree.from_levels([*score, leaf_hash(encode_words(meta))], score_made),
+        score_tree=MerkleTree.from_levels(score + leaf_hash(encode_words(meta)), score_made),
         state_tree=state_tree,
         meta_values=meta,
     )

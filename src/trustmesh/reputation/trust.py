@@ -25,7 +25,10 @@ Python that reads like the formula, and :func:`iterate_numpy`, vectorised.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,23 +140,54 @@ def iterate_numpy(pre: Sequence[int], graph: WitnessGraph, params: Params) -> li
 
 
 def iterate_edges(
-    pre: Ints, src: Ints, dst: Ints, w: Ints, out: Ints, params: Params
+    pre: Ints, src: Ints, dst: Ints, w: Ints, out: Ints, params: Params, threads: int | None = None
 ) -> npt.NDArray[np.int64]:
     """Every step's trust vector (one row a step) over the edges ``src -> dst`` with
     weights ``w``, sorted by ``dst``. int64 holds every intermediate: a value is at
     most TRUST_MASS = 10^15 (a step passes on at most what it holds), a weight at
     most ``edge_cap`` and the teleport's denominator at most 9,000
-    (:class:`~trustmesh.reputation.params.Params` checks both)."""
+    (:class:`~trustmesh.reputation.params.Params` checks both). Large graphs are
+    split by ``dst`` among ``threads`` (numpy lets go of the GIL as it computes;
+    by default one a core, up to two)."""
     n = len(pre)
     num, den = params.teleport_num, params.teleport_den
-    starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]]) if len(dst) else np.empty(0, np.int64)
-    targets = dst[starts]
-    out_src = out[src]
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1) if len(dst) >= THREADED_EDGES else 1
+    parts = [_Part(src[cut], dst[cut], w[cut], out) for cut in _cuts(dst, threads)]
     steps = np.empty((params.steps + 1, n), dtype=np.int64)
     steps[0] = pre
-    for k in range(params.steps):
-        inflow = np.zeros(n, dtype=np.int64)
-        if len(dst):
-            inflow[targets] = np.add.reduceat(steps[k][src] * w // out_src, starts)
-        steps[k + 1] = ((den - num) * inflow + num * pre) // den
+    with ThreadPoolExecutor(len(parts)) as pool:
+        for k in range(params.steps):
+            inflow = np.zeros(n, dtype=np.int64)
+            list(pool.map(lambda part, t=steps[k], into=inflow: part.flow(t, into), parts))
+            steps[k + 1] = ((den - num) * inflow + num * pre) // den
     return steps
+
+
+THREADED_EDGES = 1 << 20  # fewer edges than this are iterated in one thread
+
+
+class _Part:
+    """Edges into a range of subjects: what one thread passes on each step."""
+
+    def __init__(self, src: Ints, dst: Ints, w: Ints, out: Ints) -> None:
+        self.src, self.w, self.out_src = src, w, out[src]
+        self.starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]]) if len(dst) else dst
+        self.targets = dst[self.starts]
+
+    def flow(self, t: Ints, into: Ints) -> None:
+        """Add what this part's edges pass on from ``t`` into ``into``."""
+        if len(self.src):
+            into[self.targets] = np.add.reduceat(t[self.src] * self.w // self.out_src, self.starts)
+
+
+def _cuts(dst: Ints, parts: int) -> list[slice]:
+    """``dst`` (sorted) cut into ``parts`` slices of about equal size, never
+    splitting one target's edges."""
+    if not len(dst):
+        return [slice(0, 0)]
+    bounds = [0]
+    for k in range(1, parts):
+        bounds.append(max(bounds[-1], int(np.searchsorted(dst, dst[len(dst) * k // parts]))))
+    bounds.append(len(dst))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
