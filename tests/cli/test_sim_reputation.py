@@ -78,9 +78,7 @@ def test_bench_reputation_json_shape() -> None:
     document = json.loads(result.stdout)
     assert document["benchmark"] == "reputation" and document["subjects"] == 300
     assert 0 < document["edges"] <= 300 * 16
-    assert document["total_seconds"] == pytest.approx(
-        document["score_seconds"] + document["commit_seconds"], abs=2e-3
-    )
+    assert document["score_only_seconds"] > 0 and document["total_seconds"] > 0
     assert document["ratio_vs_iteration"] > 1  # scoring includes the iteration, and more
     gas = document["gas"]
     assert gas["attesters"] == 32  # the fraud proof is measured at the in-degree cap

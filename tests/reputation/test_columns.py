@@ -12,11 +12,11 @@ import pytest
 from trustmesh.bench.reputation import population_columns
 from trustmesh.errors import InvalidEvidence
 from trustmesh.reputation import Kind, Params
-from trustmesh.reputation.leaves import PARALLEL_MIN
+from trustmesh.reputation.leaves import PARALLEL_MIN, LeafHasher
 from trustmesh.reputation.merkle import MerkleTree, check_proof
 from trustmesh.reputation.table import compute_columns
 from trustmesh.reputation.trust import iterate_edges
-from trustmesh.reputation.vector import score_columns
+from trustmesh.reputation.vector import build_graph, score_columns, score_graph
 
 
 def test_two_processes_hash_the_table_one_process_hashes() -> None:
@@ -70,3 +70,16 @@ def test_the_iteration_split_among_threads_gives_the_same_steps() -> None:
     one = iterate_edges(*graph, Params(), threads=1)
     assert np.array_equal(iterate_edges(*graph, Params(), threads=3), one)
     assert np.array_equal(one, scored.trust) and one[-1].any()
+
+
+def test_a_hashing_child_that_dies_leaves_its_part_to_the_parent() -> None:
+    columns = population_columns(PARALLEL_MIN + 99, 4)
+    whole = compute_columns(columns, Params(), workers=1)
+    graph = build_graph(columns, Params())
+    with LeafHasher(graph, workers=2) as hasher:
+        assert hasher._child is not None and 0 < hasher.split < len(columns.subjects)
+        hasher._child.kill()  # (as the kernel's OOM killer would)
+        hasher._child.join()
+        state, score, _, _ = hasher.finish(score_graph(graph, Params()))
+    assert MerkleTree.from_levels(state, []).root == whole.state_root
+    assert len(score) == 32 * len(columns.subjects)

@@ -44,13 +44,13 @@ import numpy as np
 from trustmesh.reputation._abi import encode as encode_words
 from trustmesh.reputation.beta import BetaState
 from trustmesh.reputation.columns import EpochColumns, EpochInputs, columns_of
-from trustmesh.reputation.leaves import hash_leaves
+from trustmesh.reputation.leaves import LeafHasher
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
 from trustmesh.reputation.params import Params
 from trustmesh.reputation.reference import score_reference
 from trustmesh.reputation.row import SubjectScore
 from trustmesh.reputation.rows import Rows, row_maker
-from trustmesh.reputation.vector import Scored, score_columns
+from trustmesh.reputation.vector import Scored, build_graph, score_columns, score_graph
 
 __all__ = [
     "EpochInputs",
@@ -144,14 +144,25 @@ def compute_columns(
     columns: EpochColumns, params: Params, *, workers: int | None = None
 ) -> ReputationTable:
     """:func:`compute_epoch` of an epoch given as columns (the vectorised engine;
-    ``workers``: processes that hash the leaves, by default up to two)."""
-    return commit_scored(score_columns(columns, params), params, workers=workers)
+    ``workers``: processes that hash the leaves, by default up to two, the second
+    starting as soon as the witness graph is built)."""
+    graph = build_graph(columns, params)
+    with LeafHasher(graph, workers) as hasher:
+        scored = score_graph(graph, params)
+        return _committed(scored, params, hasher.finish(scored))
 
 
 def commit_scored(scored: Scored, params: Params, *, workers: int | None = None) -> ReputationTable:
     """The table of an epoch scored by the vectorised engine: its trees hashed."""
+    with LeafHasher(scored, workers) as hasher:
+        return _committed(scored, params, hasher.finish(scored))
+
+
+def _committed(
+    scored: Scored, params: Params, hashed: tuple[bytes, bytes, list[bytes], list[bytes]]
+) -> ReputationTable:
     columns = scored.columns
-    state, score, state_made, score_made = hash_leaves(scored, columns.epoch, workers)
+    state, score, state_made, score_made = hashed
     state_tree = MerkleTree.from_levels(state, state_made)
     staked = int(np.count_nonzero(scored.pretrust))
     meta: list[Any] = [

@@ -13,7 +13,7 @@ where they do not (a stake of 10^20 wei, a subject with 2^40 bad events).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -24,28 +24,41 @@ from trustmesh.reputation.evidence import GOOD, Kind
 from trustmesh.reputation.params import ONE, TRUST_MASS, UNIT, Params
 from trustmesh.reputation.trust import iterate_edges
 
-__all__ = ["Scored", "score_columns"]
+__all__ = ["Graph", "Scored", "build_graph", "score_columns", "score_graph"]
 
 SAFE = 1 << 62  # int64 arithmetic below this bound cannot overflow in one more addition
 FLOAT_EXACT = 1 << 53  # a float64 sum of integers is exact below this
 
 
 @dataclass(frozen=True)
-class Scored:
-    """An epoch scored, column by column, subjects in id order. The kept witness
-    edges ``src -> dst`` are sorted by (dst, src); ``edge_start[j]`` is where j's
-    in-edges begin (``edge_start[n]`` the edge count). The evidence items, in
-    (subject, kind, ref, count) order, are ``ev_order``; ``ev_start`` likewise."""
+class Graph:
+    """An epoch's witness graph and evidence, subjects in id order: all that its
+    scores are computed from. The kept witness edges ``src -> dst`` are sorted by
+    (dst, src); ``edge_start[j]`` is where j's in-edges begin (``edge_start[n]`` the
+    edge count). The evidence items, in (subject, kind, ref, count) order, are
+    ``ev_order``; ``ev_start`` likewise; ``good``/``bad`` their units per subject."""
 
     columns: EpochColumns
     pretrust: Ints
     staked_before: Ints
-    trust: Ints  # (steps + 1, n): every step's values
+    verdicts: tuple[Ints, Ints, Ints, Ints]  # witness, subject, agrees, readings
     src: Ints
     dst: Ints
     weight: Ints
     edge_start: Ints
     out_weight: Ints
+    ev_order: Ints
+    ev_start: Ints
+    good: Exact
+    bad: Exact
+
+
+@dataclass(frozen=True)
+class Scored(Graph):
+    """An epoch scored: its graph, and every step's trust and each subject's beta
+    state and score."""
+
+    trust: Ints  # (steps + 1, n): every step's values
     witnessed: Ints
     disputed: Ints
     contradicted: Ints
@@ -53,18 +66,42 @@ class Scored:
     beta: Exact
     beta_score: Ints
     score: Ints
-    ev_order: Ints
-    ev_start: Ints
 
 
 def score_columns(columns: EpochColumns, params: Params) -> Scored:
     """The epoch's scores and everything they were computed from."""
+    return score_graph(build_graph(columns, params), params)
+
+
+def build_graph(columns: EpochColumns, params: Params) -> Graph:
+    """The epoch's verdicts, witness graph and evidence units."""
     n = len(columns.subjects)
     pre = _pretrust(columns, params)
     vi, vj, agrees, count = _verdicts(columns, params.edge_cap)
     src, dst, weight = _graph(n, vi, vj, agrees, count, pre, params)
-    out_weight = _sum_by(src, weight, n)
-    trust = iterate_edges(pre, src, dst, weight, out_weight, params)
+    ev_order, ev_start, good, bad = _evidence(columns, params)
+    return Graph(
+        columns=columns,
+        pretrust=pre,
+        staked_before=np.cumsum(pre > 0) - (pre > 0),
+        verdicts=(vi, vj, agrees, count),
+        src=src,
+        dst=dst,
+        weight=weight,
+        edge_start=np.r_[0, np.cumsum(np.bincount(dst, minlength=n))].astype(np.int64),
+        out_weight=_sum_by(src, weight, n),
+        ev_order=ev_order,
+        ev_start=ev_start,
+        good=good,
+        bad=bad,
+    )
+
+
+def score_graph(graph: Graph, params: Params) -> Scored:
+    """Every step's trust over ``graph``, then each subject's beta state and score."""
+    columns, pre = graph.columns, graph.pretrust
+    n = len(columns.subjects)
+    trust = iterate_edges(pre, graph.src, graph.dst, graph.weight, graph.out_weight, params)
     last = trust[-1]
     staked = int(np.count_nonzero(pre))
     tau = max(1, TRUST_MASS // max(1, staked))
@@ -72,25 +109,19 @@ def score_columns(columns: EpochColumns, params: Params) -> Scored:
     heard = max(1, tau * params.witness_scale_num // params.witness_scale_den)
     previous = _beta_score(columns.alpha, columns.beta, params)
     voice = _fraction(last, heard) * previous // ONE
-    witnessed, disputed, contradicted = _witness_units(n, vi, vj, agrees, count, voice, params)
-    ev_order, ev_start, good, bad = _evidence(columns, params)
+    witnessed, disputed, contradicted = _witness_units(n, *graph.verdicts, voice, params)
     w = params.weights
-    good = _add(good, _scale(np.minimum(witnessed, params.good_cap * UNIT), w[Kind.WITNESSED], 1))
-    bad = _add(bad, _scale(disputed, w[Kind.WITNESS_DISAGREES], 1))
+    good = _add(
+        graph.good, _scale(np.minimum(witnessed, params.good_cap * UNIT), w[Kind.WITNESSED], 1)
+    )
+    bad = _add(graph.bad, _scale(disputed, w[Kind.WITNESS_DISAGREES], 1))
     bad = _add(bad, _scale(contradicted, w[Kind.CONTRADICTED], 1))
     alpha = _add(_scale(columns.alpha, params.forget_num, params.forget_den), good)
     beta = _add(_scale(columns.beta, params.forget_bad_num, params.forget_bad_den), bad)
     beta_score = _beta_score(alpha, beta, params)
     return Scored(
-        columns=columns,
-        pretrust=pre,
-        staked_before=np.cumsum(pre > 0) - (pre > 0),
+        **{field.name: getattr(graph, field.name) for field in fields(Graph)},
         trust=trust,
-        src=src,
-        dst=dst,
-        weight=weight,
-        edge_start=np.r_[0, np.cumsum(np.bincount(dst, minlength=n))].astype(np.int64),
-        out_weight=out_weight,
         witnessed=witnessed,
         disputed=disputed,
         contradicted=contradicted,
@@ -98,8 +129,6 @@ def score_columns(columns: EpochColumns, params: Params) -> Scored:
         beta=beta,
         beta_score=beta_score,
         score=beta_score * _fraction(last, scaled) // ONE,
-        ev_order=ev_order,
-        ev_start=ev_start,
     )
 
 
