@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trustmesh.bench.reputation import population_columns
+from trustmesh.bench.reputation import population, population_columns
 from trustmesh.errors import InvalidEvidence
-from trustmesh.reputation import Kind, Params
+from trustmesh.reputation import Kind, Params, compute_epoch, vector
 from trustmesh.reputation.leaves import PARALLEL_MIN, LeafHasher
 from trustmesh.reputation.merkle import MerkleTree, check_proof
 from trustmesh.reputation.table import compute_columns
@@ -83,3 +83,12 @@ def test_a_hashing_child_that_dies_leaves_its_part_to_the_parent() -> None:
         state, score, _, _ = hasher.finish(score_graph(graph, Params()))
     assert MerkleTree.from_levels(state, []).root == whole.state_root
     assert len(score) == 32 * len(columns.subjects)
+
+
+def test_the_tally_split_between_threads_gives_the_reference_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inputs = population(300, 12)
+    monkeypatch.setattr(vector, "THREADED", 1)  # (split however few attestations there are)
+    split = compute_epoch(inputs, engine="numpy")
+    assert split.score_root == compute_epoch(inputs, engine="reference").score_root

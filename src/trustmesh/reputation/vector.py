@@ -13,6 +13,8 @@ where they do not (a stake of 10^20 wei, a subject with 2^40 bad events).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,6 +30,7 @@ __all__ = ["Graph", "Scored", "build_graph", "score_columns", "score_graph"]
 
 SAFE = 1 << 62  # int64 arithmetic below this bound cannot overflow in one more addition
 FLOAT_EXACT = 1 << 53  # a float64 sum of integers is exact below this
+THREADED = 1 << 20  # attestations from which the tally is split between two threads
 
 
 @dataclass(frozen=True)
@@ -148,17 +151,31 @@ def _verdicts(columns: EpochColumns, cap: int) -> tuple[Ints, Ints, Ints, Ints]:
     """:func:`~trustmesh.reputation.evidence.tally_verdicts`: each verdict's witness,
     subject, agreement (0 or 1) and distinct witness readings (at most ``cap``),
     sorted by pair (the lower index, the higher), then direction (the lower
-    witnessing first), then agreement: a pair's two directions end up side by side."""
+    witnessing first), then agreement: a pair's two directions end up side by side.
+    Many attestations are split by pair into two ranges, tallied in two threads."""
     n = len(columns.subjects)
-    witness, attested, agrees = columns.witness, columns.attested, columns.agrees
-    reading = columns.reading
-    keep = witness != attested
-    if not keep.all():
-        witness, attested, agrees, reading = (c[keep] for c in (witness, attested, agrees, reading))
+    witness, attested = columns.witness, columns.attested
+    low = np.minimum(witness, attested)
+    if len(low) < THREADED or (os.cpu_count() or 1) < 2:
+        return _tally(n, cap, columns, np.ones(len(low), dtype=np.bool_), low)
+    middle = int(np.median(low[:: max(1, len(low) // 4096)]))  # a sample's median
+    below = low < middle
+    with ThreadPoolExecutor(2) as pool:
+        parts = list(pool.map(lambda part: _tally(n, cap, columns, part, low), (below, ~below)))
+    return tuple(np.concatenate(columns) for columns in zip(*parts, strict=True))  # type: ignore[return-value]
+
+
+def _tally(
+    n: int, cap: int, columns: EpochColumns, part: npt.NDArray[np.bool_], low: Ints
+) -> tuple[Ints, Ints, Ints, Ints]:
+    """:func:`_verdicts` of the attestations in ``part`` (other than of oneself)."""
+    part = part & (columns.witness != columns.attested)
+    witness, attested = columns.witness[part], columns.attested[part]
+    agrees, reading = columns.agrees[part], columns.reading[part]
     if not len(witness):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, empty
-    key = np.minimum(witness, attested)
+    key = low[part]
     key *= n
     key += np.maximum(witness, attested)
     key <<= 2
@@ -178,9 +195,14 @@ def _verdicts(columns: EpochColumns, cap: int) -> tuple[Ints, Ints, Ints, Ints]:
     count = np.minimum(np.diff(np.r_[starts, len(distinct)]), cap)
     keys = distinct[starts]
     pair, backwards = keys >> 2, (keys & 2) == 2
-    low = pair // n
-    high = pair - low * n
-    return np.where(backwards, high, low), np.where(backwards, low, high), keys & 1, count
+    lower = pair // n
+    higher = pair - lower * n
+    return (
+        np.where(backwards, higher, lower),
+        np.where(backwards, lower, higher),
+        keys & 1,
+        count,
+    )
 
 
 def _changes(values: Ints) -> npt.NDArray[np.bool_]:
