@@ -16,7 +16,7 @@ from trustmesh.reputation.leaves import PARALLEL_MIN, LeafHasher
 from trustmesh.reputation.merkle import MerkleTree, check_proof
 from trustmesh.reputation.table import compute_columns
 from trustmesh.reputation.trust import iterate_edges
-from trustmesh.reputation.vector import build_graph, score_columns, score_graph
+from trustmesh.reputation.vector import build_graph, score_columns, score_graph, tally
 
 
 def test_two_processes_hash_the_table_one_process_hashes() -> None:
@@ -75,7 +75,7 @@ def test_the_iteration_split_among_threads_gives_the_same_steps() -> None:
 def test_a_hashing_child_that_dies_leaves_its_part_to_the_parent() -> None:
     columns = population_columns(PARALLEL_MIN + 99, 4)
     whole = compute_columns(columns, Params(), workers=1)
-    graph = build_graph(columns, Params())
+    graph = build_graph(tally(columns, Params()), Params())
     with LeafHasher(graph, workers=2) as hasher:
         assert hasher._child is not None and 0 < hasher.split < len(columns.subjects)
         hasher._child.kill()  # (as the kernel's OOM killer would)

@@ -13,9 +13,11 @@ What is left (the top levels, and the nodes on the right edge, where the score
 tree's meta leaf joins) is made here
 (:meth:`~trustmesh.reputation.merkle.MerkleTree.from_levels`).
 
-The child starts as soon as the witness graph is known (:class:`LeafHasher`):
-its part's in-edge and evidence digests need nothing more, so it hashes them
-while this process iterates the trust; the scores follow it through a pipe.
+The child starts as soon as the witness verdicts are tallied (:class:`LeafHasher`):
+its part's evidence digests need nothing more, so it hashes them while this
+process builds the witness graph; its part of the graph follows through a pipe,
+and it hashes its in-edge digests while this process iterates the trust; then
+the scores follow.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -34,7 +38,7 @@ import sha3
 
 from trustmesh.reputation.columns import Exact, Ints
 from trustmesh.reputation.row import evidence_digest
-from trustmesh.reputation.vector import Graph, Scored
+from trustmesh.reputation.vector import Graph, Scored, Tally
 
 __all__ = ["PARALLEL_MIN", "LeafHasher"]
 
@@ -58,6 +62,7 @@ class _Late:
     alpha: Exact
     beta: Exact
     score: Ints
+    out_weight: Ints
 
     @classmethod
     def of(cls, scored: Scored, lo: int, hi: int) -> _Late:
@@ -67,56 +72,84 @@ class _Late:
             scored.alpha[lo:hi],
             scored.beta[lo:hi],
             scored.score[lo:hi],
+            scored.out_weight[lo:hi],
         )
 
 
-class LeafHasher:
-    """Hashes an epoch's leaves: started once its graph is known (a forked child
-    begins on its part), finished with its scores (:meth:`finish`). A context
-    manager: leaving it stops a child still running."""
+@dataclass(frozen=True)
+class _Edges:
+    """The kept in-edges of subjects [lo, hi): ``start[j - lo]`` is where j's begin
+    in ``src``/``weight`` (``start[hi - lo]`` their count). Small types: a child is
+    sent its part through a pipe while it waits."""
 
-    def __init__(self, graph: Graph, workers: int | None = None) -> None:
-        n = len(graph.columns.subjects)
-        self.graph = graph
-        self.ids = np.frombuffer(b"".join(graph.columns.subjects), dtype=np.uint8).reshape(n, WORD)
+    lo: int
+    start: Ints
+    src: npt.NDArray[np.int32] | Ints
+    weight: npt.NDArray[np.int16] | Ints
+
+    @classmethod
+    def of(cls, graph: Graph, lo: int, hi: int) -> _Edges:
+        first, last = int(graph.edge_start[lo]), int(graph.edge_start[hi])
+        src, weight = graph.src[first:last], graph.weight[first:last]
+        if len(graph.pretrust) < 1 << 31:
+            src = src.astype(np.int32)
+        if len(weight) and int(weight.max()) < 1 << 15:
+            weight = weight.astype(np.int16)
+        return cls(lo, graph.edge_start[lo : hi + 1] - first, src, weight)
+
+
+class LeafHasher:
+    """Hashes an epoch's leaves: started once its verdicts are tallied (a forked
+    child begins on its part's evidence digests), given the witness graph when it
+    is built (:meth:`graph_built`: the child hashes its part's in-edges while this
+    process iterates the trust), finished with the scores (:meth:`finish`). A
+    context manager: leaving it stops a child still running."""
+
+    def __init__(self, tallied: Tally, workers: int | None = None) -> None:
+        n = len(tallied.columns.subjects)
+        self.tallied = tallied
+        subjects = tallied.columns.subjects
+        self.ids = np.frombuffer(b"".join(subjects), dtype=np.uint8).reshape(n, WORD)
         workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         self.depth, self.split = 0, n
         self._child: multiprocessing.process.BaseProcess | None = None
+        self._sending: list[threading.Thread] = []
         if workers < 2 or n < PARALLEL_MIN:
             return
         self.depth = max(0, n.bit_length() - 6)  # parts join at multiples of 2**depth
         block = 1 << self.depth
         self.split = int(n * (1 - CHILD_SHARE)) // block * block
-        context = multiprocessing.get_context("fork")  # the child reads the graph, unpickled
+        context = multiprocessing.get_context("fork")  # the child reads the tally, unpickled
         self._results, results = context.Pipe(duplex=False)
-        late, self._late = context.Pipe(duplex=False)
+        given, self._given = context.Pipe(duplex=False)
         self._child = context.Process(
             target=_child,
-            args=(results, late, graph, self.ids, self.split, n, self.depth),
+            args=(results, given, tallied, self.ids, self.split, n, self.depth),
             daemon=True,
         )
         self._child.start()
         results.close()
-        late.close()
+        given.close()
+
+    def graph_built(self, graph: Graph) -> None:
+        """Hand the child its part of the witness graph."""
+        self._give(lambda: _Edges.of(graph, self.split, len(self.ids)))
 
     def finish(self, scored: Scored) -> Hashed:
         """Every subject's state and score leaf, and the inner nodes of each tree
         that lie wholly inside one part."""
-        n = len(self.ids)
-        split, depth = self.split, self.depth
+        n, split, depth = len(self.ids), self.split, self.depth
+        if self._child is not None and not self._sending:
+            self.graph_built(scored)
+        self._give(lambda: _Late.of(scored, split, n))
+        mine = _hash_part(scored, self.ids, 0, split, depth, _Late.of(scored, 0, split))
         theirs: Hashed | None = None
-        if self._child is not None:
-            try:
-                self._late.send(_Late.of(scored, split, n))
-            except (BrokenPipeError, OSError):
-                self.close()  # the child died (killed, out of memory): its part is done here
-        mine = _hash_part(self.graph, self.ids, 0, split, depth, _Late.of(scored, 0, split))
         if self._child is not None:
             with contextlib.suppress(EOFError):  # (the child died: its part is done here)
                 theirs = self._results.recv()
             self.close()
         if split < n and theirs is None:
-            theirs = _hash_part(self.graph, self.ids, split, n, depth, _Late.of(scored, split, n))
+            theirs = _hash_part(scored, self.ids, split, n, depth, _Late.of(scored, split, n))
         if theirs is None:
             return mine
         return (
@@ -126,12 +159,28 @@ class LeafHasher:
             [a + b for a, b in zip(mine[3], theirs[3], strict=True)],
         )
 
+    def _give(self, make: Callable[[], object]) -> None:
+        """Send the child ``make()`` from a thread: the pipe takes it as fast as the
+        child reads, and this process has its own part to hash meanwhile."""
+        if self._child is None:
+            return
+
+        def send() -> None:
+            with contextlib.suppress(OSError):  # (the child died: finish does its part)
+                self._given.send(make())
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        self._sending.append(sender)
+
     def close(self) -> None:
         if self._child is not None:
-            self._results.close()
-            self._late.close()
             self._child.kill()
             self._child.join()
+            for sender in self._sending:
+                sender.join()
+            self._results.close()
+            self._given.close()
             self._child = None
 
     def __enter__(self) -> LeafHasher:
@@ -147,31 +196,40 @@ class LeafHasher:
 
 
 def _child(
-    results: Connection, late: Connection, graph: Graph, ids: Bytes, lo: int, hi: int, depth: int
+    results: Connection, given: Connection, tallied: Tally, ids: Bytes, lo: int, hi: int, depth: int
 ) -> None:
-    digests = _digests_of(graph, ids, lo, hi)
-    results.send(_leaves(graph, ids, lo, hi, depth, late.recv(), digests))
+    evidence = _evidence_part(tallied, lo, hi)
+    digests = (_edges_part(given.recv(), ids, lo, hi), evidence)
+    results.send(_leaves(tallied, ids, lo, hi, depth, given.recv(), digests))
     results.close()
 
 
 def _hash_part(graph: Graph, ids: Bytes, lo: int, hi: int, depth: int, late: _Late) -> Hashed:
     """Subjects [lo, hi) (``lo`` a multiple of ``2**depth``); ``ids`` all subjects'."""
-    return _leaves(graph, ids, lo, hi, depth, late, _digests_of(graph, ids, lo, hi))
+    digests = (_edges_part(_Edges.of(graph, lo, hi), ids, lo, hi), _evidence_part(graph, lo, hi))
+    return _leaves(graph, ids, lo, hi, depth, late, digests)
 
 
-def _digests_of(graph: Graph, ids: Bytes, lo: int, hi: int) -> tuple[Bytes, Bytes]:
-    """The in-edge and the evidence digests of subjects [lo, hi)."""
-    edges = np.zeros((hi - lo, WORD), dtype=np.uint8)
-    evidence = np.zeros((hi - lo, WORD), dtype=np.uint8)
+def _edges_part(edges: _Edges, ids: Bytes, lo: int, hi: int) -> Bytes:
+    """The in-edge digests of subjects [lo, hi)."""
+    digests = np.zeros((hi - lo, WORD), dtype=np.uint8)
     for a in range(lo, hi, CHUNK):
         b = min(hi, a + CHUNK)
-        edges[a - lo : b - lo] = _digests(*_edge_records(graph, ids, a, b))
-        evidence[a - lo : b - lo] = _evidence_digests(graph, a, b)
-    return edges, evidence
+        digests[a - lo : b - lo] = _digests(*_edge_records(edges, ids, a, b))
+    return digests
+
+
+def _evidence_part(tallied: Tally, lo: int, hi: int) -> Bytes:
+    """The evidence digests of subjects [lo, hi)."""
+    digests = np.zeros((hi - lo, WORD), dtype=np.uint8)
+    for a in range(lo, hi, CHUNK):
+        b = min(hi, a + CHUNK)
+        digests[a - lo : b - lo] = _evidence_digests(tallied, a, b)
+    return digests
 
 
 def _leaves(
-    graph: Graph,
+    tallied: Tally,
     ids: Bytes,
     lo: int,
     hi: int,
@@ -183,7 +241,7 @@ def _leaves(
     scores: list[bytes] = []
     for a in range(lo, hi, CHUNK):
         b = min(hi, a + CHUNK)
-        record = _state_records(graph, ids, late, lo, a, b)
+        record = _state_records(tallied, ids, late, lo, a, b)
         record[:, HEAD - 4] = digests[0][a - lo : b - lo]
         record[:, HEAD - 1] = digests[1][a - lo : b - lo]
         state += _leaf_hashes(record)
@@ -210,7 +268,7 @@ def _put(words: Bytes, at: npt.NDArray[np.int64] | slice, values: Exact) -> None
         words[row] = np.frombuffer(value.to_bytes(WORD, "big"), dtype=np.uint8)
 
 
-def _state_records(graph: Graph, ids: Bytes, late: _Late, lo: int, a: int, b: int) -> Bytes:
+def _state_records(tallied: Tally, ids: Bytes, late: _Late, lo: int, a: int, b: int) -> Bytes:
     """The state leaves' encodings of subjects [a, b) (``late`` holds [lo, ...)'s),
     digests left zero (filled in by the caller)."""
     m, steps = b - a, late.trust.shape[0]
@@ -221,9 +279,9 @@ def _state_records(graph: Graph, ids: Bytes, late: _Late, lo: int, a: int, b: in
     for column, values in (
         (1, np.full(m, late.epoch, dtype=object)),
         (2, np.arange(a, b, dtype=np.int64)),
-        (4, graph.staked_before[a:b]),
-        (5, graph.pretrust[a:b]),
-        (6, graph.out_weight[a:b]),
+        (4, tallied.staked_before[a:b]),
+        (5, tallied.pretrust[a:b]),
+        (6, late.out_weight[a - lo : b - lo]),
         (7, np.full(m, HEAD * WORD, dtype=np.int64)),  # the trust array's offset
         (9, late.alpha[a - lo : b - lo]),
         (10, late.beta[a - lo : b - lo]),
@@ -234,11 +292,11 @@ def _state_records(graph: Graph, ids: Bytes, late: _Late, lo: int, a: int, b: in
     return record
 
 
-def _edge_records(graph: Graph, ids: Bytes, lo: int, hi: int) -> tuple[Bytes, Ints]:
+def _edge_records(edges: _Edges, ids: Bytes, a: int, b: int) -> tuple[Bytes, Ints]:
     """``abi.encode(bytes32[] attesters, uint256[] weights)`` of each subject's kept
-    in-edges, end to end, and each one's first word (with the end's)."""
-    first, last = int(graph.edge_start[lo]), int(graph.edge_start[hi])
-    k = np.diff(graph.edge_start[lo : hi + 1])
+    in-edges, subjects [a, b), end to end, and each one's first word (with the end's)."""
+    first, last = int(edges.start[a - edges.lo]), int(edges.start[b - edges.lo])
+    k = np.diff(edges.start[a - edges.lo : b - edges.lo + 1])
     start = np.r_[0, np.cumsum(4 + 2 * k)]
     words = np.zeros((int(start[-1]), WORD), dtype=np.uint8)
     at = start[:-1]
@@ -246,10 +304,10 @@ def _edge_records(graph: Graph, ids: Bytes, lo: int, hi: int) -> tuple[Bytes, In
     _put(words, at + 1, 2 * WORD + WORD * (1 + k))
     _put(words, at + 2, k)
     _put(words, at + 3 + k, k)
-    owner = graph.dst[first:last] - lo
-    place = at[owner] + 3 + (np.arange(first, last) - graph.edge_start[graph.dst[first:last]])
-    _rows(words)[place] = _rows(ids)[graph.src[first:last]]
-    _put(words, place + 1 + k[owner], graph.weight[first:last])
+    owner = np.repeat(np.arange(b - a), k)
+    place = at[owner] + 3 + (np.arange(first, last) - edges.start[owner + a - edges.lo])
+    _rows(words)[place] = _rows(ids)[edges.src[first:last]]
+    _put(words, place + 1 + k[owner], edges.weight[first:last].astype(np.int64))
     return words, start
 
 
@@ -259,11 +317,11 @@ def _rows(words: Bytes) -> npt.NDArray[np.void]:
     return rows
 
 
-def _evidence_digests(graph: Graph, lo: int, hi: int) -> Bytes:
+def _evidence_digests(tallied: Tally, lo: int, hi: int) -> Bytes:
     """``keccak256(abi.encode(uint256[] kinds, uint256[] counts, bytes32[] refs))`` of
     each subject's evidence items (:func:`~trustmesh.reputation.row.evidence_digest`)."""
-    columns = graph.columns
-    k = np.diff(graph.ev_start[lo : hi + 1])
+    columns = tallied.columns
+    k = np.diff(tallied.ev_start[lo : hi + 1])
     digests = np.tile(np.frombuffer(evidence_digest(()), dtype=np.uint8), (hi - lo, 1))
     some = np.flatnonzero(k)
     if not len(some):
@@ -276,7 +334,7 @@ def _evidence_digests(graph: Graph, lo: int, hi: int) -> Bytes:
         _put(words, at + i, offset)
     for part in range(3):
         _put(words, at + 3 + part * (1 + k), k)
-    items = graph.ev_order[graph.ev_start[lo] : graph.ev_start[hi]]
+    items = tallied.ev_order[tallied.ev_start[lo] : tallied.ev_start[hi]]
     owner = np.repeat(np.arange(len(k)), k)
     rank = np.arange(len(items)) - np.repeat(np.r_[0, np.cumsum(k)][:-1], k)
     base = at[owner] + 4 + rank

@@ -50,7 +50,7 @@ from trustmesh.reputation.params import Params
 from trustmesh.reputation.reference import score_reference
 from trustmesh.reputation.row import SubjectScore
 from trustmesh.reputation.rows import Rows, row_maker
-from trustmesh.reputation.vector import Scored, build_graph, score_columns, score_graph
+from trustmesh.reputation.vector import Scored, build_graph, score_columns, score_graph, tally
 
 __all__ = [
     "EpochInputs",
@@ -145,9 +145,11 @@ def compute_columns(
 ) -> ReputationTable:
     """:func:`compute_epoch` of an epoch given as columns (the vectorised engine;
     ``workers``: processes that hash the leaves, by default up to two, the second
-    starting as soon as the witness graph is built)."""
-    graph = build_graph(columns, params)
-    with LeafHasher(graph, workers) as hasher:
+    starting as soon as the verdicts are tallied)."""
+    tallied = tally(columns, params)
+    with LeafHasher(tallied, workers) as hasher:
+        graph = build_graph(tallied, params)
+        hasher.graph_built(graph)
         scored = score_graph(graph, params)
         return _committed(scored, params, hasher.finish(scored))
 

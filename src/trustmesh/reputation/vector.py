@@ -26,7 +26,7 @@ from trustmesh.reputation.evidence import GOOD, Kind
 from trustmesh.reputation.params import ONE, TRUST_MASS, UNIT, Params
 from trustmesh.reputation.trust import iterate_edges
 
-__all__ = ["Graph", "Scored", "build_graph", "score_columns", "score_graph"]
+__all__ = ["Graph", "Scored", "Tally", "build_graph", "score_columns", "score_graph", "tally"]
 
 SAFE = 1 << 62  # int64 arithmetic below this bound cannot overflow in one more addition
 FLOAT_EXACT = 1 << 53  # a float64 sum of integers is exact below this
@@ -34,26 +34,32 @@ THREADED = 1 << 20  # attestations from which the tally is split between two thr
 
 
 @dataclass(frozen=True)
-class Graph:
-    """An epoch's witness graph and evidence, subjects in id order: all that its
-    scores are computed from. The kept witness edges ``src -> dst`` are sorted by
-    (dst, src); ``edge_start[j]`` is where j's in-edges begin (``edge_start[n]`` the
-    edge count). The evidence items, in (subject, kind, ref, count) order, are
-    ``ev_order``; ``ev_start`` likewise; ``good``/``bad`` their units per subject."""
+class Tally:
+    """An epoch's pre-trust, witness verdicts and evidence, subjects in id order.
+    The evidence items, in (subject, kind, ref, count) order, are ``ev_order``;
+    ``ev_start[j]`` is where j's begin (``ev_start[n]`` their count); ``good``/``bad``
+    their units per subject."""
 
     columns: EpochColumns
     pretrust: Ints
     staked_before: Ints
     verdicts: tuple[Ints, Ints, Ints, Ints]  # witness, subject, agrees, readings
+    ev_order: Ints
+    ev_start: Ints
+    good: Exact
+    bad: Exact
+
+
+@dataclass(frozen=True)
+class Graph(Tally):
+    """A tally and its witness graph: the kept edges ``src -> dst``, sorted by
+    (dst, src); ``edge_start[j]`` is where j's in-edges begin."""
+
     src: Ints
     dst: Ints
     weight: Ints
     edge_start: Ints
     out_weight: Ints
-    ev_order: Ints
-    ev_start: Ints
-    good: Exact
-    bad: Exact
 
 
 @dataclass(frozen=True)
@@ -73,31 +79,43 @@ class Scored(Graph):
 
 def score_columns(columns: EpochColumns, params: Params) -> Scored:
     """The epoch's scores and everything they were computed from."""
-    return score_graph(build_graph(columns, params), params)
+    return score_graph(build_graph(tally(columns, params), params), params)
 
 
-def build_graph(columns: EpochColumns, params: Params) -> Graph:
-    """The epoch's verdicts, witness graph and evidence units."""
-    n = len(columns.subjects)
+def tally(columns: EpochColumns, params: Params) -> Tally:
+    """The epoch's pre-trust, verdicts and evidence units."""
     pre = _pretrust(columns, params)
-    vi, vj, agrees, count = _verdicts(columns, params.edge_cap)
-    src, dst, weight = _graph(n, vi, vj, agrees, count, pre, params)
     ev_order, ev_start, good, bad = _evidence(columns, params)
-    return Graph(
+    return Tally(
         columns=columns,
         pretrust=pre,
         staked_before=np.cumsum(pre > 0) - (pre > 0),
-        verdicts=(vi, vj, agrees, count),
-        src=src,
-        dst=dst,
-        weight=weight,
-        edge_start=np.r_[0, np.cumsum(np.bincount(dst, minlength=n))].astype(np.int64),
-        out_weight=_sum_by(src, weight, n),
+        verdicts=_verdicts(columns, params.edge_cap),
         ev_order=ev_order,
         ev_start=ev_start,
         good=good,
         bad=bad,
     )
+
+
+def build_graph(tallied: Tally, params: Params) -> Graph:
+    """The witness graph of a tally."""
+    if isinstance(tallied, Graph):
+        return tallied
+    n = len(tallied.columns.subjects)
+    src, dst, weight = _graph(n, *tallied.verdicts, tallied.pretrust, params)
+    return Graph(
+        **_fields(tallied, Tally),
+        src=src,
+        dst=dst,
+        weight=weight,
+        edge_start=np.r_[0, np.cumsum(np.bincount(dst, minlength=n))].astype(np.int64),
+        out_weight=_sum_by(src, weight, n),
+    )
+
+
+def _fields(value: Tally, kind: type[Tally]) -> dict[str, Any]:
+    return {field.name: getattr(value, field.name) for field in fields(kind)}
 
 
 def score_graph(graph: Graph, params: Params) -> Scored:
@@ -123,7 +141,7 @@ def score_graph(graph: Graph, params: Params) -> Scored:
     beta = _add(_scale(columns.beta, params.forget_bad_num, params.forget_bad_den), bad)
     beta_score = _beta_score(alpha, beta, params)
     return Scored(
-        **{field.name: getattr(graph, field.name) for field in fields(Graph)},
+        **_fields(graph, Graph),
         trust=trust,
         witnessed=witnessed,
         disputed=disputed,
@@ -257,22 +275,28 @@ def _witness_units(
     n: int, vi: Ints, vj: Ints, agrees: Ints, count: Ints, voice: Ints, params: Params
 ) -> tuple[Ints, Ints, Ints]:
     """:func:`~trustmesh.reputation.beta.witness_units`: standing agreeing and
-    disagreeing units per subject, and overruled units per witness."""
+    disagreeing units per subject, and overruled units per witness. Only a verdict
+    whose other side says something about its subject can be overruled: the others
+    all stand, and are summed without being compared."""
     units = count * UNIT
     said = units * voice[vi] // ONE  # (at most edge_cap * UNIT: a voice is at most ONE)
     yes = agrees == 1
+    if yes.all():
+        return _sum_by(vj, said, n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     said_yes, said_no = _sum_by(vj[yes], said[yes], n), _sum_by(vj[~yes], said[~yes], n)
-    own = np.where(yes, said_yes[vj], said_no[vj])
-    other = np.where(yes, said_no[vj], said_yes[vj])
+    contested = np.flatnonzero(np.where(yes, (said_no > 0)[vj], (said_yes > 0)[vj]))
+    j, agreeing = vj[contested], yes[contested]
+    own = np.where(agreeing, said_yes[j], said_no[j])
+    other = np.where(agreeing, said_no[j], said_yes[j])
     c_num, c_den = params.consensus_num, params.consensus_den
     if len(other) and int(max(other.max(), own.max())) * max(c_num, c_den) >= SAFE:
         own, other = own.astype(object), other.astype(object)
-    overruled = (other > 0) & (other * c_den >= own * c_num)
-    standing = ~overruled
+    lost = contested[other * c_den >= own * c_num]  # (other > 0: the subject is contested)
+    out_yes, out_no = lost[yes[lost]], lost[~yes[lost]]
     return (
-        _sum_by(vj[standing & yes], said[standing & yes], n),
-        _sum_by(vj[standing & ~yes], said[standing & ~yes], n),
-        _sum_by(vi[overruled], units[overruled], n),
+        said_yes - _sum_by(vj[out_yes], said[out_yes], n),
+        said_no - _sum_by(vj[out_no], said[out_no], n),
+        _sum_by(vi[lost], units[lost], n),
     )
 
 
