@@ -4,7 +4,8 @@ Devices sit on a grid and measure a smooth field; nodes sit among them. Each
 epoch every subject leaves the evidence an honest or a malicious one would: its
 readings logged (and the odd seq gap), witness attestations of its neighbours
 (whether their reading agrees with its own measurement), a node's anchors. The
-model scores everyone from that evidence (:func:`trustmesh.reputation.table.score_epoch`),
+model scores everyone from that evidence (the vectorised engine, given columns:
+:mod:`trustmesh.reputation.vector`),
 and so do two baselines on the same data: plain EigenTrust (pre-trust shared
 equally by all identities, the score its trust) and plain beta reputation (every
 witness counted alike, no trust). Each attack scenario reports, for the model
@@ -26,22 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustmesh.reputation import (
-    ONE,
-    TRUST_MASS,
-    Attestation,
-    BetaState,
-    EpochInputs,
-    Evidence,
-    Kind,
-    Params,
-    Stake,
-    compute_epoch,
-)
-from trustmesh.reputation.beta import evidence_totals, witness_units
-from trustmesh.reputation.evidence import tally_verdicts
-from trustmesh.reputation.table import score_epoch
-from trustmesh.reputation.trust import WitnessGraph, iterate_numpy
+import numpy as np
+import numpy.typing as npt
+
+from trustmesh.reputation import ONE, UNIT, BetaState, Kind, Params
+from trustmesh.reputation.columns import EpochColumns, exact
+from trustmesh.reputation.table import compute_columns
+from trustmesh.reputation.vector import Tally, build_graph, score_columns, score_graph, tally
+from trustmesh.sim.neighbours import Index, pairs_within
 
 __all__ = ["SCENARIOS", "Scenario", "run_simulation"]
 
@@ -49,6 +42,7 @@ DEVICE_STAKE = 10**17
 NODE_STAKE = 10**18
 WITNESS_RANGE = 1.5  # grid units: a device hears its eight neighbours
 NODE_RANGE = 2.5
+BRIDGE_RANGE = 3.0  # a bridge vouches for Sybils claiming spots this close to its own
 WITNESSES_PER_CHALLENGE = 6  # the verdicts a virtual Sybil makes up per claim
 # a witness agrees when the reading is this close to its own: the field differs by
 # at most ~1.5 across a node's range, a lie by LIE
@@ -160,141 +154,151 @@ def _build(scenario: Scenario, devices: int, nodes: int, seed: int) -> _World:
     return world
 
 
-def _epoch_inputs(world: _World, epoch: int) -> EpochInputs:
+def _epoch_columns(world: _World, epoch: int) -> EpochColumns:
+    """The epoch's evidence, as the model takes it (columns: a swarm scenario has
+    a hundred thousand identities and a million attestations an epoch)."""
     rng, scenario = world.rng, world.scenario
     active = [i for i in world.identities if i.id not in world.retired]
-    reported: dict[bytes, float] = {}
-    evidence: list[Evidence] = []
-    for identity in active:
+    reported = np.empty(len(active))
+    evidence: list[tuple[int, Kind, bytes, int]] = []  # (active identity, kind, ref, count)
+    for k, identity in enumerate(active):
         truth = _field(identity.x, identity.y, epoch)
         lying = identity.kind in LIARS or (
             identity.kind == "onoff" and rng.random() >= scenario.honest_rate
         )
-        reported[identity.id] = truth + (LIE if lying else rng.gauss(0, 0.1))
+        reported[k] = truth + (LIE if lying else rng.gauss(0, 0.1))
         ref = _id(f"readings {epoch} {identity.id.hex()}")
         if identity.is_node:
-            evidence.append(Evidence(identity.id, Kind.ANCHOR_KEPT, ref, 6))
+            evidence.append((k, Kind.ANCHOR_KEPT, ref, 6))
         else:
-            evidence.append(Evidence(identity.id, Kind.READINGS_LOGGED, ref, READINGS_PER_EPOCH))
+            evidence.append((k, Kind.READINGS_LOGGED, ref, READINGS_PER_EPOCH))
             if rng.random() < GAP_RATE:
-                evidence.append(Evidence(identity.id, Kind.SEQ_GAP, _id(f"gap {ref.hex()}")))
-    attestations = _witnessing(world, active, reported, epoch, evidence)
-    stakes = [Stake(i.id, i.stake, min(i.age, 1_000), i.slashed) for i in active]
+                evidence.append((k, Kind.SEQ_GAP, _id(f"gap {ref.hex()}"), 1))
+    witness, attested, agrees = _witnessing(world, active, reported, epoch, evidence)
+    subjects = sorted({i.id for i in active} | set(world.states))
+    index = {subject: j for j, subject in enumerate(subjects)}
+    at = np.array([index[i.id] for i in active], dtype=np.int64)
+    stake, age = [0] * len(subjects), [0] * len(subjects)
     for identity in active:
+        if not identity.slashed:
+            stake[index[identity.id]] = identity.stake
+            age[index[identity.id]] = min(identity.age, 1_000)
         identity.age += 1
-    return EpochInputs(epoch, evidence, attestations, stakes, world.states)
+    fresh = BetaState(0, 0)
+    states = [world.states.get(subject, fresh) for subject in subjects]
+    return EpochColumns(
+        epoch=epoch,
+        subjects=subjects,
+        witness=at[witness],
+        attested=at[attested],
+        reading=np.arange(len(witness), dtype=np.int64),  # (each its own witness reading)
+        agrees=agrees,
+        ev_subject=at[np.array([k for k, _, _, _ in evidence], dtype=np.int64)],
+        ev_kind=np.array([int(kind) for _, kind, _, _ in evidence], dtype=np.int64),
+        ev_ref=np.frombuffer(b"".join(ref for _, _, ref, _ in evidence), dtype=np.uint8).reshape(
+            -1, 32
+        ),
+        ev_count=np.array([count for _, _, _, count in evidence], dtype=np.int64),
+        stake=exact(stake),
+        stake_age=np.array(age, dtype=np.int64),
+        alpha=exact([state.alpha for state in states]),
+        beta=exact([state.beta for state in states]),
+    )
 
 
 def _witnessing(
     world: _World,
     active: Sequence[_Identity],
-    reported: dict[bytes, float],
+    reported: npt.NDArray[np.float64],
     epoch: int,
-    evidence: list[Evidence],
-) -> list[Attestation]:
-    """Who attests whom, and what each says of the reading it heard. Physical
-    identities hear their neighbours' challenges; a swarm's virtual identities,
-    which hear nothing, make up verdicts about identities near the spots they
-    claim (praising one another, slandering the honest), and bridges vouch for
-    Sybils near them. Every claim is checked the same way: two claimed spots
-    too far apart for either to have heard the other make an impossible claim,
-    held against both."""
-    rng = world.rng
-    heard = _Cells([i for i in active if i.kind != "swarm"], lambda i: (i.x, i.y))
-    claimed = _Cells(active, lambda i: i.claimed)
-    verdicts: list[tuple[_Identity, _Identity, bool]] = []
-    for subject in heard.members:
-        reach = NODE_RANGE if subject.is_node else WITNESS_RANGE
-        near = [
-            w
-            for w in heard.near(subject.x, subject.y)
-            if w is not subject
-            and math.dist((w.x, w.y), (subject.x, subject.y))
-            <= (NODE_RANGE if w.is_node else reach)
-        ]
-        for witness in near:  # a challenge is a broadcast: everyone in range answers
-            own = _field(witness.x, witness.y, epoch)
-            agrees = abs(reported[subject.id] - own) <= TOLERANCE
-            if witness.kind in ("ring", "badmouth"):
-                agrees = subject.kind == witness.kind  # its own always, everyone else never
-            verdicts.append((witness, subject, agrees))
-    for sybil in (i for i in active if i.kind == "swarm"):
-        around = [
-            i
-            for i in claimed.near(*sybil.claimed)
-            if i is not sybil and math.dist(i.claimed, sybil.claimed) <= WITNESS_RANGE
-        ]
-        for other in rng.sample(around, min(WITNESSES_PER_CHALLENGE, len(around))):
-            verdicts.append((sybil, other, other.malicious))
-    for bridge in (i for i in active if i.kind == "bridge"):
-        around = [i for i in claimed.near(*bridge.claimed) if i.kind == "swarm"]
-        for sybil in rng.sample(around, min(20, len(around))):
-            verdicts.append((bridge, sybil, True))
-    attestations = []
-    for witness, subject, agrees in verdicts:
-        ref = _id(f"witness {epoch} {witness.id.hex()} {subject.id.hex()}")
-        if math.dist(witness.claimed, subject.claimed) > NODE_RANGE * 1.5:
-            evidence.append(Evidence(witness.id, Kind.IMPOSSIBLE_CLAIM, ref))
-            evidence.append(Evidence(subject.id, Kind.IMPOSSIBLE_CLAIM, ref))
-        else:
-            attestations.append(Attestation(witness.id, subject.id, ref, agrees))
-    return attestations
+    evidence: list[tuple[int, Kind, bytes, int]],
+) -> tuple[Index, Index, npt.NDArray[np.bool_]]:
+    """Who attests whom (by index in ``active``), and whether what it heard agrees
+    with its own measurement. Physical identities hear their neighbours'
+    challenges; a swarm's virtual identities, which hear nothing, make up verdicts
+    about identities near the spots they claim (praising one another, slandering
+    the honest), and bridges vouch for Sybils near them. Every claim is checked the
+    same way: two claimed spots too far apart for either to have heard the other
+    make an impossible claim, held against both."""
+    sample = np.random.default_rng(world.rng.getrandbits(64))
+    kind = np.array([i.kind for i in active])
+    is_node = np.array([i.is_node for i in active], dtype=np.bool_)
+    malicious = np.array([i.malicious for i in active], dtype=np.bool_)
+    place = np.array([(i.x, i.y) for i in active], dtype=np.float64).reshape(-1, 2)
+    claimed = np.array([i.claimed for i in active], dtype=np.float64).reshape(-1, 2)
+    # a challenge is a broadcast: everyone in range answers
+    physical = np.flatnonzero(kind != "swarm")
+    w, s = pairs_within(place[physical], place[physical], NODE_RANGE)
+    w, s = physical[w], physical[s]
+    reach = np.where(is_node[w] | is_node[s], NODE_RANGE, WITNESS_RANGE)
+    heard = (w != s) & (np.hypot(*(place[w] - place[s]).T) <= reach)
+    w, s = w[heard], s[heard]
+    own = 20 + 4 * np.sin(place[w, 0] / 9 + epoch / 5) + 4 * np.cos(place[w, 1] / 11)
+    agrees = np.abs(reported[s] - own) <= TOLERANCE
+    biased = np.isin(kind[w], ["ring", "badmouth"])  # its own always, everyone else never
+    agrees[biased] = kind[s][biased] == kind[w][biased]
+    sybils = np.flatnonzero(kind == "swarm")
+    sw, so = pairs_within(claimed[sybils], claimed, WITNESS_RANGE)
+    sw, so = _some_each(sybils[sw], so, WITNESSES_PER_CHALLENGE, sample)
+    bridges = np.flatnonzero(kind == "bridge")
+    bw, bo = pairs_within(claimed[bridges], claimed[sybils], BRIDGE_RANGE)
+    bw, bo = _some_each(bridges[bw], sybils[bo], 20, sample)
+    w, s = np.concatenate([w, sw, bw]), np.concatenate([s, so, bo])
+    agrees = np.concatenate([agrees, malicious[so], np.ones(len(bw), dtype=np.bool_)])
+    far = np.hypot(*(claimed[w] - claimed[s]).T) > NODE_RANGE * 1.5
+    for k in np.flatnonzero(far).tolist():
+        ref = _id(f"witness {epoch} {active[w[k]].id.hex()} {active[s[k]].id.hex()}")
+        evidence.append((int(w[k]), Kind.IMPOSSIBLE_CLAIM, ref, 1))
+        evidence.append((int(s[k]), Kind.IMPOSSIBLE_CLAIM, ref, 1))
+    return w[~far], s[~far], agrees[~far]
 
 
-class _Cells:
-    """Identities by grid cell of a position, for neighbour lookups."""
-
-    def __init__(
-        self, members: Sequence[_Identity], where: Callable[[_Identity], tuple[float, float]]
-    ) -> None:
-        self.members = list(members)
-        self._cells: dict[tuple[int, int], list[_Identity]] = {}
-        for identity in self.members:
-            x, y = where(identity)
-            self._cells.setdefault((int(x), int(y)), []).append(identity)
-
-    def near(self, x: float, y: float) -> list[_Identity]:
-        """Everyone in the 5x5 cells around (x, y) (the ranges are at most 2.5)."""
-        return [
-            identity
-            for dx in (-3, -2, -1, 0, 1, 2, 3)
-            for dy in (-3, -2, -1, 0, 1, 2, 3)
-            for identity in self._cells.get((int(x) + dx, int(y) + dy), ())
-        ]
+def _some_each(
+    who: Index, whom: Index, most: int, sample: np.random.Generator
+) -> tuple[Index, Index]:
+    """At most ``most`` of each ``who``'s pairs (not with itself), chosen at random."""
+    other = who != whom
+    who, whom = who[other], whom[other]
+    order = np.lexsort((sample.random(len(who)), who))
+    who, whom = who[order], whom[order]
+    first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else who
+    rank = np.arange(len(who)) - np.repeat(first, np.diff(np.r_[first, len(who)]))
+    return who[rank < most], whom[rank < most]
 
 
 def _plain_beta(
-    inputs: EpochInputs, states: dict[bytes, BetaState], params: Params
+    columns: EpochColumns, tallied: Tally, states: dict[bytes, BetaState], params: Params
 ) -> dict[bytes, int]:
-    """Baseline: beta reputation with every witness counted alike."""
-    subjects = sorted({s.subject for s in inputs.stakes})
-    plain = dataclasses.replace(params, consensus_num=1 << 62)  # no verdict is overruled
-    agreeing, disagreeing, overruled = witness_units(
-        tally_verdicts(subjects, inputs.attestations, plain.edge_cap), [ONE] * len(subjects), plain
-    )
-    by_subject: dict[bytes, list[Evidence]] = {s: [] for s in subjects}
-    for item in inputs.evidence:
-        by_subject.setdefault(item.subject, []).append(item)
+    """Baseline: beta reputation with every witness counted alike (and none
+    overruled), for the staked (the active) subjects."""
+    n = len(columns.subjects)
+    _, subject, agrees, count = tallied.verdicts
+    yes = agrees == 1
+    units = count * UNIT
+    witnessed = np.bincount(subject[yes], weights=units[yes], minlength=n).astype(np.int64)
+    disputed = np.bincount(subject[~yes], weights=units[~yes], minlength=n).astype(np.int64)
+    w = params.weights
+    good = tallied.good + np.minimum(witnessed, params.good_cap * UNIT) * w[Kind.WITNESSED]
+    bad = tallied.bad + disputed * w[Kind.WITNESS_DISAGREES]
     scores = {}
-    for j, subject in enumerate(subjects):
-        good, bad, _ = evidence_totals(
-            by_subject[subject], params, agreeing[j], disagreeing[j], overruled[j]
+    for j in np.flatnonzero(columns.stake).tolist():
+        subject_id = columns.subjects[j]
+        state = states.get(subject_id, BetaState(0, 0)).update(
+            good=int(good[j]), bad=int(bad[j]), params=params
         )
-        states[subject] = states.get(subject, BetaState(0, 0)).update(
-            good=good, bad=bad, params=params
-        )
-        scores[subject] = states[subject].score(params)
+        states[subject_id], scores[subject_id] = state, state.score(params)
     return scores
 
 
-def _plain_eigentrust(inputs: EpochInputs, params: Params) -> dict[bytes, int]:
-    """Baseline: EigenTrust with pre-trust shared equally by every identity."""
-    subjects = sorted({s.subject for s in inputs.stakes})
-    pre = [TRUST_MASS // max(1, len(subjects))] * len(subjects)
-    graph = WitnessGraph.build(
-        tally_verdicts(subjects, inputs.attestations, params.edge_cap), pre, params
+def _plain_eigentrust(columns: EpochColumns, params: Params) -> dict[bytes, int]:
+    """Baseline: EigenTrust with pre-trust shared equally by every staked (active)
+    identity, the score its trust."""
+    staked = (columns.stake != 0).astype(np.int64)
+    equal = dataclasses.replace(
+        columns, stake=staked, stake_age=np.full(len(staked), params.stake_age_full - 1)
     )
-    return dict(zip(subjects, iterate_numpy(pre, graph, params)[-1], strict=True))
+    trust = score_columns(equal, params).trust[-1]
+    return {columns.subjects[j]: int(trust[j]) for j in np.flatnonzero(staked).tolist()}
 
 
 def auc(honest: Sequence[int], malicious: Sequence[int]) -> float:
@@ -351,21 +355,36 @@ def run_scenario(
     scores: dict[bytes, int] = {}
     rewards: dict[bytes, int] = {}
     beta_scores: dict[bytes, int] = {}
-    inputs = EpochInputs(0)
+    if epochs < 1:
+        raise ValueError("a simulation runs at least one epoch")
+    columns: EpochColumns | None = None
     for epoch in range(epochs):
         if scenario.kind == "whitewash" and epoch == epochs // 2:
             _whitewash(world, seed)
-        inputs = _epoch_inputs(world, epoch)
-        rows = score_epoch(inputs, params)
-        world.states = {row.subject: row.state for row in rows}
-        scores = {row.subject: row.score for row in rows}
+        columns = _epoch_columns(world, epoch)
+        tallied = tally(columns, params)
+        scored = score_graph(build_graph(tallied, params), params)
+        subjects = columns.subjects
+        world.states = {
+            subject: BetaState(alpha, beta)
+            for subject, alpha, beta in zip(
+                subjects, scored.alpha.tolist(), scored.beta.tolist(), strict=True
+            )
+        }
+        scores = dict(zip(subjects, scored.score.tolist(), strict=True))
         # rewards follow beta reputation times trust, linear in trust: a stake split
         # among many identities earns what it would whole
-        rewards = {row.subject: row.beta_score * row.trust for row in rows}
-        beta_scores = _plain_beta(inputs, plain_states, params)
+        rewards = {
+            subject: beta * trust
+            for subject, beta, trust in zip(
+                subjects, scored.beta_score.tolist(), scored.trust[-1].tolist(), strict=True
+            )
+        }
+        beta_scores = _plain_beta(columns, tallied, plain_states, params)
         if detected is None and _figures(scores, rewards, world, GATE)["auc"] >= 0.99:
             detected = epoch + 1
-    eigen_scores = _plain_eigentrust(inputs, params)
+    assert columns is not None  # (epochs >= 1)
+    eigen_scores = _plain_eigentrust(columns, params)
     live = _judged(world, scores)
     malicious_stake = sum(i.stake for i in live if i.malicious)
     return {
@@ -413,12 +432,15 @@ def run_simulation(
     progress("honest population")
     honest = Scenario("honest", "honest", 0.0)
     world = _build(honest, devices, nodes, seed)
-    inputs = EpochInputs(0)
-    for epoch in range(epochs):
-        inputs = _epoch_inputs(world, epoch)
-        if epoch < epochs - 1:
-            world.states = {row.subject: row.state for row in score_epoch(inputs, params)}
-    table = compute_epoch(inputs, params)
+    for epoch in range(epochs - 1):
+        scored = score_columns(_epoch_columns(world, epoch), params)
+        world.states = {
+            subject: BetaState(alpha, beta)
+            for subject, alpha, beta in zip(
+                scored.columns.subjects, scored.alpha.tolist(), scored.beta.tolist(), strict=True
+            )
+        }
+    table = compute_columns(_epoch_columns(world, max(0, epochs - 1)), params)
     rows = []
     for scenario in scenarios:
         progress(scenario.name)
