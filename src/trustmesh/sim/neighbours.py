@@ -5,8 +5,8 @@ loop over each identity's surroundings took most of a swarm scenario's time).
 >>> import numpy as np
 >>> a = np.array([[0.0, 0.0], [5.0, 5.0]])
 >>> b = np.array([[0.5, 0.5], [3.0, 0.0], [5.0, 6.0]])
->>> [pair.tolist() for pair in pairs_within(a, b, 1.5)]
-[[0, 1], [0, 2]]
+>>> sorted(zip(*(pair.tolist() for pair in pairs_within(a, b, 1.5))))
+[(0, 0), (1, 2)]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ Index = npt.NDArray[np.int64]
 
 
 def pairs_within(a: Points, b: Points, radius: float) -> tuple[Index, Index]:
-    """Every (i, j) with ``a[i]`` and ``b[j]`` at most ``radius`` apart, sorted by i
-    then j."""
+    """Every (i, j) with ``a[i]`` and ``b[j]`` at most ``radius`` apart (in no
+    particular order)."""
     reach = math.ceil(radius)
     if not len(a) or not len(b):
         empty = np.zeros(0, dtype=np.int64)
@@ -35,19 +35,19 @@ def pairs_within(a: Points, b: Points, radius: float) -> tuple[Index, Index]:
     height = int(max(cells_a[:, 1].max(), cells_b[:, 1].max())) + reach + 1
     key_b = cells_b[:, 0] * height + cells_b[:, 1]
     order = np.argsort(key_b, kind="stable")
-    sorted_b = key_b[order]
+    sorted_b, x, y = key_b[order], b[order, 0], b[order, 1]
     found_i, found_j = [], []
     for dx in range(-reach, reach + 1):
         for dy in range(-reach, reach + 1):
+            if (max(0, abs(dx) - 1) ** 2 + max(0, abs(dy) - 1) ** 2) > radius**2:
+                continue  # (no point of that cell is in reach of any in this one)
             key = (cells_a[:, 0] + dx) * height + cells_a[:, 1] + dy
             first = np.searchsorted(sorted_b, key, side="left")
             count = np.searchsorted(sorted_b, key, side="right") - first
             i = np.repeat(np.arange(len(a)), count)
-            offsets = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
-            found_i.append(i)
-            found_j.append(order[np.repeat(first, count) + offsets])
-    i, j = np.concatenate(found_i), np.concatenate(found_j)
-    close = np.hypot(a[i, 0] - b[j, 0], a[i, 1] - b[j, 1]) <= radius
-    i, j = i[close], j[close]
-    ranked = np.lexsort((j, i))
-    return i[ranked], j[ranked]
+            at = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+            at += np.repeat(first, count)
+            close = np.hypot(a[i, 0] - x[at], a[i, 1] - y[at]) <= radius
+            found_i.append(i[close])
+            found_j.append(order[at[close]])
+    return np.concatenate(found_i), np.concatenate(found_j)

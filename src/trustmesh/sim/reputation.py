@@ -259,7 +259,7 @@ def _some_each(
     """At most ``most`` of each ``who``'s pairs (not with itself), chosen at random."""
     other = who != whom
     who, whom = who[other], whom[other]
-    order = np.lexsort((sample.random(len(who)), who))
+    order = np.argsort(who << 32 | sample.integers(0, 1 << 32, len(who)))  # (a random order)
     who, whom = who[order], whom[order]
     first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else who
     rank = np.arange(len(who)) - np.repeat(first, np.diff(np.r_[first, len(who)]))
