@@ -107,7 +107,6 @@ class LeafHasher:
 
     def __init__(self, tallied: Tally, workers: int | None = None) -> None:
         n = len(tallied.columns.subjects)
-        self.tallied = tallied
         subjects = tallied.columns.subjects
         self.ids = np.frombuffer(b"".join(subjects), dtype=np.uint8).reshape(n, WORD)
         workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -160,12 +159,16 @@ class LeafHasher:
         )
 
     def _give(self, make: Callable[[], object]) -> None:
-        """Send the child ``make()`` from a thread: the pipe takes it as fast as the
-        child reads, and this process has its own part to hash meanwhile."""
+        """Send the child ``make()`` from a thread (after what was given before: one
+        message at a time on the pipe): the pipe takes it as fast as the child reads,
+        and this process has its own part to hash meanwhile."""
         if self._child is None:
             return
+        before = list(self._sending)
 
         def send() -> None:
+            for thread in before:
+                thread.join()
             with contextlib.suppress(OSError):  # (the child died: finish does its part)
                 self._given.send(make())
 
