@@ -4,9 +4,12 @@ scored with numpy, giving the reference engine's integers
 reads like the model; tests hold the two equal on random epochs).
 
 Every step is the reference's, on arrays: verdicts are the distinct witness
-readings per (witness, subject, verdict), found by sorting; the witness graph's
-mutual edges by a binary search for each edge's reverse; the in-degree cap by a
-sort of only the subjects over it. Integers stay exact: a column is int64 where
+readings per (witness, subject, verdict), found by one sort (by pair, so that a
+pair's two directions lie side by side: the witness graph's mutual edges are
+neighbours in it); the in-degree cap is a sort of only the subjects over it;
+only the verdicts whose other side said something are compared. Many
+attestations are tallied in two threads, and a large graph iterated in two
+(numpy lets go of the GIL). Integers stay exact: a column is int64 where
 its bounds allow (checked, not assumed), and Python integers in an object array
 where they do not (a stake of 10^20 wei, a subject with 2^40 bad events).
 """
