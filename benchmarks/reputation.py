@@ -16,7 +16,7 @@ from trustmesh.bench.reputation import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subjects", type=int, default=20_000)
+    parser.add_argument("--subjects", type=int, default=1_000_000)
     parser.add_argument("--edges-per-subject", type=int, default=16)
     args = parser.parse_args()
     print(json.dumps(run(subjects=args.subjects, edges_per_subject=args.edges_per_subject)))

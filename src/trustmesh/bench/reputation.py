@@ -183,7 +183,7 @@ def _lie(table: ReputationTable, subject: bytes) -> ReputationTable:
     return assemble_table(table.epoch, table.params, rows)
 
 
-def run(subjects: int = 20_000, edges_per_subject: int = 16) -> dict[str, Any]:
+def run(subjects: int = 1_000_000, edges_per_subject: int = 16) -> dict[str, Any]:
     """Measure; returns the JSON object that ``trustmesh bench reputation --json`` prints."""
     params = Params()
     return {

@@ -130,9 +130,11 @@ def ingest(
 @app.command()
 def reputation(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    subjects: Annotated[int, typer.Option("--subjects", help="Subjects in the epoch.")] = 20_000,
+    subjects: Annotated[
+        int, typer.Option("--subjects", help="Subjects in the epoch (the goal's million).")
+    ] = 1_000_000,
     edges: Annotated[
-        int, typer.Option("--edges-per-subject", help="Mutual witness edges per subject.")
+        int, typer.Option("--edges-per-subject", help="Witness attestations per subject.")
     ] = 16,
 ) -> None:
     """Scoring and committing an epoch (against the bare power iteration), and the
