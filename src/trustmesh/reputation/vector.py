@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from trustmesh.errors import InvalidEvidence
 from trustmesh.reputation.columns import EpochColumns, Exact, Ints
 from trustmesh.reputation.evidence import GOOD, Kind
 from trustmesh.reputation.params import ONE, TRUST_MASS, UNIT, Params
@@ -175,10 +176,12 @@ def _verdicts(columns: EpochColumns, cap: int) -> tuple[Ints, Ints, Ints, Ints]:
     witnessing first), then agreement: a pair's two directions end up side by side.
     Many attestations are split by pair into two ranges, tallied in two threads."""
     n = len(columns.subjects)
+    if 2 * _bits(n) + 2 > 62:
+        raise InvalidEvidence("an epoch holds at most 2^30 subjects")
     witness, attested = columns.witness, columns.attested
     low = np.minimum(witness, attested)
     if len(low) < THREADED or (os.cpu_count() or 1) < 2:
-        return _tally(n, cap, columns, np.ones(len(low), dtype=np.bool_), low)
+        return _tally(n, cap, columns, None, low)
     middle = int(np.median(low[:: max(1, len(low) // 4096)]))  # a sample's median
     below = low < middle
     with ThreadPoolExecutor(2) as pool:
@@ -186,24 +189,35 @@ def _verdicts(columns: EpochColumns, cap: int) -> tuple[Ints, Ints, Ints, Ints]:
     return tuple(np.concatenate(columns) for columns in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
+def _bits(n: int) -> int:
+    """Bits that hold an index below ``n``."""
+    return max(1, (n - 1).bit_length())
+
+
 def _tally(
-    n: int, cap: int, columns: EpochColumns, part: npt.NDArray[np.bool_], low: Ints
+    n: int, cap: int, columns: EpochColumns, part: npt.NDArray[np.bool_] | None, low: Ints
 ) -> tuple[Ints, Ints, Ints, Ints]:
-    """:func:`_verdicts` of the attestations in ``part`` (other than of oneself)."""
-    part = part & (columns.witness != columns.attested)
-    witness, attested = columns.witness[part], columns.attested[part]
-    agrees, reading = columns.agrees[part], columns.reading[part]
+    """:func:`_verdicts` of the attestations in ``part`` (None: all), other than of
+    oneself. A verdict is one int64 (lower index, higher index, direction,
+    agreement, in bits from the top), sorted with its witness reading below it."""
+    witness, attested = columns.witness, columns.attested
+    agrees, reading = columns.agrees, columns.reading
+    keep = witness != attested if part is None else part & (witness != attested)
+    if not keep.all():
+        witness, attested, agrees, reading, low = (
+            c[keep] for c in (witness, attested, agrees, reading, low)
+        )
     if not len(witness):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, empty
-    key = low[part]
-    key *= n
-    key += np.maximum(witness, attested)
+    span = _bits(n)
+    key = low << span
+    key |= np.maximum(witness, attested)
     key <<= 2
     key |= (witness > attested).astype(np.int64) << 1
     key |= agrees
     bits = int(reading.max()).bit_length()
-    if int(key.max()) < SAFE >> bits:  # one sort of (key, reading) in one int64
+    if 2 * span + 2 + bits <= 62:  # one sort of (key, reading) in one int64
         key <<= bits
         key |= reading
         key.sort()
@@ -213,17 +227,11 @@ def _tally(
         key, reading = key[order], reading[order]
         distinct = key[_changes(key) | _changes(reading)]
     starts = np.flatnonzero(_changes(distinct))
-    count = np.minimum(np.diff(np.r_[starts, len(distinct)]), cap)
+    count = np.minimum(np.diff(starts, append=len(distinct)), cap)
     keys = distinct[starts]
-    pair, backwards = keys >> 2, (keys & 2) == 2
-    lower = pair // n
-    higher = pair - lower * n
-    return (
-        np.where(backwards, higher, lower),
-        np.where(backwards, lower, higher),
-        keys & 1,
-        count,
-    )
+    lower, higher = keys >> (span + 2), keys >> 2 & (1 << span) - 1
+    witnesses = np.where(keys & 2, higher, lower)
+    return witnesses, lower + higher - witnesses, keys & 1, count
 
 
 def _changes(values: Ints) -> npt.NDArray[np.bool_]:
