@@ -46,6 +46,7 @@ __all__ = [
     "InvalidReading",
     "InvalidReceipt",
     "InvalidSignature",
+    "InvalidVoucher",
     "KeystoreError",
     "KidNotDid",
     "MissingField",
@@ -98,6 +99,10 @@ class InvalidEvidence(Error):
 
 class InvalidProof(Error):
     """A Merkle inclusion or consistency proof that does not verify."""
+
+
+class InvalidVoucher(Error):
+    """A payment-channel voucher that is malformed or not validly signed."""
 
 
 class InvalidCheckpoint(Error):

@@ -28,7 +28,7 @@ from vyper.compiler.input_bundle import FilesystemInputBundle
 from trustmesh._durable import replace_atomically
 from trustmesh.errors import ChainError
 
-CONTRACTS = ("Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate")
+CONTRACTS = ("Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,226 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title trustmesh Channels
+@notice Unidirectional payment channels, in the chain's native currency or an
+        ERC-20. A payer deposits for a payee until an expiry; with each request it
+        sends the payee an EIP-712 voucher for the cumulative amount owed
+        (`Voucher(uint256 channel,uint256 amount)`), which the payee checks off-chain.
+        The payee settles (takes what the latest voucher adds to what it was paid,
+        the channel staying open) or closes (settles, and the rest of the deposit
+        returns to the payer) whenever it likes: no payment costs a transaction. After
+        the expiry the payer takes back what is left of a channel not closed.
+        A voucher is signed by the payer's key (an EOA: ECDSA over the EIP-712 digest)
+        or, for a contract payer (a Safe, a device account), accepted by the payer's
+        EIP-1271 `isValidSignature` (a revert counts as a refusal).
+"""
+
+from ethereum.ercs import IERC20
+
+from snekmate.utils import ecdsa
+from snekmate.utils import eip712_domain_separator as eip712
+
+initializes: ecdsa
+initializes: eip712
+
+
+struct Channel:
+    payer: address
+    payee: address
+    token: address  # empty(address): the native currency
+    deposit: uint256
+    paid: uint256  # to the payee so far
+    expiry: uint256  # a timestamp
+    closed: bool
+
+
+event Opened:
+    channel: indexed(uint256)
+    payer: indexed(address)
+    payee: indexed(address)
+    token: address
+    deposit: uint256
+    expiry: uint256
+
+
+event ToppedUp:
+    channel: indexed(uint256)
+    deposit: uint256
+    expiry: uint256
+
+
+event Settled:
+    channel: indexed(uint256)
+    amount: uint256  # the voucher's cumulative amount
+    paid: uint256  # what this settlement paid
+
+
+event Closed:
+    channel: indexed(uint256)
+    paid: uint256  # to the payee, in all
+    refunded: uint256  # to the payer
+
+
+VOUCHER_TYPEHASH: constant(bytes32) = keccak256("Voucher(uint256 channel,uint256 amount)")
+EIP1271_MAGIC: constant(bytes4) = 0x1626ba7e
+MAX_SIGNATURE: constant(uint256) = 1024  # (a Safe's: 65 bytes an owner)
+
+channels: public(HashMap[uint256, Channel])
+count: public(uint256)  # channels opened; ids are 1..count, never reused
+
+
+@deploy
+def __init__():
+    ecdsa.__init__()
+    eip712.__init__("trustmesh Channels", "1")
+
+
+@external
+@payable
+def open(payee: address, token: address, deposit: uint256, expiry: uint256) -> uint256:
+    """
+    @notice Open a channel to `payee` with `deposit` (sent along for the native
+            currency; approved beforehand for an ERC-20), until `expiry`.
+    @return The channel's id.
+    """
+    assert payee != empty(address) and payee != msg.sender, "Channels: bad payee"
+    assert deposit > 0, "Channels: zero deposit"
+    assert expiry > block.timestamp, "Channels: expiry in the past"
+    channel: uint256 = self.count + 1
+    self.count = channel
+    self.channels[channel] = Channel(
+        payer=msg.sender, payee=payee, token=token, deposit=deposit, paid=0, expiry=expiry,
+        closed=False,
+    )
+    self._take(token, deposit, msg.value)
+    log Opened(channel=channel, payer=msg.sender, payee=payee, token=token, deposit=deposit, expiry=expiry)
+    return channel
+
+
+@external
+@payable
+def top_up(channel: uint256, amount: uint256, expiry: uint256):
+    """
+    @notice Add `amount` to a channel's deposit and move its expiry to `expiry`
+            (never earlier). Its payer only.
+    """
+    c: Channel = self._open_channel(channel)
+    assert msg.sender == c.payer, "Channels: not the payer"
+    assert expiry >= c.expiry, "Channels: expiry moved earlier"
+    self.channels[channel].deposit = c.deposit + amount
+    self.channels[channel].expiry = expiry
+    self._take(c.token, amount, msg.value)
+    log ToppedUp(channel=channel, deposit=c.deposit + amount, expiry=expiry)
+
+
+@external
+def settle(channel: uint256, amount: uint256, signature: Bytes[MAX_SIGNATURE]):
+    """
+    @notice Pay the payee what the payer's voucher for `amount` (cumulative) adds to
+            what it was paid; the channel stays open. Its payee only.
+    """
+    c: Channel = self._open_channel(channel)
+    assert msg.sender == c.payee, "Channels: not the payee"
+    assert amount > c.paid, "Channels: voucher not above what was paid"
+    self._check_voucher(c, channel, amount, signature)
+    self.channels[channel].paid = amount
+    self._give(c.token, c.payee, amount - c.paid)
+    log Settled(channel=channel, amount=amount, paid=amount - c.paid)
+
+
+@external
+def close(channel: uint256, amount: uint256, signature: Bytes[MAX_SIGNATURE]):
+    """
+    @notice Settle the payer's voucher for `amount` (cumulative; what was paid
+            already, with an empty signature) and return the rest of the deposit
+            to the payer. Its payee only.
+    """
+    c: Channel = self._open_channel(channel)
+    assert msg.sender == c.payee, "Channels: not the payee"
+    assert amount >= c.paid, "Channels: voucher below what was paid"
+    if amount > c.paid:
+        self._check_voucher(c, channel, amount, signature)
+    self.channels[channel].paid = amount
+    self.channels[channel].closed = True
+    self._give(c.token, c.payee, amount - c.paid)
+    self._give(c.token, c.payer, c.deposit - amount)
+    log Closed(channel=channel, paid=amount, refunded=c.deposit - amount)
+
+
+@external
+def refund(channel: uint256):
+    """
+    @notice After the expiry, return what is left of the deposit to the payer and
+            close the channel. Its payer only.
+    """
+    c: Channel = self._open_channel(channel)
+    assert msg.sender == c.payer, "Channels: not the payer"
+    assert block.timestamp >= c.expiry, "Channels: not expired"
+    self.channels[channel].closed = True
+    self._give(c.token, c.payer, c.deposit - c.paid)
+    log Closed(channel=channel, paid=c.paid, refunded=c.deposit - c.paid)
+
+
+@external
+@view
+def voucher_digest(channel: uint256, amount: uint256) -> bytes32:
+    """
+    @notice The EIP-712 digest a payer signs for a voucher.
+    """
+    return eip712._hash_typed_data_v4(keccak256(abi_encode(VOUCHER_TYPEHASH, channel, amount)))
+
+
+@internal
+@view
+def _open_channel(channel: uint256) -> Channel:
+    c: Channel = self.channels[channel]
+    assert c.payer != empty(address), "Channels: unknown channel"
+    assert not c.closed, "Channels: channel closed"
+    return c
+
+
+@internal
+def _check_voucher(c: Channel, channel: uint256, amount: uint256, signature: Bytes[MAX_SIGNATURE]):
+    assert amount <= c.deposit, "Channels: voucher over the deposit"
+    digest: bytes32 = eip712._hash_typed_data_v4(
+        keccak256(abi_encode(VOUCHER_TYPEHASH, channel, amount))
+    )
+    if c.payer.is_contract:
+        success: bool = False
+        response: Bytes[32] = b""
+        success, response = raw_call(
+            c.payer,
+            abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
+            max_outsize=32,
+            is_static_call=True,
+            revert_on_failure=False,
+        )
+        assert success and len(response) == 32, "Channels: bad voucher signature"
+        assert convert(slice(response, 0, 4), bytes4) == EIP1271_MAGIC, "Channels: bad voucher signature"
+    else:
+        assert len(signature) == 65, "Channels: bad voucher signature"
+        signer: address = ecdsa._recover_sig(digest, convert(signature, Bytes[65]))
+        assert signer == c.payer, "Channels: bad voucher signature"
+
+
+@internal
+def _take(token: address, amount: uint256, sent: uint256):
+    """Receive `amount` from the caller (`sent`: the native currency it sent)."""
+    if token == empty(address):
+        assert sent == amount, "Channels: value differs from the amount"
+    else:
+        assert sent == 0, "Channels: native value sent for a token channel"
+        if amount > 0:
+            assert extcall IERC20(token).transferFrom(
+                msg.sender, self, amount, default_return_value=True
+            ), "Channels: token transfer failed"
+
+
+@internal
+def _give(token: address, to: address, amount: uint256):
+    if amount == 0:
+        return
+    if token == empty(address):
+        send(to, amount)
+    else:
+        assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "Channels: token transfer failed"

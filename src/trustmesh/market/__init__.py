@@ -1,0 +1,1 @@
+"""The machine economy: payment channels and their vouchers."""

@@ -1,0 +1,96 @@
+"""Vouchers: a payer's signed promise of the cumulative amount it owes on a
+channel, checked off-chain by the payee with each request and on-chain when it
+settles (the Channels contract).
+
+A voucher is EIP-712 typed data, ``Voucher(uint256 channel,uint256 amount)``,
+under the domain ``("trustmesh Channels", "1", chain id, Channels contract)``,
+so that it is good for one channel on one contract on one chain. eth-account
+encodes and signs it; an EOA payer's voucher is its 65-byte ECDSA signature.
+
+>>> from eth_account import Account
+>>> payer = Account.from_key(b"\\x01" * 32)
+>>> voucher = Voucher(Domain(31337, "0x" + "11" * 20), channel=7, amount=1_000)
+>>> signature = sign(voucher, payer)
+>>> signer(voucher, signature) == payer.address
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+
+from trustmesh.errors import InvalidVoucher
+
+__all__ = ["Domain", "Voucher", "sign", "signer"]
+
+NAME, VERSION = "trustmesh Channels", "1"
+TYPES = {"Voucher": [{"name": "channel", "type": "uint256"}, {"name": "amount", "type": "uint256"}]}
+UINT256 = 1 << 256
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where vouchers are good: one Channels contract on one chain."""
+
+    chain_id: int
+    contract: str  # the Channels contract's address
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "name": NAME,
+            "version": VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.contract,
+        }
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """``amount`` (cumulative, in the channel's token's smallest unit) owed on
+    ``channel``."""
+
+    domain: Domain
+    channel: int
+    amount: int
+
+    def __post_init__(self) -> None:
+        for name in ("channel", "amount"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value < UINT256:
+                raise InvalidVoucher(f"a voucher's {name} is a uint256")
+
+    def message(self) -> SignableMessage:
+        return encode_typed_data(
+            domain_data=self.domain.fields(),
+            message_types=TYPES,
+            message_data={"channel": self.channel, "amount": self.amount},
+        )
+
+    def digest(self) -> bytes:
+        """The EIP-712 digest a payer signs (the contract's ``voucher_digest``)."""
+        message = self.message()
+        return keccak(b"\x19" + message.version + message.header + message.body)
+
+
+def sign(voucher: Voucher, payer: LocalAccount) -> bytes:
+    """An EOA payer's signature of ``voucher`` (65 bytes: r, s, v)."""
+    signed = payer.sign_message(voucher.message())
+    return bytes(signed.signature)
+
+
+def signer(voucher: Voucher, signature: bytes) -> str:
+    """The address that signed ``voucher`` (an EOA's signature), checksummed;
+    :class:`~trustmesh.errors.InvalidVoucher` if it is not a signature at all."""
+    if type(signature) is not bytes or len(signature) != 65:
+        raise InvalidVoucher("a payer's voucher signature is 65 bytes")
+    try:
+        address: str = Account.recover_message(voucher.message(), signature=signature)
+    except Exception as exc:  # eth-keys raises several kinds for a malformed signature
+        raise InvalidVoucher(f"not a voucher signature: {exc}") from None
+    return address
