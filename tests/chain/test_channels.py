@@ -206,3 +206,58 @@ def test_a_contract_payers_vouchers_are_checked_through_eip_1271(net: Net) -> No
     before = net.owner.balance(wallet_address)
     payee.close(channel, 700)  # (what was paid already: no voucher needed)
     assert net.owner.balance(wallet_address) == before + DEPOSIT - 700
+
+
+TOKEN = """
+# pragma version ~=0.4.3
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+
+@deploy
+def __init__(holder: address, supply: uint256):
+    self.balanceOf[holder] = supply
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    return True
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount
+    return True
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    self.allowance[owner][msg.sender] -= amount
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount
+    return True
+"""
+
+
+def test_a_token_channel_pays_in_the_token(net: Net) -> None:
+    compiled = compile_code(TOKEN, output_formats=["abi", "bytecode"])
+    artifact = Artifact("Token", compiled["abi"], bytes.fromhex(compiled["bytecode"][2:]), "")
+    token_address = net.deployer.deploy_artifact(artifact, net.owner.address, 10 * DEPOSIT)
+    token = net.owner.contract(artifact, token_address)
+    address = deploy_channels(net.deployer)
+    payer, payee = ChannelsContract(net.owner, address), ChannelsContract(net.reporter, address)
+    expiry = _now(net) + LIFETIME
+    with pytest.raises(Reverted):  # nothing approved yet: the token refuses the transfer
+        payer.open(net.reporter.address, DEPOSIT, expiry, token=token_address)
+    net.owner.transact(token.functions.approve(address, 2 * DEPOSIT))
+    channel = payer.open(net.reporter.address, DEPOSIT, expiry, token=token_address)
+    fn = payer.contract.functions.top_up(channel, DEPOSIT, expiry)
+    with pytest.raises(Reverted, match="native value sent for a token channel"):
+        net.owner.transact(fn, 1)
+    payer.top_up(channel, DEPOSIT, expiry)
+    _, signature = _voucher(net, payer, channel, 1_234)
+    payee.close(channel, 1_234, signature)
+
+    def balance(who: str) -> int:
+        return int(net.owner.call(token.functions.balanceOf(who)))
+
+    assert (balance(net.reporter.address), balance(address)) == (1_234, 0)
+    assert balance(net.owner.address) == 10 * DEPOSIT - 1_234
