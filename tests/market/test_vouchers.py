@@ -7,6 +7,9 @@ import doctest
 
 import pytest
 from eth_account import Account
+from eth_utils.crypto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trustmesh.errors import InvalidVoucher
 from trustmesh.market import vouchers
@@ -49,3 +52,11 @@ def test_fields_out_of_range_are_refused(field: str) -> None:
     values = {"channel": 1, "amount": 1, field: 1 << 256}
     with pytest.raises(InvalidVoucher, match=f"{field} is a uint256"):
         Voucher(DOMAIN, **values)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, (1 << 256) - 1), st.integers(0, (1 << 256) - 1), st.integers(1, 1 << 64))
+def test_the_digest_is_eth_accounts_eip_712_hash(channel: int, amount: int, chain: int) -> None:
+    voucher = Voucher(Domain(chain, DOMAIN.contract), channel, amount)
+    message = voucher.message()  # eth-account's encoding of the typed data
+    assert voucher.digest() == keccak(b"\x19" + message.version + message.header + message.body)
