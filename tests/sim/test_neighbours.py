@@ -6,7 +6,7 @@ import doctest
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trustmesh.sim import neighbours
@@ -17,6 +17,7 @@ points = st.lists(st.tuples(coordinate, coordinate), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
+@example(a=[(1.0, 0.0)], b=[(-1.628950176360715e-289, 0.0)], radius=1.0)  # (found by it)
 @given(points, points, st.sampled_from([0.5, 1.0, 1.5, 2.5, 3.0]))
 def test_every_pair_within_the_radius_and_no_other(
     a: list[tuple[float, float]], b: list[tuple[float, float]], radius: float

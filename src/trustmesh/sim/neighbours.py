@@ -25,7 +25,9 @@ Index = npt.NDArray[np.int64]
 def pairs_within(a: Points, b: Points, radius: float) -> tuple[Index, Index]:
     """Every (i, j) with ``a[i]`` and ``b[j]`` at most ``radius`` apart (in no
     particular order)."""
-    reach = math.ceil(radius)
+    # |floor(x) - floor(y)| <= floor(|x - y|) + 1: the cells that can hold a point in
+    # reach (a distance that rounds down to the radius included)
+    reach = math.floor(radius) + 1
     if not len(a) or not len(b):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
