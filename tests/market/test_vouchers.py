@@ -11,9 +11,18 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import SoftHsmToken
 from trustmesh.errors import InvalidVoucher
+from trustmesh.identity import Alg, Pkcs11Signer, SoftwareSigner
 from trustmesh.market import vouchers
-from trustmesh.market.vouchers import Domain, Voucher, sign, signer
+from trustmesh.market.vouchers import (
+    Domain,
+    Voucher,
+    check_device,
+    sign,
+    sign_device,
+    signer,
+)
 
 DOMAIN = Domain(31337, "0x" + "22" * 20)
 
@@ -60,3 +69,32 @@ def test_the_digest_is_eth_accounts_eip_712_hash(channel: int, amount: int, chai
     voucher = Voucher(Domain(chain, DOMAIN.contract), channel, amount)
     message = voucher.message()  # eth-account's encoding of the typed data
     assert voucher.digest() == keccak(b"\x19" + message.version + message.header + message.body)
+
+
+def test_a_device_pays_with_its_own_p256_key() -> None:
+    device = SoftwareSigner.generate()
+    voucher = Voucher(DOMAIN, channel=9, amount=42)
+    signature = sign_device(voucher, device)
+    check_device(voucher, signature, device.public_key)  # raises if wrong
+    for other, key in (
+        (Voucher(DOMAIN, 9, 43), device.public_key),
+        (voucher, SoftwareSigner.generate().public_key),
+    ):
+        with pytest.raises(InvalidVoucher, match="does not verify"):
+            check_device(other, signature, key)
+    with pytest.raises(InvalidVoucher, match="64 bytes"):
+        check_device(voucher, signature[:63], device.public_key)
+    ed25519 = SoftwareSigner.generate(Alg.EDDSA)
+    for call in (
+        lambda: sign_device(voucher, ed25519),
+        lambda: check_device(voucher, signature, ed25519.public_key),
+    ):
+        with pytest.raises(InvalidVoucher, match="P-256"):
+            call()
+
+
+@pytest.mark.softhsm
+def test_a_device_pays_from_its_secure_element(softhsm: SoftHsmToken) -> None:
+    with Pkcs11Signer.generate(softhsm.uri("wallet-key"), Alg.ES256) as device:
+        voucher = Voucher(DOMAIN, channel=1, amount=10**9)
+        check_device(voucher, sign_device(voucher, device), device.public_key)

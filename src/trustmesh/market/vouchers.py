@@ -5,7 +5,11 @@ settles (the Channels contract).
 A voucher is EIP-712 typed data, ``Voucher(uint256 channel,uint256 amount)``,
 under the domain ``("trustmesh Channels", "1", chain id, Channels contract)``,
 so that it is good for one channel on one contract on one chain. eth-account
-encodes and signs it; an EOA payer's voucher is its 65-byte ECDSA signature.
+encodes and signs it; an EOA payer's voucher is its 65-byte ECDSA signature. A
+device pays with its own P-256 key (in memory, a keystore or a secure element:
+any :class:`~trustmesh.identity.Signer`): its voucher is an ES256 signature
+(``r ‖ s``) whose message is the 32-byte digest, what its account contract checks
+through EIP-1271 (SHA-256 of the digest, then P256VERIFY).
 
 >>> from eth_account import Account
 >>> payer = Account.from_key(b"\\x01" * 32)
@@ -28,9 +32,10 @@ from eth_keys.exceptions import BadSignature
 from eth_keys.main import KeyAPI
 from eth_utils.exceptions import ValidationError
 
-from trustmesh.errors import InvalidVoucher
+from trustmesh.errors import InvalidSignature, InvalidVoucher
+from trustmesh.identity import Alg, PublicKey, Signer
 
-__all__ = ["Domain", "Voucher", "sign", "signer"]
+__all__ = ["Domain", "Voucher", "check_device", "sign", "sign_device", "signer"]
 
 NAME, VERSION = "trustmesh Channels", "1"
 TYPES = {"Voucher": [{"name": "channel", "type": "uint256"}, {"name": "amount", "type": "uint256"}]}
@@ -124,3 +129,21 @@ def signer(voucher: Voucher, signature: bytes) -> str:
         raise InvalidVoucher(f"not a voucher signature: {exc}") from None
     address: str = key.to_checksum_address()
     return address
+
+
+def sign_device(voucher: Voucher, device: Signer) -> bytes:
+    """A device payer's signature of ``voucher``: ES256 over its digest (64 bytes)."""
+    if device.public_key.alg is not Alg.ES256:
+        raise InvalidVoucher("a device pays with a P-256 (ES256) key")
+    return device.sign(voucher.digest())
+
+
+def check_device(voucher: Voucher, signature: bytes, key: PublicKey) -> None:
+    """Raise :class:`~trustmesh.errors.InvalidVoucher` unless the device with ``key``
+    signed ``voucher`` (the one ES256 check every trustmesh signature goes through)."""
+    if key.alg is not Alg.ES256:
+        raise InvalidVoucher("a device pays with a P-256 (ES256) key")
+    try:
+        key.verify(voucher.digest(), signature)
+    except InvalidSignature as exc:
+        raise InvalidVoucher(f"the device's voucher signature: {exc}") from None
