@@ -151,3 +151,28 @@ def reputation(
     for key, value in result.items():
         if key != "goals":
             err.print(f"{key:>28}: {value}")
+
+
+@app.command()
+def market(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    vouchers: Annotated[int, typer.Option("--vouchers", help="Vouchers checked per key.")] = 3000,
+    readings: Annotated[
+        int, typer.Option("--readings-per-settlement", help="Paid readings one settlement pays.")
+    ] = 5000,
+) -> None:
+    """Voucher checks per second (an EOA's and a device's P-256 key, against the bare
+    signature checks) and a channel's gas per paid reading (against a payment settled
+    on-chain each time)."""
+    from trustmesh.bench import market as market_bench
+
+    if vouchers < 100 or readings < 1:
+        raise UsageError("--vouchers must be at least 100 and --readings-per-settlement 1")
+    with err.status("checking vouchers and settling…"):
+        result = market_bench.run(vouchers_count=vouchers, readings_per_settlement=readings)
+    if json_output:
+        print_json(result)
+        return
+    for key, value in result.items():
+        if key != "goals":
+            err.print(f"{key:>32}: {value}")

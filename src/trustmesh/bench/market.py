@@ -1,0 +1,168 @@
+"""Paying per reading over channels (issue 13, as far as it stands): how fast a
+payee checks vouchers, and what a channel costs on-chain per paid reading.
+
+Vouchers: ``vouchers`` checks of an EOA's (secp256k1) and of a device's own
+P-256 key, each timed alone on one core (mean rate and p99), against the bare
+signature check of the same key in the same run (the ratio: what the voucher's
+EIP-712 digest and the ledger's rules cost over the curve). Gas, on the embedded
+chain: opening a channel, settling (the first and a later one), closing. One
+settlement pays every reading since the last, so the gas a paid reading costs is
+a settlement's over ``readings_per_settlement``; the baseline, measured in the
+same run, is a payment settled on-chain each time (a bare native transfer, the
+least any per-payment settlement costs; x402's ``exact`` scheme on an EIP-3009
+token costs ~82k, the repository's notes say). Dollars assume the gas price and
+ETH price given (stated in the output).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import coincurve
+from eth_account import Account
+from web3.types import Wei
+
+from trustmesh.chain.channels import ChannelsContract, deploy_channels
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.identity import SoftwareSigner
+from trustmesh.market.ledger import Ledger, Terms
+from trustmesh.market.vouchers import Domain, Voucher, sign, sign_device
+
+GOALS = {
+    "voucher_verify_per_s_min": 5_000,
+    "voucher_p99_ms_max": 0.2,
+    "gas_per_paid_reading_max": 20,
+    "usd_per_paid_reading_max": 0.000001,
+}
+GAS_PRICE_GWEI = 0.01  # an L2's (stated, not measured)
+ETH_USD = 3_000
+PRICE = 1_000  # wei a reading, in the ledger's checks
+
+
+def _timed(check: Callable[[int], object], count: int) -> dict[str, float]:
+    times = []
+    for k in range(count):
+        started = time.perf_counter()
+        check(k)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {
+        "per_s": round(1 / statistics.fmean(times)),
+        "p99_ms": round(times[int(len(times) * 0.99)] * 1e3, 4),
+    }
+
+
+def vouchers(count: int) -> dict[str, Any]:
+    """Voucher checks through a payee's ledger, and the bare curve checks alone."""
+    domain = Domain(31337, "0x" + "11" * 20)
+    payer, device = Account.create(), SoftwareSigner.generate()
+    ledger = Ledger(domain, margin=0)
+    ledger.track(1, Terms(payer.address, deposit=10**30, expiry=1 << 40))
+    ledger.track(2, Terms(device.public_key, deposit=10**30, expiry=1 << 40))
+    eoa = [sign(Voucher(domain, 1, (k + 1) * PRICE), payer) for k in range(count)]
+    p256 = [sign_device(Voucher(domain, 2, (k + 1) * PRICE), device) for k in range(count)]
+    digest, device_digest = Voucher(domain, 1, PRICE).digest(), Voucher(domain, 2, PRICE).digest()
+    recoverable = eoa[0][:64] + bytes([eoa[0][64] - 27])
+    bare_p256 = p256[0]
+    return {
+        "secp256k1": _timed(
+            lambda k: ledger.accept(1, (k + 1) * PRICE, eoa[k], price=PRICE, now=0), count
+        ),
+        "p256": _timed(
+            lambda k: ledger.accept(2, (k + 1) * PRICE, p256[k], price=PRICE, now=0), count
+        ),
+        "bare_secp256k1_recover": _timed(
+            lambda k: coincurve.PublicKey.from_signature_and_message(
+                recoverable, digest, hasher=None
+            ),
+            count,
+        ),
+        "bare_p256_verify": _timed(
+            lambda k: device.public_key.verify(device_digest, bare_p256),
+            count,
+        ),
+    }
+
+
+def gas() -> dict[str, int]:
+    """A channel's operations on the embedded chain, and a bare native transfer."""
+    with tempfile.TemporaryDirectory(prefix="trustmesh-bench-") as directory:
+        chain = EmbeddedChain.open(Path(directory) / "chain")
+        try:
+            payer_client, payee_client = (
+                ChainClient(chain.w3, account, advance_time=chain.advance_time)
+                for account in chain.dev_accounts[:2]
+            )
+            address = deploy_channels(payer_client)
+            payer = ChannelsContract(payer_client, address)
+            payee = ChannelsContract(payee_client, address)
+            now = int(chain.w3.eth.get_block("latest")["timestamp"])
+            fn = payer.contract.functions.open(
+                payee_client.address, "0x" + "00" * 20, 10**18, now + 3600
+            )
+            opened = payer_client.transact(fn, 10**18)["gasUsed"]
+            domain = payer.domain()
+
+            def settle(amount: int) -> int:
+                signature = sign(Voucher(domain, 1, amount), payer_client.account)
+                return int(payee.settle(1, amount, signature)["gasUsed"])
+
+            first, later = settle(10**15), settle(2 * 10**15)
+            closing = sign(Voucher(domain, 1, 3 * 10**15), payer_client.account)
+            closed = payee.close(1, 3 * 10**15, closing)["gasUsed"]
+            transfer = chain.w3.eth.send_transaction(
+                {"from": payer_client.address, "to": payee_client.address, "value": Wei(1)}
+            )
+            bare = chain.w3.eth.wait_for_transaction_receipt(transfer)["gasUsed"]
+        finally:
+            chain.close()
+    return {
+        "gas_open": int(opened),
+        "gas_settle_first": first,
+        "gas_settle": later,
+        "gas_close": int(closed),
+        "gas_per_payment_baseline": int(bare),
+    }
+
+
+def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> dict[str, Any]:
+    """Measure; returns the JSON object ``trustmesh bench market --json`` prints."""
+    checks = vouchers(vouchers_count)
+    spent = gas()
+    per_reading = spent["gas_settle"] / readings_per_settlement
+    usd_per_gas = GAS_PRICE_GWEI * 1e-9 * ETH_USD
+    return {
+        "benchmark": "market",
+        "vouchers": vouchers_count,
+        "voucher_verify_per_s": {
+            "secp256k1": checks["secp256k1"]["per_s"],
+            "p256": checks["p256"]["per_s"],
+        },
+        "voucher_p99_ms": {
+            "secp256k1": checks["secp256k1"]["p99_ms"],
+            "p256": checks["p256"]["p99_ms"],
+        },
+        "bare_signature_checks_per_s": {
+            "secp256k1": checks["bare_secp256k1_recover"]["per_s"],
+            "p256": checks["bare_p256_verify"]["per_s"],
+        },
+        **spent,
+        "readings_per_settlement": readings_per_settlement,
+        "gas_per_paid_reading": round(per_reading, 2),
+        "ratio_vs_per_payment_settlement": round(spent["gas_per_payment_baseline"] / per_reading),
+        "usd_per_paid_reading": per_reading * usd_per_gas,
+        "assumed": {"gas_price_gwei": GAS_PRICE_GWEI, "eth_usd": ETH_USD},
+        "pending": [
+            "gas_user_op_transfer",
+            "gas_account_deploy",
+            "gas_validate_user_op",
+            "gas_claim",
+        ],
+        "goals": GOALS,
+    }

@@ -1,0 +1,28 @@
+"""``trustmesh bench market --json``: one JSON object, each figure with its baseline."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.test_cli import no_traceback, trustmesh
+
+
+def test_bench_market_json_shape() -> None:
+    result = trustmesh("bench", "market", "--json", "--vouchers", "120")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()
+    document = json.loads(result.stdout)
+    assert document["benchmark"] == "market" and document["vouchers"] == 120
+    for curve in ("secp256k1", "p256"):
+        assert document["voucher_verify_per_s"][curve] > 0
+        assert document["bare_signature_checks_per_s"][curve] > 0
+    assert 0 < document["gas_settle"] < document["gas_settle_first"] < document["gas_open"]
+    assert document["gas_per_payment_baseline"] == 21_000  # a bare native transfer
+    assert document["gas_per_paid_reading"] == round(document["gas_settle"] / 5000, 2)
+    assert document["ratio_vs_per_payment_settlement"] > 1
+
+
+def test_bad_sizes_are_refused() -> None:
+    result = trustmesh("bench", "market", "--vouchers", "5")
+    no_traceback(result)
+    assert result.returncode == 2 and b"usage error" in result.stderr
