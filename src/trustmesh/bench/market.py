@@ -17,19 +17,16 @@ ETH price given (stated in the output).
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import coincurve
 from eth_account import Account
 from web3.types import Wei
 
+from trustmesh.bench._embedded import embedded_clients
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
-from trustmesh.chain.client import ChainClient
-from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.identity import SoftwareSigner
 from trustmesh.market.ledger import Ledger, Terms
 from trustmesh.market.vouchers import Domain, Voucher, sign, sign_device
@@ -92,36 +89,28 @@ def vouchers(count: int) -> dict[str, Any]:
 
 def gas() -> dict[str, int]:
     """A channel's operations on the embedded chain, and a bare native transfer."""
-    with tempfile.TemporaryDirectory(prefix="trustmesh-bench-") as directory:
-        chain = EmbeddedChain.open(Path(directory) / "chain")
-        try:
-            payer_client, payee_client = (
-                ChainClient(chain.w3, account, advance_time=chain.advance_time)
-                for account in chain.dev_accounts[:2]
-            )
-            address = deploy_channels(payer_client)
-            payer = ChannelsContract(payer_client, address)
-            payee = ChannelsContract(payee_client, address)
-            now = int(chain.w3.eth.get_block("latest")["timestamp"])
-            fn = payer.contract.functions.open(
-                payee_client.address, "0x" + "00" * 20, 10**18, now + 3600
-            )
-            opened = payer_client.transact(fn, 10**18)["gasUsed"]
-            domain = payer.domain()
+    with embedded_clients(2) as (chain, (payer_client, payee_client)):
+        address = deploy_channels(payer_client)
+        payer = ChannelsContract(payer_client, address)
+        payee = ChannelsContract(payee_client, address)
+        now = int(chain.w3.eth.get_block("latest")["timestamp"])
+        fn = payer.contract.functions.open(
+            payee_client.address, "0x" + "00" * 20, 10**18, now + 3600
+        )
+        opened = payer_client.transact(fn, 10**18)["gasUsed"]
+        domain = payer.domain()
 
-            def settle(amount: int) -> int:
-                signature = sign(Voucher(domain, 1, amount), payer_client.account)
-                return int(payee.settle(1, amount, signature)["gasUsed"])
+        def settle(amount: int) -> int:
+            signature = sign(Voucher(domain, 1, amount), payer_client.account)
+            return int(payee.settle(1, amount, signature)["gasUsed"])
 
-            first, later = settle(10**15), settle(2 * 10**15)
-            closing = sign(Voucher(domain, 1, 3 * 10**15), payer_client.account)
-            closed = payee.close(1, 3 * 10**15, closing)["gasUsed"]
-            transfer = chain.w3.eth.send_transaction(
-                {"from": payer_client.address, "to": payee_client.address, "value": Wei(1)}
-            )
-            bare = chain.w3.eth.wait_for_transaction_receipt(transfer)["gasUsed"]
-        finally:
-            chain.close()
+        first, later = settle(10**15), settle(2 * 10**15)
+        closing = sign(Voucher(domain, 1, 3 * 10**15), payer_client.account)
+        closed = payee.close(1, 3 * 10**15, closing)["gasUsed"]
+        transfer = chain.w3.eth.send_transaction(
+            {"from": payer_client.address, "to": payee_client.address, "value": Wei(1)}
+        )
+        bare = chain.w3.eth.wait_for_transaction_receipt(transfer)["gasUsed"]
     return {
         "gas_open": int(opened),
         "gas_settle_first": first,

@@ -19,15 +19,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trustmesh.chain.client import ChainClient
-from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.bench._embedded import embedded_clients
 from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.reputation import (
     Attestation,
@@ -135,35 +132,27 @@ def gas(params: Params) -> dict[str, int]:
     inputs = population(200, 80)  # enough attesters for a subject to keep 32
     first = compute_epoch(inputs, params)
     target = max(first.rows, key=lambda s: len(first.rows[s].attesters))
-    with tempfile.TemporaryDirectory(prefix="trustmesh-bench-") as directory:
-        chain = EmbeddedChain.open(Path(directory) / "chain")
-        try:
-            owner, prover = (
-                ChainClient(chain.w3, account, advance_time=chain.advance_time)
-                for account in chain.dev_accounts[:2]
-            )
-            address = deploy_reputation(owner, params, min_stake=10**15, window=600)
-            attester, challenger = (
-                ReputationContract(owner, address),
-                ReputationContract(prover, address),
-            )
-            attester.join(10**15)
-            posted_first = attester.post(first)["gasUsed"]
-            owner.advance_time(601)
-            gate = deploy_gate(owner, address, threshold=0)
-            qualifies = gate.functions.qualifies(
-                target, 1, first.rows[target].score, first.score_proof(target)
-            )
-            # sent as a transaction (a view function may be), so the gas is what it used
-            read = owner.transact(qualifies)["gasUsed"] - INTRINSIC_GAS
-            attester.finalize(1)
-            reused = dataclasses.replace(inputs, epoch=65)  # the ring's slot of epoch 1
-            posted_reused = attester.post(compute_epoch(reused, params))["gasUsed"]
-            lie = _lie(compute_epoch(dataclasses.replace(inputs, epoch=2), params), target)
-            attester.post(lie)
-            proof = challenger.prove_wrong_trust(lie, target, params.steps)["gasUsed"]
-        finally:
-            chain.close()
+    with embedded_clients(2) as (_, (owner, prover)):
+        address = deploy_reputation(owner, params, min_stake=10**15, window=600)
+        attester, challenger = (
+            ReputationContract(owner, address),
+            ReputationContract(prover, address),
+        )
+        attester.join(10**15)
+        posted_first = attester.post(first)["gasUsed"]
+        owner.advance_time(601)
+        gate = deploy_gate(owner, address, threshold=0)
+        qualifies = gate.functions.qualifies(
+            target, 1, first.rows[target].score, first.score_proof(target)
+        )
+        # sent as a transaction (a view function may be), so the gas is what it used
+        read = owner.transact(qualifies)["gasUsed"] - INTRINSIC_GAS
+        attester.finalize(1)
+        reused = dataclasses.replace(inputs, epoch=65)  # the ring's slot of epoch 1
+        posted_reused = attester.post(compute_epoch(reused, params))["gasUsed"]
+        lie = _lie(compute_epoch(dataclasses.replace(inputs, epoch=2), params), target)
+        attester.post(lie)
+        proof = challenger.prove_wrong_trust(lie, target, params.steps)["gasUsed"]
     return {
         "post_first_round": posted_first,
         "post_ring_reused": posted_reused,
