@@ -85,3 +85,12 @@ def test_a_settlement_seen_on_chain_raises_the_floor() -> None:
     with pytest.raises(InvalidVoucher, match="not above the last, 40"):
         ledger.accept(1, 40, sign(Voucher(DOMAIN, 1, 40), payer), price=PRICE, now=NOW)
     assert ledger.accept(1, 50, sign(Voucher(DOMAIN, 1, 50), payer), price=PRICE, now=NOW) == 10
+
+
+def test_a_payer_address_in_any_case_is_the_same_payer() -> None:
+    payer = Account.create()
+    ledger = Ledger(DOMAIN)
+    ledger.track(3, Terms(payer.address.lower(), deposit=100, expiry=NOW + 3600))
+    assert ledger.accept(3, 10, sign(Voucher(DOMAIN, 3, 10), payer), price=PRICE, now=NOW) == 10
+    with pytest.raises(InvalidVoucher, match="not a payer address"):
+        Terms("0x1234", deposit=1, expiry=1)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from eth_utils.address import to_checksum_address
+
 from trustmesh.errors import InvalidVoucher
 from trustmesh.identity import PublicKey
 from trustmesh.market.vouchers import Domain, Voucher, check_device, signer
@@ -38,11 +40,18 @@ DEFAULT_MARGIN = 300  # seconds before the expiry from which no voucher is accep
 class Terms:
     """A channel as the chain says it was opened (and topped up, settled)."""
 
-    payer: str | PublicKey  # an EOA's address, or a device's own P-256 key
+    payer: str | PublicKey  # an EOA's address (any case), or a device's own P-256 key
     deposit: int
     expiry: int  # a timestamp
     paid: int = 0  # settled on-chain so far
     closed: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.payer, str):
+            try:
+                self.payer = to_checksum_address(self.payer)
+            except ValueError:
+                raise InvalidVoucher(f"not a payer address: {self.payer!r}") from None
 
 
 @dataclass
