@@ -154,9 +154,10 @@ def _build(scenario: Scenario, devices: int, nodes: int, seed: int) -> _World:
     return world
 
 
-def _epoch_columns(world: _World, epoch: int) -> EpochColumns:
+def _epoch_columns(world: _World, epoch: int) -> tuple[EpochColumns, Index]:
     """The epoch's evidence, as the model takes it (columns: a swarm scenario has
-    a hundred thousand identities and a million attestations an epoch)."""
+    a hundred thousand identities and a million attestations an epoch), and where
+    the active identities (staked or not; not retired ones) sit among its subjects."""
     rng, scenario = world.rng, world.scenario
     active = [i for i in world.identities if i.id not in world.retired]
     reported = np.empty(len(active))
@@ -186,7 +187,7 @@ def _epoch_columns(world: _World, epoch: int) -> EpochColumns:
         identity.age += 1
     fresh = BetaState(0, 0)
     states = [world.states.get(subject, fresh) for subject in subjects]
-    return EpochColumns(
+    columns = EpochColumns(
         epoch=epoch,
         subjects=subjects,
         witness=at[witness],
@@ -204,6 +205,7 @@ def _epoch_columns(world: _World, epoch: int) -> EpochColumns:
         alpha=exact([state.alpha for state in states]),
         beta=exact([state.beta for state in states]),
     )
+    return columns, at
 
 
 def _witnessing(
@@ -267,10 +269,14 @@ def _some_each(
 
 
 def _plain_beta(
-    columns: EpochColumns, tallied: Tally, states: dict[bytes, BetaState], params: Params
+    columns: EpochColumns,
+    tallied: Tally,
+    active: Index,
+    states: dict[bytes, BetaState],
+    params: Params,
 ) -> dict[bytes, int]:
     """Baseline: beta reputation with every witness counted alike (and none
-    overruled), for the staked (the active) subjects."""
+    overruled), for the ``active`` subjects."""
     n = len(columns.subjects)
     _, subject, agrees, count = tallied.verdicts
     yes = agrees == 1
@@ -281,7 +287,7 @@ def _plain_beta(
     good = tallied.good + np.minimum(witnessed, params.good_cap * UNIT) * w[Kind.WITNESSED]
     bad = tallied.bad + disputed * w[Kind.WITNESS_DISAGREES]
     scores = {}
-    for j in np.flatnonzero(columns.stake).tolist():
+    for j in np.sort(active).tolist():
         subject_id = columns.subjects[j]
         state = states.get(subject_id, BetaState(0, 0)).update(
             good=int(good[j]), bad=int(bad[j]), params=params
@@ -290,15 +296,18 @@ def _plain_beta(
     return scores
 
 
-def _plain_eigentrust(columns: EpochColumns, params: Params) -> dict[bytes, int]:
-    """Baseline: EigenTrust with pre-trust shared equally by every staked (active)
-    identity, the score its trust."""
-    staked = (columns.stake != 0).astype(np.int64)
-    equal = dataclasses.replace(
-        columns, stake=staked, stake_age=np.full(len(staked), params.stake_age_full - 1)
-    )
-    trust = score_columns(equal, params).trust[-1]
-    return {columns.subjects[j]: int(trust[j]) for j in np.flatnonzero(staked).tolist()}
+def _plain_eigentrust(columns: EpochColumns, active: Index, params: Params) -> dict[bytes, int]:
+    """Baseline: EigenTrust with pre-trust shared equally by every ``active`` identity
+    (staked or not), the score its trust."""
+    equal = np.zeros(len(columns.subjects), dtype=np.int64)
+    equal[active] = 1
+    trust = score_columns(
+        dataclasses.replace(
+            columns, stake=equal, stake_age=np.full(len(equal), params.stake_age_full - 1)
+        ),
+        params,
+    ).trust[-1]
+    return {columns.subjects[j]: int(trust[j]) for j in np.sort(active).tolist()}
 
 
 def auc(honest: Sequence[int], malicious: Sequence[int]) -> float:
@@ -361,7 +370,7 @@ def run_scenario(
     for epoch in range(epochs):
         if scenario.kind == "whitewash" and epoch == epochs // 2:
             _whitewash(world, seed)
-        columns = _epoch_columns(world, epoch)
+        columns, active = _epoch_columns(world, epoch)
         tallied = tally(columns, params)
         scored = score_graph(build_graph(tallied, params), params)
         subjects = columns.subjects
@@ -380,11 +389,11 @@ def run_scenario(
                 subjects, scored.beta_score.tolist(), scored.trust[-1].tolist(), strict=True
             )
         }
-        beta_scores = _plain_beta(columns, tallied, plain_states, params)
+        beta_scores = _plain_beta(columns, tallied, active, plain_states, params)
         if detected is None and _figures(scores, rewards, world, GATE)["auc"] >= 0.99:
             detected = epoch + 1
     assert columns is not None  # (epochs >= 1)
-    eigen_scores = _plain_eigentrust(columns, params)
+    eigen_scores = _plain_eigentrust(columns, active, params)
     live = _judged(world, scores)
     malicious_stake = sum(i.stake for i in live if i.malicious)
     return {
@@ -433,14 +442,14 @@ def run_simulation(
     honest = Scenario("honest", "honest", 0.0)
     world = _build(honest, devices, nodes, seed)
     for epoch in range(epochs - 1):
-        scored = score_columns(_epoch_columns(world, epoch), params)
+        scored = score_columns(_epoch_columns(world, epoch)[0], params)
         world.states = {
             subject: BetaState(alpha, beta)
             for subject, alpha, beta in zip(
                 scored.columns.subjects, scored.alpha.tolist(), scored.beta.tolist(), strict=True
             )
         }
-    table = compute_columns(_epoch_columns(world, max(0, epochs - 1)), params)
+    table = compute_columns(_epoch_columns(world, max(0, epochs - 1))[0], params)
     rows = []
     for scenario in scenarios:
         progress(scenario.name)
