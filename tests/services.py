@@ -89,27 +89,21 @@ ANVIL_BIN = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" /
 
 
 @contextlib.contextmanager
-def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[str]:
-    """A fresh anvil (npm @foundry-rs/anvil, installed by scripts/test) on a free
-    loopback port, with its default hardfork (osaka: P256VERIFY at 0x100).
-    With ``state``, the chain is loaded from and saved to that file."""
+def _json_rpc_process(
+    command: list[str], port: int, name: str, seconds: float, log: Path | None = None
+) -> Iterator[str]:
+    """Run ``command`` (a JSON-RPC server on ``port``) until it answers
+    ``eth_chainId`` on 127.0.0.1; yields its URL; stops it on leaving."""
     import requests
 
-    binary = os.environ.get("TRUSTMESH_ANVIL") or str(ANVIL_BIN)
-    if not Path(binary).exists():
-        pytest.fail("anvil is not installed: run scripts/test (npm @foundry-rs/anvil)")
-    port = port or free_port()
-    extra = ["--state", str(state)] if state is not None else []
-    process = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sink = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
         if process.poll() is not None:
-            pytest.fail("anvil did not start")
+            said = log.read_text()[-2000:] if log is not None else ""
+            pytest.fail(f"{name} did not start {said}")
         try:
             answer = requests.post(
                 url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2
@@ -119,7 +113,7 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
             return False
 
     try:
-        wait_until(answers, "anvil to answer", seconds=60, pause=0.05)
+        wait_until(answers, f"{name} to answer", seconds=seconds, pause=0.05)
         yield url
     finally:
         process.terminate()
@@ -127,6 +121,53 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[str]:
+    """A fresh anvil (npm @foundry-rs/anvil, installed by scripts/test) on a free
+    loopback port, with its default hardfork (osaka: P256VERIFY at 0x100).
+    With ``state``, the chain is loaded from and saved to that file."""
+
+    binary = os.environ.get("TRUSTMESH_ANVIL") or str(ANVIL_BIN)
+    if not Path(binary).exists():
+        pytest.fail("anvil is not installed: run scripts/test (npm @foundry-rs/anvil)")
+    port = port or free_port()
+    extra = ["--state", str(state)] if state is not None else []
+    command = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *extra]
+    with _json_rpc_process(command, port, "anvil", seconds=60) as url:
+        yield url
+
+
+ALTO_JS = (
+    Path(__file__).resolve().parent.parent
+    / ".tools" / "node_modules" / "@pimlico" / "alto" / "esm" / "cli" / "alto.js"
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def alto_bundler(rpc_url: str, executor_key: str, utility_key: str) -> Iterator[str]:
+    """Pimlico's Alto bundler (npm @pimlico/alto, installed by scripts/test) in
+    front of the chain at ``rpc_url``, for the EntryPoint v0.8 already deployed
+    there. Alto listens on every interface (it has no host option): it is only
+    ever spoken to on 127.0.0.1, on a free port."""
+
+    node = shutil.which("node")
+    if node is None or not ALTO_JS.is_file():
+        pytest.fail("Alto is not installed: run scripts/test (npm @pimlico/alto)")
+    port = free_port()
+    command = [
+        node, str(ALTO_JS), "--entrypoints", "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108",
+        "--executor-private-keys", executor_key, "--utility-private-key", utility_key,
+        "--rpc-url", rpc_url, "--safe-mode", "false", "--port", str(port),
+        "--max-gas-per-bundle", "10000000", "--log-level", "warn",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="trustmesh-alto-") as directory:
+        log = Path(directory) / "alto.log"
+        with _json_rpc_process(command, port, "Alto", seconds=90, log=log) as url:
+            yield url
 
 
 @contextlib.contextmanager

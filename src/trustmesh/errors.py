@@ -15,10 +15,12 @@ enter, so nothing else escapes the public API::
      ├── InvalidCheckpoint     a checkpoint or signed note that does not parse or verify
      ├── InvalidReceipt        a receipt that does not parse or verify
      ├── InvalidEvidence       reputation input that is not well-formed
+     ├── InvalidVoucher        a payment-channel voucher that is malformed or forged
      ├── StoreError            the log store cannot do what was asked
-     ├── ChainError            a chain cannot be reached, or refused a transaction
-     │    └── Reverted         ... a contract reverted; the reason is the message
      │    └── DuplicateEntry   ... because (did, seq) is already logged
+     ├── ChainError            a chain cannot be reached, or refused a transaction
+     │    ├── Reverted         ... a contract reverted; the reason is the message
+     │    └── RefusedUserOperation  ... a bundler or the EntryPoint refused a user op
      └── InvalidReading        a reading that must be refused; `reason` is stable
           ├── Oversized        larger than the entry limit
           ├── BadCbor          not well-formed or not deterministic CBOR
@@ -51,6 +53,7 @@ __all__ = [
     "KidNotDid",
     "MissingField",
     "Oversized",
+    "RefusedUserOperation",
     "Reverted",
     "SeqCounterError",
     "SignerError",
@@ -123,6 +126,11 @@ class ChainError(Error):
 
 class Reverted(ChainError):
     """A contract call or transaction reverted; the message is the revert reason."""
+
+
+class RefusedUserOperation(ChainError):
+    """A user operation a bundler or the EntryPoint refused (signature, nonce, funds...);
+    the message carries the EntryPoint's code (``AA24 signature error``, ...)."""
 
 
 class DuplicateEntry(StoreError):

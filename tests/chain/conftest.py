@@ -11,7 +11,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from tests.services import ANVIL_MNEMONIC
+from tests.services import ANVIL_MNEMONIC, alto_bundler
+from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
@@ -39,11 +40,21 @@ class Net:
         return LogAnchor(client or self.owner, self.deployment)
 
 
-def anvil_accounts() -> list[LocalAccount]:
+def anvil_accounts(indexes: range = range(3)) -> list[LocalAccount]:
     Account.enable_unaudited_hdwallet_features()
     return [
-        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(3)
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in indexes
     ]
+
+
+@pytest.fixture(scope="session")
+def alto_url(anvil_url: str) -> Iterator[str]:
+    """Alto in front of the session's anvil, with the EntryPoint and the device
+    account contracts deployed first (anvil's accounts 7 to 9 are Alto's)."""
+    deployer, executor, utility = anvil_accounts(range(7, 10))
+    deploy_account_contracts(ChainClient(rpc_web3(anvil_url), deployer))
+    with alto_bundler(anvil_url, "0x" + executor.key.hex(), "0x" + utility.key.hex()) as url:
+        yield url
 
 
 @pytest.fixture

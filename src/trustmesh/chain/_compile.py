@@ -28,7 +28,10 @@ from vyper.compiler.input_bundle import FilesystemInputBundle
 from trustmesh._durable import replace_atomically
 from trustmesh.errors import ChainError
 
-CONTRACTS = ("Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels")
+CONTRACTS = (
+    "Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels",
+    "DeviceAccount", "DeviceAccountFactory",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

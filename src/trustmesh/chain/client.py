@@ -144,6 +144,10 @@ class ChainClient:
         """Send ``function`` as a transaction and wait until it is mined."""
         return self._send(function, value, f"calling {function.fn_name}")
 
+    def send_raw(self, to: str, data: bytes, doing: str, value: int = 0) -> TxReceipt:
+        """Send ``data`` to ``to`` as it is (no ABI), and wait until it is mined."""
+        return self._send(_Raw(self.w3, Web3.to_checksum_address(to), data), value, doing)
+
     def call(self, function: ContractFunction) -> Any:
         """Call a view function."""
         with self.errors(f"calling {function.fn_name}"):
@@ -202,6 +206,24 @@ class ChainClient:
         except (Web3Exception, ValueError, TransactionNotFound):
             pass
         return f"transaction {receipt['transactionHash'].hex()} reverted"
+
+
+class _Raw:
+    """A transaction with ready-made data, built as a contract function is."""
+
+    def __init__(self, w3: Web3, to: str, data: bytes) -> None:
+        self.w3, self.to, self.data = w3, to, data
+
+    def build_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        transaction = {
+            **params,
+            "to": self.to,
+            "data": self.data,
+            "gasPrice": self.w3.eth.gas_price,
+        }
+        if "gas" not in transaction:
+            transaction["gas"] = self.w3.eth.estimate_gas(transaction)  # type: ignore[arg-type]
+        return transaction
 
 
 def _reason(exc: Exception) -> str:

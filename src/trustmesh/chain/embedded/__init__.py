@@ -3,7 +3,8 @@
 It needs no server. Its state lives in ``<data dir>/chain.db`` (SQLite), one
 durable transaction per mined block, so a restart (or a SIGKILL) continues
 from the last block with nothing lost. It runs Prague with the P256VERIFY
-precompile at 0x100. A lock file keeps a second process from opening the same
+precompile at 0x100, and has the standard CREATE2 deployer from genesis
+(:mod:`trustmesh.chain.create2`). A lock file keeps a second process from opening the same
 chain (and forking it); other processes reach it through JSON-RPC
 (``trustmesh chain serve``), as they would a real chain.
 
@@ -47,6 +48,7 @@ from eth_typing import BlockNumber, Hash32
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
+from trustmesh.chain.create2 import DEPLOYER, DEPLOYER_CODE
 from trustmesh.chain.embedded._db import BufferedSqliteDB
 from trustmesh.chain.embedded._vm import TrustmeshVM
 from trustmesh.errors import ChainError
@@ -88,6 +90,9 @@ class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]
             ChainDB(base).get_canonical_head()
         except CanonicalHeadNotFound:
             genesis_state = generate_genesis_state_for_keys(self.account_keys)
+            genesis_state[bytes.fromhex(DEPLOYER[2:])] = {
+                "balance": 0, "nonce": 0, "code": DEPLOYER_CODE, "storage": {}
+            }  # fmt: skip
             self.chain = _Chain.from_genesis(base, get_default_genesis_params(), genesis_state)
             db.flush()
         else:
