@@ -5,7 +5,8 @@ Vouchers: ``vouchers`` checks of an EOA's (secp256k1) and of a device's own
 P-256 key, each timed alone on one core (mean rate and p99), against the bare
 signature check of the same key in the same run (the ratio: what the voucher's
 EIP-712 digest and the ledger's rules cost over the curve). Gas, on the embedded
-chain: opening a channel, settling (the first and a later one), closing. One
+chain: opening a channel, settling (the first and a later one), closing; a
+device account's operations (its deployment, ``validateUserOp``, a transfer). One
 settlement pays every reading since the last, so the gas a paid reading costs is
 a settlement's over ``readings_per_settlement``; the baseline, measured in the
 same run, is a payment settled on-chain each time (a bare native transfer, the
@@ -26,7 +27,12 @@ from eth_account import Account
 from web3.types import Wei
 
 from trustmesh.bench._embedded import embedded_clients
+from trustmesh.chain._compile import load_contract
+from trustmesh.chain.accounts import deploy_account_contracts, key_coordinates
+from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
+from trustmesh.chain.userop import UserOperation
+from trustmesh.device.wallet import Wallet
 from trustmesh.identity import SoftwareSigner
 from trustmesh.market.ledger import Ledger, Terms
 from trustmesh.market.vouchers import Domain, Voucher, sign, sign_device
@@ -36,6 +42,9 @@ GOALS = {
     "voucher_p99_ms_max": 0.2,
     "gas_per_paid_reading_max": 20,
     "usd_per_paid_reading_max": 0.000001,
+    "gas_validate_user_op_max": 15_000,
+    "gas_user_op_transfer_max": 88_000,
+    "gas_account_deploy_max": 200_000,
 }
 GAS_PRICE_GWEI = 0.01  # an L2's (stated, not measured)
 ETH_USD = 3_000
@@ -120,10 +129,60 @@ def gas() -> dict[str, int]:
     }
 
 
+def account_gas() -> dict[str, int | None]:
+    """A device account on the embedded chain, bundled by the node's bundler: the
+    bundle transaction of its first operation (deploying it on the way) and of a
+    steady-state native transfer; the factory's deployment alone; and
+    ``validateUserOp`` alone, called as the EntryPoint calls it (a second account
+    whose entry point is the benchmark's own account, so the call can be a
+    transaction: its gas less the transaction's 21,000 and its calldata)."""
+    with embedded_clients(3) as (chain, (funder, node, entry)):
+        factory = deploy_account_contracts(funder)
+        device = SoftwareSigner.generate()
+        wallet = Wallet(device, chain.w3, LocalBundler(node))
+        funder.send_raw(wallet.address, b"", "funding the wallet", value=10**18)
+        first = wallet.pay(funder.address, 1).bundle_gas_used
+        transfer = wallet.pay(funder.address, 1).bundle_gas_used
+        x, y = key_coordinates(SoftwareSigner.generate().public_key)
+        create = funder.contract(load_contract("DeviceAccountFactory"), factory)
+        deployed = int(funder.transact(create.functions.create_account(x, y))["gasUsed"])
+        # validateUserOp alone: an account whose entry point is `entry`
+        implementation = entry.deploy("DeviceAccount", entry.address)
+        own_factory = entry.contract(
+            load_contract("DeviceAccountFactory"),
+            entry.deploy("DeviceAccountFactory", implementation),
+        )
+        x, y = key_coordinates(device.public_key)
+        account = entry.call(own_factory.functions.account_address(x, y))
+        entry.transact(own_factory.functions.create_account(x, y))
+        op = UserOperation(
+            sender=account, nonce=0, call_data=b"\x00" * 100, call_gas_limit=100_000,
+            verification_gas_limit=100_000, pre_verification_gas=50_000,
+            max_fee_per_gas=2 * 10**9, max_priority_fee_per_gas=10**9,
+        )  # fmt: skip
+        op_hash = op.hash(entry.address, entry.chain_id)
+        op = op.signed(device.sign(op_hash))
+        validate = entry.contract(load_contract("DeviceAccount"), account).functions.validateUserOp(
+            op.packed(), op_hash, 0
+        )
+        data = bytes.fromhex(validate._encode_transaction_data()[2:])
+        used = int(entry.transact(validate)["gasUsed"])
+        tokens = data.count(0) + 4 * (len(data) - data.count(0))
+        validation = used - 21_000 - 4 * tokens
+        floored = used <= 21_000 + 10 * tokens  # EIP-7623's floor would hide the execution
+    return {
+        "gas_user_op_first": first,
+        "gas_user_op_transfer": transfer,
+        "gas_account_deploy": deployed,
+        "gas_validate_user_op": None if floored else validation,
+    }
+
+
 def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> dict[str, Any]:
     """Measure; returns the JSON object ``trustmesh bench market --json`` prints."""
     checks = vouchers(vouchers_count)
     spent = gas()
+    account = account_gas()
     per_reading = spent["gas_settle"] / readings_per_settlement
     usd_per_gas = GAS_PRICE_GWEI * 1e-9 * ETH_USD
     return {
@@ -147,11 +206,15 @@ def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> di
         "ratio_vs_per_payment_settlement": round(spent["gas_per_payment_baseline"] / per_reading),
         "usd_per_paid_reading": per_reading * usd_per_gas,
         "assumed": {"gas_price_gwei": GAS_PRICE_GWEI, "eth_usd": ETH_USD},
-        "pending": [
-            "gas_user_op_transfer",
-            "gas_account_deploy",
-            "gas_validate_user_op",
-            "gas_claim",
-        ],
+        **account,
+        "ratio_user_op_transfer_vs_eoa_transfer": round(
+            (account["gas_user_op_transfer"] or 0) / spent["gas_per_payment_baseline"], 3
+        ),
+        "reference_user_op_transfer": {
+            "simple_account_ecrecover": 83_300,
+            "coinbase_smart_wallet": 157_000,
+            "safe": 176_000,
+        },  # (not measured here: the issue's figures, for comparison)
+        "pending": ["gas_claim"],
         "goals": GOALS,
     }
