@@ -26,14 +26,17 @@ from trustmesh.chain.accounts import (
     key_coordinates,
 )
 from trustmesh.chain.bundler import Bundler, LocalBundler, RpcBundler
+from trustmesh.chain.channels import NATIVE, ChannelsContract, deploy_channels
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.create2 import DEPLOYER, DEPLOYER_CODE
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.entrypoint import ENTRY_POINT, entry_point_artifact
 from trustmesh.chain.userop import UserOperation
 from trustmesh.device.wallet import Wallet
-from trustmesh.errors import RefusedUserOperation, Reverted
+from trustmesh.errors import InvalidVoucher, RefusedUserOperation, Reverted
 from trustmesh.identity import Alg, Pkcs11Signer, Signer, SoftwareSigner
+from trustmesh.market.ledger import Ledger, Terms
+from trustmesh.market.vouchers import Voucher, sign_device
 
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 FUNDS = 10**18
@@ -223,3 +226,32 @@ def test_the_vendored_entry_point_is_the_npm_packages() -> None:
     document = json.loads(shipped.read_text())
     assert bytes.fromhex(document["bytecode"][2:]) == entry_point_artifact().bytecode
     assert document["abi"] == entry_point_artifact().abi
+
+
+def test_a_device_account_pays_over_a_channel(aa: AaNet) -> None:
+    """The account opens a channel from its own funds; its vouchers, signed by the
+    device key, pass the payee's ledger off-chain and the contract's EIP-1271
+    check on-chain; a voucher from any other key passes neither."""
+    device = SoftwareSigner.generate()
+    wallet = aa.wallet(device)
+    channels = ChannelsContract(aa.funder, deploy_channels(aa.funder))
+    payee = aa.funder.address
+    expiry = int(aa.w3.eth.get_block("latest")["timestamp"]) + 3_600
+    opening = channels.contract.functions.open(payee, NATIVE, 10**15, expiry)
+    wallet.execute(channels.address, 10**15, bytes.fromhex(opening._encode_transaction_data()[2:]))
+    channel = channels.contract.events.Opened().get_logs(from_block=0)[-1]["args"]["channel"]
+    assert channels.channel(channel).payer == wallet.address == account_address(device.public_key)
+    ledger = Ledger(channels.domain())
+    ledger.track(channel, Terms(device.public_key, deposit=10**15, expiry=expiry))
+    voucher = Voucher(channels.domain(), channel, 5_000)
+    forged = sign_device(voucher, SoftwareSigner.generate())
+    with pytest.raises(InvalidVoucher):
+        ledger.accept(channel, 5_000, forged, price=5_000, now=expiry - 3_000)
+    with pytest.raises(Reverted, match="bad voucher signature"):
+        channels.settle(channel, 5_000, forged)
+    signature = sign_device(voucher, device)
+    assert ledger.accept(channel, 5_000, signature, price=5_000, now=expiry - 3_000) == 5_000
+    before = aa.funder.balance()
+    receipt = channels.settle(channel, 5_000, signature)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert aa.funder.balance() == before - gas + 5_000

@@ -24,7 +24,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
-from web3.types import Wei
+from web3.types import TxParams, Wei
 
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.entrypoint import ENTRY_POINT, entry_point_artifact
@@ -45,6 +45,12 @@ _BUNDLE_OVERHEAD = 21_000 + 12_000
 _VERIFICATION_GAS = 60_000  # a deployed device account validates in ~15k
 _DEPLOYMENT_GAS = 200_000  # the factory's proxy: ~82k
 _DEFAULT_CALL_GAS = 100_000
+_CALL_MARGIN = 10_000
+# The account's own work around an `execute` call: decoding it, a value-bearing
+# CALL (9,000), a cold target (2,600).
+_EXECUTE_OVERHEAD = 15_000
+_NEW_ACCOUNT = 25_000  # what a value-bearing CALL to an empty account adds
+_EXECUTE = function_signature_to_4byte_selector("execute(address,uint256,bytes)")
 _OPERATION_EVENT = (
     "0x" + keccak(b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
 )
@@ -100,25 +106,35 @@ class LocalBundler:
         self.contract = client.contract(entry_point_artifact(), self.entry_point)
 
     def estimate(self, op: UserOperation) -> GasEstimate:
-        w3 = self.client.w3
+        """Gas for ``op``: its call estimated as the EntryPoint will make it (or, for
+        an account not deployed yet, the call its ``execute`` will make, from the
+        account's address), validation and deployment from measured bounds."""
         with self.client.errors("estimating a user operation"):
-            deployed = bool(w3.eth.get_code(to_checksum_address(op.sender)))
+            deployed = bool(self.client.w3.eth.get_code(to_checksum_address(op.sender)))
+        call_gas = 0
+        if deployed and op.call_data:
+            call_gas = self._call_gas(self.entry_point, op.sender, 0, op.call_data)
+        elif op.call_data[:4] == _EXECUTE:
+            target, amount, data = decode(["address", "uint256", "bytes"], op.call_data[4:])
+            call_gas = self._call_gas(op.sender, target, amount, data) + _EXECUTE_OVERHEAD
+            call_gas += _NEW_ACCOUNT if amount else 0  # (a transaction never pays it)
+        elif op.call_data:
             call_gas = _DEFAULT_CALL_GAS
-            if deployed and op.call_data:
-                try:
-                    executed = w3.eth.estimate_gas(
-                        {
-                            "from": self.entry_point,
-                            "to": op.sender,
-                            "data": op.call_data,
-                            "gasPrice": Wei(0),
-                        }  # (what the EntryPoint holds is no limit)
-                    )
-                except (ContractLogicError, ContractCustomError, ValueError) as exc:
-                    raise RefusedUserOperation(f"the operation's call reverts: {exc}") from None
-                call_gas = int(executed) - 21_000 - calldata_gas(op.call_data) + 10_000
         verification = _VERIFICATION_GAS + (0 if deployed else _DEPLOYMENT_GAS)
         return GasEstimate(call_gas, verification, self.pre_verification_gas(op))
+
+    def _call_gas(self, sender: str, to: str, value: int, data: bytes) -> int:
+        """A call's execution gas: its estimate less the transaction's intrinsic
+        part, with a margin. (Gas price zero: what the sender holds is no limit.)"""
+        call: TxParams = {
+            "from": to_checksum_address(sender), "to": to_checksum_address(to),
+            "value": Wei(value), "data": data, "gasPrice": Wei(0),
+        }  # fmt: skip
+        try:
+            estimated = int(self.client.w3.eth.estimate_gas(call))
+        except (ContractLogicError, ContractCustomError, TransactionFailed, ValueError) as exc:
+            raise RefusedUserOperation(f"the operation's call reverts: {_failure(exc)}") from None
+        return estimated - 21_000 - calldata_gas(data) + _CALL_MARGIN
 
     @staticmethod
     def pre_verification_gas(op: UserOperation) -> int:
