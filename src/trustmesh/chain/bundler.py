@@ -23,6 +23,7 @@ from eth_tester.exceptions import TransactionFailed
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from eth_utils.exceptions import ValidationError
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import TxParams, Wei
 
@@ -134,6 +135,8 @@ class LocalBundler:
             estimated = int(self.client.w3.eth.estimate_gas(call))
         except (ContractLogicError, ContractCustomError, TransactionFailed, ValueError) as exc:
             raise RefusedUserOperation(f"the operation's call reverts: {_failure(exc)}") from None
+        except ValidationError as exc:  # (py-evm: the account cannot pay the call's value)
+            raise RefusedUserOperation(f"the operation's call cannot run: {exc}") from None
         return estimated - 21_000 - calldata_gas(data) + _CALL_MARGIN
 
     @staticmethod
@@ -228,7 +231,7 @@ class RpcBundler:
     def __init__(self, url: str, entry_point: str = ENTRY_POINT, timeout: float = 30.0) -> None:
         self.url = url
         self.entry_point: str = to_checksum_address(entry_point)
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, follow_redirects=True)
         self._id = 0
 
     def close(self) -> None:
@@ -239,9 +242,14 @@ class RpcBundler:
         body = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
         try:
             response = self._http.post(self.url, json=body)
+        except httpx.HTTPError as exc:
+            raise ChainError(f"bundler {self.url}: unreachable ({type(exc).__name__})") from None
+        try:
             answer = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ChainError(f"bundler {self.url}: {type(exc).__name__}: {exc}") from None
+        except ValueError:
+            raise ChainError(
+                f"bundler {self.url}: HTTP {response.status_code}, not a JSON-RPC answer"
+            ) from None
         if not isinstance(answer, dict):
             raise ChainError(f"bundler {self.url}: not a JSON-RPC answer")
         if "error" in answer:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
@@ -55,26 +55,34 @@ def to_rpc(value: Any) -> Any:
     return str(value)
 
 
-class RpcServer:
-    def __init__(self, chain: EmbeddedChain) -> None:
-        self.chain = chain
-        self._lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/", self._endpoint, methods=["POST"])])
+def json_rpc_app(
+    handle: Callable[[Any], dict[str, Any]], max_body: int = MAX_BODY, max_batch: int = MAX_BATCH
+) -> Starlette:
+    """An ASGI app taking JSON-RPC requests (and batches) by POST at its root, each
+    answered by ``handle`` in a worker thread."""
 
-    async def _endpoint(self, request: Request) -> Response:
+    async def endpoint(request: Request) -> Response:
         body = await request.body()
-        if len(body) > MAX_BODY:
+        if len(body) > max_body:
             return JSONResponse(_error(None, INVALID_REQUEST, "request too large"), status_code=413)
         try:
             payload = json.loads(body)
         except ValueError:
             return JSONResponse(_error(None, PARSE_ERROR, "parse error"))
         if isinstance(payload, list):
-            if not payload or len(payload) > MAX_BATCH:
+            if not payload or len(payload) > max_batch:
                 return JSONResponse(_error(None, INVALID_REQUEST, "empty or oversized batch"))
-            answers = [await run_in_threadpool(self.handle, item) for item in payload]
-            return JSONResponse(answers)
-        return JSONResponse(await run_in_threadpool(self.handle, payload))
+            return JSONResponse([await run_in_threadpool(handle, item) for item in payload])
+        return JSONResponse(await run_in_threadpool(handle, payload))
+
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+
+
+class RpcServer:
+    def __init__(self, chain: EmbeddedChain) -> None:
+        self.chain = chain
+        self._lock = threading.Lock()
+        self.app = json_rpc_app(self.handle)
 
     def handle(self, item: Any) -> dict[str, Any]:  # noqa: PLR0911 - one return per JSON-RPC outcome
         """Answer one JSON-RPC request object."""

@@ -16,9 +16,11 @@ from rich.console import Console
 from trustmesh.errors import Error
 from trustmesh.identity import (
     Pkcs11Signer,
+    PublicKey,
     Signer,
     did_from_key,
     open_keystore,
+    read_keystore_info,
 )
 
 PASSWORD_ENV = "TRUSTMESH_PASSWORD"
@@ -58,6 +60,16 @@ def open_signer(keystore: Path | None, pkcs11: str | None) -> Signer:
         return open_keystore(keystore, password(confirm=False))
     assert pkcs11 is not None
     return Pkcs11Signer.open(pkcs11)
+
+
+def public_key_of(keystore: Path | None, pkcs11: str | None) -> PublicKey:
+    """The device's public key, from its keystore (no password needed) or its token."""
+    one_key_source(keystore, pkcs11)
+    if keystore is not None:
+        return read_keystore_info(keystore).public_key
+    assert pkcs11 is not None
+    with Pkcs11Signer.open(pkcs11) as signer:
+        return signer.public_key
 
 
 def default_seq_file(keystore: Path | None, signer: Signer) -> Path:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from trustmesh.cli import wallet
 from trustmesh.cli._common import (
     UsageError,
     default_seq_file,
@@ -18,6 +19,7 @@ from trustmesh.cli._common import (
     open_signer,
     password,
     print_json,
+    public_key_of,
 )
 from trustmesh.device import Device
 from trustmesh.identity import (
@@ -32,6 +34,7 @@ from trustmesh.identity import (
 from trustmesh.reading import Value
 
 app = typer.Typer(no_args_is_help=True, help="Device identities and signed readings.")
+app.add_typer(wallet.app, name="wallet")
 
 KeystoreOpt = Annotated[
     Path | None, typer.Option("--keystore", help="Encrypted keystore file.", dir_okay=False)
@@ -74,13 +77,7 @@ def new(
 @app.command()
 def show(keystore: KeystoreOpt = None, pkcs11: Pkcs11Opt = None) -> None:
     """Print the device's identity as JSON: {"did", "alg", "public_key"} (no password needed)."""
-    one_key_source(keystore, pkcs11)
-    if keystore is not None:
-        key = read_keystore_info(keystore).public_key
-    else:
-        assert pkcs11 is not None
-        with Pkcs11Signer.open(pkcs11) as signer:
-            key = signer.public_key
+    key = public_key_of(keystore, pkcs11)
     print_json({"did": did_from_key(key), "alg": key.alg.label, "public_key": key.raw.hex()})
 
 

@@ -30,6 +30,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from trustmesh._durable import write_new
+from trustmesh.chain.accounts import deploy_account_contracts
+from trustmesh.chain.bundler import LocalBundler
+from trustmesh.chain.bundler_rpc import BundlerRpc
 from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.reputation import ReputationContract
@@ -215,6 +218,20 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
         runtime.close()
 
 
+def _bundler(runtime: NodeRuntime) -> list[Mount]:
+    """On the embedded chain the node bundles its devices' user operations
+    (``POST /bundler``), with the EntryPoint and the account factory deployed at
+    their deterministic addresses (once: later starts find them there)."""
+    if runtime.chain is None:
+        return []
+    try:
+        deploy_account_contracts(runtime.client)
+    except ChainError as exc:  # a chain made before device accounts: no wallets on it
+        log.warning("no device wallets on this chain: %s", exc)
+        return []
+    return [Mount("/bundler", BundlerRpc(LocalBundler(runtime.client)).app)]
+
+
 def _settle_garbage_collector() -> None:
     """What is loaded and built by now lives as long as the node: it is moved out of
     the cyclic collector's sight, and the young generation collected every 10,000
@@ -252,6 +269,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
     )
     keeper = _keeper(runtime)
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
+    extra += _bundler(runtime)
     ctx = NodeContext(
         store=runtime.store,
         ingestor=ingestor,
