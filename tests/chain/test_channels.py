@@ -9,10 +9,13 @@ import pytest
 from eth_account import Account
 from vyper.compiler import compile_code
 
-from tests.chain.conftest import Net
+from tests.chain.conftest import MIN_STAKE, Net
+from tests.chain.test_registry import new_did
 from trustmesh.chain._compile import Artifact
 from trustmesh.chain.channels import NATIVE, ChannelsContract, deploy_channels
+from trustmesh.chain.suite import device_id
 from trustmesh.errors import InvalidVoucher, Reverted
+from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.market.vouchers import Domain, Voucher, sign, signer
 
 DEPOSIT = 10**15
@@ -261,3 +264,47 @@ def test_a_token_channel_pays_in_the_token(net: Net) -> None:
 
     assert (balance(net.reporter.address), balance(address)) == (1_234, 0)
     assert balance(net.owner.address) == 10 * DEPOSIT - 1_234
+
+
+def test_a_channel_for_a_device_splits_each_payment_between_its_node_and_its_owner(
+    net: Net,
+) -> None:
+    """The owner (net.owner) sells its device's readings through the node
+    (net.reporter) to a consumer (net.deployer), the node keeping 20%."""
+    registry = net.registry()
+    did = did_from_key(SoftwareSigner.generate().public_key)
+    registry.register_device(did, MIN_STAKE)
+    registry.set_price(did, 100, node_bps=2_000)
+    address = deploy_channels(net.deployer, net.deployment.contracts["Registry"])
+    consumer, node = (
+        ChannelsContract(net.deployer, address),
+        ChannelsContract(net.reporter, address),
+    )
+    with pytest.raises(Reverted, match="unknown device"):
+        consumer.open_for(device_id(new_did()), net.reporter.address, DEPOSIT, _now(net) + LIFETIME)
+    channel = consumer.open_for(device_id(did), net.reporter.address, DEPOSIT, _now(net) + LIFETIME)
+    assert (consumer.channel(channel).device, consumer.channel(channel).node_bps) == (
+        device_id(did), 2_000
+    )  # fmt: skip
+    registry.set_price(did, 100, node_bps=9_000)  # later terms: not this channel's
+    node_before = net.reporter.balance()
+    signature = sign(Voucher(node.domain(), channel, 10_000), net.deployer.account)
+    receipt = node.settle(channel, 10_000, signature)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert net.reporter.balance() == node_before - gas + 2_000
+    assert node.owed(net.owner.address) == 8_000
+    signature = sign(Voucher(node.domain(), channel, 15_000), net.deployer.account)
+    consumer_before = net.deployer.balance()
+    node.close(channel, 15_000, signature)
+    assert node.owed(net.owner.address) == 12_000
+    assert net.deployer.balance() == consumer_before + DEPOSIT - 15_000
+    owner = ChannelsContract(net.owner, address)
+    before = net.owner.balance()
+    receipt = owner.withdraw()
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert net.owner.balance() == before - gas + 12_000
+    with pytest.raises(Reverted, match="nothing owed"):
+        owner.withdraw()
+    plain = ChannelsContract(net.deployer, deploy_channels(net.deployer))
+    with pytest.raises(Reverted, match="no registry"):
+        plain.open_for(device_id(did), net.reporter.address, DEPOSIT, _now(net) + LIFETIME)

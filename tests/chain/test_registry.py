@@ -198,10 +198,15 @@ def test_price_and_added_stake(net: Net) -> None:
     registry = net.registry()
     did = new_did()
     registry.register_device(did, MIN_STAKE)
-    registry.set_price(did, 123)
-    assert registry.device(did)["price"] == 123
+    registry.set_price(did, 123, node_bps=2_500)
+    assert (registry.device(did)["price"], registry.device(did)["node_bps"]) == (123, 2_500)
+    terms = registry.contract.functions.terms(device_id(did)).call()
+    assert terms == [net.owner.address, 123, 2_500]
     with pytest.raises(Reverted, match="registry: only the owner"):
         net.registry(net.reporter).set_price(did, 1)
+    with pytest.raises(Reverted, match="registry: node share above 100%"):
+        registry.set_price(did, 1, node_bps=10_001)
+    assert registry.device(did)["price"] == 123
     net.owner.transact(registry.contract.functions.add_stake(device_id(did)), 5)
     assert registry.device(did)["stake"] == MIN_STAKE + 5
     with pytest.raises(Reverted, match="registry: not active"):

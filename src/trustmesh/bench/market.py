@@ -31,9 +31,10 @@ from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import deploy_account_contracts, key_coordinates
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
+from trustmesh.chain.suite import Registry, deploy_suite, device_id
 from trustmesh.chain.userop import UserOperation
 from trustmesh.device.wallet import Wallet
-from trustmesh.identity import SoftwareSigner
+from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.market.ledger import Ledger, Terms
 from trustmesh.market.vouchers import Domain, Voucher, sign, sign_device
 
@@ -97,14 +98,20 @@ def vouchers(count: int) -> dict[str, Any]:
 
 
 def gas() -> dict[str, int]:
-    """A channel's operations on the embedded chain, and a bare native transfer."""
-    with embedded_clients(2) as (chain, (payer_client, payee_client)):
-        address = deploy_channels(payer_client)
+    """A channel buying one device's readings on the embedded chain (its owner
+    and the serving node share each payment), and a bare native transfer."""
+    with embedded_clients(3) as (chain, (payer_client, payee_client, owner_client)):
+        deployment = deploy_suite(owner_client)
+        did = did_from_key(SoftwareSigner.generate().public_key)
+        registry = Registry(owner_client, deployment)
+        registry.register_device(did, registry.min_stake())
+        registry.set_price(did, PRICE, node_bps=2_000)
+        address = deploy_channels(payer_client, deployment.contracts["Registry"])
         payer = ChannelsContract(payer_client, address)
         payee = ChannelsContract(payee_client, address)
         now = int(chain.w3.eth.get_block("latest")["timestamp"])
-        fn = payer.contract.functions.open(
-            payee_client.address, "0x" + "00" * 20, 10**18, now + 3600
+        fn = payer.contract.functions.open_for(
+            device_id(did), payee_client.address, "0x" + "00" * 20, 10**18, now + 3600
         )
         opened = payer_client.transact(fn, 10**18)["gasUsed"]
         domain = payer.domain()

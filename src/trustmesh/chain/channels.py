@@ -18,9 +18,10 @@ __all__ = ["NATIVE", "Channel", "ChannelsContract", "deploy_channels"]
 NATIVE = "0x" + "00" * 20  # the token of a channel in the chain's native currency
 
 
-def deploy_channels(client: ChainClient) -> str:
-    """Deploy a Channels contract; returns its address."""
-    return client.deploy("Channels")
+def deploy_channels(client: ChainClient, registry: str = NATIVE) -> str:
+    """Deploy a Channels contract; returns its address. With a ``registry``,
+    channels can be opened for a device (:meth:`ChannelsContract.open_for`)."""
+    return client.deploy("Channels", Web3.to_checksum_address(registry))
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Channel:
     paid: int
     expiry: int
     closed: bool
+    device: bytes = bytes(32)  # the device whose readings it buys (zeros: none)
+    node_bps: int = 0  # the payee's share of each payment, for a device (else it gets all)
 
 
 class ChannelsContract:
@@ -54,7 +57,33 @@ class ChannelsContract:
         fn = self.contract.functions.open(
             Web3.to_checksum_address(payee), Web3.to_checksum_address(token), deposit, expiry
         )
-        receipt = self.client.transact(fn, value)
+        return self._opened(self.client.transact(fn, value))
+
+    def open_for(
+        self, device: bytes, payee: str, deposit: int, expiry: int, token: str = NATIVE
+    ) -> int:
+        """Open a channel to the node ``payee`` buying the readings of the device with
+        Registry id ``device``; returns its id."""
+        value = deposit if token == NATIVE else 0
+        fn = self.contract.functions.open_for(
+            device, Web3.to_checksum_address(payee), Web3.to_checksum_address(token), deposit,
+            expiry,
+        )  # fmt: skip
+        return self._opened(self.client.transact(fn, value))
+
+    def owed(self, owner: str, token: str = NATIVE) -> int:
+        """What sales have credited ``owner`` and it has not withdrawn yet."""
+        fn = self.contract.functions.owed(
+            Web3.to_checksum_address(token), Web3.to_checksum_address(owner)
+        )
+        return int(self.client.call(fn))
+
+    def withdraw(self, token: str = NATIVE) -> TxReceipt:
+        return self.client.transact(
+            self.contract.functions.withdraw(Web3.to_checksum_address(token))
+        )
+
+    def _opened(self, receipt: TxReceipt) -> int:
         (event,) = self.contract.events.Opened().process_receipt(receipt)
         return int(event["args"]["channel"])
 
@@ -73,10 +102,11 @@ class ChannelsContract:
 
     def channel(self, channel: int) -> Channel:
         fields = self.client.call(self.contract.functions.channels(channel))
-        payer, payee, token, deposit, paid, expiry, closed = fields
+        payer, payee, token, deposit, paid, expiry, closed, device, node_bps = fields
         return Channel(
             Web3.to_checksum_address(payer), Web3.to_checksum_address(payee),
             Web3.to_checksum_address(token), int(deposit), int(paid), int(expiry), bool(closed),
+            bytes(device), int(node_bps),
         )  # fmt: skip
 
     def voucher_digest(self, channel: int, amount: int) -> bytes:

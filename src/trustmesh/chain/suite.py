@@ -175,8 +175,10 @@ class Registry(_Wrapper):
     def withdraw(self, id_: bytes) -> TxReceipt:
         return self.client.transact(self.contract.functions.withdraw(id_))
 
-    def set_price(self, did: str, price: int) -> TxReceipt:
-        return self.client.transact(self.contract.functions.set_price(device_id(did), price))
+    def set_price(self, did: str, price: int, node_bps: int = 0) -> TxReceipt:
+        """The owner's terms: wei per reading, and the serving node's share (bps)."""
+        fn = self.contract.functions.set_price(device_id(did), price, node_bps)
+        return self.client.transact(fn)
 
     def register_node(
         self,
@@ -197,7 +199,7 @@ class Registry(_Wrapper):
         return self.client.transact(self.contract.functions.retire_node(origin_id(origin)))
 
     def device(self, did: str) -> dict[str, Any]:
-        owner, stake, status, keys, unbond_at, price = self.client.call(
+        owner, stake, status, keys, unbond_at, price, node_bps = self.client.call(
             self.contract.functions.devices(device_id(did))
         )
         return {
@@ -208,6 +210,7 @@ class Registry(_Wrapper):
             "keys": keys,
             "unbond_at": unbond_at,
             "price": price,
+            "node_bps": node_bps,
         }
 
     def register_log(self, signer: LogSigner, url: str, stake: int) -> TxReceipt:

@@ -13,9 +13,19 @@
         A voucher is signed by the payer's key (an EOA: ECDSA over the EIP-712 digest)
         or, for a contract payer (a Safe, a device account), accepted by the payer's
         EIP-1271 `isValidSignature` (a revert counts as a refusal).
+        A channel opened for a device (`open_for`) sells its readings: what it
+        pays is split between the serving node (the payee) and the device's owner
+        in the Registry, by the node's share the owner set there (kept as it was
+        when the channel opened); the owner's part accrues here until it
+        withdraws it, so no owner can block a settlement.
 """
 
 from ethereum.ercs import IERC20
+
+
+interface IRegistry:
+    def terms(device_id: bytes32) -> (address, uint256, uint256): view
+    def owner_of(device_id: bytes32) -> address: view
 
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
@@ -32,6 +42,8 @@ struct Channel:
     paid: uint256  # to the payee so far
     expiry: uint256  # a timestamp
     closed: bool
+    device: bytes32  # the device whose readings it buys, or empty: all to the payee
+    node_bps: uint256  # the payee's share then (the rest to the device's owner); 0 if no device
 
 
 event Opened:
@@ -41,6 +53,12 @@ event Opened:
     token: address
     deposit: uint256
     expiry: uint256
+
+
+event Credited:
+    owner: indexed(address)
+    token: indexed(address)
+    amount: uint256
 
 
 event ToppedUp:
@@ -63,16 +81,20 @@ event Closed:
 
 VOUCHER_TYPEHASH: constant(bytes32) = keccak256("Voucher(uint256 channel,uint256 amount)")
 EIP1271_MAGIC: constant(bytes4) = 0x1626ba7e
+BPS: constant(uint256) = 10_000
 MAX_SIGNATURE: constant(uint256) = 1024  # (a Safe's: 65 bytes an owner)
 
+REGISTRY: public(immutable(address))  # empty: no channels for devices
 channels: public(HashMap[uint256, Channel])
 count: public(uint256)  # channels opened; ids are 1..count, never reused
+owed: public(HashMap[address, HashMap[address, uint256]])  # token -> owner -> amount
 
 
 @deploy
-def __init__():
+def __init__(registry: address):
     ecdsa.__init__()
     eip712.__init__("trustmesh Channels", "1")
+    REGISTRY = registry
 
 
 @external
@@ -83,18 +105,38 @@ def open(payee: address, token: address, deposit: uint256, expiry: uint256) -> u
             currency; approved beforehand for an ERC-20), until `expiry`.
     @return The channel's id.
     """
-    assert payee != empty(address) and payee != msg.sender, "Channels: bad payee"
-    assert deposit > 0, "Channels: zero deposit"
-    assert expiry > block.timestamp, "Channels: expiry in the past"
-    channel: uint256 = self.count + 1
-    self.count = channel
-    self.channels[channel] = Channel(
-        payer=msg.sender, payee=payee, token=token, deposit=deposit, paid=0, expiry=expiry,
-        closed=False,
-    )
-    self._take(token, deposit, msg.value)
-    log Opened(channel=channel, payer=msg.sender, payee=payee, token=token, deposit=deposit, expiry=expiry)
-    return channel
+    return self._open(payee, token, deposit, expiry, empty(bytes32), 0, msg.value)
+
+
+@external
+@payable
+def open_for(
+    device: bytes32, payee: address, token: address, deposit: uint256, expiry: uint256
+) -> uint256:
+    """
+    @notice Open a channel to the node `payee` to buy `device`'s readings: each
+            settlement pays the node its share as the device's owner set it in the
+            Registry now, and credits the rest to the owner.
+    @return The channel's id.
+    """
+    assert REGISTRY != empty(address), "Channels: no registry"
+    owner: address = empty(address)
+    price: uint256 = 0
+    node_bps: uint256 = 0
+    owner, price, node_bps = staticcall IRegistry(REGISTRY).terms(device)
+    assert owner != empty(address), "Channels: unknown device"
+    return self._open(payee, token, deposit, expiry, device, node_bps, msg.value)
+
+
+@external
+def withdraw(token: address):
+    """
+    @notice Take what the sales of your devices' readings have credited you.
+    """
+    amount: uint256 = self.owed[token][msg.sender]
+    assert amount > 0, "Channels: nothing owed"
+    self.owed[token][msg.sender] = 0
+    self._give(token, msg.sender, amount)
 
 
 @external
@@ -124,7 +166,7 @@ def settle(channel: uint256, amount: uint256, signature: Bytes[MAX_SIGNATURE]):
     assert amount > c.paid, "Channels: voucher not above what was paid"
     self._check_voucher(c, channel, amount, signature)
     self.channels[channel].paid = amount
-    self._give(c.token, c.payee, amount - c.paid)
+    self._pay(c, amount - c.paid)
     log Settled(channel=channel, amount=amount, paid=amount - c.paid)
 
 
@@ -142,7 +184,7 @@ def close(channel: uint256, amount: uint256, signature: Bytes[MAX_SIGNATURE]):
         self._check_voucher(c, channel, amount, signature)
     self.channels[channel].paid = amount
     self.channels[channel].closed = True
-    self._give(c.token, c.payee, amount - c.paid)
+    self._pay(c, amount - c.paid)
     self._give(c.token, c.payer, c.deposit - amount)
     log Closed(channel=channel, paid=amount, refunded=c.deposit - amount)
 
@@ -168,6 +210,39 @@ def voucher_digest(channel: uint256, amount: uint256) -> bytes32:
     @notice The EIP-712 digest a payer signs for a voucher.
     """
     return eip712._hash_typed_data_v4(keccak256(abi_encode(VOUCHER_TYPEHASH, channel, amount)))
+
+
+@internal
+def _open(
+    payee: address, token: address, deposit: uint256, expiry: uint256, device: bytes32,
+    node_bps: uint256, sent: uint256,
+) -> uint256:
+    assert payee != empty(address) and payee != msg.sender, "Channels: bad payee"
+    assert deposit > 0, "Channels: zero deposit"
+    assert expiry > block.timestamp, "Channels: expiry in the past"
+    channel: uint256 = self.count + 1
+    self.count = channel
+    self.channels[channel] = Channel(
+        payer=msg.sender, payee=payee, token=token, deposit=deposit, paid=0, expiry=expiry,
+        closed=False, device=device, node_bps=node_bps,
+    )
+    self._take(token, deposit, sent)
+    log Opened(channel=channel, payer=msg.sender, payee=payee, token=token, deposit=deposit, expiry=expiry)
+    return channel
+
+
+@internal
+def _pay(c: Channel, amount: uint256):
+    """The payee's share of `amount` paid now; the device owner's credited."""
+    if c.device == empty(bytes32):
+        self._give(c.token, c.payee, amount)
+        return
+    node_part: uint256 = amount * c.node_bps // BPS
+    if node_part < amount:
+        owner: address = staticcall IRegistry(REGISTRY).owner_of(c.device)
+        self.owed[c.token][owner] += amount - node_part
+        log Credited(owner=owner, token=c.token, amount=amount - node_part)
+    self._give(c.token, c.payee, node_part)
 
 
 @internal

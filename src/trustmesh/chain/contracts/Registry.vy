@@ -41,6 +41,7 @@ struct Device:
     keys: uint256  # number of keys in the history
     unbond_at: uint256  # when the stake may be withdrawn (0 while active)
     price: uint256  # wei per reading the owner asks of consumers (0: free)
+    node_bps: uint256  # the serving node's share of each sale, in basis points
 
 
 struct Key:
@@ -89,6 +90,7 @@ event StakeAdded:
 event PriceSet:
     device_id: indexed(bytes32)
     price: uint256
+    node_bps: uint256
 
 
 event NodeRegistered:
@@ -167,7 +169,8 @@ def _register_device(device_id: bytes32, alg: int256, key: Bytes[MAX_KEY], stake
     assert stake >= self.min_stake, "registry: stake below minimum"
     self._check_key(alg, key)
     self.devices[device_id] = Device(
-        owner=msg.sender, stake=stake, status=STATUS_ACTIVE, keys=1, unbond_at=0, price=0
+        owner=msg.sender, stake=stake, status=STATUS_ACTIVE, keys=1, unbond_at=0, price=0,
+        node_bps=0
     )
     self.device_keys[device_id][0] = Key(alg=alg, key=key, from_seq=0, since=block.timestamp)
     log DeviceRegistered(device_id=device_id, owner=msg.sender, alg=alg, key=key, stake=stake)
@@ -250,13 +253,38 @@ def rotate_key(device_id: bytes32, alg: int256, key: Bytes[MAX_KEY], from_seq: u
 
 
 @external
-def set_price(device_id: bytes32, price: uint256):
+def set_price(device_id: bytes32, price: uint256, node_bps: uint256):
     """
-    @notice Set the price (wei per reading) the owner asks of consumers.
+    @notice Set the price (wei per reading) the owner asks of consumers, and the
+            share of each sale (basis points) the node that serves it keeps. A
+            channel opened for the device keeps the share it was opened with.
     """
     assert msg.sender == self.devices[device_id].owner, "registry: only the owner"
+    assert node_bps <= BPS, "registry: node share above 100%"
     self.devices[device_id].price = price
-    log PriceSet(device_id=device_id, price=price)
+    self.devices[device_id].node_bps = node_bps
+    log PriceSet(device_id=device_id, price=price, node_bps=node_bps)
+
+
+@external
+@view
+def terms(device_id: bytes32) -> (address, uint256, uint256):
+    """
+    @notice A device's sale terms: its owner, its price and the node's share.
+    """
+    return (
+        self.devices[device_id].owner, self.devices[device_id].price,
+        self.devices[device_id].node_bps,
+    )
+
+
+@external
+@view
+def owner_of(device_id: bytes32) -> address:
+    """
+    @notice A device's owner (empty if it was never registered).
+    """
+    return self.devices[device_id].owner
 
 
 @external
