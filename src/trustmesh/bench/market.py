@@ -6,7 +6,8 @@ P-256 key, each timed alone on one core (mean rate and p99), against the bare
 signature check of the same key in the same run (the ratio: what the voucher's
 EIP-712 digest and the ledger's rules cost over the curve). Gas, on the embedded
 chain: opening a channel, settling (the first and a later one), closing; a
-device account's operations (its deployment, ``validateUserOp``, a transfer). One
+device account's operations (its deployment, ``validateUserOp``, a transfer); a
+reward claim from a pool shared by 10,000. One
 settlement pays every reading since the last, so the gas a paid reading costs is
 a settlement's over ``readings_per_settlement``; the baseline, measured in the
 same run, is a payment settled on-chain each time (a bare native transfer, the
@@ -31,11 +32,13 @@ from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import deploy_account_contracts, key_coordinates
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
+from trustmesh.chain.rewards import RewardsContract, deploy_rewards
 from trustmesh.chain.suite import Registry, deploy_suite, device_id
 from trustmesh.chain.userop import UserOperation
 from trustmesh.device.wallet import Wallet
 from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.market.ledger import Ledger, Terms
+from trustmesh.market.rewards import distribute
 from trustmesh.market.vouchers import Domain, Voucher, sign, sign_device
 
 GOALS = {
@@ -46,6 +49,7 @@ GOALS = {
     "gas_validate_user_op_max": 15_000,
     "gas_user_op_transfer_max": 88_000,
     "gas_account_deploy_max": 200_000,
+    "gas_claim_max": 60_000,
 }
 GAS_PRICE_GWEI = 0.01  # an L2's (stated, not measured)
 ETH_USD = 3_000
@@ -185,11 +189,41 @@ def account_gas() -> dict[str, int | None]:
     }
 
 
+def claim_gas(recipients: int = 10_000) -> dict[str, int]:
+    """A reward claim on the embedded chain, from a pool shared among ``recipients``
+    (a proof of ~log2 of that many hashes): the first claim of a 256-claim word
+    (its bit set from zero), a later one, and one paying an account that held
+    nothing before (which costs the chain a new account)."""
+    with embedded_clients(3) as (chain, (funder, claimer, holder)):
+        subjects = [i.to_bytes(32, "big") for i in range(1, recipients + 1)]
+        accounts = {s: "0x" + s[-20:].hex() for s in subjects}
+        accounts[subjects[0]] = accounts[subjects[1]] = holder.address  # existing accounts
+        shares = distribute(1, 10**18, dict.fromkeys(subjects, 1), accounts)
+        rewards = RewardsContract(funder, deploy_rewards(funder))
+        now = int(chain.w3.eth.get_block("latest")["timestamp"])
+        pool = rewards.fund(1, shares.root, shares.pool, now + 3_600)
+        anyone = RewardsContract(claimer, rewards.address)
+
+        def claim(index: int) -> int:
+            share = shares.shares[index]
+            receipt = anyone.claim(pool, index, share.account, share.amount, shares.proof(index))
+            return int(receipt["gasUsed"])
+
+        first, later, fresh = claim(0), claim(1), claim(2)
+    return {
+        "gas_claim": later,
+        "gas_claim_first_in_word": first,
+        "gas_claim_new_account": fresh,
+        "claim_proof_hashes": len(shares.proof(1)),
+    }
+
+
 def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> dict[str, Any]:
     """Measure; returns the JSON object ``trustmesh bench market --json`` prints."""
     checks = vouchers(vouchers_count)
     spent = gas()
     account = account_gas()
+    claims = claim_gas()
     per_reading = spent["gas_settle"] / readings_per_settlement
     usd_per_gas = GAS_PRICE_GWEI * 1e-9 * ETH_USD
     return {
@@ -222,6 +256,6 @@ def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> di
             "coinbase_smart_wallet": 157_000,
             "safe": 176_000,
         },  # (not measured here: the issue's figures, for comparison)
-        "pending": ["gas_claim"],
+        **claims,
         "goals": GOALS,
     }

@@ -30,7 +30,7 @@ from trustmesh.errors import ChainError
 
 CONTRACTS = (
     "Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels",
-    "DeviceAccount", "DeviceAccountFactory",
+    "DeviceAccount", "DeviceAccountFactory", "Rewards", "RewardPool",
 )  # fmt: skip
 
 
