@@ -41,6 +41,7 @@ def node_process(
     body_timeout: float | None = None,
     chain_key: str | None = None,
     reputation_epoch: float | None = None,
+    settle_seconds: float | None = None,
 ) -> Iterator[RunningNode]:
     """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs.
 
@@ -53,6 +54,8 @@ def node_process(
         args += ["--body-timeout", str(body_timeout)]
     if reputation_epoch is not None:
         args += ["--reputation-epoch", str(reputation_epoch)]
+    if settle_seconds is not None:
+        args += ["--settle-seconds", str(settle_seconds)]
     env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
     if store == "postgres":
         args += ["--db", fresh_database(fixture("postgres_url"))]

@@ -109,7 +109,8 @@ def deploy_suite(
     with_disputes: bool = True,
 ) -> Deployment:
     """Deploy the Registry, the LogAnchor and the Disputes contract, wired together,
-    and a Reputation contract (default parameters; attesters stake ``min_stake``).
+    a Reputation contract (default parameters; attesters stake ``min_stake``), and
+    the Channels contract devices' readings are sold through.
 
     ``max_merge_delay``: seconds a node has to anchor a checkpoint it signed once
     someone notarized it. ``with_disputes=False`` leaves the Registry's slashing
@@ -124,6 +125,7 @@ def deploy_suite(
         wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
         client.transact(wiring(contracts["Disputes"]))
     contracts["Reputation"] = deploy_reputation(client, min_stake=min_stake, reward_bps=reward_bps)
+    contracts["Channels"] = client.deploy("Channels", registry)
     return Deployment(client.chain_id, contracts)
 
 

@@ -49,6 +49,10 @@ def run(
         float,
         typer.Option("--body-timeout", help="Seconds a client has to send a request's whole body."),
     ] = 30.0,
+    settle_seconds: Annotated[
+        float,
+        typer.Option("--settle-seconds", help="How often paid readings' channels are settled."),
+    ] = 60.0,
 ) -> None:
     """Run a node: ingest readings over HTTP (and MQTT), log them, anchor every epoch.
 
@@ -58,11 +62,13 @@ def run(
 
     from trustmesh.node.run import NodeConfig, print_ready, serve
 
-    if epoch <= 0 or body_timeout <= 0 or reputation_epoch < 0 or not 0 <= port <= 65535:
+    if min(epoch, body_timeout, settle_seconds) <= 0 or reputation_epoch < 0:
         raise UsageError(
-            "--epoch and --body-timeout must be positive, --reputation-epoch not negative, "
-            "and --port 0..65535"
+            "--epoch, --body-timeout and --settle-seconds must be positive, "
+            "--reputation-epoch not negative"
         )
+    if not 0 <= port <= 65535:
+        raise UsageError("--port must be 0..65535")
     logging.basicConfig(
         level=logging.INFO,
         format='{"level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}',
@@ -79,5 +85,6 @@ def run(
         origin=origin,
         verify_workers=verify_workers,
         body_timeout=body_timeout,
+        settle_seconds=settle_seconds,
     )
     serve(config, print_ready)

@@ -18,20 +18,55 @@ from eth_abi.abi import encode
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 from web3 import Web3
+from web3.logs import DISCARD
 
 from trustmesh.chain.accounts import account_address, create_account_call, factory_address
 from trustmesh.chain.bundler import Bundler, OpReceipt
+from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.entrypoint import entry_point_artifact
 from trustmesh.chain.userop import UserOperation
 from trustmesh.errors import ChainError, RefusedUserOperation
 from trustmesh.identity import Alg, PublicKey, Signer
+from trustmesh.market.vouchers import Voucher, sign_device
 
 __all__ = ["Wallet", "wallet_address"]
 
 T = TypeVar("T")
 _EXECUTE = function_signature_to_4byte_selector("execute(address,uint256,bytes)")
+
+
+class WalletPayer:
+    """A device paying for a service from its own account: channels opened by user
+    operations, vouchers signed by the device's key (the node checks them with
+    that key off-chain, the Channels contract through the account's EIP-1271).
+    A payer for :class:`trustmesh.market.buyer.Buyer`."""
+
+    def __init__(self, wallet: Wallet) -> None:
+        self.wallet = wallet
+
+    @property
+    def address(self) -> str:
+        return self.wallet.address
+
+    def open_channel(
+        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int
+    ) -> int:
+        call = channels.contract.functions.open_for(
+            device, to_checksum_address(payee), NATIVE, deposit, expiry
+        )
+        data = bytes.fromhex(call._encode_transaction_data()[2:])
+        done = self.wallet.execute(channels.address, deposit, data)
+        mined = self.wallet._read(
+            lambda: self.wallet.w3.eth.get_transaction_receipt(HexBytes(done.transaction_hash))
+        )
+        opened = channels.contract.events.Opened().process_receipt(mined, errors=DISCARD)
+        return int(opened[-1]["args"]["channel"])
+
+    def sign(self, voucher: Voucher) -> bytes:
+        return sign_device(voucher, self.wallet.signer)
 
 
 def wallet_address(key: PublicKey) -> str:

@@ -79,6 +79,12 @@ class Ledger:
     def accept(self, channel: int, amount: int, signature: bytes, *, price: int, now: int) -> int:
         """Check a request's voucher for ``amount`` (cumulative) against ``price``;
         keep it and return what it adds, or raise :class:`InvalidVoucher`."""
+        added = self.check(channel, amount, signature, price=price, now=now)
+        self._best[channel] = _Best(amount, signature)
+        return added
+
+    def check(self, channel: int, amount: int, signature: bytes, *, price: int, now: int) -> int:
+        """What :meth:`accept` checks, keeping nothing: what the voucher would add."""
         terms = self._terms.get(channel)
         if terms is None:
             raise InvalidVoucher(f"unknown channel {channel}")
@@ -100,8 +106,24 @@ class Ledger:
             check_device(voucher, signature, terms.payer)
         elif signer(voucher, signature) != terms.payer:
             raise InvalidVoucher("the voucher is not signed by the channel's payer")
-        self._best[channel] = _Best(amount, signature)
         return amount - best.amount
+
+    def restore(self, channel: int, amount: int, signature: bytes) -> None:
+        """Take back a voucher accepted before a restart (the channel tracked first)."""
+        if channel in self._terms and amount > self.best(channel):
+            self._best[channel] = _Best(amount, signature)
+
+    def settled_amount(self, channel: int) -> int:
+        terms = self._terms.get(channel)
+        return 0 if terms is None else terms.paid
+
+    def tracks(self, channel: int) -> bool:
+        return channel in self._terms
+
+    def best(self, channel: int) -> int:
+        """The highest voucher accepted on ``channel`` (or what was settled), 0 if none."""
+        found = self._best.get(channel)
+        return 0 if found is None else found.amount
 
     def to_settle(self) -> list[tuple[int, int, bytes]]:
         """(channel, amount, signature) of each channel whose best voucher is above

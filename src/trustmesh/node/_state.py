@@ -1,5 +1,7 @@
 """The node's own bookkeeping, beside the log: equivocation evidence, where each
-reputation epoch was cut, and a few settings (the log's origin).
+reputation epoch was cut, the best payment voucher of each channel (kept before
+the readings it paid for are served, until it is settled), and a few settings
+(the log's origin).
 
 It lives in ``<data dir>/node.db`` (SQLite, WAL). The log itself (which may be
 PostgreSQL) stays the only home of entries.
@@ -22,6 +24,8 @@ CREATE TABLE IF NOT EXISTS evidence (
     UNIQUE (did, seq, conflicting_entry));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reputation_cuts (epoch INTEGER PRIMARY KEY, cut TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vouchers (
+    channel TEXT PRIMARY KEY, amount TEXT NOT NULL, signature BLOB NOT NULL);
 """
 
 
@@ -98,6 +102,20 @@ class NodeState:
         with self._lock:
             rows = self._db.execute("SELECT cut FROM reputation_cuts ORDER BY epoch").fetchall()
         return [str(row[0]) for row in rows]
+
+    def keep_voucher(self, channel: int, amount: int, signature: bytes) -> None:
+        """Record ``channel``'s best voucher (cumulative ``amount``), durably."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO vouchers (channel, amount, signature) VALUES (?, ?, ?)",
+                (str(channel), str(amount), signature),
+            )
+
+    def vouchers(self) -> list[tuple[int, int, bytes]]:
+        """Every channel's best voucher: (channel, amount, signature)."""
+        with self._lock:
+            rows = self._db.execute("SELECT channel, amount, signature FROM vouchers").fetchall()
+        return [(int(row[0]), int(row[1]), bytes(row[2])) for row in rows]
 
     def close(self) -> None:
         self._db.close()

@@ -33,6 +33,7 @@ from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._cborseq import split_cbor_sequence
 from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
+from trustmesh.node._market import Market, Sale
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._openapi import DOCUMENT
 from trustmesh.node._reputation import ReputationKeeper
@@ -67,6 +68,7 @@ class NodeContext:
     metrics: Metrics
     info: dict[str, Any]  # origin, verifier_key, epoch_seconds, chain_id, contracts
     reputation: ReputationKeeper | None = None
+    market: Market | None = None  # sells priced devices' readings (HTTP 402)
     extra_routes: list[Any] = field(default_factory=list)
     fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
     body_timeout: float = BODY_TIMEOUT  # seconds a client has to send a whole body
@@ -208,8 +210,38 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
             found = [] if index is None else [index]
         else:
             found = [index for _, index in ctx.store.device_entries(did, limit)]
+        sale = await _sale(did, len(found))
+        if sale is None:
+            note, bundles = build_bundles(ctx, found)
+            return JSONResponse({"did": did, "checkpoint": note, "readings": bundles})
+        assert ctx.market is not None
+        refused, verified = await ctx.market.charge(request, sale)
+        if refused is not None:
+            return refused
         note, bundles = build_bundles(ctx, found)
-        return JSONResponse({"did": did, "checkpoint": note, "readings": bundles})
+        status, headers = await ctx.market.settle_headers(verified)
+        if status != 200:  # the payment could not be kept: nothing is served
+            return JSONResponse({}, status, headers)
+        document = {"did": did, "checkpoint": note, "readings": bundles}
+        return JSONResponse(document, headers={**headers, "Cache-Control": "private"})
+
+    async def get_channel(request: Request) -> Response:
+        """What this node holds of a payment channel: the best voucher it accepted
+        (a buyer resumes from it) and what it settled."""
+        if ctx.market is None:
+            raise Problem("not-implemented", "this node sells nothing")
+        channel = _int(request.path_params["channel"], "channel")
+        return JSONResponse({"channel": channel, **ctx.market.held(channel)})
+
+    async def _sale(did: str, readings: int) -> Sale | None:
+        if ctx.market is None or readings == 0:
+            return None
+        try:
+            return await asyncio.to_thread(ctx.market.sale, did, readings)
+        except ChainError as exc:
+            raise Problem(
+                "chain-unavailable", f"the device's price cannot be read: {exc}"
+            ) from None
 
     async def get_evidence(request: Request) -> Response:
         after = _int(request.query_params.get("after", "0"), "after")
@@ -343,6 +375,7 @@ def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PL
         Route("/v1/devices", post_device, methods=["POST"]),
         Route("/v1/devices/{did}", get_device),
         Route("/v1/devices/{did}/readings", get_device_readings),
+        Route("/v1/channels/{channel}", get_channel),
         Route("/v1/evidence", get_evidence),
         Route("/v1/reputation", get_reputation_epochs),
         Route("/v1/reputation/epochs/{epoch}", get_reputation_table),

@@ -33,6 +33,7 @@ from trustmesh._durable import write_new
 from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.bundler_rpc import BundlerRpc
+from trustmesh.chain.channels import ChannelsContract
 from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.reputation import ReputationContract
@@ -48,6 +49,7 @@ from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
+from trustmesh.node._market import Market
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._reputation import ReputationKeeper, TablePoster
@@ -74,6 +76,7 @@ class NodeConfig:
     origin: str | None = None
     verify_workers: int | None = None  # default: every core
     body_timeout: float = 30.0  # seconds a client has to send a whole body
+    settle_seconds: float = 60.0  # how often payment channels are settled, in a batch
 
 
 def wall_ms() -> int:
@@ -268,6 +271,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         lookup=asyncio.to_thread,
     )
     keeper = _keeper(runtime)
+    market = _market(runtime)
     extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
     extra += _bundler(runtime)
     ctx = NodeContext(
@@ -281,6 +285,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         extra_routes=extra,
         fund_registrations=runtime.chain is not None,
         reputation=keeper,
+        market=market,
         body_timeout=runtime.config.body_timeout,
     )
 
@@ -288,6 +293,8 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(ingestor.run()), asyncio.create_task(_refresh(directory))]
+        if market is not None:
+            tasks.append(asyncio.create_task(market.run()))
         anchorer.start()
         if keeper is not None:
             keeper.start(interval=min(5.0, runtime.config.reputation_epoch / 4))
@@ -306,6 +313,19 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
                 task.cancel()
 
     return create_app(ctx, lifespan=lifespan)
+
+
+def _market(runtime: NodeRuntime) -> Market | None:
+    """The node sells priced devices' readings when its deployment has Channels."""
+    address = runtime.deployment.contracts.get("Channels")
+    if address is None:  # deployments older than the contract have none
+        return None
+    return Market(
+        ChannelsContract(runtime.client, address),
+        runtime.registry,
+        runtime.state,
+        settle_seconds=runtime.config.settle_seconds,
+    )
 
 
 def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:

@@ -1,0 +1,316 @@
+"""The node sells priced devices' readings over HTTP 402, as x402 v2 does.
+
+A device's owner sets a price per reading and the node's share in the Registry.
+``GET /v1/devices/{did}/readings`` on a priced device answers 402 with x402's
+``PAYMENT-REQUIRED`` (the ``trustmesh-channel`` scheme, :mod:`trustmesh.market.x402_channel`)
+until the request carries a voucher for the price of the readings it asks for;
+then it serves them with their proof bundles and x402's ``PAYMENT-RESPONSE``.
+Each voucher is checked off-chain (the channel's terms are read from the chain
+once per channel, never per request), kept durably before the readings go out,
+and the best voucher of each channel is settled in a batch every
+``settle_seconds``, which pays the node its share and credits the owner the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from web3 import Web3
+from x402 import AssetAmount, PaymentRequirements, x402FacilitatorSync, x402ResourceServer
+from x402.http import (
+    HTTPRequestContext,
+    PaymentOption,
+    RouteConfig,
+    x402HTTPResourceServer,
+)
+
+from trustmesh.chain._compile import load_contract
+from trustmesh.chain.channels import NATIVE, ChannelsContract
+from trustmesh.chain.suite import Registry, device_id
+from trustmesh.errors import ChainError, InvalidVoucher
+from trustmesh.identity import PublicKey
+from trustmesh.market.ledger import Ledger, Terms
+from trustmesh.market.x402_channel import (
+    SCHEME,
+    ChannelFacilitatorScheme,
+    ChannelPayment,
+    ChannelServerScheme,
+    network,
+)
+from trustmesh.node._state import NodeState
+
+__all__ = ["Market", "Sale"]
+
+log = logging.getLogger(__name__)
+
+TERMS_SECONDS = 5.0  # how long a device's price is taken as read
+MAX_TIMEOUT = 300
+_ROUTE = "GET /v1/devices/*/readings"
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A priced request: what it asks for and what it costs."""
+
+    did: str
+    readings: int
+    price: int  # per reading
+    node_bps: int
+
+    @property
+    def amount(self) -> int:
+        return self.readings * self.price
+
+
+class _Adapter:
+    """x402's HTTPAdapter over a Starlette request, carrying the sale it prices."""
+
+    def __init__(self, request: Request, sale: Sale) -> None:
+        self.request, self.sale = request, sale
+
+    def get_header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def get_method(self) -> str:
+        return self.request.method
+
+    def get_path(self) -> str:
+        return self.request.url.path
+
+    def get_url(self) -> str:
+        return str(self.request.url)
+
+    def get_accept_header(self) -> str:
+        return self.request.headers.get("accept", "")
+
+    def get_user_agent(self) -> str:
+        return self.request.headers.get("user-agent", "")
+
+    def get_query_params(self) -> dict[str, str | list[str]]:
+        return dict(self.request.query_params)
+
+    def get_query_param(self, name: str) -> str | None:
+        return self.request.query_params.get(name)
+
+    def get_body(self) -> Any:
+        return None
+
+
+class _Facilitator:
+    """x402's FacilitatorClient over the node's own (synchronous) facilitator, its
+    checks run off the event loop (the first voucher of a channel reads the chain)."""
+
+    def __init__(self, facilitator: x402FacilitatorSync) -> None:
+        self._facilitator = facilitator
+
+    async def verify(self, payload: Any, requirements: Any) -> Any:
+        return await asyncio.to_thread(self._facilitator.verify, payload, requirements)
+
+    async def settle(self, payload: Any, requirements: Any) -> Any:
+        return await asyncio.to_thread(self._facilitator.settle, payload, requirements)
+
+    def get_supported(self) -> Any:
+        return self._facilitator.get_supported()
+
+
+class Market:
+    def __init__(
+        self,
+        channels: ChannelsContract,
+        registry: Registry,
+        state: NodeState,
+        *,
+        clock: Callable[[], float] = time.time,
+        settle_seconds: float = 60.0,
+    ) -> None:
+        self.channels = channels
+        self.registry = registry
+        self.state = state
+        self.clock = clock
+        self.settle_seconds = settle_seconds
+        self.payee = channels.client.address
+        self.network = network(channels.client.chain_id)
+        self.ledger = Ledger(channels.domain())
+        self._lock = threading.Lock()
+        self._terms: dict[str, tuple[float, tuple[int, int]]] = {}
+        extra = {"channels": channels.address, "name": "trustmesh Channels", "version": "1"}
+        facilitator = x402FacilitatorSync()
+        facilitator.register([self.network], ChannelFacilitatorScheme(self._check, extra))
+        server = x402ResourceServer(_Facilitator(facilitator))
+        server.register(self.network, ChannelServerScheme(self._keep))
+        option = PaymentOption(
+            scheme=SCHEME, network=self.network, pay_to=self.payee, price=self._price,
+            max_timeout_seconds=MAX_TIMEOUT,
+        )  # fmt: skip
+        routes = {_ROUTE: RouteConfig(accepts=[option], description="A device's readings",
+                                      mime_type="application/json")}  # fmt: skip
+        self.http = x402HTTPResourceServer(server, routes)
+        self.http.initialize()
+        self._restore()
+
+    # --- pricing --------------------------------------------------------------------
+
+    def sale(self, did: str, readings: int) -> Sale | None:
+        """The sale of ``readings`` of ``did``, or None if the device is free. Reads
+        the chain at most every few seconds a device: run it off the event loop."""
+        now = time.monotonic()
+        cached = self._terms.get(did)
+        if cached is None or now - cached[0] > TERMS_SECONDS:
+            _, price, node_bps = self.registry.contract.functions.terms(device_id(did)).call()
+            cached = (now, (int(price), int(node_bps)))
+            self._terms[did] = cached
+        price, node_bps = cached[1]
+        return Sale(did, readings, price, node_bps) if price > 0 else None
+
+    def _price(self, context: HTTPRequestContext) -> AssetAmount:
+        sale: Sale = context.adapter.sale  # type: ignore[attr-defined]
+        return AssetAmount(
+            amount=str(sale.amount), asset=NATIVE,
+            extra={"device": "0x" + device_id(sale.did).hex(), "readings": sale.readings,
+                   "pricePerReading": str(sale.price), "nodeBps": sale.node_bps},
+        )  # fmt: skip
+
+    # --- one request ----------------------------------------------------------------
+
+    async def charge(self, request: Request, sale: Sale) -> tuple[Response | None, Any]:
+        """x402 for one request: a 402 response, or None and the verified payment
+        (to :meth:`settle_headers` once the readings are ready)."""
+        adapter = _Adapter(request, sale)
+        header = request.headers.get("payment-signature") or request.headers.get("x-payment")
+        context = HTTPRequestContext(
+            adapter=adapter, path=request.url.path, method=request.method, payment_header=header
+        )
+        result = await self.http.process_http_request(context)
+        if result.type == "payment-verified":
+            return None, (result, context)
+        instructions = result.response
+        assert instructions is not None, result.type
+        headers = {k: v for k, v in instructions.headers.items() if k.lower() != "content-type"}
+        body = instructions.body if isinstance(instructions.body, dict) else {}
+        return JSONResponse(body, instructions.status, headers), None
+
+    async def settle_headers(self, verified: Any) -> tuple[int, dict[str, str]]:
+        """Keep the payment (x402's settle step); the status and headers to send."""
+        result, context = verified
+        settled = await self.http.process_settlement(
+            result.payment_payload, result.payment_requirements, context=context,
+            declared_extensions=result.declared_extensions,
+        )  # fmt: skip
+        return (200 if settled.success else 402), dict(settled.headers)
+
+    def _check(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
+        with self._lock:
+            self._track(payment.channel, requirements)
+            self.ledger.check(
+                payment.channel, payment.amount, payment.signature,
+                price=int(requirements.amount), now=int(self.clock()),
+            )  # fmt: skip
+
+    def _keep(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
+        with self._lock:
+            self.ledger.accept(
+                payment.channel, payment.amount, payment.signature,
+                price=int(requirements.amount), now=int(self.clock()),
+            )  # fmt: skip
+            self.state.keep_voucher(payment.channel, payment.amount, payment.signature)
+
+    def _track(self, channel: int, requirements: PaymentRequirements) -> None:
+        """Read a channel new to this node from the chain, once, and hold it to the
+        request: paying this node, for this device, in the native currency."""
+        if self.ledger.tracks(channel):
+            return
+        try:
+            found = self.channels.channel(channel)
+            payer = self._payer(found.payer)
+        except ChainError as exc:
+            raise InvalidVoucher(f"channel {channel}: {exc}") from None
+        device = bytes.fromhex(str((requirements.extra or {}).get("device", "0x"))[2:])
+        if found.payer == NATIVE:
+            raise InvalidVoucher(f"unknown channel {channel}")
+        if found.payee != self.payee:
+            raise InvalidVoucher(f"channel {channel} does not pay this node")
+        if found.device != device:
+            raise InvalidVoucher(f"channel {channel} is not for this device")
+        if found.token != NATIVE:
+            raise InvalidVoucher(f"channel {channel} is not in the native currency")
+        self.ledger.track(
+            channel, Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
+        )
+
+    def _payer(self, address: str) -> str | PublicKey:
+        """A payer as its vouchers are checked: an EOA by its address; a device
+        account by its device's P-256 key (read from the account, once)."""
+        client = self.channels.client
+        with client.errors("reading the payer"):
+            if not client.w3.eth.get_code(Web3.to_checksum_address(address)):
+                return address
+        account = client.contract(load_contract("DeviceAccount"), address)
+        try:
+            key = bytes(client.call(account.functions.key()))
+        except ChainError:
+            raise InvalidVoucher(
+                f"the payer {address} is a contract whose vouchers this node cannot check"
+            ) from None
+        point = b"\x04" + key
+        try:
+            return PublicKey.from_cryptography(
+                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+            )
+        except ValueError:
+            raise InvalidVoucher(f"the payer {address} holds no valid P-256 key") from None
+
+    def held(self, channel: int) -> dict[str, int]:
+        """The best voucher accepted on ``channel`` and what was settled (0, 0 if
+        this node never saw the channel)."""
+        with self._lock:
+            settled = self.ledger.settled_amount(channel)
+            return {"accepted": self.ledger.best(channel), "settled": settled}
+
+    # --- batches --------------------------------------------------------------------
+
+    def settle_due(self) -> int:
+        """Settle the best voucher of every channel above what was paid; returns how
+        many settled (a channel that fails is left for the next batch)."""
+        with self._lock:
+            due = self.ledger.to_settle()
+        done = 0
+        for channel, amount, signature in due:
+            try:
+                self.channels.settle(channel, amount, signature)
+            except ChainError as exc:
+                log.warning(
+                    "settling channel %d failed (kept for the next batch): %s", channel, exc
+                )
+                continue
+            with self._lock:
+                self.ledger.settled(channel, amount)
+            done += 1
+        return done
+
+    async def run(self) -> None:
+        """Settle in batches every ``settle_seconds``, until cancelled."""
+        while True:
+            await asyncio.sleep(self.settle_seconds)
+            await asyncio.to_thread(self.settle_due)
+
+    def _restore(self) -> None:
+        """Vouchers kept before a restart: their channels tracked again, ready to settle."""
+        for channel, amount, signature in self.state.vouchers():
+            try:
+                found = self.channels.channel(channel)
+                payer = self._payer(found.payer)
+            except (ChainError, InvalidVoucher) as exc:
+                log.warning("channel %d of a kept voucher cannot be read: %s", channel, exc)
+                continue
+            terms = Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
+            self.ledger.track(channel, terms)
+            self.ledger.restore(channel, amount, signature)
