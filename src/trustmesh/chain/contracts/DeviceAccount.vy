@@ -22,6 +22,8 @@
 P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
 PROXY_CODE: constant(uint256) = 45  # EIP-1167 runtime; the key follows it
 EIP1271_MAGIC: constant(bytes4) = 0x1626ba7e
+LEGACY_MAGIC: constant(bytes4) = 0x20c13b0b  # isValidSignature(bytes,bytes)
+SAFE_PREIMAGE: constant(uint256) = 66  # 0x1901 || domain separator || struct hash
 SIG_VALIDATION_FAILED: constant(uint256) = 1
 MAX_CALL: constant(uint256) = 16384
 MAX_DATA: constant(uint256) = 16000
@@ -65,8 +67,27 @@ def __init__(entry_point: address):
 
 @external
 @payable
-def __default__():
-    pass
+def __default__() -> bytes4:
+    """
+    @notice Receives the native currency; and answers the legacy EIP-1271
+            `isValidSignature(bytes _data, bytes _signature)` (0x20c13b0b), which a
+            Safe (1.4.1) asks of an owner that is a contract: valid if the device
+            signed `keccak256(_data)` (the Safe transaction's hash). Vyper has no
+            overloading, so that call is read here, from the calldata: a Safe's
+            `_data` is the 66-byte EIP-712 preimage, a device's signature 64 bytes.
+    """
+    if len(msg.data) < 4 or convert(slice(msg.data, 0, 4), bytes4) != LEGACY_MAGIC:
+        return empty(bytes4)
+    at_data: uint256 = 4 + convert(slice(msg.data, 4, 32), uint256)
+    at_signature: uint256 = 4 + convert(slice(msg.data, 36, 32), uint256)
+    if convert(slice(msg.data, at_data, 32), uint256) != SAFE_PREIMAGE:
+        return 0xffffffff
+    if convert(slice(msg.data, at_signature, 32), uint256) != 64:
+        return 0xffffffff
+    digest: bytes32 = keccak256(slice(msg.data, at_data + 32, SAFE_PREIMAGE))
+    if self._signed(digest, slice(msg.data, at_signature + 32, 64)):
+        return LEGACY_MAGIC
+    return 0xffffffff
 
 
 @external
