@@ -20,6 +20,9 @@ def test_bench_market_json_shape() -> None:
     assert document["gas_per_payment_baseline"] == 21_000  # a bare native transfer
     assert document["gas_per_paid_reading"] == round(document["gas_settle"] / 5000, 2)
     assert document["ratio_vs_per_payment_settlement"] > 1
+    # x402's exact scheme: one EIP-3009 transfer settled per payment, measured alike
+    assert document["gas_per_payment_x402_exact"] > document["gas_per_payment_baseline"]
+    assert document["ratio_vs_x402_exact"] > document["ratio_vs_per_payment_settlement"]
     # a device account: deployed by its first operation, then a steady-state transfer
     assert 0 < document["gas_validate_user_op"] < document["gas_user_op_transfer"]
     first, deploy = document["gas_user_op_first"], document["gas_account_deploy"]

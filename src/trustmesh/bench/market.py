@@ -1,19 +1,19 @@
-"""Paying per reading over channels (issue 13, as far as it stands): how fast a
-payee checks vouchers, and what a channel costs on-chain per paid reading.
+"""The machine economy's figures: how fast a payee checks vouchers, and what
+paying per reading, a device account and a reward claim cost on-chain.
 
 Vouchers: ``vouchers`` checks of an EOA's (secp256k1) and of a device's own
 P-256 key, each timed alone on one core (mean rate and p99), against the bare
 signature check of the same key in the same run (the ratio: what the voucher's
 EIP-712 digest and the ledger's rules cost over the curve). Gas, on the embedded
-chain: opening a channel, settling (the first and a later one), closing; a
-device account's operations (its deployment, ``validateUserOp``, a transfer); a
-reward claim from a pool shared by 10,000. One
-settlement pays every reading since the last, so the gas a paid reading costs is
-a settlement's over ``readings_per_settlement``; the baseline, measured in the
-same run, is a payment settled on-chain each time (a bare native transfer, the
-least any per-payment settlement costs; x402's ``exact`` scheme on an EIP-3009
-token costs ~82k, the repository's notes say). Dollars assume the gas price and
-ETH price given (stated in the output).
+chain: a channel buying one device's readings (open, settle: the first and a
+later one, close); a device account's operations (its deployment,
+``validateUserOp``, a transfer); a reward claim from a pool shared by 10,000.
+One settlement pays every reading since the last, so the gas a paid reading
+costs is a settlement's over ``readings_per_settlement``; the baselines,
+measured in the same run, settle each payment on-chain: a bare native transfer
+(the least any such payment costs) and x402's ``exact`` scheme (an EIP-3009
+``transferWithAuthorization``). Dollars assume the gas price and ETH price
+given (stated in the output).
 """
 
 from __future__ import annotations
@@ -189,6 +189,41 @@ def account_gas() -> dict[str, int | None]:
     }
 
 
+def exact_gas() -> int:
+    """x402's ``exact`` scheme settles every payment on-chain: an EIP-3009
+    ``transferWithAuthorization`` the payer signed, sent by the facilitator (here
+    on trustmesh's PaymentToken, a snekmate ERC-20 with EIP-3009, both balances
+    already non-zero, as for a payer and a seller that traded before)."""
+    with embedded_clients(3) as (chain, (owner, payer, facilitator)):
+        token = owner.contract(
+            load_contract("PaymentToken"),
+            owner.deploy("PaymentToken", "trustmesh USD", "TUSD", 6, "1"),
+        )
+        seller = owner.address
+        owner.transact(token.functions.mint(payer.address, 10**12))
+        owner.transact(token.functions.mint(seller, 1))
+        now = int(chain.w3.eth.get_block("latest")["timestamp"])
+        domain = {"name": "trustmesh USD", "version": "1", "chainId": payer.chain_id,
+                  "verifyingContract": token.address}  # fmt: skip
+        message = {"from": payer.address, "to": seller, "value": 1_000, "validAfter": 0,
+                   "validBefore": now + 3_600, "nonce": b"\x07" * 32}  # fmt: skip
+        signed = Account.sign_typed_data(payer.account.key, domain, _EIP3009, message)
+        settle = token.functions.transferWithAuthorization(
+            payer.address, seller, 1_000, 0, now + 3_600, b"\x07" * 32, signed.v,
+            signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"),
+        )  # fmt: skip
+        return int(facilitator.transact(settle)["gasUsed"])
+
+
+_EIP3009 = {
+    "TransferWithAuthorization": [
+        {"name": "from", "type": "address"}, {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"}, {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"}, {"name": "nonce", "type": "bytes32"},
+    ]
+}  # fmt: skip
+
+
 def claim_gas(recipients: int = 10_000) -> dict[str, int]:
     """A reward claim on the embedded chain, from a pool shared among ``recipients``
     (a proof of ~log2 of that many hashes): the first claim of a 256-claim word
@@ -224,6 +259,7 @@ def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> di
     spent = gas()
     account = account_gas()
     claims = claim_gas()
+    exact = exact_gas()
     per_reading = spent["gas_settle"] / readings_per_settlement
     usd_per_gas = GAS_PRICE_GWEI * 1e-9 * ETH_USD
     return {
@@ -245,6 +281,8 @@ def run(vouchers_count: int = 3_000, readings_per_settlement: int = 5_000) -> di
         "readings_per_settlement": readings_per_settlement,
         "gas_per_paid_reading": round(per_reading, 2),
         "ratio_vs_per_payment_settlement": round(spent["gas_per_payment_baseline"] / per_reading),
+        "gas_per_payment_x402_exact": exact,
+        "ratio_vs_x402_exact": round(exact / per_reading),
         "usd_per_paid_reading": per_reading * usd_per_gas,
         "assumed": {"gas_price_gwei": GAS_PRICE_GWEI, "eth_usd": ETH_USD},
         **account,

@@ -30,7 +30,7 @@ from trustmesh.errors import ChainError
 
 CONTRACTS = (
     "Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels",
-    "DeviceAccount", "DeviceAccountFactory", "Rewards", "RewardPool",
+    "DeviceAccount", "DeviceAccountFactory", "Rewards", "RewardPool", "PaymentToken",
 )  # fmt: skip
 
 
