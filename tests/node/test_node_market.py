@@ -18,6 +18,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
@@ -67,10 +68,16 @@ class Shop:
         return f"{self.node.url}/v1/devices/{self.device.did}/readings"
 
 
-def _shop(node: RunningNode, tmp_path: Path) -> Shop:
-    """A device with 1,000 readings logged and anchored, then priced by its owner."""
-    w3 = rpc_web3(node.url + "/rpc")
-    owner, buyer, stranger = (ChainClient(w3, Account.from_key(dev_keys()[k])) for k in (3, 4, 5))
+def _shop(node: RunningNode, tmp_path: Path, anvil_url: str | None = None) -> Shop:
+    """A device with 1,000 readings logged and anchored, then priced by its owner;
+    on the node's embedded chain, or on anvil (the node's account is anvil's first,
+    Alto's the last three)."""
+    if anvil_url is None:
+        w3 = rpc_web3(node.url + "/rpc")
+        keys = [Account.from_key(dev_keys()[k]) for k in (3, 4, 5)]
+    else:
+        w3, keys = rpc_web3(anvil_url), anvil_accounts(range(3, 6))
+    owner, buyer, stranger = (ChainClient(w3, key) for key in keys)
     deployment = Deployment(int(node.info["chain_id"]), dict(node.info["contracts"]))
     shop = Shop(node, w3, owner, buyer, stranger, deployment,
                 Device(SoftwareSigner.generate(), tmp_path / "d.seq"))  # fmt: skip
@@ -90,10 +97,16 @@ def _shop(node: RunningNode, tmp_path: Path) -> Shop:
     return shop
 
 
+@pytest.mark.parametrize("chain", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def test_a_consumer_buys_a_priced_devices_readings(
-    start_node: Callable[..., RunningNode], tmp_path: Path
+    start_node: Callable[..., RunningNode],
+    tmp_path: Path,
+    chain: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    shop = _shop(start_node(epoch=0.5, settle_seconds=1.0), tmp_path)
+    node = start_node(chain=chain, epoch=0.5, settle_seconds=1.0)
+    anvil = request.getfixturevalue("anvil_url") if chain == "anvil" else None
+    shop = _shop(node, tmp_path, anvil)
     node, device, deployment = shop.node, shop.device, shop.deployment
     readings_url, buyer_client, owner = shop.readings_url, shop.buyer, shop.owner
     # unpaid: x402 v2's 402, offering the channel scheme for this many readings
