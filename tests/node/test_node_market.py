@@ -226,3 +226,37 @@ def test_a_device_pays_for_readings_from_its_own_account(
     assert channels.channel(channel).payer == wallet.address
     wait_until(lambda: channels.channel(channel).paid == 40 * PRICE, "the settlement")
     bundler.close()
+
+
+def test_malformed_payments_get_a_402_never_a_500(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    shop = _shop(start_node(epoch=0.5), tmp_path)
+    url = shop.readings_url
+    accepted = _required(httpx.get(url, params={"limit": "1"}))["accepts"][0]
+
+    def encoded(document: object) -> str:
+        return base64.b64encode(json.dumps(document).encode()).decode()
+
+    good = {"channel": "1", "amount": "1000", "signature": "0x" + "11" * 65,
+            "payer": shop.buyer.address}  # fmt: skip
+    headers = [
+        "not base64 at all!", base64.b64encode(b"\xff\xfe").decode(), encoded([1, 2]),
+        encoded({"x402Version": 2}), encoded({"x402Version": 2, "payload": "x", "accepted": 1}),
+        encoded({"x402Version": 1, "payload": good, "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": {}, "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": {**good, "amount": "-5"}, "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": {**good, "amount": str(1 << 300)},
+                 "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": {**good, "payer": "0x12"}, "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": {**good, "signature": "zz"}, "accepted": accepted}),
+        encoded({"x402Version": 2, "payload": good,
+                 "accepted": {**accepted, "amount": "1"}}),
+        encoded({"x402Version": 2, "payload": good, "accepted": {**accepted, "scheme": "exact"}}),
+        encoded({"x402Version": 2, "payload": good,
+                 "accepted": {**accepted, "extra": {"device": "0xzz"}}}),
+    ]  # fmt: skip
+    for header in headers:
+        answer = httpx.get(url, params={"limit": "1"}, headers={"PAYMENT-SIGNATURE": header})
+        assert answer.status_code == 402, (header, answer.status_code, answer.text[:200])
+    assert httpx.get(f"{shop.node.url}/v1/channels/abc").status_code == 400
