@@ -201,7 +201,7 @@ def test_price_and_added_stake(net: Net) -> None:
     registry.set_price(did, 123, node_bps=2_500)
     assert (registry.device(did)["price"], registry.device(did)["node_bps"]) == (123, 2_500)
     terms = registry.contract.functions.terms(device_id(did)).call()
-    assert terms == [net.owner.address, 123, 2_500]
+    assert terms == [net.owner.address, 123, 2_500, "0x" + "00" * 20]
     with pytest.raises(Reverted, match="registry: only the owner"):
         net.registry(net.reporter).set_price(did, 1)
     with pytest.raises(Reverted, match="registry: node share above 100%"):

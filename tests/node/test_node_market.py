@@ -22,6 +22,7 @@ from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
+from trustmesh.chain._compile import load_contract
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.bundler import RpcBundler
 from trustmesh.chain.channels import ChannelsContract
@@ -30,6 +31,7 @@ from trustmesh.chain.embedded import dev_keys
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, device_id
 from trustmesh.device import Device
 from trustmesh.device.wallet import Wallet, WalletPayer
+from trustmesh.errors import Reverted
 from trustmesh.identity import SoftwareSigner
 from trustmesh.market.buyer import Buyer, OverBudget
 from trustmesh.market.vouchers import Voucher, sign
@@ -260,3 +262,47 @@ def test_malformed_payments_get_a_402_never_a_500(
         answer = httpx.get(url, params={"limit": "1"}, headers={"PAYMENT-SIGNATURE": header})
         assert answer.status_code == 402, (header, answer.status_code, answer.text[:200])
     assert httpx.get(f"{shop.node.url}/v1/channels/abc").status_code == 400
+
+
+def test_a_device_priced_in_a_token_is_sold_by_exact_payments_and_channels(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """x402's `exact` (each payment an EIP-3009 transfer, settled at once: the
+    per-payment baseline) beside the channel scheme, for a device priced in a
+    token; the channel's settlement splits the token between node and owner."""
+    shop = _shop(start_node(epoch=0.5, settle_seconds=1.0), tmp_path)
+    token_address = shop.owner.deploy("PaymentToken", "trustmesh USD", "TUSD", 6, "1")
+    token = shop.owner.contract(load_contract("PaymentToken"), token_address)
+    shop.owner.transact(token.functions.mint(shop.buyer.address, 10**9))
+    registry = Registry(shop.owner, shop.deployment)
+    registry.set_price(shop.device.did, 500, node_bps=NODE_BPS, currency=token_address)
+
+    def offers() -> list[dict[str, Any]]:
+        answer = httpx.get(shop.readings_url, params={"limit": "4"})
+        return list(_required(answer)["accepts"]) if answer.status_code == 402 else []
+
+    wait_until(lambda: len(offers()) == 2, "the token price")
+    channel_offer, exact_offer = offers()
+    assert (channel_offer["scheme"], exact_offer["scheme"]) == ("trustmesh-channel", "exact")
+    assert channel_offer["asset"] == exact_offer["asset"] == token_address
+    assert exact_offer["extra"] == {"name": "trustmesh USD", "version": "1"}
+    node_address = exact_offer["payTo"]
+
+    def balance(address: str) -> int:
+        return int(shop.owner.call(token.functions.balanceOf(address)))
+
+    exact = Buyer(shop.buyer, shop.node.url, 10_000, scheme="exact")
+    assert len(exact.buy(shop.device.did, limit=4).bundles) == 4
+    assert (exact.spent, balance(node_address)) == (2_000, 2_000)  # settled at once
+    by_channel = Buyer(shop.buyer, shop.node.url, 5_000)
+    channel = by_channel.buy(shop.device.did, limit=10).channel
+    assert channel is not None and by_channel.spent == 5_000
+    channels = ChannelsContract(shop.stranger, shop.deployment.contracts["Channels"])
+    assert channels.channel(channel).token == token_address
+    wait_until(lambda: channels.channel(channel).paid == 5_000, "the settlement")
+    assert balance(node_address) == 2_000 + 5_000 * NODE_BPS // 10_000
+    assert channels.owed(shop.owner.address, token_address) == 5_000 - 5_000 * NODE_BPS // 10_000
+    # a channel in another currency than the device's price is refused on-chain
+    stranger = ChannelsContract(shop.stranger, channels.address)
+    with pytest.raises(Reverted, match="not the device's currency"):
+        stranger.open_for(device_id(shop.device.did), node_address, 10**15, 2**40)

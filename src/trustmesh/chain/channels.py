@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from web3 import Web3
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from trustmesh.chain._compile import load_contract
@@ -84,7 +85,7 @@ class ChannelsContract:
         )
 
     def _opened(self, receipt: TxReceipt) -> int:
-        (event,) = self.contract.events.Opened().process_receipt(receipt)
+        (event,) = self.contract.events.Opened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["channel"])
 
     def top_up(self, channel: int, amount: int, expiry: int) -> TxReceipt:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from trustmesh.chain._compile import load_contract
@@ -35,7 +36,7 @@ class RewardsContract:
             epoch, root, total, Web3.to_checksum_address(token), expiry
         )
         receipt = self.client.transact(fn, total if token == NATIVE else 0)
-        (event,) = self.contract.events.Funded().process_receipt(receipt)
+        (event,) = self.contract.events.Funded().process_receipt(receipt, errors=DISCARD)
         return str(event["args"]["pool"])
 
     def claim(

@@ -31,6 +31,8 @@ from trustmesh.errors import ChainError
 from trustmesh.identity import Alg, PublicKey, key_from_did
 from trustmesh.log.note_p256 import LogSigner
 
+ZERO_ADDRESS = "0x" + "00" * 20  # the native currency, where a token could be named
+
 STATUS = {0: "unknown", 1: "active", 2: "revoked", 3: "withdrawn"}
 
 
@@ -177,9 +179,14 @@ class Registry(_Wrapper):
     def withdraw(self, id_: bytes) -> TxReceipt:
         return self.client.transact(self.contract.functions.withdraw(id_))
 
-    def set_price(self, did: str, price: int, node_bps: int = 0) -> TxReceipt:
-        """The owner's terms: wei per reading, and the serving node's share (bps)."""
-        fn = self.contract.functions.set_price(device_id(did), price, node_bps)
+    def set_price(
+        self, did: str, price: int, node_bps: int = 0, currency: str = ZERO_ADDRESS
+    ) -> TxReceipt:
+        """The owner's terms: the price per reading in ``currency`` (the native
+        currency, or an ERC-20), and the serving node's share (bps)."""
+        fn = self.contract.functions.set_price(
+            device_id(did), price, node_bps, Web3.to_checksum_address(currency)
+        )
         return self.client.transact(fn)
 
     def register_node(
@@ -201,7 +208,7 @@ class Registry(_Wrapper):
         return self.client.transact(self.contract.functions.retire_node(origin_id(origin)))
 
     def device(self, did: str) -> dict[str, Any]:
-        owner, stake, status, keys, unbond_at, price, node_bps = self.client.call(
+        owner, stake, status, keys, unbond_at, price, node_bps, currency = self.client.call(
             self.contract.functions.devices(device_id(did))
         )
         return {
@@ -213,6 +220,7 @@ class Registry(_Wrapper):
             "unbond_at": unbond_at,
             "price": price,
             "node_bps": node_bps,
+            "currency": currency,
         }
 
     def register_log(self, signer: LogSigner, url: str, stake: int) -> TxReceipt:

@@ -33,6 +33,14 @@ def buy(
             "--key-file", help="Ethereum keystore (else $TRUSTMESH_CHAIN_KEY).", dir_okay=False
         ),
     ] = None,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            "--scheme",
+            help="trustmesh-channel (vouchers, settled in batches) or exact (x402's: a token "
+            "transfer settled per payment, for devices priced in an EIP-3009 token).",
+        ),
+    ] = "trustmesh-channel",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -59,6 +67,8 @@ def buy(
 
     if budget <= 0 or not 1 <= limit <= 1000:
         raise UsageError("--budget must be positive and --limit 1..1000")
+    if scheme not in ("trustmesh-channel", "exact"):
+        raise UsageError("--scheme is trustmesh-channel or exact")
     key_from_did(did)
     base = node.rstrip("/")
     try:
@@ -69,7 +79,7 @@ def buy(
     w3 = rpc_web3(rpc or info.get("rpc") or f"{base}/rpc")
     client = ChainClient(w3, account, chain_id=int(info["chain_id"]))
     lookup = chain_lookup(w3, client.chain_id, info["contracts"]["LogAnchor"], cached=True)
-    buyer = Buyer(client, base, budget, chain=lookup)
+    buyer = Buyer(client, base, budget, chain=lookup, scheme=scheme)
     price = buyer.price(did)
     if price > 0:
         limit = min(limit, budget // price)

@@ -52,8 +52,11 @@ class WalletPayer:
         return self.wallet.address
 
     def open_channel(
-        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int
-    ) -> int:
+        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int,
+        token: str,
+    ) -> int:  # fmt: skip
+        if token != NATIVE:
+            raise ValueError("a device's wallet pays in the native currency")
         call = channels.contract.functions.open_for(
             device, to_checksum_address(payee), NATIVE, deposit, expiry
         )

@@ -17,13 +17,15 @@ from typing import Any, Protocol
 
 import httpx
 from web3 import Web3
-from x402 import PaymentRequirements, SpendControlAsset, SpendControls
+from x402 import PaymentRequired, PaymentRequirements, SpendControls
 from x402.client import x402ClientSync
 from x402.http import (
     decode_payment_required_header,
     decode_payment_response_header,
     encode_payment_signature_header,
 )
+from x402.mechanisms.evm.exact import ExactEvmClientScheme
+from x402.mechanisms.evm.signers import EthAccountSigner
 
 from trustmesh.bundle import ChainLookup, verify_bundle
 from trustmesh.chain.channels import NATIVE, ChannelsContract
@@ -36,6 +38,11 @@ from trustmesh.market.x402_channel import SCHEME, ChannelClientScheme, ChannelPa
 __all__ = ["Bought", "Buyer", "OverBudget"]
 
 DEFAULT_LIFETIME = 24 * 3600  # seconds a channel the buyer opens stays open
+_APPROVE_ABI = [
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable",
+     "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]  # fmt: skip
 
 
 class OverBudget(Error):
@@ -60,9 +67,10 @@ class Payer(Protocol):
     def address(self) -> str: ...
 
     def open_channel(
-        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int
-    ) -> int:
-        """Open a channel to ``payee`` for ``device``; returns its id."""
+        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int,
+        token: str,
+    ) -> int:  # fmt: skip
+        """Open a channel in ``token`` to ``payee`` for ``device``; returns its id."""
         ...
 
     def sign(self, voucher: Voucher) -> bytes: ...
@@ -79,10 +87,15 @@ class AccountPayer:
         return self.client.address
 
     def open_channel(
-        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int
-    ) -> int:
+        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int,
+        token: str,
+    ) -> int:  # fmt: skip
+        if token != NATIVE:  # the deposit is drawn by the contract: approve it first
+            erc20 = self.client.w3.eth.contract(address=Web3.to_checksum_address(token),
+                                                abi=_APPROVE_ABI)  # fmt: skip
+            self.client.transact(erc20.functions.approve(channels.address, deposit))
         return ChannelsContract(self.client, channels.address).open_for(
-            device, payee, deposit, expiry
+            device, payee, deposit, expiry, token
         )
 
     def sign(self, voucher: Voucher) -> bytes:
@@ -102,6 +115,7 @@ class Buyer:
         budget: int,
         *,
         payer: Payer | None = None,
+        scheme: str = SCHEME,
         deposit: int | None = None,
         lifetime: int = DEFAULT_LIFETIME,
         chain: ChainLookup | None = None,
@@ -129,12 +143,19 @@ class Buyer:
         self.spent = 0  # promised in vouchers the node kept
         self._confirmed: dict[int, int] = {}  # channel -> cumulative the node kept
         self._channels: dict[tuple[str, bytes], int] = {}  # (node, device) -> channel
+        self.scheme = scheme
         self._x402 = x402ClientSync()
-        self._x402.register(network(client.chain_id), ChannelClientScheme(self._pay))
-        allowed = SpendControlAsset(
-            network=network(client.chain_id), asset=NATIVE, max_amount_per_payment=str(budget)
-        )  # (the budget is the real control: see _pay)
-        self._x402.set_spend_controls(SpendControls(allowed_assets=[allowed]))
+        if scheme == SCHEME:
+            self._x402.register(network(client.chain_id), ChannelClientScheme(self._pay))
+        elif scheme == "exact" and payer is None:  # (an EOA signs EIP-3009 transfers)
+            signer = ExactEvmClientScheme(EthAccountSigner(client.account))
+            self._x402.register(network(client.chain_id), signer)
+        else:
+            raise ValueError(f"a buyer pays by {SCHEME!r}, or by 'exact' from its own account")
+        # Any asset the node names: the budget, checked before each payment, is the control.
+        self._x402.set_spend_controls(
+            SpendControls(allowed_assets=True, max_amount_per_payment=False)
+        )
 
     def buy(self, did: str, limit: int = 100) -> Bought:
         """Buy the device's latest ``limit`` readings (one request), each bundle
@@ -161,6 +182,18 @@ class Buyer:
         if header is None:
             raise Error(f"the node answered 402 without PAYMENT-REQUIRED: {answer.text[:200]}")
         required = decode_payment_required_header(header)
+        if not isinstance(required, PaymentRequired):
+            raise Error("the node answered with an x402 v1 402: trustmesh speaks v2")
+        offers = [offer for offer in required.accepts if offer.scheme == self.scheme]
+        if not offers:
+            raise Error(f"the node does not take {self.scheme!r} payments for this")
+        price = int(offers[0].amount)
+        if self.spent + price > self.budget:
+            raise OverBudget(
+                f"{price} more would take the buyer over its budget "
+                f"({self.spent} of {self.budget} spent)"
+            )
+        required.accepts = offers
         payload = self._x402.create_payment_payload(required)
         signature = encode_payment_signature_header(payload)
         paid = self.http.get(url, params=params, headers={"PAYMENT-SIGNATURE": signature})
@@ -172,6 +205,10 @@ class Buyer:
             raise InvalidVoucher(f"the node refused the payment: {reason}")
         settled = decode_payment_response_header(response)
         extra = settled.extra or {}
+        if self.scheme != SCHEME:  # settled on-chain, this one payment
+            self.spent += price
+            bought.spent += price
+            return paid
         channel, cumulative = int(extra["channel"]), int(extra["amount"])
         added = cumulative - self._confirmed.get(channel, 0)
         self._confirmed[channel] = cumulative
@@ -182,16 +219,11 @@ class Buyer:
 
     def _pay(self, requirements: PaymentRequirements) -> ChannelPayment:
         price = int(requirements.amount)
-        if self.spent + price > self.budget:
-            raise OverBudget(
-                f"{price} wei more would take the buyer over its budget "
-                f"({self.spent} of {self.budget} spent)"
-            )
         extra = requirements.extra or {}
         if extra.get("channels", "").lower() != self.channels.address.lower():
             raise InvalidVoucher("the node asks for payment to another Channels contract")
         device = bytes.fromhex(str(extra["device"]).removeprefix("0x"))
-        channel = self._channel(requirements.pay_to, device, price)
+        channel = self._channel(requirements.pay_to, device, price, requirements.asset)
         amount = self._confirmed.get(channel, 0) + price
         signature = self.payer.sign(Voucher(self.channels.domain(), channel, amount))
         return ChannelPayment(channel, amount, signature, self.payer.address)
@@ -208,7 +240,7 @@ class Buyer:
                 return int(offer.extra["pricePerReading"])
         raise Error("the node offers no trustmesh-channel payment for this device")
 
-    def _channel(self, payee: str, device: bytes, price: int) -> int:
+    def _channel(self, payee: str, device: bytes, price: int, token: str) -> int:
         """The open channel to ``payee`` for ``device`` with room for ``price`` (one
         this buyer opened before, even in an earlier run, resumed from what the node
         holds of it), or a new one (its deposit what is left of the budget, at most
@@ -222,13 +254,14 @@ class Buyer:
                 self._confirmed[channel] = max(int(held["accepted"]), found.paid)
             room = found.deposit - self._confirmed[channel]
             fresh = found.expiry > time.time() + 2 * DEFAULT_MARGIN
-            if found.device == device and not found.closed and fresh and room >= price:
+            usable = found.device == device and found.token.lower() == token.lower()
+            if usable and not found.closed and fresh and room >= price:
                 self._channels[key] = channel
                 return channel
         deposit = min(self.deposit, self.budget - self.spent)
         chain_now = int(self.client.w3.eth.get_block("latest")["timestamp"])
         expiry = max(int(time.time()), chain_now) + self.lifetime
-        channel = self.payer.open_channel(self.channels, device, key[0], deposit, expiry)
+        channel = self.payer.open_channel(self.channels, device, key[0], deposit, expiry, token)
         self._channels[key] = channel
         self._confirmed[channel] = 0
         return channel

@@ -32,9 +32,12 @@ from x402.http import (
     RouteConfig,
     x402HTTPResourceServer,
 )
+from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_facilitator
+from x402.mechanisms.evm.signers import FacilitatorWeb3Signer
 
 from trustmesh.chain._compile import load_contract
 from trustmesh.chain.channels import NATIVE, ChannelsContract
+from trustmesh.chain.client import ChainClient
 from trustmesh.chain.suite import Registry, device_id
 from trustmesh.errors import ChainError, InvalidVoucher
 from trustmesh.identity import PublicKey
@@ -55,6 +58,39 @@ log = logging.getLogger(__name__)
 TERMS_SECONDS = 5.0  # how long a device's price is taken as read
 MAX_TIMEOUT = 300
 _ROUTE = "GET /v1/devices/*/readings"
+_TOKEN_ABI = [
+    {"type": "function", "name": n, "stateMutability": "view", "inputs": [],
+     "outputs": [{"name": "", "type": "string"}]}
+    for n in ("name", "version")
+]  # fmt: skip
+
+
+class ClientSigner(FacilitatorWeb3Signer):
+    """x402's facilitator signer sending through the node's own chain client, so
+    the ``exact`` settlements share its account's nonces with the anchors and the
+    channel settlements (x402's signer would count them on its own)."""
+
+    def __init__(self, client: ChainClient) -> None:  # (no super().__init__: no RPC URL)
+        self._client = client
+        self._account = client.account
+        self._w3 = client.w3
+        self._confirmation_timeout_seconds = client.timeout
+        self._gas_limit = 500_000
+        self._chain_id = client.chain_id
+        self._nonce_lock = threading.Lock()
+        self._next_nonce = None
+
+    def write_contract(
+        self, address: str, abi: list[dict[str, Any]], function_name: str, *args: Any,
+        data_suffix: str | None = None,
+    ) -> str:  # fmt: skip
+        contract = self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+        receipt = self._client.transact(getattr(contract.functions, function_name)(*args))
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    def send_transaction(self, to: str, data: bytes) -> str:
+        receipt = self._client.send_raw(to, data, "settling a payment")
+        return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 @dataclass(frozen=True)
@@ -63,8 +99,9 @@ class Sale:
 
     did: str
     readings: int
-    price: int  # per reading
+    price: int  # per reading, in ``currency``
     node_bps: int
+    currency: str = NATIVE  # the native currency, or an ERC-20's address
 
     @property
     def amount(self) -> int:
@@ -141,20 +178,33 @@ class Market:
         self.network = network(channels.client.chain_id)
         self.ledger = Ledger(channels.domain())
         self._lock = threading.Lock()
-        self._terms: dict[str, tuple[float, tuple[int, int]]] = {}
+        self._terms: dict[str, tuple[float, tuple[int, int, str]]] = {}
+        self._tokens: dict[str, dict[str, str]] = {}  # an ERC-20's EIP-712 name and version
         extra = {"channels": channels.address, "name": "trustmesh Channels", "version": "1"}
         facilitator = x402FacilitatorSync()
         facilitator.register([self.network], ChannelFacilitatorScheme(self._check, extra))
+        register_exact_evm_facilitator(facilitator, ClientSigner(channels.client), self.network)
         server = x402ResourceServer(_Facilitator(facilitator))
         server.register(self.network, ChannelServerScheme(self._keep))
-        option = PaymentOption(
+        server.register(self.network, ExactEvmServerScheme())  # type: ignore[arg-type,no-untyped-call]
+        channel = PaymentOption(
             scheme=SCHEME, network=self.network, pay_to=self.payee, price=self._price,
             max_timeout_seconds=MAX_TIMEOUT,
         )  # fmt: skip
-        routes = {_ROUTE: RouteConfig(accepts=[option], description="A device's readings",
-                                      mime_type="application/json")}  # fmt: skip
-        self.http = x402HTTPResourceServer(server, routes)
-        self.http.initialize()
+        exact = PaymentOption(
+            scheme="exact", network=self.network, pay_to=self.payee, price=self._exact_price,
+            max_timeout_seconds=MAX_TIMEOUT,
+        )  # fmt: skip
+        # Devices priced in the native currency are sold over channels; those priced in
+        # an EIP-3009 token over channels and x402's `exact` (each payment settled).
+        self.http = {
+            native: x402HTTPResourceServer(server, {_ROUTE: RouteConfig(
+                accepts=options, description="A device's readings", mime_type="application/json",
+            )})
+            for native, options in ((True, [channel]), (False, [channel, exact]))
+        }  # fmt: skip
+        for http in self.http.values():
+            http.initialize()
         self._restore()
 
     # --- pricing --------------------------------------------------------------------
@@ -165,19 +215,39 @@ class Market:
         now = time.monotonic()
         cached = self._terms.get(did)
         if cached is None or now - cached[0] > TERMS_SECONDS:
-            _, price, node_bps = self.registry.contract.functions.terms(device_id(did)).call()
-            cached = (now, (int(price), int(node_bps)))
+            terms = self.registry.contract.functions.terms(device_id(did)).call()
+            _, price, node_bps, currency = terms
+            cached = (now, (int(price), int(node_bps), Web3.to_checksum_address(currency)))
             self._terms[did] = cached
-        price, node_bps = cached[1]
-        return Sale(did, readings, price, node_bps) if price > 0 else None
+        price, node_bps, currency = cached[1]
+        if price == 0:
+            return None
+        if currency != NATIVE and currency not in self._tokens:
+            self._tokens[currency] = self._token_domain(currency)
+        return Sale(did, readings, price, node_bps, currency)
+
+    def _token_domain(self, token: str) -> dict[str, str]:
+        """An EIP-3009 token's EIP-712 name and version (x402's ``exact`` needs them)."""
+        contract = self.channels.client.w3.eth.contract(
+            address=Web3.to_checksum_address(token), abi=_TOKEN_ABI
+        )
+        return {
+            "name": str(self.channels.client.call(contract.functions.name())),
+            "version": str(self.channels.client.call(contract.functions.version())),
+        }
 
     def _price(self, context: HTTPRequestContext) -> AssetAmount:
         sale: Sale = context.adapter.sale  # type: ignore[attr-defined]
         return AssetAmount(
-            amount=str(sale.amount), asset=NATIVE,
+            amount=str(sale.amount), asset=sale.currency,
             extra={"device": "0x" + device_id(sale.did).hex(), "readings": sale.readings,
                    "pricePerReading": str(sale.price), "nodeBps": sale.node_bps},
         )  # fmt: skip
+
+    def _exact_price(self, context: HTTPRequestContext) -> AssetAmount:
+        sale: Sale = context.adapter.sale  # type: ignore[attr-defined]
+        return AssetAmount(amount=str(sale.amount), asset=sale.currency,
+                           extra=dict(self._tokens[sale.currency]))  # fmt: skip
 
     # --- one request ----------------------------------------------------------------
 
@@ -189,9 +259,10 @@ class Market:
         context = HTTPRequestContext(
             adapter=adapter, path=request.url.path, method=request.method, payment_header=header
         )
-        result = await self.http.process_http_request(context)
+        http = self.http[sale.currency == NATIVE]
+        result = await http.process_http_request(context)
         if result.type == "payment-verified":
-            return None, (result, context)
+            return None, (http, result, context)
         instructions = result.response
         assert instructions is not None, result.type
         headers = {k: v for k, v in instructions.headers.items() if k.lower() != "content-type"}
@@ -200,8 +271,8 @@ class Market:
 
     async def settle_headers(self, verified: Any) -> tuple[int, dict[str, str]]:
         """Keep the payment (x402's settle step); the status and headers to send."""
-        result, context = verified
-        settled = await self.http.process_settlement(
+        http, result, context = verified
+        settled = await http.process_settlement(
             result.payment_payload, result.payment_requirements, context=context,
             declared_extensions=result.declared_extensions,
         )  # fmt: skip
@@ -240,8 +311,8 @@ class Market:
             raise InvalidVoucher(f"channel {channel} does not pay this node")
         if found.device != device:
             raise InvalidVoucher(f"channel {channel} is not for this device")
-        if found.token != NATIVE:
-            raise InvalidVoucher(f"channel {channel} is not in the native currency")
+        if found.token != Web3.to_checksum_address(requirements.asset):
+            raise InvalidVoucher(f"channel {channel} is not in the device's currency")
         self.ledger.track(
             channel, Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
         )

@@ -24,7 +24,7 @@ from ethereum.ercs import IERC20
 
 
 interface IRegistry:
-    def terms(device_id: bytes32) -> (address, uint256, uint256): view
+    def terms(device_id: bytes32) -> (address, uint256, uint256, address): view
     def owner_of(device_id: bytes32) -> address: view
 
 from snekmate.utils import ecdsa
@@ -123,8 +123,10 @@ def open_for(
     owner: address = empty(address)
     price: uint256 = 0
     node_bps: uint256 = 0
-    owner, price, node_bps = staticcall IRegistry(REGISTRY).terms(device)
+    currency: address = empty(address)
+    owner, price, node_bps, currency = staticcall IRegistry(REGISTRY).terms(device)
     assert owner != empty(address), "Channels: unknown device"
+    assert token == currency, "Channels: not the device's currency"
     return self._open(payee, token, deposit, expiry, device, node_bps, msg.value)
 
 

@@ -42,6 +42,7 @@ struct Device:
     unbond_at: uint256  # when the stake may be withdrawn (0 while active)
     price: uint256  # wei per reading the owner asks of consumers (0: free)
     node_bps: uint256  # the serving node's share of each sale, in basis points
+    currency: address  # what the price is in: empty(address) the native currency, or an ERC-20
 
 
 struct Key:
@@ -91,6 +92,7 @@ event PriceSet:
     device_id: indexed(bytes32)
     price: uint256
     node_bps: uint256
+    currency: address
 
 
 event NodeRegistered:
@@ -170,7 +172,7 @@ def _register_device(device_id: bytes32, alg: int256, key: Bytes[MAX_KEY], stake
     self._check_key(alg, key)
     self.devices[device_id] = Device(
         owner=msg.sender, stake=stake, status=STATUS_ACTIVE, keys=1, unbond_at=0, price=0,
-        node_bps=0
+        node_bps=0, currency=empty(address)
     )
     self.device_keys[device_id][0] = Key(alg=alg, key=key, from_seq=0, since=block.timestamp)
     log DeviceRegistered(device_id=device_id, owner=msg.sender, alg=alg, key=key, stake=stake)
@@ -253,28 +255,32 @@ def rotate_key(device_id: bytes32, alg: int256, key: Bytes[MAX_KEY], from_seq: u
 
 
 @external
-def set_price(device_id: bytes32, price: uint256, node_bps: uint256):
+def set_price(device_id: bytes32, price: uint256, node_bps: uint256, currency: address):
     """
-    @notice Set the price (wei per reading) the owner asks of consumers, and the
-            share of each sale (basis points) the node that serves it keeps. A
-            channel opened for the device keeps the share it was opened with.
+    @notice Set the price per reading the owner asks of consumers, in `currency`
+            (empty: the native currency, in wei; else an ERC-20, in its base
+            units), and the share of each sale (basis points) the node that serves
+            it keeps. A channel opened for the device keeps the share it was opened
+            with.
     """
     assert msg.sender == self.devices[device_id].owner, "registry: only the owner"
     assert node_bps <= BPS, "registry: node share above 100%"
     self.devices[device_id].price = price
     self.devices[device_id].node_bps = node_bps
-    log PriceSet(device_id=device_id, price=price, node_bps=node_bps)
+    self.devices[device_id].currency = currency
+    log PriceSet(device_id=device_id, price=price, node_bps=node_bps, currency=currency)
 
 
 @external
 @view
-def terms(device_id: bytes32) -> (address, uint256, uint256):
+def terms(device_id: bytes32) -> (address, uint256, uint256, address):
     """
-    @notice A device's sale terms: its owner, its price and the node's share.
+    @notice A device's sale terms: its owner, its price, the node's share and the
+            price's currency.
     """
     return (
         self.devices[device_id].owner, self.devices[device_id].price,
-        self.devices[device_id].node_bps,
+        self.devices[device_id].node_bps, self.devices[device_id].currency,
     )
 
 
