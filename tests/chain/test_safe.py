@@ -31,9 +31,9 @@ from trustmesh.chain.safe import (
     safe_tx_preimage,
 )
 from trustmesh.chain.suite import device_id, onchain_key
-from trustmesh.errors import Reverted
+from trustmesh.errors import InvalidVoucher, Reverted
 from trustmesh.identity import SoftwareSigner, did_from_key, key_from_did
-from trustmesh.market.vouchers import Voucher
+from trustmesh.market.vouchers import SafeSigners, Voucher, check_safe
 
 ARTIFACTS = REPO / ".tools/node_modules/@safe-global/safe-contracts/build/artifacts/contracts"
 ZERO = "0x" + "00" * 20
@@ -100,7 +100,7 @@ def test_a_safe_owned_device_changes_its_price_only_with_enough_signatures(net: 
     assert registry.device(did)["owner"] == safe.address
 
     def set_price(price: int, signers: list[OwnerSignature | LocalAccount]) -> None:
-        call = registry.contract.functions.set_price(device_id(did), price, 1_000)
+        call = registry.contract.functions.set_price(device_id(did), price, 1_000, ZERO)
         data = bytes.fromhex(call._encode_transaction_data()[2:])
         digest = safe.tx_hash(registry.address, 0, data)
         signatures = [s if isinstance(s, OwnerSignature) else owner_signature(s, digest)
@@ -113,7 +113,7 @@ def test_a_safe_owned_device_changes_its_price_only_with_enough_signatures(net: 
         net.registry(net.owner).set_price(did, 77)
     assert registry.device(did)["price"] == 0
     # the device account co-signs with its P-256 key: the Safe asks it through EIP-1271
-    call = registry.contract.functions.set_price(device_id(did), 77, 1_000)
+    call = registry.contract.functions.set_price(device_id(did), 77, 1_000, ZERO)
     data = bytes.fromhex(call._encode_transaction_data()[2:])
     preimage = safe_tx_preimage(net.w3.eth.chain_id, safe.address, registry.address, 0, data,
                                 safe.nonce())  # fmt: skip
@@ -144,6 +144,11 @@ def test_a_safe_pays_over_a_channel_with_its_owners_signatures(net: Net) -> None
     with pytest.raises(Reverted, match="bad voucher signature"):  # (the Safe reverts: GS020)
         channels.settle(channel, 4_000, short)
     full = pack_signatures([owner_signature(alice, message), owner_signature(bob, message)])
+    # the node's off-chain check agrees with the Safe's own
+    owners = SafeSigners(safe.address, frozenset([alice.address, bob.address, owned.account]), 2)
+    check_safe(voucher, full, owners)
+    with pytest.raises(InvalidVoucher):
+        check_safe(voucher, short, owners)
     before = net.reporter.balance()
     receipt = channels.settle(channel, 4_000, full)
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]

@@ -98,3 +98,39 @@ def test_a_device_pays_from_its_secure_element(softhsm: SoftHsmToken) -> None:
     with Pkcs11Signer.generate(softhsm.uri("wallet-key"), Alg.ES256) as device:
         voucher = Voucher(DOMAIN, channel=1, amount=10**9)
         check_device(voucher, sign_device(voucher, device), device.public_key)
+
+
+def test_a_safes_vouchers_are_checked_off_chain_as_its_eip1271_would() -> None:
+    """Threshold owner signatures of the voucher's SafeMessage hash, in ascending
+    owner order (the chain's side is held to the same by tests/chain/test_safe.py)."""
+    from eth_account import Account
+    from eth_utils.crypto import keccak
+
+    from trustmesh.chain.safe import owner_signature, pack_signatures, safe_message_hash
+    from trustmesh.market.vouchers import SafeSigners, check_safe
+
+    owners = [Account.create() for _ in range(3)]
+    safe = SafeSigners("0x" + "5a" * 20, frozenset(o.address for o in owners), threshold=2)
+    voucher = Voucher(DOMAIN, channel=3, amount=10**6)
+    message = safe_message_hash(DOMAIN.chain_id, safe.address, voucher.digest())
+    signed = [owner_signature(o, message) for o in owners]
+    check_safe(voucher, pack_signatures(signed[:2]), safe)
+    check_safe(voucher, pack_signatures(signed), safe)  # more than needed is fine
+    prefixed = keccak(b"\x19Ethereum Signed Message:\n32" + message)
+    eth_sign = owner_signature(owners[0], prefixed)
+    as_eth_sign = type(eth_sign)(eth_sign.owner, eth_sign.signature[:64]
+                                 + bytes([eth_sign.signature[64] + 4]))  # fmt: skip
+    check_safe(voucher, pack_signatures([as_eth_sign, signed[1]]), safe)
+    ordered = sorted(signed[:2], key=lambda s: int(s.owner, 16))
+    stranger = owner_signature(Account.create(), message)
+    other = Voucher(DOMAIN, channel=3, amount=10**6 + 1)
+    for signature, reason in (
+        (pack_signatures(signed[:1]), "needs 2"),
+        (ordered[1].signature + ordered[0].signature, "ascending"),
+        (pack_signatures([signed[0], stranger]), "not an owner"),
+        (b"\x00" * 130, "on-chain only"),
+    ):
+        with pytest.raises(InvalidVoucher, match=reason):
+            check_safe(voucher, signature, safe)
+    with pytest.raises(InvalidVoucher):  # signatures of another voucher
+        check_safe(other, pack_signatures(signed[:2]), safe)

@@ -31,9 +31,9 @@ from trustmesh.chain.embedded import dev_keys
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, device_id
 from trustmesh.device import Device
 from trustmesh.device.wallet import Wallet, WalletPayer
-from trustmesh.errors import Reverted
+from trustmesh.errors import InvalidVoucher, Reverted
 from trustmesh.identity import SoftwareSigner
-from trustmesh.market.buyer import Buyer, OverBudget
+from trustmesh.market.buyer import Buyer, OverBudget, SafePayer
 from trustmesh.market.vouchers import Voucher, sign
 from trustmesh.market.x402_channel import ChannelPayment
 
@@ -306,3 +306,29 @@ def test_a_device_priced_in_a_token_is_sold_by_exact_payments_and_channels(
     stranger = ChannelsContract(shop.stranger, channels.address)
     with pytest.raises(Reverted, match="not the device's currency"):
         stranger.open_for(device_id(shop.device.did), node_address, 10**15, 2**40)
+
+
+def test_a_safe_pays_for_readings_with_its_owners_signatures(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """A Safe's channel and vouchers, its owners signing: the node checks the
+    vouchers off-chain against the Safe's owners and threshold, the contract
+    settles them through the Safe's EIP-1271."""
+    from tests.chain.test_safe import _safe
+
+    shop = _shop(start_node(epoch=0.5, settle_seconds=1.0), tmp_path)
+    owned = _safe(shop.stranger)
+    shop.stranger.send_raw(owned.safe.address, b"", "funding the Safe", value=10**16)
+    payer = SafePayer(owned.safe, owned.eoas)
+    buyer = Buyer(shop.buyer, shop.node.url, 100 * PRICE, payer=payer)  # (a deposit of 100)
+    assert len(buyer.buy(shop.device.did, limit=20).bundles) == 20
+    channel = buyer.buy(shop.device.did, limit=10).channel
+    assert channel is not None and buyer.spent == 30 * PRICE
+    channels = ChannelsContract(shop.stranger, shop.deployment.contracts["Channels"])
+    assert channels.channel(channel).payer == owned.safe.address
+    wait_until(lambda: channels.channel(channel).paid == 30 * PRICE, "the settlement")
+    # one owner of the two needed: its vouchers on the same channel are refused
+    lone = Buyer(shop.buyer, shop.node.url, 30 * PRICE, payer=SafePayer(owned.safe, owned.eoas[:1]))
+    with pytest.raises(InvalidVoucher, match="needs 2"):
+        lone.buy(shop.device.did, limit=1)
+    assert lone.spent == 0

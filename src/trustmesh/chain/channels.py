@@ -58,7 +58,7 @@ class ChannelsContract:
         fn = self.contract.functions.open(
             Web3.to_checksum_address(payee), Web3.to_checksum_address(token), deposit, expiry
         )
-        return self._opened(self.client.transact(fn, value))
+        return self.opened(self.client.transact(fn, value))
 
     def open_for(
         self, device: bytes, payee: str, deposit: int, expiry: int, token: str = NATIVE
@@ -70,7 +70,7 @@ class ChannelsContract:
             device, Web3.to_checksum_address(payee), Web3.to_checksum_address(token), deposit,
             expiry,
         )  # fmt: skip
-        return self._opened(self.client.transact(fn, value))
+        return self.opened(self.client.transact(fn, value))
 
     def owed(self, owner: str, token: str = NATIVE) -> int:
         """What sales have credited ``owner`` and it has not withdrawn yet."""
@@ -84,7 +84,8 @@ class ChannelsContract:
             self.contract.functions.withdraw(Web3.to_checksum_address(token))
         )
 
-    def _opened(self, receipt: TxReceipt) -> int:
+    def opened(self, receipt: TxReceipt) -> int:
+        """The id of the channel a transaction opened (whoever sent it)."""
         (event,) = self.contract.events.Opened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["channel"])
 

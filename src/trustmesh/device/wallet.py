@@ -21,7 +21,6 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 from web3 import Web3
-from web3.logs import DISCARD
 
 from trustmesh.chain.accounts import account_address, create_account_call, factory_address
 from trustmesh.chain.bundler import Bundler, OpReceipt
@@ -65,8 +64,7 @@ class WalletPayer:
         mined = self.wallet._read(
             lambda: self.wallet.w3.eth.get_transaction_receipt(HexBytes(done.transaction_hash))
         )
-        opened = channels.contract.events.Opened().process_receipt(mined, errors=DISCARD)
-        return int(opened[-1]["args"]["channel"])
+        return channels.opened(mined)
 
     def sign(self, voucher: Voucher) -> bytes:
         return sign_device(voucher, self.wallet.signer)

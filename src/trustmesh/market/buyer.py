@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from x402 import PaymentRequired, PaymentRequirements, SpendControls
 from x402.client import x402ClientSync
@@ -30,6 +31,7 @@ from x402.mechanisms.evm.signers import EthAccountSigner
 from trustmesh.bundle import ChainLookup, verify_bundle
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.safe import SafeContract, owner_signature, pack_signatures, safe_message_hash
 from trustmesh.errors import ChainError, Error, InvalidVoucher
 from trustmesh.market.ledger import DEFAULT_MARGIN
 from trustmesh.market.vouchers import Voucher, sign
@@ -100,6 +102,39 @@ class AccountPayer:
 
     def sign(self, voucher: Voucher) -> bytes:
         return sign(voucher, self.client.account)
+
+
+class SafePayer:
+    """A Safe pays: its owners (EOAs, enough for its threshold) sign the channel's
+    opening as a Safe transaction and each voucher as the Safe's EIP-1271 message."""
+
+    def __init__(self, safe: SafeContract, owners: list[LocalAccount]) -> None:
+        self.safe = safe
+        self.owners = owners
+
+    @property
+    def address(self) -> str:
+        return self.safe.address
+
+    def open_channel(
+        self, channels: ChannelsContract, device: bytes, payee: str, deposit: int, expiry: int,
+        token: str,
+    ) -> int:  # fmt: skip
+        if token != NATIVE:
+            raise ValueError("this Safe payer pays in the native currency")
+        call = channels.contract.functions.open_for(
+            device, Web3.to_checksum_address(payee), NATIVE, deposit, expiry
+        )
+        data = bytes.fromhex(call._encode_transaction_data()[2:])
+        digest = self.safe.tx_hash(channels.address, deposit, data)
+        receipt = self.safe.execute(
+            channels.address, deposit, data, [owner_signature(o, digest) for o in self.owners]
+        )
+        return channels.opened(receipt)
+
+    def sign(self, voucher: Voucher) -> bytes:
+        message = safe_message_hash(voucher.domain.chain_id, self.safe.address, voucher.digest())
+        return pack_signatures([owner_signature(o, message) for o in self.owners])
 
 
 class Buyer:

@@ -29,7 +29,14 @@ from eth_utils.address import to_checksum_address
 
 from trustmesh.errors import InvalidVoucher
 from trustmesh.identity import PublicKey
-from trustmesh.market.vouchers import Domain, Voucher, check_device, signer
+from trustmesh.market.vouchers import (
+    Domain,
+    SafeSigners,
+    Voucher,
+    check_device,
+    check_safe,
+    signer,
+)
 
 __all__ = ["Ledger", "Terms"]
 
@@ -40,7 +47,7 @@ DEFAULT_MARGIN = 300  # seconds before the expiry from which no voucher is accep
 class Terms:
     """A channel as the chain says it was opened (and topped up, settled)."""
 
-    payer: str | PublicKey  # an EOA's address (any case), or a device's own P-256 key
+    payer: str | PublicKey | SafeSigners  # an EOA (any case), a device's key, or a Safe
     deposit: int
     expiry: int  # a timestamp
     paid: int = 0  # settled on-chain so far
@@ -104,6 +111,8 @@ class Ledger:
         voucher = Voucher(self.domain, channel, amount)
         if isinstance(terms.payer, PublicKey):
             check_device(voucher, signature, terms.payer)
+        elif isinstance(terms.payer, SafeSigners):
+            check_safe(voucher, signature, terms.payer)
         elif signer(voucher, signature) != terms.payer:
             raise InvalidVoucher("the voucher is not signed by the channel's payer")
         return amount - best.amount

@@ -32,10 +32,20 @@ from eth_keys.exceptions import BadSignature
 from eth_keys.main import KeyAPI
 from eth_utils.exceptions import ValidationError
 
+from trustmesh.chain.safe import safe_message_hash
 from trustmesh.errors import InvalidSignature, InvalidVoucher
 from trustmesh.identity import Alg, PublicKey, Signer
 
-__all__ = ["Domain", "Voucher", "check_device", "sign", "sign_device", "signer"]
+__all__ = [
+    "Domain",
+    "SafeSigners",
+    "Voucher",
+    "check_device",
+    "check_safe",
+    "sign",
+    "sign_device",
+    "signer",
+]
 
 NAME, VERSION = "trustmesh Channels", "1"
 TYPES = {"Voucher": [{"name": "channel", "type": "uint256"}, {"name": "amount", "type": "uint256"}]}
@@ -120,15 +130,55 @@ def signer(voucher: Voucher, signature: bytes) -> str:
     :class:`~trustmesh.errors.InvalidVoucher` if it is not a signature at all."""
     if type(signature) is not bytes or len(signature) != 65:
         raise InvalidVoucher("a payer's voucher signature is 65 bytes")
+    return _recover(voucher.digest(), signature)
+
+
+def _recover(digest: bytes, signature: bytes) -> str:
+    """The address whose ECDSA signature (r, s, v) of ``digest`` this is."""
     v = signature[64] - 27 if signature[64] >= 27 else signature[64]
     try:
-        key = KeyAPI.Signature(signature[:64] + bytes([v])).recover_public_key_from_msg_hash(
-            voucher.digest()
-        )
+        key = KeyAPI.Signature(signature[:64] + bytes([v])).recover_public_key_from_msg_hash(digest)
     except (BadSignature, ValidationError, ValueError) as exc:
         raise InvalidVoucher(f"not a voucher signature: {exc}") from None
     address: str = key.to_checksum_address()
     return address
+
+
+@dataclass(frozen=True)
+class SafeSigners:
+    """A Safe payer as its vouchers are checked off-chain: its owners and threshold
+    (read from the chain when its channel is first seen)."""
+
+    address: str
+    owners: frozenset[str]  # checksummed
+    threshold: int
+
+
+def check_safe(voucher: Voucher, signature: bytes, safe: SafeSigners) -> None:
+    """Raise :class:`~trustmesh.errors.InvalidVoucher` unless ``threshold`` of the
+    Safe's owners signed the voucher as the Safe's EIP-1271 check wants it (each
+    the SafeMessage hash of the voucher's digest, their signatures in ascending
+    owner order): what the Channels contract will ask the Safe when it settles.
+    Only owners' ECDSA signatures are checked off-chain; a contract owner's
+    signature is refused here (the contract alone can check it)."""
+    message = safe_message_hash(voucher.domain.chain_id, safe.address, voucher.digest())
+    if type(signature) is not bytes or len(signature) < 65 * safe.threshold:
+        raise InvalidVoucher(f"the Safe needs {safe.threshold} owner signatures")
+    last = 0
+    for k in range(safe.threshold):
+        part = signature[65 * k : 65 * (k + 1)]
+        if part[64] in (27, 28):
+            owner = _recover(message, part)
+        elif part[64] in (31, 32):  # eth_sign: the message hash, prefixed
+            prefixed = keccak256(b"\x19Ethereum Signed Message:\n32" + message)
+            owner = _recover(prefixed, part[:64] + bytes([part[64] - 4]))
+        else:
+            raise InvalidVoucher("a contract owner's signature is checked on-chain only")
+        if owner not in safe.owners:
+            raise InvalidVoucher(f"{owner} is not an owner of the Safe {safe.address}")
+        if int(owner, 16) <= last:
+            raise InvalidVoucher("the Safe's owner signatures are not in ascending owner order")
+        last = int(owner, 16)
 
 
 def sign_device(voucher: Voucher, device: Signer) -> bytes:

@@ -178,8 +178,9 @@ class ChannelFacilitatorScheme:
             payment = ChannelPayment.from_payload(payload.payload)
             self._check(payment, requirements)
         except InvalidVoucher as exc:
-            return VerifyResponse(is_valid=False, invalid_reason="invalid_voucher",
-                                  invalid_message=str(exc))  # fmt: skip
+            # x402 passes the reason on to the payer (not the message): it says both
+            reason = f"invalid_voucher: {exc}"
+            return VerifyResponse(is_valid=False, invalid_reason=reason, invalid_message=str(exc))
         return VerifyResponse(is_valid=True, payer=payment.payer)
 
     def settle(

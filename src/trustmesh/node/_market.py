@@ -38,10 +38,12 @@ from x402.mechanisms.evm.signers import FacilitatorWeb3Signer
 from trustmesh.chain._compile import load_contract
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.safe import SafeContract
 from trustmesh.chain.suite import Registry, device_id
 from trustmesh.errors import ChainError, InvalidVoucher
 from trustmesh.identity import PublicKey
 from trustmesh.market.ledger import Ledger, Terms
+from trustmesh.market.vouchers import SafeSigners
 from trustmesh.market.x402_channel import (
     SCHEME,
     ChannelFacilitatorScheme,
@@ -317,9 +319,12 @@ class Market:
             channel, Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
         )
 
-    def _payer(self, address: str) -> str | PublicKey:
+    def _payer(self, address: str) -> str | PublicKey | SafeSigners:
         """A payer as its vouchers are checked: an EOA by its address; a device
-        account by its device's P-256 key (read from the account, once)."""
+        account by its device's P-256 key; a Safe by its owners and threshold (each
+        read from the chain once, when the channel is first seen; a Safe that
+        changes its owners after that has its channel settled as its owners then
+        sign, and a voucher the Safe no longer accepts fails to settle)."""
         client = self.channels.client
         with client.errors("reading the payer"):
             if not client.w3.eth.get_code(Web3.to_checksum_address(address)):
@@ -328,9 +333,7 @@ class Market:
         try:
             key = bytes(client.call(account.functions.key()))
         except ChainError:
-            raise InvalidVoucher(
-                f"the payer {address} is a contract whose vouchers this node cannot check"
-            ) from None
+            return self._safe(address)
         point = b"\x04" + key
         try:
             return PublicKey.from_cryptography(
@@ -338,6 +341,18 @@ class Market:
             )
         except ValueError:
             raise InvalidVoucher(f"the payer {address} holds no valid P-256 key") from None
+
+    def _safe(self, address: str) -> SafeSigners:
+        safe = SafeContract(self.channels.client, address)
+        try:
+            owners = self.channels.client.call(safe.contract.functions.getOwners())
+            threshold = int(self.channels.client.call(safe.contract.functions.getThreshold()))
+        except ChainError:
+            raise InvalidVoucher(
+                f"the payer {address} is a contract whose vouchers this node cannot check"
+            ) from None
+        checksummed = frozenset(Web3.to_checksum_address(owner) for owner in owners)
+        return SafeSigners(safe.address, checksummed, threshold)
 
     def held(self, channel: int) -> dict[str, int]:
         """The best voucher accepted on ``channel`` and what was settled (0, 0 if
