@@ -255,3 +255,7 @@ def test_a_device_account_pays_over_a_channel(aa: AaNet) -> None:
     receipt = channels.settle(channel, 5_000, signature)
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert aa.funder.balance() == before - gas + 5_000
+    # closing refunds the rest to the account (a proxy: more than `send`'s gas)
+    left = wallet.balance()
+    channels.close(channel, 5_000)
+    assert wallet.balance() == left + 10**15 - 5_000

@@ -8,6 +8,13 @@ from __future__ import annotations
 import pytest
 
 from tests.chain.conftest import Net
+from trustmesh.chain._compile import load_contract
+from trustmesh.chain.accounts import (
+    account_address,
+    deploy_account_contracts,
+    factory_address,
+    key_coordinates,
+)
 from trustmesh.chain.rewards import RewardsContract, deploy_rewards
 from trustmesh.errors import Reverted
 from trustmesh.identity import SoftwareSigner
@@ -85,3 +92,21 @@ def test_a_distribution_over_its_pool_takes_only_from_that_pool(net: Net) -> Non
         rewards.claim(pool, share.index, share.account, share.amount, greedy.proof(share.index))
     assert net.w3.eth.get_balance(net.w3.to_checksum_address(other_pool)) == other.pool
     assert net.w3.eth.get_balance(net.w3.to_checksum_address(pool)) == 1_000
+
+
+def test_a_share_is_paid_to_a_device_account_whoever_claims_it(net: Net) -> None:
+    """A device's account is a proxy: paying it needs more than `send`'s 2,300 gas."""
+    deploy_account_contracts(net.deployer)
+    device = SoftwareSigner.generate()
+    x, y = key_coordinates(device.public_key)
+    factory = net.deployer.contract(load_contract("DeviceAccountFactory"), factory_address())
+    net.deployer.transact(factory.functions.create_account(x, y))
+    account = account_address(device.public_key)
+    shares = distribute(4, 10_000, {bytes(32): 1}, {bytes(32): account})
+    rewards = RewardsContract(net.owner, deploy_rewards(net.deployer))
+    later = int(net.w3.eth.get_block("latest")["timestamp"]) + LIFETIME
+    pool = rewards.fund(4, shares.root, shares.pool, later)
+    (share,) = shares.shares
+    RewardsContract(net.reporter, rewards.address).claim(pool, 0, account, share.amount,
+                                                         shares.proof(0))  # fmt: skip
+    assert net.w3.eth.get_balance(account) == 10_000

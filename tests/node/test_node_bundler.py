@@ -85,6 +85,10 @@ def test_bad_bundler_requests_get_json_rpc_errors(start_node: Callable[..., Runn
     }  # fmt: skip
     wrong_entry_point = _rpc(url, "eth_sendUserOperation", op, "0x" + "43" * 20)
     assert wrong_entry_point["error"]["code"] == -32602  # type: ignore[index]
+    unpaid = {**op, "maxFeePerGas": "0x0", "maxPriorityFeePerGas": "0x0"}
+    free = _rpc(url, "eth_sendUserOperation", unpaid, "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108")
+    assert free["error"]["code"] == -32500  # type: ignore[index]
+    assert "bundler would pay" in free["error"]["message"]  # type: ignore[index]
     refused = _rpc(url, "eth_sendUserOperation", op, "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108")
     assert refused["error"]["code"] == -32500  # type: ignore[index]
     assert "AA20" in refused["error"]["message"]  # type: ignore[index]  # (not deployed)

@@ -16,13 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
+from vyper.compiler import compile_code
 from web3 import Web3
 
 from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
-from trustmesh.chain._compile import load_contract
+from trustmesh.chain._compile import Artifact, load_contract
+from trustmesh.chain.accounts import key_coordinates
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.bundler import RpcBundler
 from trustmesh.chain.channels import ChannelsContract
@@ -34,7 +36,7 @@ from trustmesh.device.wallet import Wallet, WalletPayer
 from trustmesh.errors import InvalidVoucher, Reverted
 from trustmesh.identity import SoftwareSigner
 from trustmesh.market.buyer import Buyer, OverBudget, SafePayer
-from trustmesh.market.vouchers import Voucher, sign
+from trustmesh.market.vouchers import Voucher, sign, sign_device
 from trustmesh.market.x402_channel import ChannelPayment
 
 PRICE = 1_000  # wei a reading
@@ -264,12 +266,13 @@ def test_malformed_payments_get_a_402_never_a_500(
     assert httpx.get(f"{shop.node.url}/v1/channels/abc").status_code == 400
 
 
-def test_a_device_priced_in_a_token_is_sold_by_exact_payments_and_channels(
+def test_a_device_priced_in_a_token_is_sold_by_channels_and_exact_payments(
     start_node: Callable[..., RunningNode], tmp_path: Path
 ) -> None:
-    """x402's `exact` (each payment an EIP-3009 transfer, settled at once: the
-    per-payment baseline) beside the channel scheme, for a device priced in a
-    token; the channel's settlement splits the token between node and owner."""
+    """A device priced in a token: its channels are in the token, their settlement
+    splitting it between node and owner; where the node keeps the whole price,
+    x402's `exact` is offered too (each payment an EIP-3009 transfer settled at
+    once, to one account: the per-payment baseline)."""
     shop = _shop(start_node(epoch=0.5, settle_seconds=1.0), tmp_path)
     token_address = shop.owner.deploy("PaymentToken", "trustmesh USD", "TUSD", 6, "1")
     token = shop.owner.contract(load_contract("PaymentToken"), token_address)
@@ -281,31 +284,34 @@ def test_a_device_priced_in_a_token_is_sold_by_exact_payments_and_channels(
         answer = httpx.get(shop.readings_url, params={"limit": "4"})
         return list(_required(answer)["accepts"]) if answer.status_code == 402 else []
 
-    wait_until(lambda: len(offers()) == 2, "the token price")
-    channel_offer, exact_offer = offers()
-    assert (channel_offer["scheme"], exact_offer["scheme"]) == ("trustmesh-channel", "exact")
-    assert channel_offer["asset"] == exact_offer["asset"] == token_address
-    assert exact_offer["extra"] == {"name": "trustmesh USD", "version": "1"}
-    node_address = exact_offer["payTo"]
-
     def balance(address: str) -> int:
         return int(shop.owner.call(token.functions.balanceOf(address)))
 
-    exact = Buyer(shop.buyer, shop.node.url, 10_000, scheme="exact")
-    assert len(exact.buy(shop.device.did, limit=4).bundles) == 4
-    assert (exact.spent, balance(node_address)) == (2_000, 2_000)  # settled at once
+    wait_until(lambda: [o["asset"] for o in offers()] == [token_address], "the token price")
+    node_address = offers()[0]["payTo"]
     by_channel = Buyer(shop.buyer, shop.node.url, 5_000)
     channel = by_channel.buy(shop.device.did, limit=10).channel
     assert channel is not None and by_channel.spent == 5_000
     channels = ChannelsContract(shop.stranger, shop.deployment.contracts["Channels"])
     assert channels.channel(channel).token == token_address
     wait_until(lambda: channels.channel(channel).paid == 5_000, "the settlement")
-    assert balance(node_address) == 2_000 + 5_000 * NODE_BPS // 10_000
+    assert balance(node_address) == 5_000 * NODE_BPS // 10_000
     assert channels.owed(shop.owner.address, token_address) == 5_000 - 5_000 * NODE_BPS // 10_000
     # a channel in another currency than the device's price is refused on-chain
     stranger = ChannelsContract(shop.stranger, channels.address)
     with pytest.raises(Reverted, match="not the device's currency"):
         stranger.open_for(device_id(shop.device.did), node_address, 10**15, 2**40)
+
+    registry.set_price(shop.device.did, 500, node_bps=10_000, currency=token_address)
+    wait_until(lambda: len(offers()) == 2, "the exact offer")
+    channel_offer, exact_offer = offers()
+    assert (channel_offer["scheme"], exact_offer["scheme"]) == ("trustmesh-channel", "exact")
+    assert exact_offer["asset"] == token_address
+    assert exact_offer["extra"] == {"name": "trustmesh USD", "version": "1"}
+    before = balance(node_address)
+    exact = Buyer(shop.buyer, shop.node.url, 10_000, scheme="exact")
+    assert len(exact.buy(shop.device.did, limit=4).bundles) == 4
+    assert (exact.spent, balance(node_address)) == (2_000, before + 2_000)  # settled at once
 
 
 def test_a_safe_pays_for_readings_with_its_owners_signatures(
@@ -332,3 +338,58 @@ def test_a_safe_pays_for_readings_with_its_owners_signatures(
     with pytest.raises(InvalidVoucher, match="needs 2"):
         lone.buy(shop.device.did, limit=1)
     assert lone.spent == 0
+
+
+# A contract that claims a device's key (`key()`) but is not that key's account:
+# its vouchers would pass an off-chain check by the key and fail on-chain.
+IMPOSTOR = """
+# pragma version ~=0.4.3
+interface Channels:
+    def open_for(device: bytes32, payee: address, token: address, deposit: uint256,
+                 expiry: uint256) -> uint256: payable
+
+KEY: immutable(Bytes[64])
+
+@deploy
+@payable
+def __init__(key_: Bytes[64]):
+    KEY = key_
+
+@external
+@view
+def key() -> Bytes[64]:
+    return KEY
+
+@external
+def open(channels: address, device: bytes32, payee: address, deposit: uint256,
+         expiry: uint256) -> uint256:
+    return extcall Channels(channels).open_for(device, payee, empty(address), deposit, expiry,
+                                               value=deposit)
+"""
+
+
+def test_a_contract_claiming_a_devices_key_is_not_taken_for_its_account(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    shop = _shop(start_node(epoch=0.5), tmp_path)
+    device = SoftwareSigner.generate()
+    x, y = key_coordinates(device.public_key)
+    compiled = compile_code(IMPOSTOR, output_formats=["abi", "bytecode"])
+    artifact = Artifact("Impostor", compiled["abi"], bytes.fromhex(compiled["bytecode"][2:]), "")
+    impostor = shop.stranger.contract(
+        artifact, shop.stranger.deploy_artifact(artifact, x + y, value=10**16)
+    )
+    required = _required(httpx.get(shop.readings_url, params={"limit": "1"}))
+    accepted = required["accepts"][0]
+    channels = ChannelsContract(shop.stranger, shop.deployment.contracts["Channels"])
+    receipt = shop.stranger.transact(impostor.functions.open(
+        channels.address, device_id(shop.device.did), accepted["payTo"], 10**15, 2**40
+    ))  # fmt: skip
+    channel = channels.opened(receipt)
+    voucher = Voucher(channels.domain(), channel, PRICE)
+    payment = ChannelPayment(channel, PRICE, sign_device(voucher, device), impostor.address)
+    refused = _required(httpx.get(
+        shop.readings_url, params={"limit": "1"},
+        headers={"PAYMENT-SIGNATURE": _signature_header(payment, accepted)},
+    ))  # fmt: skip
+    assert "not the device account of its key" in refused["error"]

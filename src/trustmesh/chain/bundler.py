@@ -162,6 +162,13 @@ class LocalBundler:
         return _BUNDLE_OVERHEAD + calldata_gas(data)
 
     def send(self, op: UserOperation) -> bytes:
+        with self.client.errors("reading the gas price"):
+            price = int(self.client.w3.eth.gas_price)
+        if op.max_fee_per_gas < price or op.max_priority_fee_per_gas == 0:
+            raise RefusedUserOperation(
+                f"maxFeePerGas {op.max_fee_per_gas} is below the gas price {price}, or it "
+                "offers no priority fee: the bundler would pay for it"
+            )
         if op.pre_verification_gas < self.pre_verification_gas(op):
             raise RefusedUserOperation(
                 f"preVerificationGas {op.pre_verification_gas} is below the "

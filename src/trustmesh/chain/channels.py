@@ -12,6 +12,7 @@ from web3.types import TxReceipt
 
 from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.errors import ChainError
 from trustmesh.market.vouchers import Domain
 
 __all__ = ["NATIVE", "Channel", "ChannelsContract", "deploy_channels"]
@@ -84,10 +85,14 @@ class ChannelsContract:
             self.contract.functions.withdraw(Web3.to_checksum_address(token))
         )
 
-    def opened(self, receipt: TxReceipt) -> int:
-        """The id of the channel a transaction opened (whoever sent it)."""
-        (event,) = self.contract.events.Opened().process_receipt(receipt, errors=DISCARD)
-        return int(event["args"]["channel"])
+    def opened(self, receipt: TxReceipt, payer: str | None = None) -> int:
+        """The id of the channel a transaction opened (for ``payer``, where a bundle
+        of several senders' operations may have opened others too)."""
+        events = self.contract.events.Opened().process_receipt(receipt, errors=DISCARD)
+        mine = [e for e in events if payer is None or e["args"]["payer"] == payer]
+        if len(mine) != 1:
+            raise ChainError(f"the transaction opened {len(mine)} channels for {payer}")
+        return int(mine[0]["args"]["channel"])
 
     def top_up(self, channel: int, amount: int, expiry: int) -> TxReceipt:
         value = amount if self.channel(channel).token == NATIVE else 0

@@ -78,7 +78,11 @@ def buy(
     account = account_from_env_or_file(key_file, os.environ.get("TRUSTMESH_PASSWORD"))
     w3 = rpc_web3(rpc or info.get("rpc") or f"{base}/rpc")
     client = ChainClient(w3, account, chain_id=int(info["chain_id"]))
-    lookup = chain_lookup(w3, client.chain_id, info["contracts"]["LogAnchor"], cached=True)
+    try:
+        log_anchor = str(info["contracts"]["LogAnchor"])
+    except (KeyError, TypeError):
+        raise ChainError(f"the node at {base} names no LogAnchor contract") from None
+    lookup = chain_lookup(w3, client.chain_id, log_anchor, cached=True)
     buyer = Buyer(client, base, budget, chain=lookup, scheme=scheme)
     price = buyer.price(did)
     if price > 0:

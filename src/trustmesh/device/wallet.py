@@ -21,15 +21,16 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from trustmesh.chain.accounts import account_address, create_account_call, factory_address
 from trustmesh.chain.bundler import Bundler, OpReceipt
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.entrypoint import entry_point_artifact
 from trustmesh.chain.userop import UserOperation
-from trustmesh.errors import ChainError, RefusedUserOperation
+from trustmesh.errors import ChainError, InvalidVoucher, RefusedUserOperation
 from trustmesh.identity import Alg, PublicKey, Signer
-from trustmesh.market.vouchers import Voucher, sign_device
+from trustmesh.market.vouchers import Voucher, check_device, sign_device
 
 __all__ = ["Wallet", "wallet_address"]
 
@@ -64,10 +65,17 @@ class WalletPayer:
         mined = self.wallet._read(
             lambda: self.wallet.w3.eth.get_transaction_receipt(HexBytes(done.transaction_hash))
         )
-        return channels.opened(mined)
+        return channels.opened(mined, payer=self.wallet.address)
 
     def sign(self, voucher: Voucher) -> bytes:
         return sign_device(voucher, self.wallet.signer)
+
+    def signed(self, voucher: Voucher, signature: bytes) -> bool:
+        try:
+            check_device(voucher, signature, self.wallet.signer.public_key)
+        except InvalidVoucher:
+            return False
+        return True
 
 
 def wallet_address(key: PublicKey) -> str:
@@ -175,5 +183,5 @@ class Wallet:
     def _read(self, read: Callable[[], T]) -> T:
         try:
             return read()
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, Web3Exception) as exc:
             raise ChainError(f"reading the wallet's chain: {exc}") from None

@@ -34,7 +34,7 @@ from trustmesh.chain.client import ChainClient
 from trustmesh.chain.safe import SafeContract, owner_signature, pack_signatures, safe_message_hash
 from trustmesh.errors import ChainError, Error, InvalidVoucher
 from trustmesh.market.ledger import DEFAULT_MARGIN
-from trustmesh.market.vouchers import Voucher, sign
+from trustmesh.market.vouchers import SafeSigners, Voucher, check_safe, sign, signer
 from trustmesh.market.x402_channel import SCHEME, ChannelClientScheme, ChannelPayment, network
 
 __all__ = ["Bought", "Buyer", "OverBudget"]
@@ -77,6 +77,10 @@ class Payer(Protocol):
 
     def sign(self, voucher: Voucher) -> bytes: ...
 
+    def signed(self, voucher: Voucher, signature: bytes) -> bool:
+        """Whether ``signature`` is this payer's own of ``voucher``."""
+        ...
+
 
 class AccountPayer:
     """An EOA pays: the client's account."""
@@ -102,6 +106,12 @@ class AccountPayer:
 
     def sign(self, voucher: Voucher) -> bytes:
         return sign(voucher, self.client.account)
+
+    def signed(self, voucher: Voucher, signature: bytes) -> bool:
+        try:
+            return signer(voucher, signature) == self.client.address
+        except InvalidVoucher:
+            return False
 
 
 class SafePayer:
@@ -135,6 +145,14 @@ class SafePayer:
     def sign(self, voucher: Voucher) -> bytes:
         message = safe_message_hash(voucher.domain.chain_id, self.safe.address, voucher.digest())
         return pack_signatures([owner_signature(o, message) for o in self.owners])
+
+    def signed(self, voucher: Voucher, signature: bytes) -> bool:
+        owners = frozenset(o.address for o in self.owners)
+        try:
+            check_safe(voucher, signature, SafeSigners(self.safe.address, owners, len(owners)))
+        except InvalidVoucher:
+            return False
+        return True
 
 
 class Buyer:
@@ -177,6 +195,7 @@ class Buyer:
         self.verifier_key = str(info["verifier_key"])
         self.spent = 0  # promised in vouchers the node kept
         self._confirmed: dict[int, int] = {}  # channel -> cumulative the node kept
+        self._signed: dict[int, int] = {}  # channel -> the last cumulative amount signed
         self._channels: dict[tuple[str, bytes], int] = {}  # (node, device) -> channel
         self.scheme = scheme
         self._x402 = x402ClientSync()
@@ -244,7 +263,15 @@ class Buyer:
             self.spent += price
             bought.spent += price
             return paid
-        channel, cumulative = int(extra["channel"]), int(extra["amount"])
+        try:
+            channel, cumulative = int(extra["channel"]), int(extra["amount"])
+        except (KeyError, TypeError, ValueError):
+            raise Error("the node's PAYMENT-RESPONSE names no channel and amount") from None
+        if self._signed.get(channel) != cumulative:
+            raise Error(
+                f"the node says it kept {cumulative} on channel {channel}, "
+                f"not the {self._signed.get(channel)} signed"
+            )
         added = cumulative - self._confirmed.get(channel, 0)
         self._confirmed[channel] = cumulative
         self.spent += added
@@ -261,6 +288,7 @@ class Buyer:
         channel = self._channel(requirements.pay_to, device, price, requirements.asset)
         amount = self._confirmed.get(channel, 0) + price
         signature = self.payer.sign(Voucher(self.channels.domain(), channel, amount))
+        self._signed[channel] = amount
         return ChannelPayment(channel, amount, signature, self.payer.address)
 
     def price(self, did: str) -> int:
@@ -269,7 +297,10 @@ class Buyer:
         if answer.status_code != 402:
             self._json(answer)  # (a problem, say an unknown device, raises here)
             return 0
-        required = decode_payment_required_header(answer.headers["payment-required"])
+        header = answer.headers.get("payment-required")
+        if header is None:
+            raise Error("the node answered 402 without PAYMENT-REQUIRED")
+        required = decode_payment_required_header(header)
         for offer in required.accepts:
             if offer.scheme == SCHEME and offer.extra and "pricePerReading" in offer.extra:
                 return int(offer.extra["pricePerReading"])
@@ -285,8 +316,7 @@ class Buyer:
         for channel in [known] if known is not None else self._opened(key[0]):
             found = self.channels.channel(channel)
             if channel not in self._confirmed:
-                held = self._json(self.http.get(f"{self.base}/v1/channels/{channel}"))
-                self._confirmed[channel] = max(int(held["accepted"]), found.paid)
+                self._confirmed[channel] = max(self._held(channel), found.paid)
             room = found.deposit - self._confirmed[channel]
             fresh = found.expiry > time.time() + 2 * DEFAULT_MARGIN
             usable = found.device == device and found.token.lower() == token.lower()
@@ -300,6 +330,22 @@ class Buyer:
         self._channels[key] = channel
         self._confirmed[channel] = 0
         return channel
+
+    def _held(self, channel: int) -> int:
+        """What the node holds of a channel this buyer opened before: the amount of
+        the best voucher it accepted, whose signature must be the payer's own (a
+        node cannot make the buyer resume from more than it signed)."""
+        held = self._json(self.http.get(f"{self.base}/v1/channels/{channel}"))
+        try:
+            accepted = int(held["accepted"])
+            signature = bytes.fromhex(str(held["signature"]).removeprefix("0x"))
+        except (KeyError, TypeError, ValueError):
+            raise Error(f"the node's record of channel {channel} is malformed") from None
+        voucher = Voucher(self.channels.domain(), channel, accepted)
+        if accepted and not self.payer.signed(voucher, signature):
+            raise Error(f"the node claims a voucher for {accepted} on channel {channel} "
+                        "that the payer never signed")  # fmt: skip
+        return accepted
 
     def _opened(self, payee: str) -> list[int]:
         """Channels this buyer opened to ``payee``, newest first (from the chain's logs)."""

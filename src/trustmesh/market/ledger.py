@@ -122,6 +122,13 @@ class Ledger:
         if channel in self._terms and amount > self.best(channel):
             self._best[channel] = _Best(amount, signature)
 
+    def terms(self, channel: int) -> Terms | None:
+        return self._terms.get(channel)
+
+    def best_signature(self, channel: int) -> bytes:
+        found = self._best.get(channel)
+        return b"" if found is None else found.signature
+
     def settled_amount(self, channel: int) -> int:
         terms = self._terms.get(channel)
         return 0 if terms is None else terms.paid

@@ -35,7 +35,9 @@ from x402.http import (
 from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_facilitator
 from x402.mechanisms.evm.signers import FacilitatorWeb3Signer
 
+from trustmesh._problems import Problem
 from trustmesh.chain._compile import load_contract
+from trustmesh.chain.accounts import account_address
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.safe import SafeContract
@@ -57,7 +59,8 @@ __all__ = ["Market", "Sale"]
 
 log = logging.getLogger(__name__)
 
-TERMS_SECONDS = 5.0  # how long a device's price is taken as read
+TERMS_SECONDS = 5.0  # how long a device's price (or a channel's refusal) is taken as read
+BPS = 10_000
 MAX_TIMEOUT = 300
 _ROUTE = "GET /v1/devices/*/readings"
 _TOKEN_ABI = [
@@ -181,7 +184,7 @@ class Market:
         self.ledger = Ledger(channels.domain())
         self._lock = threading.Lock()
         self._terms: dict[str, tuple[float, tuple[int, int, str]]] = {}
-        self._tokens: dict[str, dict[str, str]] = {}  # an ERC-20's EIP-712 name and version
+        self._tokens: dict[str, dict[str, str] | None] = {}  # EIP-3009 tokens: EIP-712 domain
         extra = {"channels": channels.address, "name": "trustmesh Channels", "version": "1"}
         facilitator = x402FacilitatorSync()
         facilitator.register([self.network], ChannelFacilitatorScheme(self._check, extra))
@@ -197,14 +200,16 @@ class Market:
             scheme="exact", network=self.network, pay_to=self.payee, price=self._exact_price,
             max_timeout_seconds=MAX_TIMEOUT,
         )  # fmt: skip
-        # Devices priced in the native currency are sold over channels; those priced in
-        # an EIP-3009 token over channels and x402's `exact` (each payment settled).
+        # Every sale is offered over channels; a sale whose whole price goes to the node
+        # (a node share of 100%: x402's `exact` pays one account) in an EIP-3009 token,
+        # by `exact` too, each payment settled at once.
         self.http = {
-            native: x402HTTPResourceServer(server, {_ROUTE: RouteConfig(
+            exact_too: x402HTTPResourceServer(server, {_ROUTE: RouteConfig(
                 accepts=options, description="A device's readings", mime_type="application/json",
             )})
-            for native, options in ((True, [channel]), (False, [channel, exact]))
+            for exact_too, options in ((False, [channel]), (True, [channel, exact]))
         }  # fmt: skip
+        self._refused: dict[int, float] = {}  # channels not to read again for a while
         for http in self.http.values():
             http.initialize()
         self._restore()
@@ -217,26 +222,33 @@ class Market:
         now = time.monotonic()
         cached = self._terms.get(did)
         if cached is None or now - cached[0] > TERMS_SECONDS:
-            terms = self.registry.contract.functions.terms(device_id(did)).call()
-            _, price, node_bps, currency = terms
+            terms = self.registry.contract.functions.terms(device_id(did))
+            _, price, node_bps, currency = self.registry.client.call(terms)
             cached = (now, (int(price), int(node_bps), Web3.to_checksum_address(currency)))
             self._terms[did] = cached
         price, node_bps, currency = cached[1]
         if price == 0:
             return None
-        if currency != NATIVE and currency not in self._tokens:
+        if currency != NATIVE and node_bps == BPS and currency not in self._tokens:
             self._tokens[currency] = self._token_domain(currency)
         return Sale(did, readings, price, node_bps, currency)
 
-    def _token_domain(self, token: str) -> dict[str, str]:
-        """An EIP-3009 token's EIP-712 name and version (x402's ``exact`` needs them)."""
+    def _token_domain(self, token: str) -> dict[str, str] | None:
+        """An EIP-3009 token's EIP-712 name and version (x402's ``exact`` needs them);
+        None for a token without them (sold over channels only)."""
         contract = self.channels.client.w3.eth.contract(
             address=Web3.to_checksum_address(token), abi=_TOKEN_ABI
         )
-        return {
-            "name": str(self.channels.client.call(contract.functions.name())),
-            "version": str(self.channels.client.call(contract.functions.version())),
-        }
+        try:
+            return {
+                "name": str(self.channels.client.call(contract.functions.name())),
+                "version": str(self.channels.client.call(contract.functions.version())),
+            }
+        except ChainError:
+            return None
+
+    def _exact(self, sale: Sale) -> bool:
+        return sale.node_bps == BPS and self._tokens.get(sale.currency) is not None
 
     def _price(self, context: HTTPRequestContext) -> AssetAmount:
         sale: Sale = context.adapter.sale  # type: ignore[attr-defined]
@@ -249,7 +261,7 @@ class Market:
     def _exact_price(self, context: HTTPRequestContext) -> AssetAmount:
         sale: Sale = context.adapter.sale  # type: ignore[attr-defined]
         return AssetAmount(amount=str(sale.amount), asset=sale.currency,
-                           extra=dict(self._tokens[sale.currency]))  # fmt: skip
+                           extra=dict(self._tokens[sale.currency] or {}))  # fmt: skip
 
     # --- one request ----------------------------------------------------------------
 
@@ -261,7 +273,9 @@ class Market:
         context = HTTPRequestContext(
             adapter=adapter, path=request.url.path, method=request.method, payment_header=header
         )
-        http = self.http[sale.currency == NATIVE]
+        if request.method != "GET":
+            raise Problem("method-not-allowed", "a priced device's readings are sold to GET")
+        http = self.http[self._exact(sale)]
         result = await http.process_http_request(context)
         if result.type == "payment-verified":
             return None, (http, result, context)
@@ -281,43 +295,75 @@ class Market:
         return (200 if settled.success else 402), dict(settled.headers)
 
     def _check(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
+        """x402's verify step, in a worker thread: the chain is read (a channel new
+        to the node, or one whose voucher asks for more deposit or time than it last
+        had) outside the lock the event loop's steps take."""
+        channel, now = payment.channel, int(self.clock())
         with self._lock:
-            self._track(payment.channel, requirements)
+            terms = self.ledger.terms(channel)
+        stale = (
+            terms is None
+            or payment.amount > terms.deposit
+            or (now >= terms.expiry - self.ledger.margin)
+        )  # (a top-up raises both)
+        if stale:
+            fresh = self._read_channel(channel, requirements)
+            with self._lock:
+                self.ledger.track(channel, fresh)
+        with self._lock:
+            self.ledger.check(
+                channel, payment.amount, payment.signature, price=int(requirements.amount),
+                now=now,
+            )  # fmt: skip
+
+    def _keep(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
+        """x402's settle step (on the event loop): the voucher is checked again,
+        written to disk, and only then taken as the channel's best."""
+        with self._lock:
             self.ledger.check(
                 payment.channel, payment.amount, payment.signature,
                 price=int(requirements.amount), now=int(self.clock()),
             )  # fmt: skip
-
-    def _keep(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
-        with self._lock:
+            self.state.keep_voucher(payment.channel, payment.amount, payment.signature)
             self.ledger.accept(
                 payment.channel, payment.amount, payment.signature,
                 price=int(requirements.amount), now=int(self.clock()),
             )  # fmt: skip
-            self.state.keep_voucher(payment.channel, payment.amount, payment.signature)
 
-    def _track(self, channel: int, requirements: PaymentRequirements) -> None:
-        """Read a channel new to this node from the chain, once, and hold it to the
-        request: paying this node, for this device, in the native currency."""
-        if self.ledger.tracks(channel):
-            return
+    def _read_channel(self, channel: int, requirements: PaymentRequirements) -> Terms:
+        """A channel as the chain holds it, held to the request: paying this node,
+        for this device, in its currency, at the node's share as it stands."""
+        refused = self._refused.get(channel)
+        if refused is not None and time.monotonic() - refused < TERMS_SECONDS:
+            raise InvalidVoucher(f"channel {channel} was refused moments ago")
+        try:
+            return self._terms_of(channel, requirements)
+        except InvalidVoucher:
+            self._refused[channel] = time.monotonic()
+            raise
+
+    def _terms_of(self, channel: int, requirements: PaymentRequirements) -> Terms:
+        extra = requirements.extra or {}
         try:
             found = self.channels.channel(channel)
+            if found.payer == NATIVE:
+                raise InvalidVoucher(f"unknown channel {channel}")
             payer = self._payer(found.payer)
+            device = bytes.fromhex(str(extra.get("device", "0x"))[2:])
+            share = int(extra.get("nodeBps", BPS))
         except ChainError as exc:
             raise InvalidVoucher(f"channel {channel}: {exc}") from None
-        device = bytes.fromhex(str((requirements.extra or {}).get("device", "0x"))[2:])
-        if found.payer == NATIVE:
-            raise InvalidVoucher(f"unknown channel {channel}")
+        except ValueError:
+            raise InvalidVoucher("malformed payment requirements") from None
         if found.payee != self.payee:
             raise InvalidVoucher(f"channel {channel} does not pay this node")
         if found.device != device:
             raise InvalidVoucher(f"channel {channel} is not for this device")
         if found.token != Web3.to_checksum_address(requirements.asset):
             raise InvalidVoucher(f"channel {channel} is not in the device's currency")
-        self.ledger.track(
-            channel, Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
-        )
+        if found.node_bps < share:
+            raise InvalidVoucher(f"channel {channel} gives the node less than its share now")
+        return Terms(payer, found.deposit, found.expiry, found.paid, found.closed)
 
     def _payer(self, address: str) -> str | PublicKey | SafeSigners:
         """A payer as its vouchers are checked: an EOA by its address; a device
@@ -334,13 +380,16 @@ class Market:
             key = bytes(client.call(account.functions.key()))
         except ChainError:
             return self._safe(address)
-        point = b"\x04" + key
         try:
-            return PublicKey.from_cryptography(
-                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+            device = PublicKey.from_cryptography(
+                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + key)
             )
         except ValueError:
             raise InvalidVoucher(f"the payer {address} holds no valid P-256 key") from None
+        # Only a device account is taken at its word: its address follows from its key.
+        if account_address(device) != Web3.to_checksum_address(address):
+            raise InvalidVoucher(f"the payer {address} is not the device account of its key")
+        return device
 
     def _safe(self, address: str) -> SafeSigners:
         safe = SafeContract(self.channels.client, address)
@@ -354,12 +403,16 @@ class Market:
         checksummed = frozenset(Web3.to_checksum_address(owner) for owner in owners)
         return SafeSigners(safe.address, checksummed, threshold)
 
-    def held(self, channel: int) -> dict[str, int]:
-        """The best voucher accepted on ``channel`` and what was settled (0, 0 if
-        this node never saw the channel)."""
+    def held(self, channel: int) -> dict[str, Any]:
+        """The best voucher accepted on ``channel`` (its amount and signature: a
+        buyer resuming the channel checks the signature is its own) and what was
+        settled (0s if this node never saw the channel)."""
         with self._lock:
-            settled = self.ledger.settled_amount(channel)
-            return {"accepted": self.ledger.best(channel), "settled": settled}
+            return {
+                "accepted": self.ledger.best(channel),
+                "signature": "0x" + self.ledger.best_signature(channel).hex(),
+                "settled": self.ledger.settled_amount(channel),
+            }
 
     # --- batches --------------------------------------------------------------------
 

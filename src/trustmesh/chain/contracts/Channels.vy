@@ -10,9 +10,10 @@
         the channel staying open) or closes (settles, and the rest of the deposit
         returns to the payer) whenever it likes: no payment costs a transaction. After
         the expiry the payer takes back what is left of a channel not closed.
-        A voucher is signed by the payer's key (an EOA: ECDSA over the EIP-712 digest)
-        or, for a contract payer (a Safe, a device account), accepted by the payer's
-        EIP-1271 `isValidSignature` (a revert counts as a refusal).
+        A voucher is signed by the payer's key (an EOA: ECDSA over the EIP-712 digest,
+        good even if the EOA has delegated code) or, for a contract payer (a Safe, a
+        device account), accepted by the payer's EIP-1271 `isValidSignature` (a
+        revert counts as a refusal).
         A channel opened for a device (`open_for`) sells its readings: what it
         pays is split between the serving node (the payee) and the device's owner
         in the Registry, by the node's share the owner set there (kept as it was
@@ -27,10 +28,8 @@ interface IRegistry:
     def terms(device_id: bytes32) -> (address, uint256, uint256, address): view
     def owner_of(device_id: bytes32) -> address: view
 
-from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 
-initializes: ecdsa
 initializes: eip712
 
 
@@ -92,7 +91,6 @@ owed: public(HashMap[address, HashMap[address, uint256]])  # token -> owner -> a
 
 @deploy
 def __init__(registry: address):
-    ecdsa.__init__()
     eip712.__init__("trustmesh Channels", "1")
     REGISTRY = registry
 
@@ -262,22 +260,35 @@ def _check_voucher(c: Channel, channel: uint256, amount: uint256, signature: Byt
     digest: bytes32 = eip712._hash_typed_data_v4(
         keccak256(abi_encode(VOUCHER_TYPEHASH, channel, amount))
     )
-    if c.payer.is_contract:
-        success: bool = False
-        response: Bytes[32] = b""
-        success, response = raw_call(
-            c.payer,
-            abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
-            max_outsize=32,
-            is_static_call=True,
-            revert_on_failure=False,
-        )
-        assert success and len(response) == 32, "Channels: bad voucher signature"
-        assert convert(slice(response, 0, 4), bytes4) == EIP1271_MAGIC, "Channels: bad voucher signature"
-    else:
-        assert len(signature) == 65, "Channels: bad voucher signature"
-        signer: address = ecdsa._recover_sig(digest, convert(signature, Bytes[65]))
-        assert signer == c.payer, "Channels: bad voucher signature"
+    # An ECDSA signature by the payer's own key is good even where the payer has code
+    # (an EIP-7702-delegated EOA): only then is a contract asked, through EIP-1271.
+    if len(signature) == 65 and self._signer(digest, convert(signature, Bytes[65])) == c.payer:
+        return
+    assert c.payer.is_contract, "Channels: bad voucher signature"
+    success: bool = False
+    response: Bytes[32] = b""
+    success, response = raw_call(
+        c.payer,
+        abi_encode(digest, signature, method_id=method_id("isValidSignature(bytes32,bytes)")),
+        max_outsize=32,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    assert success and len(response) == 32, "Channels: bad voucher signature"
+    assert convert(slice(response, 0, 4), bytes4) == EIP1271_MAGIC, "Channels: bad voucher signature"
+
+
+@internal
+@pure
+def _signer(digest: bytes32, signature: Bytes[65]) -> address:
+    """Whose ECDSA signature (r, s, v) of `digest` this is; empty if none."""
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if v < 27:
+        v += 27
+    return ecrecover(
+        digest, v, extract32(signature, 0, output_type=uint256),
+        extract32(signature, 32, output_type=uint256),
+    )
 
 
 @internal
@@ -298,6 +309,6 @@ def _give(token: address, to: address, amount: uint256):
     if amount == 0:
         return
     if token == empty(address):
-        send(to, amount)
+        raw_call(to, b"", value=amount)  # (not `send`: a contract payee may need the gas)
     else:
         assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "Channels: token transfer failed"

@@ -103,6 +103,8 @@ def _terms() -> Terms:
 @internal
 def _give(token: address, to: address, amount: uint256):
     if token == empty(address):
-        send(to, amount)
+        # (not `send`: an account behind a proxy needs more than its 2,300 gas; the
+        # claim's bit is set before this call, so a reentering claim finds it)
+        raw_call(to, b"", value=amount)
     else:
         assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "RewardPool: token transfer failed"
