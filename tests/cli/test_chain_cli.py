@@ -17,7 +17,10 @@ def test_deploy_and_status_on_the_embedded_chain(tmp_path: Path) -> None:
     first = trustmesh("chain", "deploy", "--data-dir", tmp_path)
     assert first.returncode == 0, first.stderr
     deployment = json.loads(first.stdout)
-    assert set(deployment["contracts"]) == {"Registry", "LogAnchor", "Disputes", "Reputation"}
+    assert set(deployment["contracts"]) == {
+        "Registry", "LogAnchor", "Disputes", "Reputation", "Channels", "EntryPoint",
+        "DeviceAccountFactory",
+    }  # fmt: skip
     assert (tmp_path / "deployments" / f"{deployment['chain_id']}.json").exists()
     again = trustmesh("chain", "deploy", "--data-dir", tmp_path)  # recorded: not redeployed
     assert json.loads(again.stdout) == deployment
@@ -25,7 +28,9 @@ def test_deploy_and_status_on_the_embedded_chain(tmp_path: Path) -> None:
     status = json.loads(trustmesh("chain", "status", "--data-dir", tmp_path).stdout)
     assert status["chain_id"] == deployment["chain_id"]
     assert status["contracts"] == deployment["contracts"]
-    assert status["block"] == 5  # Registry, LogAnchor, Disputes, wiring them, Reputation
+    # Registry, LogAnchor, Disputes, wiring them, Reputation, Channels; the EntryPoint,
+    # the device accounts' implementation and factory
+    assert status["block"] == 9
     redeployed = json.loads(
         trustmesh("chain", "deploy", "--redeploy", "--data-dir", tmp_path).stdout
     )

@@ -101,6 +101,8 @@ def deploy(
     ] = None,
 ) -> None:
     """Deploy the contract suite; print {"chain_id", "contracts"} and record it."""
+    from trustmesh.chain.accounts import deploy_account_contracts
+    from trustmesh.chain.entrypoint import ENTRY_POINT
     from trustmesh.chain.suite import Deployment, deploy_suite
 
     if min_stake < 0 or unbonding_delay < 0 or not 0 <= reward_bps <= 10_000:
@@ -125,6 +127,11 @@ def deploy(
                 reward_bps=reward_bps,
                 max_merge_delay=max_merge_delay,
             )
+            try:  # device wallets: the EntryPoint and the account factory, where they land
+                deployment.contracts["DeviceAccountFactory"] = deploy_account_contracts(client)
+                deployment.contracts["EntryPoint"] = ENTRY_POINT
+            except ChainError as exc:
+                err.print(f"[yellow]no device wallets on this chain[/]: {escape(str(exc))}")
         deployment.save(directory)
         err.print(
             f"[green]deployed[/] on chain {client.chain_id}; recorded in {escape(str(directory))}"
