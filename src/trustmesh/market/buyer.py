@@ -147,9 +147,12 @@ class SafePayer:
         return pack_signatures([owner_signature(o, message) for o in self.owners])
 
     def signed(self, voucher: Voucher, signature: bytes) -> bool:
-        owners = frozenset(o.address for o in self.owners)
+        """Signed by enough of the Safe's owners (as the chain lists them now)."""
+        client, contract = self.safe.client, self.safe.contract
+        owners = frozenset(client.call(contract.functions.getOwners()))
+        threshold = int(client.call(contract.functions.getThreshold()))
         try:
-            check_safe(voucher, signature, SafeSigners(self.safe.address, owners, len(owners)))
+            check_safe(voucher, signature, SafeSigners(self.safe.address, owners, threshold))
         except InvalidVoucher:
             return False
         return True

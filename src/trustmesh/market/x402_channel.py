@@ -19,6 +19,7 @@ that does the role's work, so the roles' state stays with the roles.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,7 @@ class ChannelClientScheme:
 
 class ChannelServerScheme:
     """The seller's side: prices are atomic amounts; ``keep`` records a verified
-    payment once the request was served (raising InvalidVoucher if, meanwhile,
+    payment before the response goes out (raising InvalidVoucher if, meanwhile,
     another request took its place), in lieu of settling it."""
 
     scheme = SCHEME
@@ -133,13 +134,15 @@ class ChannelServerScheme:
         requirements.extra = {**(supported_kind.extra or {}), **(requirements.extra or {})}
         return requirements
 
-    def before_settle(self, context: SettleContext) -> SkipSettleResult | AbortResult:
+    async def before_settle(self, context: SettleContext) -> SkipSettleResult | AbortResult:
+        """x402's settle step, in lieu of settling: ``keep`` (a durable write) runs
+        in a worker thread, off the event loop (x402 awaits a hook that is async)."""
         requirements = context.requirements
         if not isinstance(requirements, PaymentRequirements):  # (x402 v1: not this scheme)
             return AbortResult(reason="invalid_voucher", message="x402 v2 payments only")
         try:
             payment = ChannelPayment.from_payload(context.payment_payload.payload)
-            self._keep(payment, requirements)
+            await asyncio.to_thread(self._keep, payment, requirements)
         except InvalidVoucher as exc:
             return AbortResult(reason="invalid_voucher", message=str(exc))
         extra = {"channel": str(payment.channel), "amount": str(payment.amount), "deferred": True}
