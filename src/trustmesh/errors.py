@@ -16,6 +16,7 @@ enter, so nothing else escapes the public API::
      ├── InvalidReceipt        a receipt that does not parse or verify
      ├── InvalidEvidence       reputation input that is not well-formed
      ├── InvalidVoucher        a payment-channel voucher that is malformed or forged
+     ├── InvalidAggregate      an aggregate's query, model or claim that is malformed
      ├── StoreError            the log store cannot do what was asked
      │    └── DuplicateEntry   ... because (did, seq) is already logged
      ├── ChainError            a chain cannot be reached, or refused a transaction
@@ -41,6 +42,7 @@ __all__ = [
     "ChainError",
     "DuplicateEntry",
     "Error",
+    "InvalidAggregate",
     "InvalidCheckpoint",
     "InvalidDid",
     "InvalidEvidence",
@@ -102,6 +104,10 @@ class InvalidEvidence(Error):
 
 class InvalidProof(Error):
     """A Merkle inclusion or consistency proof that does not verify."""
+
+
+class InvalidAggregate(Error):
+    """An aggregate's query, model or claim that is malformed or inconsistent."""
 
 
 class InvalidVoucher(Error):
