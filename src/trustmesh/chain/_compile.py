@@ -31,6 +31,7 @@ from trustmesh.errors import ChainError
 CONTRACTS = (
     "Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels",
     "DeviceAccount", "DeviceAccountFactory", "Rewards", "RewardPool", "PaymentToken",
+    "AggregateModel",
 )  # fmt: skip
 
 
