@@ -209,7 +209,7 @@ class Market:
             )})
             for exact_too, options in ((False, [channel]), (True, [channel, exact]))
         }  # fmt: skip
-        self._refused: dict[int, float] = {}  # channels not to read again for a while
+        self._refused: dict[tuple[int, str, str], float] = {}  # not to read again a while
         for http in self.http.values():
             http.initialize()
         self._restore()
@@ -317,7 +317,7 @@ class Market:
             )  # fmt: skip
 
     def _keep(self, payment: ChannelPayment, requirements: PaymentRequirements) -> None:
-        """x402's settle step (on the event loop): the voucher is checked again,
+        """x402's settle step (in a worker thread): the voucher is checked again,
         written to disk, and only then taken as the channel's best."""
         with self._lock:
             self.ledger.check(
@@ -333,13 +333,16 @@ class Market:
     def _read_channel(self, channel: int, requirements: PaymentRequirements) -> Terms:
         """A channel as the chain holds it, held to the request: paying this node,
         for this device, in its currency, at the node's share as it stands."""
-        refused = self._refused.get(channel)
+        # (keyed by what was asked too: a bad request naming someone's channel must not
+        # shut out the channel's own payer)
+        key = (channel, str((requirements.extra or {}).get("device")), requirements.asset)
+        refused = self._refused.get(key)
         if refused is not None and time.monotonic() - refused < TERMS_SECONDS:
             raise InvalidVoucher(f"channel {channel} was refused moments ago")
         try:
             return self._terms_of(channel, requirements)
         except InvalidVoucher:
-            self._refused[channel] = time.monotonic()
+            self._refused[key] = time.monotonic()
             raise
 
     def _terms_of(self, channel: int, requirements: PaymentRequirements) -> Terms:
