@@ -27,6 +27,7 @@ from trustmesh.identity import Alg, PublicKey
 
 __all__ = [
     "account_address",
+    "account_key",
     "create_account_call",
     "deploy_account_contracts",
     "factory_address",
@@ -72,6 +73,13 @@ def account_address(key: PublicKey, entry_point: str = ENTRY_POINT) -> ChecksumA
     implementation = bytes.fromhex(implementation_address(entry_point)[2:])
     proxy = _CREATION + implementation + _FORWARD + x + y
     return create2_address(factory_address(entry_point), bytes(32), proxy)
+
+
+def account_key(client: ChainClient, address: str) -> bytes:
+    """The 64-byte key (x || y) the contract at ``address`` says it holds, as a
+    device account answers ``key()``; ChainError if it answers nothing of the kind."""
+    account = client.contract(load_contract("DeviceAccount"), address)
+    return bytes(client.call(account.functions.key()))
 
 
 def create_account_call(key: PublicKey) -> bytes:

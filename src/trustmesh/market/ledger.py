@@ -87,8 +87,13 @@ class Ledger:
         """Check a request's voucher for ``amount`` (cumulative) against ``price``;
         keep it and return what it adds, or raise :class:`InvalidVoucher`."""
         added = self.check(channel, amount, signature, price=price, now=now)
-        self._best[channel] = _Best(amount, signature)
+        self.keep(channel, amount, signature)
         return added
+
+    def keep(self, channel: int, amount: int, signature: bytes) -> None:
+        """Take a voucher :meth:`check` passed as the channel's best (under the same
+        lock as the check: nothing may have moved in between)."""
+        self._best[channel] = _Best(amount, signature)
 
     def check(self, channel: int, amount: int, signature: bytes, *, price: int, now: int) -> int:
         """What :meth:`accept` checks, keeping nothing: what the voucher would add."""

@@ -36,8 +36,7 @@ from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_f
 from x402.mechanisms.evm.signers import FacilitatorWeb3Signer
 
 from trustmesh._problems import Problem
-from trustmesh.chain._compile import load_contract
-from trustmesh.chain.accounts import account_address
+from trustmesh.chain.accounts import account_address, account_key
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.safe import SafeContract
@@ -325,10 +324,7 @@ class Market:
                 price=int(requirements.amount), now=int(self.clock()),
             )  # fmt: skip
             self.state.keep_voucher(payment.channel, payment.amount, payment.signature)
-            self.ledger.accept(
-                payment.channel, payment.amount, payment.signature,
-                price=int(requirements.amount), now=int(self.clock()),
-            )  # fmt: skip
+            self.ledger.keep(payment.channel, payment.amount, payment.signature)
 
     def _read_channel(self, channel: int, requirements: PaymentRequirements) -> Terms:
         """A channel as the chain holds it, held to the request: paying this node,
@@ -378,9 +374,8 @@ class Market:
         with client.errors("reading the payer"):
             if not client.w3.eth.get_code(Web3.to_checksum_address(address)):
                 return address
-        account = client.contract(load_contract("DeviceAccount"), address)
         try:
-            key = bytes(client.call(account.functions.key()))
+            key = account_key(client, address)
         except ChainError:
             return self._safe(address)
         try:
