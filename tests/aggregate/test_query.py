@@ -10,12 +10,13 @@ from trustmesh.aggregate.model import Model
 from trustmesh.aggregate.query import Query, Reduction
 from trustmesh.aggregate.tree import Node
 from trustmesh.errors import InvalidAggregate
-from trustmesh.identity import SoftwareSigner, did_from_key
+from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import parse_reading, sign_reading
 
 
 def _query(devices: frozenset[str], **changes: object) -> Query:
-    fields: dict[str, object] = {"devices": devices, "sensor": "temp", "start": 1_000,
+    fields: dict[str, object] = {"devices": devices, "logs": frozenset(["log.example"]),
+                                 "sensor": "temp", "start": 1_000,
                                  "end": 2_000, "model": Model.identity(),
                                  "reduction": Reduction.MEAN}  # fmt: skip
     return Query(**{**fields, **changes})  # type: ignore[arg-type]
@@ -35,6 +36,8 @@ def test_a_reading_matches_by_device_sensor_window_and_integer_value() -> None:
     assert not reading(device, "humidity", 21, 1_500)
     assert not reading(device, "temp", 21.5, 1_500)  # integer models take integers
     assert not reading(other, "temp", 21, 1_500)
+    assert reading(device, "temp", -(1 << 64), 1_500)  # CBOR's whole integer range, no more
+    assert not reading(device, "temp", 1 << 64, 1_500)
 
 
 @settings(max_examples=100, deadline=None)
@@ -58,9 +61,13 @@ def test_the_hash_binds_every_part_of_the_query() -> None:
         _query(frozenset([a]), start=999), _query(frozenset([a]), end=2_001),
         _query(frozenset([a]), model=Model.threshold(3)),
         _query(frozenset([a]), reduction=Reduction.SUM),
+        _query(frozenset([a]), logs=frozenset(["log.example", "other.example"])),
     ]  # fmt: skip
     assert len({q.hash for q in variants}) == len(variants)
     assert _query(frozenset([b, a])).hash == _query(frozenset([a, b])).hash
+
+
+_ED25519 = did_from_key(SoftwareSigner.generate(Alg.EDDSA).public_key)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +80,8 @@ def test_the_hash_binds_every_part_of_the_query() -> None:
         ({"start": 5, "end": 5}, "window"),
         ({"start": -1}, "window"),
         ({"reduction": 9}, "unknown reduction"),
+        ({"logs": frozenset()}, "1 to 16 logs"),
+        ({"devices": frozenset([_ED25519])}, "not a P-256 device"),
     ],
 )
 def test_malformed_queries_are_refused_by_name(changes: dict[str, object], message: str) -> None:

@@ -31,7 +31,7 @@ from trustmesh.errors import ChainError
 CONTRACTS = (
     "Registry", "LogAnchor", "Disputes", "Reputation", "ReputationGate", "Channels",
     "DeviceAccount", "DeviceAccountFactory", "Rewards", "RewardPool", "PaymentToken",
-    "AggregateModel",
+    "AggregateModel", "Aggregates",
 )  # fmt: skip
 
 

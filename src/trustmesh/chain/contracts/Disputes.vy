@@ -78,6 +78,9 @@ SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
 EMPTY_AAD: constant(Bytes[1]) = b"\x40"
 PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
 MAX_NOTE: constant(uint256) = 512
+# Gas enough to parse the largest entry: a reading whose parse fails with this
+# much is malformed, not starved (measured in tests/chain/test_disputes.py).
+PARSE_GAS: constant(uint256) = 3_000_000
 
 
 event InvalidEntryProven:
@@ -208,10 +211,14 @@ def _invalidity(entry: Bytes[MAX_ENTRY]) -> String[32]:
     """Why the entry is not a valid reading, or "" if it is (or cannot be judged here)."""
     success: bool = False
     response: Bytes[96] = b""
+    # With less gas than this the parse could fail for want of it, and a valid
+    # entry pass for a malformed one: a challenger sends enough or proves nothing.
+    assert msg.gas > PARSE_GAS + PARSE_GAS // 32, "disputes: send more gas to parse the entry"
     success, response = raw_call(
         self,
         abi_encode(entry, method_id=method_id("parsed_reading(bytes)")),
         max_outsize=96,
+        gas=PARSE_GAS,
         is_static_call=True,
         revert_on_failure=False,
     )
@@ -254,9 +261,40 @@ def verify_reading(
     assert root != empty(bytes32), "disputes: tree not anchored"
     leaf: bytes32 = sha256(concat(LEAF_PREFIX, entry))
     assert self._included(leaf, index, size, proof, root), "disputes: not included"
-    parsed: Parsed = self._parse(entry)
-    status: uint8 = staticcall Registry(registry).device_status(parsed.device_id)
+    reading: VerifiedReading = self._read(entry)
+    status: uint8 = staticcall Registry(registry).device_status(reading.device_id)
     assert status == STATUS_ACTIVE, "disputes: device not active"
+    return reading
+
+
+@external
+@view
+def included(origin_id: bytes32, size: uint256, index: uint256, leaf: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bool:
+    """
+    @notice Whether `leaf` (an RFC 9162 leaf hash) is at `index` of the anchored
+            tree of `size` of the log `origin_id`: false if no such tree is anchored.
+    """
+    root: bytes32 = staticcall LogAnchor(log_anchor).roots(origin_id, size)
+    return root != empty(bytes32) and self._included(leaf, index, size, proof, root)
+
+
+@external
+@view
+def signed_reading(entry: Bytes[MAX_ENTRY]) -> VerifiedReading:
+    """
+    @notice The fields of a reading signed (ES256) by the key the Registry holds
+            for its device and seq, whatever the device's status now; reverts for
+            anything else. What `verify_reading` checks of the entry itself, for
+            contracts that prove inclusion on their own terms (Aggregates).
+    """
+    return self._read(entry)
+
+
+@internal
+@view
+def _read(entry: Bytes[MAX_ENTRY]) -> VerifiedReading:
+    parsed: Parsed = self._parse(entry)
+    assert staticcall Registry(registry).device_status(parsed.device_id) != 0, "disputes: unregistered device"
     key: Key = staticcall Registry(registry).device_key_at(parsed.device_id, parsed.seq)
     assert key.alg == ALG_ES256, "disputes: only ES256 devices are proven on-chain"
     assert self._signed(entry, parsed, key.key), "disputes: signature invalid"

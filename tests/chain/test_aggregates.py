@@ -1,0 +1,277 @@
+"""The Aggregates contract on the embedded chain and on anvil: an honest claim
+survives its window (every challenge of it fails) and pays an insurance contract;
+each kind of lie is found in the claim's data and proven, which refutes the
+claim and pays the prover half the bond."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vyper.compiler import compile_code
+
+from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
+from trustmesh.aggregate import Model, Query, Reduction
+from trustmesh.aggregate.challenge import Challenge, find_lie
+from trustmesh.aggregate.claim import Claim, LoggedReading, build, decode, encode, read_as_chain
+from trustmesh.aggregate.tree import Leaf, SumTree
+from trustmesh.chain._compile import Artifact
+from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
+from trustmesh.chain.anchoring import anchor_log
+from trustmesh.chain.suite import (
+    Deployment,
+    LogAnchor,
+    Registry,
+    deploy_suite,
+    device_id,
+    key_from_chain,
+    origin_id,
+)
+from trustmesh.errors import Reverted
+from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
+from trustmesh.log.note_p256 import LogSigner
+from trustmesh.log.store import LogStore, open_store
+from trustmesh.reading import parse_reading, sign_reading
+
+TS = 1_700_000_000_000
+BOND = 10**15
+WINDOW = 3600
+INSURANCE = Path(__file__).parent / "contracts" / "AggregateInsurance.vy"
+
+
+@dataclass
+class World:
+    net: Net
+    deployment: Deployment
+    registry: Registry
+    anchor: LogAnchor
+    store: LogStore
+    origin: str
+    devices: list[SoftwareSigner]
+    outsider: SoftwareSigner  # registered, logged, not in the query
+    claimer: AggregatesContract
+    prover: AggregatesContract
+
+    def key_for(self, did: str, seq: int) -> PublicKey | None:
+        if self.registry.device(did)["status"] == "unknown":
+            return None
+        alg, raw, _, _ = self.registry.key_at(did, seq)
+        return key_from_chain(alg, raw)
+
+    def fetch(self, origin: bytes, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        assert origin == origin_id(self.origin)
+        return self.store.entry(index), self.store.inclusion_proof(index, size)
+
+    def read(self, entry: bytes) -> Any:
+        return read_as_chain(entry, self.key_for)
+
+    def query(self, **changes: Any) -> Query:
+        fields: dict[str, Any] = {
+            "devices": frozenset(did_from_key(d.public_key) for d in self.devices),
+            "logs": frozenset([self.origin]), "sensor": "temperature", "start": TS,
+            "end": TS + 100, "model": Model.threshold(30), "reduction": Reduction.SUM,
+        }  # fmt: skip
+        return Query(**{**fields, **changes})
+
+    def honest(self, query: Query) -> Claim:
+        size = self.store.size
+        logged = [
+            LoggedReading(origin_id(self.origin), i, parse_reading(self.store.entry(i)))
+            for i in range(size)
+        ]
+        return build(query, {origin_id(self.origin): size}, logged)
+
+    def post(self, claim: Claim, result: int | None = None, count: int | None = None) -> bytes:
+        claim_id, _ = self.claimer.post(
+            claim.to_abi(),
+            claim.result if result is None else result,
+            claim.count if count is None else count,
+            "https://claims.example/1",
+        )
+        return claim_id
+
+
+@pytest.fixture
+def world(net: Net, tmp_path: Path) -> World:
+    deployment = deploy_suite(
+        net.deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING, reward_bps=REWARD_BPS
+    )
+    contracts = deploy_aggregates(
+        net.deployer, deployment.contracts["LogAnchor"], deployment.contracts["Disputes"],
+        bond=BOND, window=WINDOW,
+    )  # fmt: skip
+    deployment = Deployment(deployment.chain_id, {**deployment.contracts, **contracts})
+    registry = Registry(net.owner, deployment)
+    origin = f"farms.example/{random.getrandbits(32)}"
+    registry.register_log(
+        LogSigner.from_seed(origin, os.urandom(32)), "http://127.0.0.1", MIN_STAKE
+    )
+    devices = [SoftwareSigner.generate() for _ in range(3)]
+    outsider = SoftwareSigner.generate()
+    for device in [*devices, outsider]:
+        registry.register_device(did_from_key(device.public_key), MIN_STAKE)
+    store = open_store(tmp_path / "log.db")
+    entries = [
+        sign_reading(device, seq=seq, ts=TS + seq, sensor="temperature", value=25 + 3 * seq + k)
+        for seq in range(1, 5)
+        for k, device in enumerate([*devices, outsider])
+    ]
+    entries.append(sign_reading(devices[0], seq=9, ts=TS + 500, sensor="temperature", value=99))
+    entries.append(sign_reading(devices[1], seq=9, ts=TS + 9, sensor="humidity", value=99))
+    store.append(entries)
+    anchor = LogAnchor(net.owner, deployment)
+    anchor_log(anchor, store, origin)
+    address = contracts["Aggregates"]
+    return World(net, deployment, registry, anchor, store, origin, devices, outsider,
+                 AggregatesContract(net.owner, address),
+                 AggregatesContract(net.reporter, address))  # fmt: skip
+
+
+WRONG_CHALLENGES = [
+    "the result follows from the root",
+    "the node adds up",
+    "the output is right",
+    "the leaf is the logged reading",
+    "the leaves are in order",
+    "the reading is not after the leaf before",
+]  # why each challenge of an honest claim fails
+
+
+def _all_challenges(world: World, claim: Claim) -> list[tuple[str, tuple[Any, ...]]]:
+    """A challenge of every kind aimed at an honest claim's first leaf."""
+    from trustmesh.aggregate import challenge as c
+
+    tree = claim.tree
+    entry, proof = world.fetch(tree.leaves[0].origin, tree.leaves[0].index, claim.sizes[0])
+    top = tree.opening(len(tree.levels) - 1, 0)
+    below, first = tree.children(len(tree.levels) - 1, 0)
+    missing = claim.query.device_proof(0)
+    return [
+        ("prove_wrong_result", (c.opening_abi(top),)),
+        ("prove_bad_sum", (c.opening_abi(top), [], c.opening_abi(tree.opening(below, first)),
+                           c.opening_abi(tree.opening(below, first + 1)), c._NO_LEAF)),
+        ("prove_wrong_output", (c.placed(tree, 0), c._model_abi(claim))),
+        ("prove_forged_leaf", (c.placed(tree, 0), (tree.leaves[0].index, entry, proof))),
+        ("prove_disorder", (c.placed(tree, 0), c.placed(tree, 1))),
+        ("prove_omitted", ([c.placed(tree, 0)], [c.placed(tree, 1)], 0,
+                           (tree.leaves[0].index, entry, proof), missing.to_abi(),
+                           c._model_abi(claim))),
+    ]  # fmt: skip
+
+
+def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World) -> None:
+    query = world.query()
+    claim = world.honest(query)
+    assert claim.count == 12 and claim.result == sum(
+        1 for leaf in claim.tree.leaves if leaf.value >= 30
+    )
+    assert find_lie(claim, claim, claim.result, claim.count, world.fetch, world.read) is None
+    claim_id = world.post(claim)
+    assert claim_id == claim.id
+    assert world.claimer.state(claim_id).state == "pending"
+    for (method, args), reason in zip(_all_challenges(world, claim), WRONG_CHALLENGES, strict=True):
+        with pytest.raises(Reverted, match=f"aggregates: {reason}"):
+            world.prover.challenge(claim.to_abi(), method, args)
+    with pytest.raises(Reverted, match="aggregates: not final"):
+        world.claimer.result_of(claim_id)
+    output = compile_code(INSURANCE.read_text(), output_formats=["abi", "bytecode"])
+    artifact = Artifact("AggregateInsurance", output["abi"], bytes.fromhex(output["bytecode"][2:]),
+                        "")  # fmt: skip
+    beneficiary = world.net.reporter.address
+    insurance = world.net.deployer.contract(
+        artifact,
+        world.net.deployer.deploy_artifact(artifact, world.claimer.address, query.hash,
+                                           claim.result, beneficiary, value=10**16),
+    )  # fmt: skip
+    with pytest.raises(Reverted, match="aggregates: not final"):
+        world.net.deployer.transact(insurance.functions.payout(claim_id))
+    world.net.owner.advance_time(WINDOW + 1)
+    assert world.claimer.result_of(claim_id) == (query.hash, claim.result)
+    with pytest.raises(Reverted, match="aggregates: the window has closed"):
+        world.prover.challenge(claim.to_abi(), *_all_challenges(world, claim)[0])
+    before = world.net.deployer.balance(beneficiary)
+    world.net.deployer.transact(insurance.functions.payout(claim_id))
+    assert world.net.deployer.balance(beneficiary) == before + 10**16
+    claimer_before = world.net.owner.balance()
+    world.prover.release(claim_id)
+    assert world.net.owner.balance() == claimer_before + BOND
+    assert world.claimer.state(claim_id).state == "final"
+    with pytest.raises(Reverted, match="aggregates: not releasable"):
+        world.prover.release(claim_id)
+
+
+def _patched(claim: Claim, **tree_changes: Any) -> Claim:
+    tree = claim.tree
+    leaves = tree_changes.get("leaves", list(tree.leaves))
+    patches = tree_changes.get("patches", {})
+    lying = SumTree(leaves, patches, ordered=False)
+    return decode(encode(replace(claim, tree=lying, result=claim.query.result(lying.root))))
+
+
+def _outsider_leaf(world: World, model: Model) -> Leaf:
+    """A leaf of a logged reading by a device the query does not name."""
+    for index in range(world.store.size):
+        reading = parse_reading(world.store.entry(index))
+        if reading.did == did_from_key(world.outsider.public_key):
+            value = reading.value
+            assert isinstance(value, int)
+            return Leaf(origin_id(world.origin), index, world.store.leaf_hash(index),
+                        device_id(reading.did), reading.seq, reading.ts, value,
+                        model.apply(value))  # fmt: skip
+    raise AssertionError("the outsider logged nothing")
+
+
+def _lies(world: World, claim: Claim) -> dict[str, tuple[Claim, int | None, int]]:
+    """(claim data, posted result or None for the data's own, posted count) of each
+    kind of lie."""
+    leaves, model = list(claim.tree.leaves), claim.query.model
+    hotter = leaves[2].value + 40
+    forged = replace(leaves[2], value=hotter, fx=model.apply(hotter))
+    miscounted = replace(leaves[3], fx=leaves[3].fx + 1)
+    with_foreign = sorted([*leaves, _outsider_leaf(world, model)], key=lambda leaf: leaf.key)
+    top, root = len(claim.tree.levels) - 1, claim.tree.root
+    bad_root = {(top, 0): (root.count, root.sum + 5, root.min, root.max)}
+    n = claim.count
+    return {
+        "wrong result": (_patched(claim), claim.result + 1, n),
+        "bad sum": (_patched(claim, patches=bad_root), None, n),
+        "wrong output": (_patched(claim, leaves=[*leaves[:3], miscounted, *leaves[4:]]), None, n),
+        "forged leaf": (_patched(claim, leaves=[*leaves[:2], forged, *leaves[3:]]), None, n),
+        "foreign device": (_patched(claim, leaves=with_foreign), None, n + 1),
+        "omitted": (_patched(claim, leaves=[*leaves[:5], *leaves[6:]]), None, n - 1),
+        "disorder": (_patched(claim, leaves=[*leaves[:6], *leaves[5:]]), None, n + 1),
+    }
+
+
+@pytest.mark.parametrize(
+    "lie",
+    ["wrong result", "bad sum", "wrong output", "forged leaf", "foreign device", "omitted",
+     "disorder"],
+)  # fmt: skip
+def test_each_lie_is_found_proven_and_slashed(world: World, lie: str) -> None:
+    honest = world.honest(world.query())
+    data, posted, count = _lies(world, honest)[lie]
+    result = data.result if posted is None else posted
+    data = replace(data, result=result)
+    claim_id = world.post(data, result, count)
+    challenge = find_lie(data, honest, result, count, world.fetch, world.read)
+    assert isinstance(challenge, Challenge)
+    expected = {"foreign device": "forged leaf"}.get(lie, lie)
+    assert challenge.kind == expected, challenge
+    prover_before = world.net.reporter.balance()
+    receipt = world.prover.challenge(data.to_abi(), challenge.method, challenge.args)
+    event = world.prover.refuted(receipt)
+    assert (event["kind"], event["reason"]) == (challenge.kind, challenge.reason)
+    assert event["paid"] == BOND // 2
+    cost = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert world.net.reporter.balance() == prover_before + BOND // 2 - cost
+    assert world.claimer.state(claim_id).state == "refuted"
+    with pytest.raises(Reverted, match="aggregates: no pending claim"):
+        world.prover.challenge(data.to_abi(), challenge.method, challenge.args)
+    world.net.owner.advance_time(WINDOW + 1)
+    with pytest.raises(Reverted, match="aggregates: not final"):
+        world.claimer.result_of(claim_id)
