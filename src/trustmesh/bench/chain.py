@@ -42,9 +42,9 @@ class UniformTree(TreeReader):
     """A log of ``size`` identical entries: a complete subtree of height k
     hashes to h_k = node_hash(h_{k-1}, h_{k-1}), whatever its position."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, entry: bytes = b"trustmesh benchmark entry") -> None:
         super().__init__(size, lambda key: None)
-        self._levels = [leaf_hash(b"trustmesh benchmark entry")]
+        self._levels = [leaf_hash(entry)]
         for _ in range(64):
             self._levels.append(node_hash(self._levels[-1], self._levels[-1]))
 

@@ -176,3 +176,27 @@ def market(
     for key, value in result.items():
         if key != "goals":
             err.print(f"{key:>32}: {value}")
+
+
+@app.command()
+def aggregate(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    readings: Annotated[
+        int, typer.Option("--readings", help="Readings the timed tree is built over.")
+    ] = 1_000_000,
+) -> None:
+    """A claim's tree built per second (against a plain Merkle tree), and the gas of
+    posting a claim and of proving each kind of lie at 10^3, 10^6 and 10^9 readings
+    (against checking every reading on-chain)."""
+    from trustmesh.bench import aggregate as aggregate_bench
+
+    if readings < 1000:
+        raise UsageError("--readings must be at least 1000")
+    with err.status("benchmarking aggregates…") as status:
+        result = aggregate_bench.run(readings, progress=status.update)
+    if json_output:
+        print_json(result)
+        return
+    for key, value in result.items():
+        if key != "goals":
+            err.print(f"{key:>40}: {value}")
