@@ -19,7 +19,7 @@ def test_deploy_and_status_on_the_embedded_chain(tmp_path: Path) -> None:
     deployment = json.loads(first.stdout)
     assert set(deployment["contracts"]) == {
         "Registry", "LogAnchor", "Disputes", "Reputation", "Channels", "EntryPoint",
-        "DeviceAccountFactory",
+        "DeviceAccountFactory", "Aggregates", "AggregateModel",
     }  # fmt: skip
     assert (tmp_path / "deployments" / f"{deployment['chain_id']}.json").exists()
     again = trustmesh("chain", "deploy", "--data-dir", tmp_path)  # recorded: not redeployed
@@ -28,9 +28,10 @@ def test_deploy_and_status_on_the_embedded_chain(tmp_path: Path) -> None:
     status = json.loads(trustmesh("chain", "status", "--data-dir", tmp_path).stdout)
     assert status["chain_id"] == deployment["chain_id"]
     assert status["contracts"] == deployment["contracts"]
-    # Registry, LogAnchor, Disputes, wiring them, Reputation, Channels; the EntryPoint,
+    # Registry, LogAnchor, Disputes, wiring them, AggregateModel, Aggregates, Reputation,
+    # Channels; the EntryPoint,
     # the device accounts' implementation and factory
-    assert status["block"] == 9
+    assert status["block"] == 11
     redeployed = json.loads(
         trustmesh("chain", "deploy", "--redeploy", "--data-dir", tmp_path).stdout
     )

@@ -19,6 +19,7 @@ from web3.types import TxReceipt
 
 from trustmesh._durable import replace_atomically
 from trustmesh.chain._compile import load_contract
+from trustmesh.chain.aggregates import deploy_aggregates
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.defaults import (
     DEFAULT_MAX_MERGE_DELAY,
@@ -111,8 +112,10 @@ def deploy_suite(
     with_disputes: bool = True,
 ) -> Deployment:
     """Deploy the Registry, the LogAnchor and the Disputes contract, wired together,
-    a Reputation contract (default parameters; attesters stake ``min_stake``), and
-    the Channels contract devices' readings are sold through.
+    the Aggregates contract where claims over readings are posted and proven wrong
+    (with its model evaluator), a Reputation contract (default parameters;
+    attesters stake ``min_stake``), and the Channels contract devices' readings
+    are sold through.
 
     ``max_merge_delay``: seconds a node has to anchor a checkpoint it signed once
     someone notarized it. ``with_disputes=False`` leaves the Registry's slashing
@@ -126,6 +129,7 @@ def deploy_suite(
         )
         wiring = client.contract(load_contract("Registry"), registry).functions.set_disputes
         client.transact(wiring(contracts["Disputes"]))
+        contracts |= deploy_aggregates(client, contracts["LogAnchor"], contracts["Disputes"])
     contracts["Reputation"] = deploy_reputation(client, min_stake=min_stake, reward_bps=reward_bps)
     contracts["Channels"] = client.deploy("Channels", registry)
     return Deployment(client.chain_id, contracts)
