@@ -26,7 +26,7 @@ def test_bench_aggregate_json_shape() -> None:
         assert document["verify_every_reading_gas"][size] == (
             document["verify_reading_gas"] * 10 ** int(size[3:])
         )
-        assert 0 < document["post_gas"][size] and 0 < document["release_gas"][size]
+        assert document["post_gas"][size] > 0 and document["release_gas"][size] > 0
     # a challenge's path grows with log n: a deeper tree costs more, never less
     for kind in KINDS - {"wrong result"}:
         gas = [document["challenge"][size][kind] for size in sizes]

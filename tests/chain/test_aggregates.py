@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from vyper.compiler import compile_code
 
+from tests.aggregate.lies import KINDS, lies
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
 from trustmesh.aggregate import Model, Query, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie
-from trustmesh.aggregate.claim import Claim, LoggedReading, build, decode, encode, read_as_chain
-from trustmesh.aggregate.tree import Leaf, SumTree
+from trustmesh.aggregate.claim import Claim, LoggedReading, build, read_as_chain
+from trustmesh.aggregate.tree import Leaf
 from trustmesh.chain._compile import Artifact
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
@@ -204,14 +205,6 @@ def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World
         world.prover.release(claim_id)
 
 
-def _patched(claim: Claim, **tree_changes: Any) -> Claim:
-    tree = claim.tree
-    leaves = tree_changes.get("leaves", list(tree.leaves))
-    patches = tree_changes.get("patches", {})
-    lying = SumTree(leaves, patches, ordered=False)
-    return decode(encode(replace(claim, tree=lying, result=claim.query.result(lying.root))))
-
-
 def _outsider_leaf(world: World, model: Model) -> Leaf:
     """A leaf of a logged reading by a device the query does not name."""
     for index in range(world.store.size):
@@ -225,43 +218,18 @@ def _outsider_leaf(world: World, model: Model) -> Leaf:
     raise AssertionError("the outsider logged nothing")
 
 
-def _lies(world: World, claim: Claim) -> dict[str, tuple[Claim, int | None, int]]:
-    """(claim data, posted result or None for the data's own, posted count) of each
-    kind of lie."""
-    leaves, model = list(claim.tree.leaves), claim.query.model
-    hotter = leaves[2].value + 40
-    forged = replace(leaves[2], value=hotter, fx=model.apply(hotter))
-    miscounted = replace(leaves[3], fx=leaves[3].fx + 1)
-    with_foreign = sorted([*leaves, _outsider_leaf(world, model)], key=lambda leaf: leaf.key)
-    top, root = len(claim.tree.levels) - 1, claim.tree.root
-    bad_root = {(top, 0): (root.count, root.sum + 5, root.min, root.max)}
-    n = claim.count
-    return {
-        "wrong result": (_patched(claim), claim.result + 1, n),
-        "bad sum": (_patched(claim, patches=bad_root), None, n),
-        "wrong output": (_patched(claim, leaves=[*leaves[:3], miscounted, *leaves[4:]]), None, n),
-        "forged leaf": (_patched(claim, leaves=[*leaves[:2], forged, *leaves[3:]]), None, n),
-        "foreign device": (_patched(claim, leaves=with_foreign), None, n + 1),
-        "omitted": (_patched(claim, leaves=[*leaves[:5], *leaves[6:]]), None, n - 1),
-        "disorder": (_patched(claim, leaves=[*leaves[:6], *leaves[5:]]), None, n + 1),
-    }
-
-
 @pytest.mark.parametrize(
     "lie",
-    ["wrong result", "bad sum", "wrong output", "forged leaf", "foreign device", "omitted",
-     "disorder"],
+    list(KINDS),
 )  # fmt: skip
 def test_each_lie_is_found_proven_and_slashed(world: World, lie: str) -> None:
     honest = world.honest(world.query())
-    data, posted, count = _lies(world, honest)[lie]
-    result = data.result if posted is None else posted
+    data, result, count = lies(honest, _outsider_leaf(world, honest.query.model))[lie]
     data = replace(data, result=result)
     claim_id = world.post(data, result, count)
     challenge = find_lie(data, honest, result, count, world.fetch, world.read)
     assert isinstance(challenge, Challenge)
-    expected = {"foreign device": "forged leaf"}.get(lie, lie)
-    assert challenge.kind == expected, challenge
+    assert challenge.kind == KINDS[lie], challenge
     prover_before = world.net.reporter.balance()
     receipt = world.prover.challenge(data.to_abi(), challenge.method, challenge.args)
     event = world.prover.refuted(receipt)

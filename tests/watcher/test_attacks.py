@@ -4,31 +4,14 @@ slashed with the reporter paid. On the embedded chain and on anvil."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 
-from tests.services import ANVIL_MNEMONIC
-from trustmesh.chain.client import rpc_web3
 from trustmesh.sim.attack import REWARD_BPS, ChainSetup, embedded_setup, run_attack
 
 LIES = ["invalid-entry", "equivocation", "split-view", "broken-receipt", "stall"]
 EPOCH = 1.0
-
-
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChainSetup]:
-    if request.param == "embedded":
-        with embedded_setup(tmp_path / "chain") as setup:
-            yield setup
-        return
-    Account.enable_unaudited_hdwallet_features()
-    accounts = [
-        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(4)
-    ]
-    yield ChainSetup("anvil", rpc_web3(request.getfixturevalue("anvil_url")), accounts)
 
 
 @pytest.mark.parametrize("kind", LIES)

@@ -161,6 +161,43 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"200": _json({"type": "object"}, "Evidence")},
             }
         },
+        "/v1/aggregates": {
+            "post": {
+                "summary": "Keep an aggregate claim's published data (CBOR) under its claim id",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/cbor": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "responses": {
+                    "201": _json({"type": "object"}, "Kept: the claim id and its path"),
+                    **_problems(400, 413, 415),
+                },
+            }
+        },
+        "/v1/aggregates/{claim_id}": {
+            "get": {
+                "summary": "A kept aggregate claim's data (CBOR)",
+                "parameters": [
+                    {
+                        "name": "claim_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The claim's data",
+                        "content": {
+                            "application/cbor": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    **_problems(400, 404),
+                },
+            }
+        },
         "/v1/reputation": {
             "get": {
                 "summary": "Every reputation epoch's cut (entries, stake block) and table roots",

@@ -30,6 +30,7 @@ from trustmesh.log.bundles import decode_bundle, encode_bundle
 from trustmesh.log.store import LogStore
 from trustmesh.log.tlog_proof import format_tlog_proof
 from trustmesh.node._anchorer import Anchorer
+from trustmesh.node._body import read_limited
 from trustmesh.node._cborseq import split_cbor_sequence
 from trustmesh.node._dashboard import Dashboard
 from trustmesh.node._ingest import Accepted, Ingestor
@@ -106,27 +107,7 @@ def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[
 
 def create_app(ctx: NodeContext, lifespan: Any = None) -> Starlette:  # noqa: PLR0915 - the routes
     async def read_body(request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise Problem("oversized", f"the body is larger than {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-
-        async def collect() -> None:
-            nonlocal size
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise Problem("oversized", f"the body is larger than {limit} bytes")
-                chunks.append(chunk)
-
-        try:
-            await asyncio.wait_for(collect(), ctx.body_timeout)
-        except TimeoutError:
-            raise Problem(
-                "bad-request", f"the body did not arrive within {ctx.body_timeout:g} s"
-            ) from None
-        return b"".join(chunks)
+        return await read_limited(request, limit, ctx.body_timeout)
 
     async def post_readings(request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -27,7 +27,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 
 from trustmesh._durable import write_new
 from trustmesh.chain.accounts import deploy_account_contracts
@@ -45,6 +45,7 @@ from trustmesh.identity import Alg, SoftwareSigner, create_keystore, open_keysto
 from trustmesh.log.note import NoteSigner
 from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import open_store
+from trustmesh.node._aggregates import ClaimShelf
 from trustmesh.node._anchorer import Anchorer
 from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._ingest import Ingestor
@@ -272,8 +273,12 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
     )
     keeper = _keeper(runtime)
     market = _market(runtime)
-    extra = [Mount("/rpc", RpcServer(runtime.chain).app)] if runtime.chain is not None else []
+    extra: list[BaseRoute] = []
+    if runtime.chain is not None:
+        extra.append(Mount("/rpc", RpcServer(runtime.chain).app))
     extra += _bundler(runtime)
+    shelf = ClaimShelf(runtime.config.data_dir / "aggregates", runtime.config.body_timeout)
+    extra += shelf.routes()
     ctx = NodeContext(
         store=runtime.store,
         ingestor=ingestor,

@@ -55,6 +55,7 @@ from trustmesh.log.note import NoteVerifier
 from trustmesh.log.note_p256 import p256_signature
 from trustmesh.log.receipt import Receipt, open_receipt
 from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.watcher.aggregates import ClaimChecker
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
 from trustmesh.watcher.onchain import ChainView, ProofResult
@@ -157,6 +158,11 @@ class Watcher:
             contract = ReputationContract(chain.client, address) if address else None
             for follower in followers:
                 self.auditors[follower.origin] = _auditor(follower, http, chain, contract)
+        self.claims = (
+            ClaimChecker(chain, http, self._entries_upto, report)
+            if chain is not None and "Aggregates" in chain.deployment.contracts
+            else None
+        )
 
     def close(self) -> None:
         """Close the mirrors and remove them."""
@@ -169,6 +175,13 @@ class Watcher:
 
     def _entry_at(self, origin: str, index: int) -> bytes:
         return self.followers[origin].view.entry(index)
+
+    def _entries_upto(self, origin: str, size: int) -> list[bytes] | None:
+        """The first ``size`` entries of a followed log, once this watcher has them."""
+        follower = self.followers.get(origin)
+        if follower is None or follower.view.size < size:
+            return None
+        return [follower.view.entry(index) for index in range(size)]
 
     def _pin_log_key(self, follower: NodeFollower) -> None:
         """Check a log's checkpoints with the key the Registry holds for it, not the one
@@ -265,6 +278,7 @@ class Watcher:
                 self._check_receipts,
                 self._check_anchors,
                 self._hold_to_anchoring,
+                self._check_claims,
             ):
                 try:
                     work()
@@ -276,6 +290,11 @@ class Watcher:
                 self._gossip(peer)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, Error) as exc:
                 self._alert(Finding("peer-unreachable", "", f"{peer}: {exc!r}"), once=False)
+
+    def _check_claims(self) -> None:
+        """Aggregate claims over the followed logs: each lie proven."""
+        if self.claims is not None:
+            self.claims.check()
 
     def _check_reputation(self) -> None:
         """Each node's newly closed reputation epochs, recomputed from its mirrored log."""
