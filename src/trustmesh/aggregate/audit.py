@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from trustmesh.aggregate.challenge import Challenge, find_lie
 from trustmesh.aggregate.claim import Claim, KeyFor, LoggedReading, build, decode, read_as_chain
+from trustmesh.aggregate.query import Query
 from trustmesh.errors import InvalidAggregate, InvalidReading
 from trustmesh.log.merkle import inclusion_proof, leaf_hash
 from trustmesh.reading import parse_reading
@@ -70,11 +71,11 @@ class Snapshot:
             leaves = self._leaves[origin] = [leaf_hash(entry) for entry in entries]
         return entries[index], inclusion_proof(leaves[:size], index)
 
-    def honest(self, claim: Claim, key_for: KeyFor) -> Claim | None:
-        """The true claim over this snapshot at ``claim``'s query and sizes; None if no
-        reading matches."""
-        query, logged = claim.query, []
-        for origin, size in zip(query.log_ids, claim.sizes, strict=True):
+    def honest(self, query: Query, sizes: Sequence[int], key_for: KeyFor) -> Claim | None:
+        """The true claim over this snapshot for ``query`` at ``sizes`` (one per log of
+        the query, in its order); None if no reading matches."""
+        logged = []
+        for origin, size in zip(query.log_ids, sizes, strict=True):
             for index, entry in enumerate(self.entries[origin][:size]):
                 try:
                     reading = parse_reading(entry)
@@ -83,7 +84,7 @@ class Snapshot:
                 if query.matches(reading) and read_as_chain(entry, key_for) is not None:
                     logged.append(LoggedReading(origin, index, reading))
         try:
-            return build(query, dict(zip(query.log_ids, claim.sizes, strict=True)), logged)
+            return build(query, dict(zip(query.log_ids, sizes, strict=True)), logged)
         except InvalidAggregate:
             return None  # no reading matches
 
@@ -99,7 +100,7 @@ def audit(posted: Posted, data: bytes | None, snapshot: Snapshot, key_for: KeyFo
     if (claim.query.hash, claim.sizes, claim.root) != (posted.query_hash, posted.sizes,
                                                        posted.root):  # fmt: skip
         return Verdict(posted.claim_id, "unverifiable", "its data is not the posted claim's")
-    honest = snapshot.honest(claim, key_for)
+    honest = snapshot.honest(claim.query, claim.sizes, key_for)
     challenge = find_lie(claim, honest, posted.result, posted.count, snapshot.fetch,
                          lambda entry: read_as_chain(entry, key_for))  # fmt: skip
     if challenge is None:

@@ -21,6 +21,7 @@ Every intermediate stays within int256, or the model is refused.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -98,6 +99,29 @@ class Model:
         """``nodes``: (threshold, left, right) each; ``leaves``: the outputs."""
         flat = [len(nodes)] + [x for node in nodes for x in node] + list(leaves)
         return cls(Kind.TREE, tuple(flat))
+
+    @classmethod
+    def parse(cls, spec: str) -> Model:
+        """A model from its command-line form: ``identity``, ``threshold:LIMIT``,
+        ``linear:W,B,SHIFT``, ``logistic:W,B,SHIFT`` or ``tree:JSON`` with JSON
+        ``{"nodes": [[threshold, left, right], …], "leaves": [value, …]}``."""
+        kind, _, rest = spec.strip().partition(":")
+        try:
+            if kind == "tree":
+                document = json.loads(rest)
+                nodes = [tuple(node) for node in document["nodes"]]
+                if any(len(node) != 3 for node in nodes):
+                    raise InvalidAggregate("a tree node is [threshold, left, right]")
+                return cls.tree(nodes, list(document["leaves"]))
+            params = tuple(int(p) for p in rest.split(",")) if rest else ()
+            return cls(Kind[kind.upper()], params)
+        except KeyError:
+            raise InvalidAggregate(
+                f"unknown model {spec!r}: identity, threshold:L, linear:W,B,S, logistic:W,B,S "
+                "or tree:JSON"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise InvalidAggregate(f"malformed model {spec!r}: {exc}") from None
 
     # --- evaluation --------------------------------------------------------------------
 

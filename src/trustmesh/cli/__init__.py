@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from trustmesh import __version__
-from trustmesh.cli import bench, chain, device, market, node, proof, reputation, sim
+from trustmesh.cli import aggregate, bench, chain, device, market, node, proof, reputation, sim
 from trustmesh.cli._common import UsageError, err
 from trustmesh.cli.demo import demo
 from trustmesh.cli.up import up
@@ -41,6 +41,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(proof.app, name="proof")
 app.add_typer(reputation.app, name="reputation")
 app.add_typer(market.app, name="market")
+app.add_typer(aggregate.app, name="aggregate")
 app.command()(verify)
 app.command()(watch)
 app.command()(demo)
