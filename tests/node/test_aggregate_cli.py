@@ -84,6 +84,10 @@ def test_claim_verify_and_challenge_through_a_node(
     document = json.loads(proven.stdout)
     assert document["state"] == "refuted" and document["proven"]["kind"] == "omitted"
     assert contract.state(lie_id).state == "refuted"
+    panel = httpx.get(f"{node.url}/ui/aggregates").text  # the dashboard lists both
+    assert "<strong id='claim-count'>2</strong>" in panel
+    assert f"title='{claim['claim_id']}'" in panel and f"title='0x{lie_id.hex()}'" in panel
+    assert panel.count("class='claim pending'") == 1 and panel.count("class='claim refuted'") == 1
 
 
 def test_bad_input_is_refused_by_name(start_node: Callable[..., RunningNode]) -> None:

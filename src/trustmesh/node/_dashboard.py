@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from trustmesh.bundle import verify_bundle
+from trustmesh.chain.aggregates import AggregatesContract, Posted
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
 from trustmesh.errors import ChainError, InvalidReading
@@ -37,6 +38,7 @@ from trustmesh.reputation import ONE
 RECENT = 400  # entries read for the readings, devices and plots
 SHOWN = 15
 GOOD_SCORE = 0.5  # a score shown green from here
+CLAIMS_SHOWN = 12
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
 PAGE = """<!doctype html>
@@ -66,6 +68,7 @@ button {{ font-size: 12px; padding: 1px 8px; cursor: pointer; }}
 <section id="detections" hx-get="/ui/detections" hx-trigger="load, every 3s"></section>
 <section id="readings" hx-get="/ui/readings" hx-trigger="load, every 2s"></section>
 <section id="devices" hx-get="/ui/devices" hx-trigger="load, every 5s"></section>
+<section id="aggregates" hx-get="/ui/aggregates" hx-trigger="load, every 5s"></section>
 <section id="verify"><h2>Verify</h2><div id="verdict">
 Press <em>Verify</em> on a reading: its signature, inclusion, checkpoint and anchor are
 checked, and the chain's record of them.</div></section>
@@ -121,6 +124,8 @@ class Dashboard:
         self._next_node_block = 0
         self._next_anchor_block = 0
         self._scan_lock = threading.Lock()
+        self._claims: list[Posted] = []
+        self._next_claim_block = 0
 
     def routes(self) -> list[Route]:
         return [
@@ -135,6 +140,7 @@ class Dashboard:
             Route("/ui/bundle", self.bundle),
             Route("/ui/receipt", self.receipt),
             Route("/ui/reputation", self.reputation),
+            Route("/ui/aggregates", self.aggregates),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -344,6 +350,43 @@ class Dashboard:
             f"on-chain; {len(evidence)} equivocations refused by this node.</p>"
             f"<table>{''.join(rows + held)}</table>"
         )
+
+    async def aggregates(self, request: Request) -> Response:
+        try:
+            rows = await asyncio.to_thread(self._claim_rows)
+        except ChainError as exc:
+            return HTMLResponse(f"<h2>Aggregate claims</h2><p class='bad'>chain: "
+                                f"{html.escape(str(exc))}</p>")  # fmt: skip
+        body = "".join(
+            f"<tr class='claim {state}'><td><code title='0x{p.claim_id.hex()}'>"
+            f"0x{p.claim_id.hex()[:12]}…</code></td><td>{p.result:,}</td><td>{p.count:,}</td>"
+            f"<td class='{'bad' if state == 'refuted' else 'ok' if final else ''}'>{state}</td>"
+            f"<td><a href='{html.escape(p.uri)}'>data</a></td></tr>"
+            for p, state, final in rows
+        )
+        return HTMLResponse(
+            "<h2>Aggregate claims</h2>"
+            f"<p><strong id='claim-count'>{len(rows)}</strong> latest claims posted; a lie is "
+            "refuted by whoever proves it, the rest final after their window.</p>"
+            "<table><tr><th>claim</th><th>result</th><th>readings</th><th>state</th><th></th>"
+            f"</tr>{body}</table>"
+        )
+
+    def _claim_rows(self) -> list[tuple[Posted, str, bool]]:
+        """The latest claims posted to the Aggregates contract, each with its state."""
+        address = self.ctx.info["contracts"].get("Aggregates")
+        if address is None:
+            return []
+        contract = AggregatesContract(self.ctx.registry.client, address)
+        with self._scan_lock:
+            latest = self.ctx.registry.current_block()
+            if latest >= self._next_claim_block:
+                self._claims.extend(contract.posted(self._next_claim_block, latest))
+                self._next_claim_block = latest + 1
+            shown = self._claims[-CLAIMS_SHOWN:][::-1]
+        states = [contract.state(p.claim_id) for p in shown]
+        return [(p, "final" if s.final and s.state == "pending" else s.state, s.final)
+                for p, s in zip(shown, states, strict=True)]  # fmt: skip
 
     def _node_rows(self) -> list[tuple[str, str, int | None, int, int]]:
         """(origin, url, size, anchored size, anchor time) of every registered node."""
