@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.suite import (
     Deployment,
+    Disputes,
     LogAnchor,
     Registry,
     deploy_suite,
@@ -243,3 +245,54 @@ def test_each_lie_is_found_proven_and_slashed(world: World, lie: str) -> None:
     world.net.owner.advance_time(WINDOW + 1)
     with pytest.raises(Reverted, match="aggregates: not final"):
         world.claimer.result_of(claim_id)
+
+
+def _outcomes(function: Any, sender: str, gas_limits: range) -> set[str]:
+    """How ``function`` ends at each gas limit: a revert's reason, "out of gas", or
+    "succeeded"."""
+    seen = set()
+    for gas in gas_limits:
+        try:
+            function.call({"from": sender, "gas": gas})
+            seen.add("succeeded")
+        except Exception as exc:
+            text = str(exc)
+            reason = re.search(r"(disputes|aggregates): [a-z ]+", text)
+            seen.add(reason.group(0) if reason else "out of gas")
+    return seen
+
+
+def test_no_gas_limit_makes_a_true_claim_or_a_valid_entry_provable(world: World) -> None:
+    """A challenger that starves a check (a failed sub-call then looks like a bad
+    reading or model) gets a revert, never a refutation, at any gas limit."""
+    claim = world.honest(world.query())
+    world.post(claim)
+    from trustmesh.aggregate import challenge as c
+
+    leaf = claim.tree.leaves[0]
+    entry, proof = world.fetch(leaf.origin, leaf.index, claim.sizes[0])
+    forged = world.prover.contract.functions.prove_forged_leaf(
+        *claim.to_abi(), c.placed(claim.tree, 0), (leaf.index, entry, proof)
+    )
+    output = world.prover.contract.functions.prove_wrong_output(
+        *claim.to_abi(), c.placed(claim.tree, 0), c._model_abi(claim)
+    )
+    sender = world.net.reporter.address
+    seen = _outcomes(forged, sender, range(60_000, 400_000, 7_000))
+    assert "succeeded" not in seen and "aggregates: send more gas" in " ".join(seen), seen
+    # a model is cheap to evaluate: starved, it leaves too little to do anything
+    assert "succeeded" not in _outcomes(output, sender, range(30_000, 80_000, 97))
+    # the Disputes contract's proof of an invalid entry, on a valid but costly one
+    heavy = sign_reading(world.devices[0], seq=50, ts=TS, sensor="t", value=1,
+                         extra={"b": [[0]] * 1000})  # fmt: skip
+    world.store.append([heavy])
+    anchor_log(world.anchor, world.store, world.origin)
+    size = world.store.size
+    invalid = Disputes(world.net.reporter, world.deployment).contract.functions.prove_invalid_entry(
+        world.origin, size, size - 1, heavy, world.store.inclusion_proof(size - 1, size)
+    )
+    seen = _outcomes(invalid, sender, range(200_000, 3_000_000, 200_000))
+    assert "succeeded" not in seen and "disputes: send more gas" in " ".join(seen), seen
+    assert _outcomes(invalid, sender, range(29_000_000, 29_000_001)) == {
+        "disputes: the entry is valid"
+    }

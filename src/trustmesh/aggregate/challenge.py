@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 from trustmesh.aggregate.claim import Claim
+from trustmesh.aggregate.query import MAX_AGGREGATE_ENTRY
 from trustmesh.aggregate.tree import ZERO, Leaf, Opening, Step, SumTree
 from trustmesh.errors import InvalidAggregate
 from trustmesh.log.merkle import leaf_hash
@@ -158,6 +159,8 @@ def forged_leaf(claim: Claim, position: int, fetch: Fetch, read: Read) -> Challe
     reading = read(entry)
     if leaf_hash(entry) != leaf.leaf_hash:
         reason = "the log holds another entry there"
+    elif len(entry) > MAX_AGGREGATE_ENTRY:
+        reason = "the entry is too long to aggregate"
     elif reading is None:
         reason = "the entry is not a valid reading"
     elif (_device(reading), reading.seq, reading.ts, reading.value) != (

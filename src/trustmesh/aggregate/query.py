@@ -7,7 +7,9 @@ the f values: count, sum, mean (the sum over the count, truncated toward zero as
 the EVM divides), min or max; "count above a limit" is the sum of a threshold
 model. A reading matches when its device is in the set, its sensor is the
 query's, its timestamp is in the window, its value is a CBOR integer (major type
-0 or 1, as the contract reads it) and f is defined on it.
+0 or 1, as the contract reads it), f is defined on it, and its entry is at most
+512 bytes (a contract checks any such reading in one call, at ~1M gas at most;
+an ordinary reading is under 200 bytes).
 
 The devices are committed as a Merkle tree (sorted pairs, as
 :mod:`trustmesh.reputation.merkle` and snekmate make them) over
@@ -45,6 +47,7 @@ __all__ = ["DeviceProof", "Query", "Reduction"]
 MAX_DEVICES = 4096
 MAX_LOGS = 16
 MAX_SENSOR = 64
+MAX_AGGREGATE_ENTRY = 512  # bytes: longer readings are not aggregated (Aggregates.vy)
 CBOR_INT_MIN, CBOR_INT_MAX = -(1 << 64), (1 << 64) - 1
 
 
@@ -157,7 +160,8 @@ class Query:
     def matches(self, reading: Reading) -> bool:
         value = reading.value
         if not (
-            reading.did in self.devices
+            len(reading.entry) <= MAX_AGGREGATE_ENTRY
+            and reading.did in self.devices
             and reading.sensor == self.sensor
             and self.start <= reading.ts < self.end
             and type(value) is int

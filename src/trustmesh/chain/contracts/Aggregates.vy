@@ -13,9 +13,10 @@
         - a wrong model output: the committed model, evaluated here on the
           leaf's value, gives another f (or none);
         - a forged leaf: it is not the logged reading (its log is not read, its
-          index is outside the snapshot, the entry there is another, the entry
-          is not a validly signed reading, or its fields are not the leaf's or
-          do not match the query), or its device is not in the query;
+          index is outside the snapshot, the entry there is another, is longer
+          than 512 bytes, or is not a validly signed reading, or its fields are
+          not the leaf's or do not match the query), or its device is not in
+          the query;
         - leaves out of order (or one reading twice);
         - an omitted reading: one that matches the query, in the snapshot,
           whose (device, seq) falls between two adjacent leaves.
@@ -60,10 +61,10 @@ LEAF_PREFIX: constant(bytes1) = 0x00
 PENDING: constant(uint256) = 1
 REFUTED: constant(uint256) = 2
 FINAL: constant(uint256) = 3
-# Gas a sub-call is given, and must have: with less, a valid reading or model could
-# fail for want of gas and pass for an invalid one. A challenge sends enough.
-READ_GAS: constant(uint256) = 3_000_000
-MODEL_GAS: constant(uint256) = 300_000
+# Readings longer than this are not aggregated (a claim that holds one lies): a
+# reading's parse here costs gas in proportion to its items, and this bounds it
+# (~1M gas), so that every reading a claim holds can be checked in one call.
+MAX_AGGREGATE_ENTRY: constant(uint256) = 512
 
 
 struct VerifiedReading:
@@ -351,15 +352,16 @@ def prove_wrong_output(query: Query, sizes: DynArray[uint256, MAX_LOGS], root: b
     claim_id: bytes32 = self._pending(query, sizes, root)
     self._in_tree(placed, root)
     assert keccak256(abi_encode(model.kind, model.params)) == query.model, "aggregates: not the query's model"
-    assert msg.gas > MODEL_GAS + MODEL_GAS // 32, "aggregates: send more gas to evaluate the model"
     success: bool = False
     response: Bytes[32] = b""
+    before: uint256 = msg.gas
     success, response = raw_call(
         evaluator,
         abi_encode(model.kind, model.params, placed.leaf.value, method_id=method_id("evaluate(uint8,int256[],int256)")),
-        max_outsize=32, gas=MODEL_GAS, is_static_call=True, revert_on_failure=False,
+        max_outsize=32, is_static_call=True, revert_on_failure=False,
     )
     if not success:
+        self._starved(before)
         self._refute(claim_id, "wrong output", "the model is not defined on the value")
         return
     assert convert(extract32(response, 0), int256) != placed.leaf.fx, "aggregates: the output is right"
@@ -397,15 +399,19 @@ def prove_forged_leaf(query: Query, sizes: DynArray[uint256, MAX_LOGS], root: by
     if entry_hash != leaf.leaf_hash:
         self._refute(claim_id, "forged leaf", "the log holds another entry there")
         return
-    assert msg.gas > READ_GAS + READ_GAS // 32, "aggregates: send more gas to read the entry"
+    if len(logged.entry) > MAX_AGGREGATE_ENTRY:
+        self._refute(claim_id, "forged leaf", "the entry is too long to aggregate")
+        return
     success: bool = False
     response: Bytes[288] = b""
+    before: uint256 = msg.gas
     success, response = raw_call(
         disputes,
         abi_encode(logged.entry, method_id=method_id("signed_reading(bytes)")),
-        max_outsize=288, gas=READ_GAS, is_static_call=True, revert_on_failure=False,
+        max_outsize=288, is_static_call=True, revert_on_failure=False,
     )
     if not success:
+        self._starved(before)
         self._refute(claim_id, "forged leaf", "the entry is not a valid reading")
         return
     reading: VerifiedReading = abi_decode(response, VerifiedReading)
@@ -471,6 +477,7 @@ def prove_omitted(query: Query, sizes: DynArray[uint256, MAX_LOGS], root: bytes3
     """
     claim_id: bytes32 = self._pending(query, sizes, root)
     assert at < len(query.logs), "aggregates: no such log"
+    assert len(logged.entry) <= MAX_AGGREGATE_ENTRY, "aggregates: the entry is too long to aggregate"
     entry_hash: bytes32 = sha256(concat(LEAF_PREFIX, logged.entry))
     assert staticcall Disputes(disputes).included(query.logs[at], sizes[at], logged.index, entry_hash, logged.proof), "aggregates: the entry is not in the snapshot"
     reading: VerifiedReading = staticcall Disputes(disputes).signed_reading(logged.entry)
@@ -529,6 +536,14 @@ def _pending(query: Query, sizes: DynArray[uint256, MAX_LOGS], root: bytes32) ->
     assert meta & 255 == PENDING, "aggregates: no pending claim"
     assert block.timestamp < (meta >> 8) & (2**40 - 1), "aggregates: the window has closed"
     return claim_id
+
+
+@internal
+@view
+def _starved(before: uint256):
+    """Revert if a failed sub-call may have failed for want of gas: one that ran out
+    used all but 1/64 of what was left (EIP-150), which proves nothing of its input."""
+    assert msg.gas * 32 > before, "aggregates: send more gas to check the leaf"
 
 
 @internal

@@ -78,9 +78,6 @@ SIG_PREFIX: constant(Bytes[12]) = b"\x84\x6aSignature1"
 EMPTY_AAD: constant(Bytes[1]) = b"\x40"
 PROTECTED_ES256: constant(Bytes[4]) = b"\xa2\x01\x26\x04"  # {1: -7, 4: …}
 MAX_NOTE: constant(uint256) = 512
-# Gas enough to parse the largest entry: a reading whose parse fails with this
-# much is malformed, not starved (measured in tests/chain/test_disputes.py).
-PARSE_GAS: constant(uint256) = 3_000_000
 
 
 event InvalidEntryProven:
@@ -211,18 +208,18 @@ def _invalidity(entry: Bytes[MAX_ENTRY]) -> String[32]:
     """Why the entry is not a valid reading, or "" if it is (or cannot be judged here)."""
     success: bool = False
     response: Bytes[96] = b""
-    # With less gas than this the parse could fail for want of it, and a valid
-    # entry pass for a malformed one: a challenger sends enough or proves nothing.
-    assert msg.gas > PARSE_GAS + PARSE_GAS // 32, "disputes: send more gas to parse the entry"
+    before: uint256 = msg.gas
     success, response = raw_call(
         self,
         abi_encode(entry, method_id=method_id("parsed_reading(bytes)")),
         max_outsize=96,
-        gas=PARSE_GAS,
         is_static_call=True,
         revert_on_failure=False,
     )
     if not success:
+        # A parse that ran out of gas used all but 1/64 of what was left (EIP-150):
+        # that is no proof the entry is malformed, so a starved proof reverts.
+        assert msg.gas * 32 > before, "disputes: send more gas to parse the entry"
         return "malformed"
     device_id: bytes32 = extract32(response, 0)
     seq: uint256 = convert(extract32(response, 32), uint256)
