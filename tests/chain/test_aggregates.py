@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,36 @@ def test_no_gas_limit_makes_a_true_claim_or_a_valid_entry_provable(world: World)
     assert _outcomes(invalid, sender, range(29_000_000, 29_000_001)) == {
         "disputes: the entry is valid"
     }
+
+
+def test_a_malformed_or_unanchored_claim_is_refused_by_name(world: World) -> None:
+    claim = world.honest(world.query())
+    query, sizes, root = claim.to_abi()
+    contract, bond = world.claimer.contract, BOND
+    owner = world.net.owner
+
+    def post(q: Any, s: Any, value: int = bond, count: int = claim.count) -> None:
+        owner.transact(contract.functions.post(q, s, root, claim.result, count, "u"), value)
+
+    unanchored = Query(**{**vars(world.query()), "logs": frozenset(["nowhere.example"])})
+    backwards = list(query)
+    backwards[2] = [query[2][0], query[2][0]]  # one log twice
+    cases: list[tuple[Callable[[], None], str]] = [
+        (lambda: post(query, sizes, value=bond - 1), "aggregates: send the bond"),
+        (lambda: post(query, [*sizes, 1]), "aggregates: one size per log"),
+        (lambda: post(query, [sizes[0] - 1]), "aggregates: sizes are not the latest anchors"),
+        (lambda: post(unanchored.to_abi(), [1]), "aggregates: a log has no anchor"),
+        (lambda: post(tuple(backwards), [*sizes, *sizes]), "aggregates: logs not ascending"),
+        (lambda: post((*query[:4], 5, 5, *query[6:]), sizes), "aggregates: empty window"),
+        (lambda: post((*query[:7], 9), sizes), "aggregates: unknown reduction"),
+        (lambda: post(query, sizes, count=0), "aggregates: count out of range"),
+        (lambda: post((query[0], 0, *query[2:]), sizes), "aggregates: no devices"),
+    ]
+    for attempt, reason in cases:
+        with pytest.raises(Reverted, match=reason):
+            attempt()
+    world.post(claim)
+    with pytest.raises(Reverted, match="aggregates: already claimed"):
+        world.post(claim)
+    with pytest.raises(Reverted, match="aggregates: not releasable"):
+        world.prover.release(claim.id)
