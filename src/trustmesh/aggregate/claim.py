@@ -135,16 +135,22 @@ def decode(data: bytes) -> Claim:
     try:
         doc = cbor2.loads(data)
         q = doc["query"]
-        model = Model(Kind[q["model"]["kind"].upper()], tuple(q["model"]["params"]))
+        model = Model(Kind[str(q["model"]["kind"]).upper()], tuple(q["model"]["params"]))
         query = Query(frozenset(q["devices"]), frozenset(q["logs"]), q["sensor"], q["start"],
-                      q["end"], model, Reduction[q["reduction"].upper()])  # fmt: skip
+                      q["end"], model, Reduction[str(q["reduction"]).upper()])  # fmt: skip
         leaves = [Leaf(*_leaf_fields(fields)) for fields in doc["leaves"]]
         patches: dict[tuple[int, int], Totals] = {}
         for level, position, count, total, low, high in doc["patches"]:
             patches[(_int(level), _int(position))] = (_int(count), _int(total), _int(low),
                                                       _int(high))  # fmt: skip
         tree = SumTree(leaves, patches, ordered=False)
-        return Claim(query, tuple(_int(size) for size in doc["sizes"]), tree, _int(doc["result"]))
+        sizes = tuple(_int(size) for size in doc["sizes"])
+        if not all(0 < size < 1 << 64 for size in sizes):
+            raise InvalidAggregate("a snapshot's sizes are 1 to 2^64 - 1")
+        result = _int(doc["result"])
+        if not -(1 << 255) <= result < 1 << 255:
+            raise InvalidAggregate("a result is an int256")
+        return Claim(query, sizes, tree, result)
     except InvalidAggregate:
         raise
     except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError, AttributeError,

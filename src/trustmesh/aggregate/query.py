@@ -47,6 +47,7 @@ __all__ = ["DeviceProof", "Query", "Reduction"]
 MAX_DEVICES = 4096
 MAX_LOGS = 16
 MAX_SENSOR = 64
+MAX_ORIGIN = 128
 MAX_AGGREGATE_ENTRY = 512  # bytes: longer readings are not aggregated (Aggregates.vy)
 CBOR_INT_MIN, CBOR_INT_MAX = -(1 << 64), (1 << 64) - 1
 
@@ -86,6 +87,10 @@ class Query:
     reduction: Reduction
 
     def __post_init__(self) -> None:
+        if not all(isinstance(x, str) for x in (*self.devices, *self.logs, self.sensor)):
+            raise InvalidAggregate("devices, logs and the sensor are text")
+        if type(self.start) is not int or type(self.end) is not int:
+            raise InvalidAggregate("a window's start and end are integers (ms)")
         if not 0 < len(self.devices) <= MAX_DEVICES:
             raise InvalidAggregate(f"a query names 1 to {MAX_DEVICES} devices")
         for did in self.devices:
@@ -99,6 +104,8 @@ class Query:
                 )
         if not 0 < len(self.logs) <= MAX_LOGS:
             raise InvalidAggregate(f"a query reads 1 to {MAX_LOGS} logs")
+        if not all(0 < len(origin.encode()) <= MAX_ORIGIN for origin in self.logs):
+            raise InvalidAggregate(f"an origin is 1 to {MAX_ORIGIN} bytes")
         if not 0 < len(self.sensor.encode()) <= MAX_SENSOR:
             raise InvalidAggregate(f"a sensor is 1 to {MAX_SENSOR} bytes")
         if not 0 <= self.start < self.end < 1 << 64:
