@@ -11,8 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustmesh.aggregate.tree import Leaf, SumTree, check_path, root_from_path
+from trustmesh.aggregate import Model, Query, Reduction
+from trustmesh.aggregate.challenge import bad_sum
+from trustmesh.aggregate.claim import Claim
+from trustmesh.aggregate.tree import Leaf, Node, Opening, Step, SumTree, check_path, root_from_path
 from trustmesh.errors import InvalidAggregate, InvalidProof
+from trustmesh.identity import SoftwareSigner, did_from_key
+from trustmesh.reputation.merkle import keccak256
 
 
 def _id(n: int) -> bytes:
@@ -73,3 +78,50 @@ def test_leaves_out_of_order_or_repeated_or_none_are_refused() -> None:
     with pytest.raises(InvalidAggregate, match="at least one"):
         SumTree([])
     assert SumTree([a, b]).root.count == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**255), 2**255 - 1), min_size=8, max_size=8))
+def test_a_leaf_is_encoded_as_abi_encode_does(values: list[int]) -> None:
+    """The hand-packed words are eth_abi's ``abi.encode`` of the leaf's fields."""
+    from eth_abi.abi import encode
+
+    leaf = Leaf(_id(1), abs(values[0]), _id(2), _id(3), abs(values[1]), abs(values[2]),
+                values[3], values[4])  # fmt: skip
+    types = ["bytes32", "uint256", "bytes32", "bytes32", "uint256", "uint256", "int256",
+             "int256"]  # fmt: skip
+    assert leaf.encode() == encode(types, [leaf.origin, leaf.index, leaf.leaf_hash,
+                                           leaf.device, leaf.seq, leaf.ts, leaf.value,
+                                           leaf.fx])  # fmt: skip
+    opening = leaf.opening()
+    assert opening.node().hash == keccak256(encode(
+        ["bytes32", "bytes32", "uint256", "int256", "int256", "int256"],
+        [opening.a, opening.b, 1, values[4], values[4], values[4]],
+    ))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(leaf_lists(), st.data())
+def test_a_patched_node_is_the_one_bad_sum_finds_and_its_proof_leads_to_the_root(
+    leaves: list[Leaf], data: st.DataObject
+) -> None:
+    honest = SumTree(leaves)
+    level = data.draw(st.integers(0, len(honest.levels) - 1))
+    position = data.draw(st.integers(0, len(honest.levels[level]) - 1))
+    made_level, _ = honest.children(level, position)  # where the node was made, minus one
+    made_level += 1
+    made_position = position << (level - made_level)
+    node = honest.node(level, position)
+    patch = (node.count + 1, node.sum, node.min, node.max)
+    lying = SumTree(leaves, {(made_level, made_position): patch})
+    assert lying.root.hash != honest.root.hash
+    device = did_from_key(SoftwareSigner.generate().public_key)
+    query = Query(frozenset([device]), frozenset(["log.example"]), "t", 0, 1, Model.identity(),
+                  Reduction.SUM)  # fmt: skip
+    found = bad_sum(Claim(query, (1,), lying, 0))
+    assert found is not None and found.method == "prove_bad_sum"
+    opened, path = found.args[0], found.args[1]
+    start = Opening(*opened).node()
+    steps = [Step(Node(*step[:5]), left=step[5]) for step in path]
+    assert root_from_path(start, steps).hash == lying.root.hash
+    assert (start.count, start.sum) == (patch[0], patch[1])

@@ -37,7 +37,6 @@ from trustmesh.reputation.merkle import keccak256
 __all__ = ["Leaf", "Node", "Opening", "Step", "SumTree", "check_path", "root_from_path", "word"]
 
 ZERO = bytes(32)
-_INT256 = 1 << 256
 _LEAF_B = ZERO + (1).to_bytes(32, "big")  # a leaf node's b and count
 
 
@@ -107,10 +106,6 @@ class Opening:
     sum: int
     min: int
     max: int
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.b == ZERO
 
     def node(self) -> Node:
         digest = keccak256(self.a + self.b + word(self.count) + word(self.sum)
