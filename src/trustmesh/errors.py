@@ -110,6 +110,10 @@ class InvalidAggregate(Error):
     """An aggregate's query, model or claim that is malformed or inconsistent."""
 
 
+class InvalidMeshMessage(Error):
+    """A mesh message (or a device's mesh binding) that is malformed, forged or too big."""
+
+
 class InvalidVoucher(Error):
     """A payment-channel voucher that is malformed or not validly signed."""
 

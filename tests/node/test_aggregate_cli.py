@@ -59,6 +59,11 @@ def test_claim_verify_and_challenge_through_a_node(
     expected = sum(1 for seq in range(1, 5) for k in range(3) if 24 + seq + k >= 30)
     assert (json.loads(dry.stdout)["result"], json.loads(dry.stdout)["count"]) == (expected, 12)
 
+    # the same devices, named by the address that registered them
+    owned = trustmesh(*_claim_args(node, [], "--owner", owner.address, "--dry-run"))
+    assert owned.returncode == 0, owned.stderr.decode()
+    assert json.loads(owned.stdout) == json.loads(dry.stdout)
+
     env = {"TRUSTMESH_CHAIN_KEY": dev_keys()[6]}
     made = trustmesh(*_claim_args(node, dids), env=env)
     assert made.returncode == 0, made.stderr.decode()

@@ -29,7 +29,7 @@ from trustmesh.chain.defaults import (
 )
 from trustmesh.chain.reputation import deploy_reputation
 from trustmesh.errors import ChainError
-from trustmesh.identity import Alg, PublicKey, key_from_did
+from trustmesh.identity import Alg, PublicKey, did_from_key, key_from_did
 from trustmesh.log.note_p256 import LogSigner
 
 ZERO_ADDRESS = "0x" + "00" * 20  # the native currency, where a token could be named
@@ -280,6 +280,20 @@ class Registry(_Wrapper):
                     (log["blockNumber"], bytes(log["args"]["device_id"]), event) for log in logs
                 )
         return sorted(found)
+
+    def devices_of(self, owner: str, to_block: int | str = "latest") -> list[str]:
+        """The DIDs of the devices ``owner`` registered (whatever their status now),
+        from their registrations' keys."""
+        with self.client.errors("reading device registrations"):
+            logs = self.contract.events.DeviceRegistered().get_logs(
+                from_block=0,
+                to_block=to_block,
+                argument_filters={"owner": Web3.to_checksum_address(owner)},
+            )
+        return [
+            did_from_key(key_from_chain(int(log["args"]["alg"]), bytes(log["args"]["key"])))
+            for log in logs
+        ]
 
     def node_origins(self, from_block: int, to_block: int) -> list[str]:
         """The origin of each node registered in a block range, in order."""

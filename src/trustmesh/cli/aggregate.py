@@ -41,7 +41,6 @@ REDUCTIONS = ("count", "sum", "mean", "min", "max")
 @app.command()
 def claim(
     node: NodeOption,
-    device: Annotated[list[str], typer.Option("--device", help="A device's DID (repeat).")],
     sensor: Annotated[str, typer.Option("--sensor", help="The sensor read.")],
     start: Annotated[int, typer.Option("--start", help="Window start, ms since the epoch.")],
     end: Annotated[int, typer.Option("--end", help="Window end (excluded), ms.")],
@@ -50,6 +49,13 @@ def claim(
         typer.Option("--model", help="identity, threshold:L, linear:W,B,S, logistic:W,B,S, tree:J"),
     ] = "identity",
     reduction: Annotated[str, typer.Option("--reduction", help=", ".join(REDUCTIONS))] = "mean",
+    device: Annotated[
+        list[str] | None, typer.Option("--device", help="A device's DID (repeat).")
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Also every active P-256 device this address registered."),
+    ] = None,
     rpc: RpcOption = None,
     key_file: KeyOption = None,
     dry_run: Annotated[
@@ -57,7 +63,9 @@ def claim(
     ] = False,
 ) -> None:
     """Compute the query over the nodes' logs at their latest anchors, keep the
-    claim's data at the first node, and post the claim with its bond."""
+    claim's data at the first node, and post the claim with its bond. The devices
+    are those named, and with --owner those the Registry says an owner registered
+    (the claim commits the set as it stands)."""
     import httpx
 
     from trustmesh.aggregate.claim import encode
@@ -71,12 +79,13 @@ def claim(
     with httpx.Client(timeout=60) as http:
         infos = {url.rstrip("/"): _info(http, url.rstrip("/")) for url in node}
         logs = {str(info["origin"]): url for url, info in infos.items()}
+        chain = _chain(next(iter(infos.values())), node[0], rpc, key_file, paying=not dry_run)
+        devices = set(device or []) | (_owned(chain, owner) if owner else set())
         try:
-            query = Query(frozenset(device), frozenset(logs), sensor, start, end,
+            query = Query(frozenset(devices), frozenset(logs), sensor, start, end,
                           Model.parse(model), Reduction[reduction.upper()])  # fmt: skip
         except InvalidAggregate as exc:
             raise UsageError(str(exc)) from None
-        chain = _chain(next(iter(infos.values())), node[0], rpc, key_file, paying=not dry_run)
         sizes = [chain.latest_anchor(query.origins[log_id]).size for log_id in query.log_ids]
         if not all(sizes):
             raise UsageError("a log has no anchor yet: claims read anchored readings only")
@@ -222,6 +231,21 @@ def _chain(info: dict[str, Any], first: str, rpc: str | None, key_file: Path | N
         account = Account.create()  # reads only
     client = ChainClient(rpc_web3(url), account, chain_id=int(info["chain_id"]))
     return ChainView(client, Deployment(client.chain_id, dict(info["contracts"])))
+
+
+def _owned(chain: Any, owner: str) -> set[str]:
+    """The active P-256 devices ``owner`` registered."""
+    from web3 import Web3
+
+    from trustmesh.identity import Alg, key_from_did
+
+    if not Web3.is_address(owner):
+        raise UsageError(f"--owner {owner!r} is not an address")
+    return {
+        did
+        for did in chain.registry.devices_of(owner)
+        if key_from_did(did).alg is Alg.ES256 and chain.registry.device(did)["status"] == "active"
+    }
 
 
 def _aggregates(chain: Any) -> Any:

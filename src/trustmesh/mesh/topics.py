@@ -1,0 +1,29 @@
+"""The mesh's topics and message ids (pure).
+
+Every topic is versioned under ``/trustmesh/v1/``; a message is signed end to end
+by whoever made what it carries (a device's readings, a log's checkpoints), so a
+peer that relays it can drop it but not forge it. A message's id is the hash of
+its bytes: the same message relayed by many peers is seen once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["CHECKPOINTS", "MAX_MESSAGE", "READINGS", "RECEIPTS", "TOPICS", "WITNESS",
+           "message_id"]  # fmt: skip
+
+READINGS = "/trustmesh/v1/readings"  # a CBOR sequence of readings: a device's batch
+RECEIPTS = "/trustmesh/v1/receipts"  # CBOR {"leaf": leaf hash, "proof": tlog-proof text}
+CHECKPOINTS = "/trustmesh/v1/checkpoints"  # a log's signed checkpoint (a C2SP note)
+WITNESS = "/trustmesh/v1/witness"  # witness challenges and answers: readings (sensor witness)
+TOPICS = (READINGS, RECEIPTS, CHECKPOINTS, WITNESS)
+
+# Under gossipsub's 1 MiB limit (larger messages are dropped silently there): a
+# batch of ~2,500 ordinary readings.
+MAX_MESSAGE = 512 * 1024
+
+
+def message_id(data: bytes) -> bytes:
+    """A message's id: the first 20 bytes of SHA-256 of its bytes."""
+    return hashlib.sha256(data).digest()[:20]

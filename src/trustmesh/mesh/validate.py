@@ -1,0 +1,108 @@
+"""Each topic's validator (pure: keys come from the callables passed in).
+
+A peer runs the validator of a message's topic before it forwards the message
+(or hands it to its own node or watcher): readings are checked against their
+devices' keys, checkpoints and receipts against their logs' keys. A message that
+fails is dropped at the first peer, with the reason (counted, never forwarded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cbor2
+
+from trustmesh._cborseq import InvalidSequence, split_sequence
+from trustmesh.errors import InvalidCheckpoint, InvalidReading, InvalidReceipt
+from trustmesh.identity import PublicKey
+from trustmesh.log.checkpoint import open_checkpoint
+from trustmesh.log.note import LineVerifier
+from trustmesh.log.receipt import open_receipt
+from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS
+from trustmesh.reading import parse_reading, verify_reading
+
+__all__ = ["Keys", "Verdict", "validate"]
+
+MAX_READINGS = 5_000
+WITNESS_SENSOR = "witness"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    reason: str = ""
+    items: int = 0  # readings, checkpoints or receipts the message carries
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Where a validator finds keys: a device's at a seq (None: not registered), and
+    a log's checkpoint verifier by origin (None: not a registered log)."""
+
+    device: Callable[[str, int], PublicKey | None]
+    log: Callable[[str], LineVerifier | None]
+
+
+def validate(topic: str, data: bytes, keys: Keys) -> Verdict:
+    """Whether ``data`` may be forwarded on ``topic``, and why not."""
+    if len(data) > MAX_MESSAGE:
+        return Verdict(False, f"over {MAX_MESSAGE} bytes")
+    if topic in (READINGS, WITNESS):
+        return _readings(data, keys, witness=topic == WITNESS)
+    if topic == CHECKPOINTS:
+        return _checkpoint(data, keys)
+    if topic == RECEIPTS:
+        return _receipt(data, keys)
+    return Verdict(False, f"unknown topic {topic!r}")
+
+
+def _readings(data: bytes, keys: Keys, *, witness: bool) -> Verdict:
+    try:
+        items, decoded = split_sequence(data, MAX_READINGS)
+    except InvalidSequence as exc:
+        return Verdict(False, f"not a sequence of readings: {exc}")
+    for k, (item, value) in enumerate(zip(items, decoded, strict=True)):
+        try:
+            reading = parse_reading(item, decoded=value)
+            key = keys.device(reading.did, reading.seq)
+            if key is None:
+                return Verdict(False, f"reading {k}: its device is not registered")
+            verify_reading(item, key)
+        except InvalidReading as exc:
+            return Verdict(False, f"reading {k}: {exc}")
+        if witness and reading.sensor != WITNESS_SENSOR:
+            return Verdict(False, f"reading {k}: not a witness reading")
+    return Verdict(True, items=len(items))
+
+
+def _checkpoint(data: bytes, keys: Keys) -> Verdict:
+    origin = data.split(b"\n", 1)[0].decode(errors="replace")
+    verifier = keys.log(origin)
+    if verifier is None:
+        return Verdict(False, f"no registered log {origin[:80]!r}")
+    try:
+        open_checkpoint(data, verifier, origin)
+    except InvalidCheckpoint as exc:
+        return Verdict(False, f"checkpoint: {exc}")
+    return Verdict(True, items=1)
+
+
+def _receipt(data: bytes, keys: Keys) -> Verdict:
+    try:
+        document = cbor2.loads(data)
+        leaf, text = document["leaf"], document["proof"]
+        if not isinstance(leaf, bytes) or not isinstance(text, str):
+            raise TypeError("leaf is bytes, proof is text")
+        origin = parse_tlog_proof(text).checkpoint.partition("\n")[0]
+    except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError, InvalidReceipt) as exc:
+        return Verdict(False, f"not a receipt message: {exc}")
+    verifier = keys.log(origin)
+    if verifier is None:
+        return Verdict(False, f"no registered log {origin[:80]!r}")
+    try:
+        open_receipt(text, leaf, verifier, origin)
+    except InvalidReceipt as exc:
+        return Verdict(False, f"receipt: {exc}")
+    return Verdict(True, items=1)
