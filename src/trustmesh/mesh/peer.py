@@ -1,0 +1,184 @@
+"""One mesh peer (libp2p, gossipsub) for nodes, watchers and devices.
+
+py-libp2p runs on trio; a peer runs its own trio loop in a thread of its own, so
+that asyncio servers and plain threads alike use it through this blocking API:
+``start``, ``connect``, ``subscribe``, ``publish``, ``close``. Its identity is an
+Ed25519 key (a device's is bound to its did:key by :mod:`trustmesh.mesh.binding`).
+
+Every message is checked by its topic's validator (:mod:`trustmesh.mesh.validate`)
+before this peer forwards it or hands it on; a refused one is dropped here and
+counted by reason (``rejected``). Message ids are the hash of the message (the
+same batch relayed by many peers is seen once). Handlers run one message at a
+time per topic, in a worker thread, and each subscription is drained at once
+(gossipsub's 32-slot subscription buffer drops silently what waits): a slow
+handler holds its topic's messages in this peer's own queue, not in libp2p's.
+Gossip is best effort: what must arrive is acknowledged by its receiver (a
+receipt for readings) and sent again until it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from trustmesh.errors import InvalidMeshMessage
+from trustmesh.mesh.topics import TOPICS, message_id
+from trustmesh.mesh.validate import Keys, Verdict, validate
+
+__all__ = ["MeshPeer"]
+
+log = logging.getLogger("trustmesh.mesh")
+
+GOSSIPSUB = TProtocol("/meshsub/1.1.0")
+START_SECONDS = 30.0
+QUEUE = 10_000  # messages a topic's handler may fall behind before new ones wait
+
+Handler = Callable[[bytes], None]
+
+
+class MeshPeer:
+    def __init__(self, keys: Keys, *, seed: bytes | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:  # fmt: skip
+        self.keys = keys
+        self.rejected: Counter[str] = Counter()  # reason → messages dropped here
+        self.delivered: Counter[str] = Counter()  # topic → messages handed to handlers
+        self._key_pair = create_new_key_pair(seed)
+        self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
+        self._handlers: dict[str, Handler] = {}
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="trustmesh-mesh", daemon=True)
+        self.addrs: list[str] = []
+        self.peer_id = ""
+
+    # --- the blocking API ------------------------------------------------------------
+
+    def start(self) -> MeshPeer:
+        self._thread.start()
+        if not self._ready.wait(START_SECONDS):
+            raise InvalidMeshMessage("the mesh peer did not start")
+        if self._failure is not None:
+            raise InvalidMeshMessage(f"the mesh peer did not start: {self._failure}")
+        return self
+
+    def connect(self, addr: str) -> None:
+        """Dial a peer by its multiaddr (with its ``/p2p/`` id)."""
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except (ValueError, TypeError) as exc:
+            raise InvalidMeshMessage(f"not a peer address {addr!r}: {exc}") from None
+        self._call(self._host.connect, info)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Hand every valid message of ``topic`` to ``handler`` (in a worker thread)."""
+        if topic not in TOPICS:
+            raise InvalidMeshMessage(f"unknown topic {topic!r}")
+        self._handlers[topic] = handler
+        self._call(self._subscribe, topic)
+
+    def publish(self, topic: str, data: bytes) -> Verdict:
+        """Publish ``data`` if its topic's validator passes it (what this peer would
+        drop from others it does not send either); the verdict either way."""
+        verdict = validate(topic, data, self.keys)
+        if verdict.accepted:
+            self._call(self._pubsub.publish, topic, data)
+        return verdict
+
+    def peers(self, topic: str) -> int:
+        """Peers this one knows to be subscribed to ``topic``."""
+        return len(self._pubsub.peer_topics.get(topic, ()))
+
+    def close(self) -> None:
+        if self._token is not None and self._stop is not None:
+            stop = self._stop
+            trio.from_thread.run_sync(stop.set, trio_token=self._token)
+        self._thread.join(START_SECONDS)
+
+    def __enter__(self) -> MeshPeer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- inside the trio loop ----------------------------------------------------------
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._token is None:
+            raise InvalidMeshMessage("the mesh peer is not running")
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as exc:
+            self._failure = exc
+            log.error("the mesh peer stopped: %r", exc)
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._host = new_host(key_pair=self._key_pair, listen_addrs=[self._listen])
+        router = GossipSub(protocols=[GOSSIPSUB], degree=6, degree_low=4, degree_high=12,
+                           spam_protection_enabled=False, heartbeat_interval=1)  # fmt: skip
+        self._pubsub = Pubsub(self._host, router, msg_id_constructor=lambda m: message_id(m.data))
+        for topic in TOPICS:
+            self._pubsub.set_topic_validator(topic, self._validator(topic), False)
+        self._stop = trio.Event()
+        async with (
+            self._host.run(listen_addrs=[self._listen]),
+            background_trio_service(self._pubsub),
+            background_trio_service(router),
+            trio.open_nursery() as nursery,
+        ):
+            self._nursery = nursery
+            await self._pubsub.wait_until_ready()
+            self.peer_id = str(self._host.get_id())
+            self.addrs = [str(addr) for addr in self._host.get_addrs()]
+            self._token = trio.lowlevel.current_trio_token()
+            self._ready.set()
+            await self._stop.wait()
+            nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self._host.close()
+            self._pubsub.seen_messages.stop()  # its sweeping thread outlives the host else
+
+    def _validator(self, topic: str) -> Callable[[Any, Any], bool]:
+        def check(peer: Any, message: Any) -> bool:
+            verdict = validate(topic, bytes(message.data), self.keys)
+            if not verdict.accepted:
+                self.rejected[verdict.reason.split(":")[0]] += 1
+                log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
+            return verdict.accepted
+
+        return check
+
+    async def _subscribe(self, topic: str) -> None:
+        subscription = await self._pubsub.subscribe(topic)
+        send, receive = trio.open_memory_channel[bytes](QUEUE)
+        self._nursery.start_soon(self._drain, subscription, send)
+        self._nursery.start_soon(self._deliver, topic, receive)
+
+    async def _drain(self, subscription: Any, send: Any) -> None:
+        while True:
+            message = await subscription.get()
+            await send.send(bytes(message.data))
+
+    async def _deliver(self, topic: str, receive: Any) -> None:
+        async for data in receive:
+            await trio.to_thread.run_sync(self._handlers[topic], data)
+            self.delivered[topic] += 1

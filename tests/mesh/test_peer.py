@@ -1,0 +1,102 @@
+"""Mesh peers on loopback (real libp2p, gossipsub): a device's batches relayed
+through a middle peer reach a peer not connected to the publisher; forged,
+malformed or replayed messages are dropped at the first peer, counted by reason,
+never forwarded; closing a peer leaves no thread of its own behind."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from tests.services import wait_until
+from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
+from trustmesh.log.note import LineVerifier
+from trustmesh.mesh.peer import MeshPeer
+from trustmesh.mesh.topics import READINGS
+from trustmesh.mesh.validate import Keys
+from trustmesh.reading import sign_reading
+
+DEVICE = SoftwareSigner.generate()
+
+
+def _keys() -> Keys:
+    def device(did: str, seq: int) -> PublicKey | None:
+        return DEVICE.public_key if did == did_from_key(DEVICE.public_key) else None
+
+    def log(origin: str) -> LineVerifier | None:
+        return None
+
+    return Keys(device, log)
+
+
+def _batch(first: int, count: int = 10) -> bytes:
+    return b"".join(sign_reading(DEVICE, seq=first + k, ts=first, sensor="t", value=k)
+                    for k in range(count))  # fmt: skip
+
+
+@pytest.fixture
+def line() -> Iterator[tuple[MeshPeer, MeshPeer, MeshPeer, list[bytes]]]:
+    """Peers a — b — c (a does not know c); c keeps what it is handed."""
+    peers = [MeshPeer(_keys()).start() for _ in range(3)]
+    a, b, c = peers
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def keep(data: bytes) -> None:
+        with lock:
+            got.append(data)
+
+    try:
+        c.subscribe(READINGS, keep)
+        for peer in (a, b):
+            peer.subscribe(READINGS, lambda data: None)
+        a.connect(b.addrs[0])
+        b.connect(c.addrs[0])
+        wait_until(lambda: a.peers(READINGS) >= 1 and b.peers(READINGS) >= 2, "the mesh")
+        yield a, b, c, got
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+def test_batches_reach_a_peer_through_a_relay(line: tuple[MeshPeer, MeshPeer, MeshPeer,
+                                                          list[bytes]]) -> None:  # fmt: skip
+    a, _, _, got = line
+    sent = [_batch(10 * k) for k in range(60)]
+    for batch in sent:
+        assert a.publish(READINGS, batch).accepted
+    wait_until(lambda: len(got) >= len(sent), "every batch at c", seconds=30)
+    assert sorted(got) == sorted(sent)
+
+
+def test_bad_messages_are_dropped_at_the_first_peer(line: tuple[MeshPeer, MeshPeer, MeshPeer,
+                                                                list[bytes]]) -> None:  # fmt: skip
+    a, b, c, got = line
+    forged = bytearray(_batch(1_000))
+    forged[-1] ^= 1
+    stranger = sign_reading(SoftwareSigner.generate(), seq=1, ts=1, sensor="t", value=1)
+    refused = [bytes(forged), b"\x84junk", stranger]
+    for data in refused:
+        assert not a.publish(READINGS, data).accepted  # a checks its own too
+    # a turned liar: it validates nothing and publishes them anyway; b drops them
+    trio.from_thread.run_sync(a._pubsub.remove_topic_validator, READINGS, trio_token=a._token)
+    for data in refused:
+        a._call(a._pubsub.publish, READINGS, data)
+    wait_until(lambda: sum(b.rejected.values()) >= len(refused), "b's refusals")
+    sentinel = _batch(2_000)
+    assert a.publish(READINGS, sentinel).accepted
+    assert a.publish(READINGS, sentinel).accepted  # a replay: the same message id
+    wait_until(lambda: sentinel in got, "the sentinel at c")
+    assert not set(refused) & set(got) and got.count(sentinel) == 1
+    assert sum(c.rejected.values()) == 0  # nothing bad was forwarded to c
+    assert set(b.rejected) == {"reading 9", "not a sequence of readings", "reading 0"}
+
+
+def test_closing_leaves_no_thread_behind() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    MeshPeer(_keys()).start().close()
+    left = [t for t in threading.enumerate() if t.ident not in before]
+    assert not [t for t in left if not t.name.startswith("Trio thread")], left
