@@ -68,12 +68,17 @@ def test_checkpoints_and_receipts_pass_only_under_the_logs_key() -> None:
     assert "no registered log" in validate(CHECKPOINTS, alien.encode(), _keys()).reason
 
     proof = format_tlog_proof(3, merkle.inclusion_proof(leaves, 3), note)
-    receipt = cbor2.dumps({"leaf": leaves[3], "proof": proof})
-    assert validate(RECEIPTS, receipt, _keys()).accepted
-    wrong_leaf = cbor2.dumps({"leaf": leaves[2], "proof": proof})
-    assert "receipt:" in validate(RECEIPTS, wrong_leaf, _keys()).reason
-    for junk in (b"\xa0", cbor2.dumps({"leaf": "x", "proof": proof}), b"\xff"):
-        assert "not a receipt message" in validate(RECEIPTS, junk, _keys()).reason
+    receipts = cbor2.dumps([{"leaf": leaves[3], "proof": proof}] * 2)
+    assert validate(RECEIPTS, receipts, _keys()).items == 2
+    wrong_leaf = cbor2.dumps([{"leaf": leaves[3], "proof": proof}, {"leaf": leaves[2],
+                                                                     "proof": proof}])  # fmt: skip
+    assert "receipt 1:" in validate(RECEIPTS, wrong_leaf, _keys()).reason
+    alien_proof = format_tlog_proof(3, merkle.inclusion_proof(leaves, 3), alien)
+    alien_receipt = cbor2.dumps([{"leaf": leaves[3], "proof": alien_proof}])
+    assert "no registered log" in validate(RECEIPTS, alien_receipt, _keys()).reason
+    for junk in (b"\xa0", cbor2.dumps([{"leaf": "x", "proof": proof}]), b"\xff",
+                 cbor2.dumps([])):  # fmt: skip
+        assert "not a receipts message" in validate(RECEIPTS, junk, _keys()).reason
 
 
 def test_a_message_id_is_its_content_hash() -> None:

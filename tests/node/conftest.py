@@ -42,6 +42,7 @@ def node_process(
     chain_key: str | None = None,
     reputation_epoch: float | None = None,
     settle_seconds: float | None = None,
+    mesh: bool = False,
 ) -> Iterator[RunningNode]:
     """`trustmesh node run` in a subprocess; ``fixture`` fetches the services it needs.
 
@@ -56,6 +57,8 @@ def node_process(
         args += ["--reputation-epoch", str(reputation_epoch)]
     if settle_seconds is not None:
         args += ["--settle-seconds", str(settle_seconds)]
+    if mesh:
+        args += ["--mesh"]
     env = {**os.environ, "TRUSTMESH_PASSWORD": NODE_PASSWORD}
     if store == "postgres":
         args += ["--db", fresh_database(fixture("postgres_url"))]

@@ -53,6 +53,13 @@ def run(
         float,
         typer.Option("--settle-seconds", help="How often paid readings' channels are settled."),
     ] = 60.0,
+    mesh: Annotated[
+        bool, typer.Option("--mesh", help="Also take readings over the libp2p mesh.")
+    ] = False,
+    mesh_port: Annotated[int, typer.Option("--mesh-port", help="The mesh's TCP port.")] = 0,
+    peer: Annotated[
+        list[str] | None, typer.Option("--peer", help="A mesh peer to dial (repeat).")
+    ] = None,
 ) -> None:
     """Run a node: ingest readings over HTTP (and MQTT), log them, anchor every epoch.
 
@@ -67,8 +74,8 @@ def run(
             "--epoch, --body-timeout and --settle-seconds must be positive, "
             "--reputation-epoch not negative"
         )
-    if not 0 <= port <= 65535:
-        raise UsageError("--port must be 0..65535")
+    if not 0 <= port <= 65535 or not 0 <= mesh_port <= 65535:
+        raise UsageError("--port and --mesh-port must be 0..65535")
     logging.basicConfig(
         level=logging.INFO,
         format='{"level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}',
@@ -86,5 +93,8 @@ def run(
         verify_workers=verify_workers,
         body_timeout=body_timeout,
         settle_seconds=settle_seconds,
+        mesh=mesh,
+        mesh_port=mesh_port,
+        peers=tuple(peer or ()),
     )
     serve(config, print_ready)

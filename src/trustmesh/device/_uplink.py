@@ -20,7 +20,6 @@ import json
 import logging
 import queue
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,9 @@ from typing import Any
 import httpx
 from tenacity import wait_exponential
 
+from trustmesh.device._answers import gather
 from trustmesh.device._device import Device
+from trustmesh.device._mesh import MeshLink, MeshRoute
 from trustmesh.device._outbox import Outbox
 from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
 from trustmesh.log import merkle
@@ -88,20 +89,12 @@ class _MqttLink:
     def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
         """Publish ``entries`` as one batch; their answers by leaf hash (hex), as they come."""
         self.client.publish(f"trustmesh/v1/readings/{self.did}", b"".join(entries), qos=1)
-        answers: dict[str, dict[str, Any]] = {}
         wanted = {merkle.leaf_hash(e).hex() for e in entries}
-        deadline = time.monotonic() + self.timeout
-        while wanted - answers.keys():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = self.answers.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if isinstance(item, dict) and item.get("leaf_hash") in wanted:
-                answers[str(item["leaf_hash"])] = item
-        return answers
+
+        def leaf(item: dict[str, Any]) -> str | None:
+            return str(item.get("leaf_hash")) if isinstance(item, dict) else None
+
+        return gather(self.answers, wanted, self.timeout, leaf)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -132,7 +125,7 @@ class Uplink:
         self,
         device: Device,
         outbox: Outbox,
-        nodes: Sequence[str | MqttRoute],
+        nodes: Sequence[str | MqttRoute | MeshRoute],
         *,
         watchers: Sequence[str] = (),
         http: httpx.Client | None = None,
@@ -147,6 +140,7 @@ class Uplink:
         self.http = http or httpx.Client(timeout=10)
         self._verifiers: dict[str, NoteVerifier] = {}
         self._links: dict[MqttRoute, _MqttLink] = {}
+        self._mesh_links: dict[int, MeshLink] = {}  # by route id: a peer takes one handler
         self._wait = wait_exponential(multiplier=0.1, max=max_wait)
         self._failed_rounds = 0
         self.sent_to: dict[str, int] = {}  # node → readings it receipted
@@ -179,6 +173,8 @@ class Uplink:
             try:
                 if isinstance(node, MqttRoute):
                     done = self._send_mqtt(node, pending)
+                elif isinstance(node, MeshRoute):
+                    done = self._send_mesh(node, pending)
                 else:
                     done = self._send(node, pending)
             except (
@@ -288,6 +284,17 @@ class Uplink:
             link.close()  # nothing came back: reconnect next time
             del self._links[route]
             raise ValueError(f"no receipt through {route} within {MQTT_TIMEOUT} s")
+        return done
+
+    def _send_mesh(self, route: MeshRoute, pending: list[tuple[int, bytes]]) -> int:
+        link = self._mesh_links.get(id(route))
+        if link is None:
+            link = self._mesh_links[id(route)] = MeshLink(route)
+        answers = link.exchange([entry for _, entry in pending])
+        items = [answers.get(merkle.leaf_hash(entry).hex(), {}) for _, entry in pending]
+        done = self._accept(str(route), route.node, pending, items)
+        if not done:
+            raise ValueError(f"no receipt through {route} within {link.timeout:g} s")
         return done
 
     def close(self) -> None:

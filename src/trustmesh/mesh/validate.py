@@ -90,19 +90,27 @@ def _checkpoint(data: bytes, keys: Keys) -> Verdict:
 
 
 def _receipt(data: bytes, keys: Keys) -> Verdict:
+    """A CBOR array of receipts, each {"leaf": leaf hash, "proof": tlog-proof}: every
+    one must verify under its log's key (refusals do not travel: unsigned, a relay
+    could forge them)."""
     try:
         document = cbor2.loads(data)
-        leaf, text = document["leaf"], document["proof"]
-        if not isinstance(leaf, bytes) or not isinstance(text, str):
-            raise TypeError("leaf is bytes, proof is text")
-        origin = parse_tlog_proof(text).checkpoint.partition("\n")[0]
+        if not isinstance(document, list) or not 0 < len(document) <= MAX_READINGS:
+            raise TypeError(f"an array of 1 to {MAX_READINGS} receipts")
+        receipts = []
+        for item in document:
+            leaf, text = item["leaf"], item["proof"]
+            if not isinstance(leaf, bytes) or not isinstance(text, str):
+                raise TypeError("leaf is bytes, proof is text")
+            receipts.append((leaf, text, parse_tlog_proof(text).checkpoint.partition("\n")[0]))
     except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError, InvalidReceipt) as exc:
-        return Verdict(False, f"not a receipt message: {exc}")
-    verifier = keys.log(origin)
-    if verifier is None:
-        return Verdict(False, f"no registered log {origin[:80]!r}")
-    try:
-        open_receipt(text, leaf, verifier, origin)
-    except InvalidReceipt as exc:
-        return Verdict(False, f"receipt: {exc}")
-    return Verdict(True, items=1)
+        return Verdict(False, f"not a receipts message: {exc}")
+    for k, (leaf, text, origin) in enumerate(receipts):
+        verifier = keys.log(origin)
+        if verifier is None:
+            return Verdict(False, f"receipt {k}: no registered log {origin[:80]!r}")
+        try:
+            open_receipt(text, leaf, verifier, origin)
+        except InvalidReceipt as exc:
+            return Verdict(False, f"receipt {k}: {exc}")
+    return Verdict(True, items=len(receipts))

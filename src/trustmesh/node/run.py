@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -51,12 +51,16 @@ from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._market import Market
+from trustmesh.node._mesh import MeshBridge, node_keys
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._reputation import ReputationKeeper, TablePoster
 from trustmesh.node._state import NodeState
 from trustmesh.node._verify import BatchVerifier, warm_up
 from trustmesh.node.app import NodeContext, create_app
+
+if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
+    from trustmesh.mesh.peer import MeshPeer
 
 log = logging.getLogger("trustmesh.node")
 
@@ -78,6 +82,9 @@ class NodeConfig:
     verify_workers: int | None = None  # default: every core
     body_timeout: float = 30.0  # seconds a client has to send a whole body
     settle_seconds: float = 60.0  # how often payment channels are settled, in a batch
+    mesh: bool = False  # also take readings from the libp2p mesh, receipts back on it
+    mesh_port: int = 0
+    peers: tuple[str, ...] = ()  # mesh peers to dial at start (multiaddrs with /p2p/ ids)
 
 
 def wall_ms() -> int:
@@ -143,6 +150,27 @@ class NodeRuntime:
         self.registry = Registry(self.client, self.deployment)
         self.anchor = LogAnchor(self.client, self.deployment)
         self.metrics = Metrics()
+        self.mesh: MeshPeer | None = self._mesh() if config.mesh else None
+
+    def _mesh(self) -> MeshPeer:
+        """This node's mesh peer, started, dialled to the configured peers."""
+        from trustmesh.mesh.peer import MeshPeer  # (libp2p: the optional 'mesh' extra)
+
+        def registered(origin: str) -> bytes | None:
+            record = self.registry.node(origin)
+            return (
+                bytes.fromhex(record["checkpoint_key"]) if record["status"] != "unknown" else None
+            )
+
+        keys = node_keys(self.signer.verifier, registered)
+        peer = MeshPeer(keys, host=self.config.host, port=self.config.mesh_port).start()
+        self._closers.append(peer.close)
+        for address in self.config.peers:
+            try:
+                peer.connect(address)
+            except Exception as exc:
+                log.warning("mesh: cannot reach %s: %s", address, exc)
+        return peer
 
     def _deployment(self) -> Deployment:
         deployment = Deployment.load(self.config.data_dir, self.client.chain_id)
@@ -180,6 +208,7 @@ class NodeRuntime:
             "chain_id": self.client.chain_id,
             "contracts": self.deployment.contracts,
             "rpc": self.config.rpc,
+            "mesh": self.mesh.addrs if self.mesh is not None else [],
         }
 
     def close(self) -> None:
@@ -306,6 +335,8 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         bridge = MqttBridge(runtime.config.mqtt, ingestor, loop) if runtime.config.mqtt else None
         if bridge is not None:
             bridge.start()
+        if runtime.mesh is not None:
+            MeshBridge(runtime.mesh, ingestor, loop).start()
         try:
             yield
         finally:
