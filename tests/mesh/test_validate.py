@@ -12,6 +12,7 @@ from trustmesh.log.checkpoint import Checkpoint, sign_checkpoint
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.tlog_proof import format_tlog_proof
+from trustmesh.mesh.receipts import pack
 from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS, message_id
 from trustmesh.mesh.validate import Keys, validate
 from trustmesh.reading import sign_reading
@@ -67,18 +68,21 @@ def test_checkpoints_and_receipts_pass_only_under_the_logs_key() -> None:
     alien = sign_checkpoint(Checkpoint(unknown.name, 5, merkle.root(leaves)), unknown)
     assert "no registered log" in validate(CHECKPOINTS, alien.encode(), _keys()).reason
 
-    proof = format_tlog_proof(3, merkle.inclusion_proof(leaves, 3), note)
-    receipts = cbor2.dumps([{"leaf": leaves[3], "proof": proof}] * 2)
-    assert validate(RECEIPTS, receipts, _keys()).items == 2
-    wrong_leaf = cbor2.dumps([{"leaf": leaves[3], "proof": proof}, {"leaf": leaves[2],
-                                                                     "proof": proof}])  # fmt: skip
-    assert "receipt 1:" in validate(RECEIPTS, wrong_leaf, _keys()).reason
+    proofs = [format_tlog_proof(k, merkle.inclusion_proof(leaves, k), note) for k in range(5)]
+    (message,) = pack(zip(leaves, proofs, strict=True))
+    assert validate(RECEIPTS, message, _keys()).items == 5
+    assert len(message) < sum(map(len, proofs)) / 2  # one checkpoint, not five
+    (swapped,) = pack([(leaves[3], proofs[3]), (leaves[2], proofs[3])])
+    assert "receipt 1:" in validate(RECEIPTS, swapped, _keys()).reason
     alien_proof = format_tlog_proof(3, merkle.inclusion_proof(leaves, 3), alien)
-    alien_receipt = cbor2.dumps([{"leaf": leaves[3], "proof": alien_proof}])
-    assert "no registered log" in validate(RECEIPTS, alien_receipt, _keys()).reason
-    for junk in (b"\xa0", cbor2.dumps([{"leaf": "x", "proof": proof}]), b"\xff",
-                 cbor2.dumps([])):  # fmt: skip
-        assert "not a receipts message" in validate(RECEIPTS, junk, _keys()).reason
+    (alien_message,) = pack([(leaves[3], alien_proof)])
+    assert "no registered log" in validate(RECEIPTS, alien_message, _keys()).reason
+    junk = [b"\xa0", b"\xff", cbor2.dumps({"checkpoint": note, "receipts": []}),
+            cbor2.dumps({"checkpoint": note, "receipts": [["x", 3, []]]}),
+            cbor2.dumps({"checkpoint": "not a note", "receipts": [[leaves[0], 0, []]]}),
+            ]  # fmt: skip
+    for data in junk:
+        assert "not a receipts message" in validate(RECEIPTS, data, _keys()).reason, data
 
 
 def test_a_message_id_is_its_content_hash() -> None:

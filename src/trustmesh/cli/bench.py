@@ -200,3 +200,25 @@ def aggregate(
     for key, value in result.items():
         if key != "goals":
             err.print(f"{key:>40}: {value}")
+
+
+@app.command()
+def mesh(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    batches: Annotated[int, typer.Option("--batches", help="Batches sent each way.")] = 40,
+    readings: Annotated[int, typer.Option("--readings-per-batch", help="A batch's size.")] = 100,
+) -> None:
+    """Readings relayed over the mesh (one and two relays) per second, and each batch's
+    time to its receipts, against the same batches sent to the node over HTTP."""
+    from trustmesh.bench import mesh as mesh_bench
+
+    if batches < 1 or not 1 <= readings <= 2_000:
+        raise UsageError("--batches must be at least 1 and --readings-per-batch 1..2000")
+    with err.status("relaying readings…") as status:
+        result = mesh_bench.run(batches, readings, progress=status.update)
+    if json_output:
+        print_json(result)
+        return
+    for key, value in result.items():
+        if key != "goals":
+            err.print(f"{key:>24}: {value}")

@@ -11,12 +11,11 @@ import queue
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cbor2
-
 from trustmesh.device._answers import gather
 from trustmesh.log import merkle
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import READINGS, RECEIPTS
 
 if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra: imported only by who runs a peer)
@@ -44,8 +43,9 @@ class MeshLink:
         route.peer.subscribe(READINGS, lambda data: None)  # (relays others' batches too)
 
     def _take(self, data: bytes) -> None:
-        for item in cbor2.loads(data):  # the topic's validator has checked every receipt
-            self.answers.put(item)
+        _, receipts = unpack(data)  # the topic's validator has checked every receipt
+        for leaf, text in receipts:
+            self.answers.put({"leaf": leaf, "proof": text})
 
     def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
         """Publish ``entries`` as one batch; their receipts by leaf hash (hex), as the

@@ -18,6 +18,7 @@ receipt for readings) and sent again until it is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import Counter
@@ -26,6 +27,7 @@ from typing import Any
 
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
@@ -47,6 +49,22 @@ START_SECONDS = 30.0
 QUEUE = 10_000  # messages a topic's handler may fall behind before new ones wait
 
 Handler = Callable[[bytes], None]
+
+
+class _Pubsub(Pubsub):
+    """py-libp2p's Pubsub, except that a peer's unreadable RPC (measured here under
+    load: frames of concurrent writes interleave on one stream) resets that stream
+    instead of ending this peer's whole trio run; gossip is best effort and what
+    matters is sent again until acknowledged."""
+
+    async def continuously_read_stream(self, stream: Any) -> None:
+        try:
+            await super().continuously_read_stream(stream)
+        except DecodeError as exc:
+            log.warning("mesh: an unreadable RPC from %s (%s): stream reset",
+                        stream.muxed_conn.peer_id, exc)  # fmt: skip
+            with contextlib.suppress(Exception):
+                await stream.reset()
 
 
 class MeshPeer:
@@ -106,7 +124,8 @@ class MeshPeer:
     def close(self) -> None:
         if self._token is not None and self._stop is not None:
             stop = self._stop
-            trio.from_thread.run_sync(stop.set, trio_token=self._token)
+            with contextlib.suppress(trio.RunFinishedError):  # (it stopped on its own)
+                trio.from_thread.run_sync(stop.set, trio_token=self._token)
         self._thread.join(START_SECONDS)
 
     def __enter__(self) -> MeshPeer:
@@ -135,7 +154,7 @@ class MeshPeer:
         self._host = new_host(key_pair=self._key_pair, listen_addrs=[self._listen])
         router = GossipSub(protocols=[GOSSIPSUB], degree=6, degree_low=4, degree_high=12,
                            spam_protection_enabled=False, heartbeat_interval=1)  # fmt: skip
-        self._pubsub = Pubsub(self._host, router, msg_id_constructor=lambda m: message_id(m.data))
+        self._pubsub = _Pubsub(self._host, router, msg_id_constructor=lambda m: message_id(m.data))
         for topic in TOPICS:
             self._pubsub.set_topic_validator(topic, self._validator(topic), False)
         self._stop = trio.Event()

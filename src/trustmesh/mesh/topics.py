@@ -14,7 +14,7 @@ __all__ = ["CHECKPOINTS", "MAX_MESSAGE", "READINGS", "RECEIPTS", "TOPICS", "WITN
            "message_id"]  # fmt: skip
 
 READINGS = "/trustmesh/v1/readings"  # a CBOR sequence of readings: a device's batch
-RECEIPTS = "/trustmesh/v1/receipts"  # CBOR [{"leaf": leaf hash, "proof": tlog-proof}, …]
+RECEIPTS = "/trustmesh/v1/receipts"  # a batch's receipts: one checkpoint, each path (receipts.py)
 CHECKPOINTS = "/trustmesh/v1/checkpoints"  # a log's signed checkpoint (a C2SP note)
 WITNESS = "/trustmesh/v1/witness"  # witness challenges and answers: readings (sensor witness)
 TOPICS = (READINGS, RECEIPTS, CHECKPOINTS, WITNESS)

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cbor2
-
 from trustmesh._cborseq import InvalidSequence, split_sequence
-from trustmesh.errors import InvalidCheckpoint, InvalidReading, InvalidReceipt
+from trustmesh.errors import InvalidCheckpoint, InvalidMeshMessage, InvalidReading, InvalidReceipt
 from trustmesh.identity import PublicKey
-from trustmesh.log.checkpoint import open_checkpoint
+from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.receipt import open_receipt
-from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS
 from trustmesh.reading import parse_reading, verify_reading
 
@@ -90,27 +88,20 @@ def _checkpoint(data: bytes, keys: Keys) -> Verdict:
 
 
 def _receipt(data: bytes, keys: Keys) -> Verdict:
-    """A CBOR array of receipts, each {"leaf": leaf hash, "proof": tlog-proof}: every
-    one must verify under its log's key (refusals do not travel: unsigned, a relay
-    could forge them)."""
+    """A batch's receipts (:mod:`trustmesh.mesh.receipts`): every one must verify
+    under its log's key (refusals do not travel: unsigned, a relay could forge
+    them)."""
     try:
-        document = cbor2.loads(data)
-        if not isinstance(document, list) or not 0 < len(document) <= MAX_READINGS:
-            raise TypeError(f"an array of 1 to {MAX_READINGS} receipts")
-        receipts = []
-        for item in document:
-            leaf, text = item["leaf"], item["proof"]
-            if not isinstance(leaf, bytes) or not isinstance(text, str):
-                raise TypeError("leaf is bytes, proof is text")
-            receipts.append((leaf, text, parse_tlog_proof(text).checkpoint.partition("\n")[0]))
-    except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError, InvalidReceipt) as exc:
-        return Verdict(False, f"not a receipts message: {exc}")
-    for k, (leaf, text, origin) in enumerate(receipts):
-        verifier = keys.log(origin)
-        if verifier is None:
-            return Verdict(False, f"receipt {k}: no registered log {origin[:80]!r}")
+        origin, receipts = unpack(data)
+    except InvalidMeshMessage as exc:
+        return Verdict(False, str(exc))
+    verifier = keys.log(origin)
+    if verifier is None:
+        return Verdict(False, f"no registered log {origin[:80]!r}")
+    opened: dict[str, Checkpoint] = {}  # the checkpoint's signature checked once
+    for k, (leaf, text) in enumerate(receipts):
         try:
-            open_receipt(text, leaf, verifier, origin)
+            open_receipt(text, leaf, verifier, origin, opened=opened)
         except InvalidReceipt as exc:
             return Verdict(False, f"receipt {k}: {exc}")
     return Verdict(True, items=len(receipts))

@@ -15,12 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import cbor2
-
 from trustmesh._cborseq import InvalidSequence, split_sequence
 from trustmesh.errors import InvalidDid
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
+from trustmesh.mesh.receipts import pack
 from trustmesh.mesh.topics import READINGS, RECEIPTS
 from trustmesh.mesh.validate import MAX_READINGS, Keys
 from trustmesh.node._ingest import Accepted, Ingestor
@@ -79,11 +78,11 @@ class MeshBridge:
             log.exception("mesh: a batch could not be logged")
             return
         receipts = [
-            {"leaf": outcome.leaf_hash, "proof": outcome.proof}
+            (outcome.leaf_hash, outcome.proof)
             for outcome in outcomes
             if isinstance(outcome, Accepted) and outcome.proof
         ]
-        if receipts:
-            verdict = self.peer.publish(RECEIPTS, cbor2.dumps(receipts))
+        for message in pack(receipts):
+            verdict = self.peer.publish(RECEIPTS, message)
             if not verdict.accepted:
                 log.error("mesh: this node's own receipts were refused: %s", verdict.reason)

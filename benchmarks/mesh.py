@@ -1,0 +1,26 @@
+"""Readings relayed over the libp2p mesh (one and two relays) per second, and each
+batch's time to its receipts, against the same batches sent over HTTP.
+
+    python benchmarks/mesh.py [--batches N] [--readings-per-batch K]
+
+Prints one JSON object; the same as ``trustmesh bench mesh --json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from trustmesh.bench.mesh import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--readings-per-batch", type=int, default=100)
+    args = parser.parse_args()
+    print(json.dumps(run(args.batches, args.readings_per_batch)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""``trustmesh bench mesh --json``: one JSON object; every batch receipted each way
+(the run fails otherwise), the mesh's rates given against HTTP's."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.test_cli import no_traceback, trustmesh
+
+
+def test_bench_mesh_json_shape() -> None:
+    result = trustmesh("bench", "mesh", "--json", "--batches", "3", "--readings-per-batch", "20")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    document = json.loads(result.stdout)
+    assert document["benchmark"] == "mesh" and document["readings_per_batch"] == 20
+    for way in ("http", "mesh_1_relay", "mesh_2_relay"):
+        row = document[way]
+        assert row["readings_per_s"] > 0 and 0 < row["batch_p50_ms"] <= row["batch_p99_ms"]
+    assert document["relayed_vs_http"] == round(
+        document["mesh_1_relay"]["readings_per_s"] / document["http"]["readings_per_s"], 3
+    )
+    assert set(document["goals_met"]) == {"relayed_vs_http"}
