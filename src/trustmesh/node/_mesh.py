@@ -20,9 +20,10 @@ from trustmesh.errors import InvalidDid
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
-from trustmesh.mesh.topics import READINGS, RECEIPTS
+from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
 from trustmesh.mesh.validate import MAX_READINGS, Keys
 from trustmesh.node._ingest import Accepted, Ingestor
+from trustmesh.node._latest import LatestCheckpoint
 
 if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
     from trustmesh.mesh.peer import MeshPeer
@@ -86,3 +87,17 @@ class MeshBridge:
             verdict = self.peer.publish(RECEIPTS, message)
             if not verdict.accepted:
                 log.error("mesh: this node's own receipts were refused: %s", verdict.reason)
+
+
+async def gossip_checkpoints(peer: MeshPeer, latest: LatestCheckpoint, seconds: float) -> None:
+    """Publish this node's latest signed checkpoint on the mesh whenever it changes
+    (looked at every ``seconds``), for watchers that do not poll this node."""
+    sent = ""
+    while True:
+        note = latest.get().note
+        if note != sent:
+            verdict = await asyncio.to_thread(peer.publish, CHECKPOINTS, note.encode())
+            if not verdict.accepted:
+                log.error("mesh: this node's own checkpoint was refused: %s", verdict.reason)
+            sent = note
+        await asyncio.sleep(seconds)

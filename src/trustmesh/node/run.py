@@ -51,7 +51,7 @@ from trustmesh.node._devices import DeviceDirectory
 from trustmesh.node._ingest import Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 from trustmesh.node._market import Market
-from trustmesh.node._mesh import MeshBridge, node_keys
+from trustmesh.node._mesh import MeshBridge, gossip_checkpoints, node_keys
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._reputation import ReputationKeeper, TablePoster
@@ -337,6 +337,8 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
             bridge.start()
         if runtime.mesh is not None:
             MeshBridge(runtime.mesh, ingestor, loop).start()
+            gossip = gossip_checkpoints(runtime.mesh, latest, min(1.0, runtime.config.epoch))
+            tasks.append(asyncio.create_task(gossip))
         try:
             yield
         finally:

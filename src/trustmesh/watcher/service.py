@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -55,6 +55,7 @@ from trustmesh.log.note import NoteVerifier
 from trustmesh.log.note_p256 import p256_signature
 from trustmesh.log.receipt import Receipt, open_receipt
 from trustmesh.log.tlog_proof import parse_tlog_proof
+from trustmesh.mesh.topics import CHECKPOINTS
 from trustmesh.watcher.aggregates import ClaimChecker
 from trustmesh.watcher.audit import Finding
 from trustmesh.watcher.follow import NodeFollower, did_key
@@ -65,6 +66,12 @@ from trustmesh.watcher.seqindex import SeqIndex
 __all__ = ["Held", "Watcher"]
 
 Report = Callable[[dict[str, Any]], None]
+
+
+if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
+    from trustmesh.mesh.peer import MeshPeer
+
+MAX_HEARD_WAITING = 1_000
 
 
 @dataclass
@@ -110,6 +117,7 @@ class Watcher:
         mirror: Path | None = None,
         verify_workers: int = 0,
         grace: float | None = None,
+        mesh: MeshPeer | None = None,
     ) -> None:
         """``mirror``: where this run keeps its copy of each log and its seq index
         (a fresh directory in it, removed by :meth:`close`; default: the temp dir).
@@ -163,6 +171,10 @@ class Watcher:
             if chain is not None and "Aggregates" in chain.deployment.contracts
             else None
         )
+        self._heard: list[str] = []  # checkpoints heard on the mesh, not yet compared
+        self._heard_waiting: list[str] = []  # of trees larger than this watcher's view yet
+        if mesh is not None:
+            mesh.subscribe(CHECKPOINTS, self._hear)
 
     def close(self) -> None:
         """Close the mirrors and remove them."""
@@ -285,11 +297,59 @@ class Watcher:
                 except ChainError as exc:
                     self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
         self._check_reputation()
+        try:
+            self._check_heard()
+        except ChainError as exc:
+            self._alert(Finding("chain-unreachable", "", str(exc)), once=False)
         for peer in self.peers:
             try:
                 self._gossip(peer)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, Error) as exc:
                 self._alert(Finding("peer-unreachable", "", f"{peer}: {exc!r}"), once=False)
+
+    def _hear(self, data: bytes) -> None:
+        """A checkpoint gossiped on the mesh (its log's signature checked by the peer)."""
+        with self.lock:
+            self._heard.append(data.decode())
+
+    def _check_heard(self) -> None:
+        """Each checkpoint heard on the mesh against this watcher's own view of its log:
+        a tree the log never showed here is a split view, proven from this watcher's
+        own view (same size: the two signed trees; smaller: by consistency)."""
+        with self.lock:
+            heard, self._heard = self._heard + self._heard_waiting, []
+        self._heard_waiting = []
+        for note in heard:
+            if not self._judge_heard(note) and len(self._heard_waiting) < MAX_HEARD_WAITING:
+                self._heard_waiting.append(note)  # judged once this watcher's view is there
+
+    def _judge_heard(self, note: str) -> bool:
+        """Compare one heard checkpoint; False if this watcher's view is not there yet."""
+        origin = note.partition("\n")[0]
+        follower = self.followers.get(origin)
+        if follower is None or note in self._gossip_checked:
+            return True
+        try:
+            theirs = open_checkpoint(note, follower.verifier, origin)
+        except InvalidCheckpoint:
+            return True
+        ours, ours_note, view = follower.tracker.latest, follower.tracker.latest_note, follower.view
+        if ours is None or ours_note is None or view.size != ours.size or theirs.size > view.size:
+            return False
+        self._gossip_checked.add(note)
+        if view.root(theirs.size) == theirs.root:
+            return True  # a state of the log this watcher was shown too
+        detail = f"the mesh carried size {theirs.size}, this watcher was shown size {ours.size}"
+        self._alert(Finding("split-view", origin, detail, (ours_note, note)))
+        if theirs.size == ours.size:
+            self._prove_split(origin, ours_note, note, None)
+            return True
+        a, b = self._signed_tree(origin, note), self._signed_tree(origin, ours_note)
+        if self.chain is not None and a is not None and b is not None:
+            old = a[1].size
+            proof = merkle.prefix_proof(old, view.root(old), view.consistency_proof(old, ours.size))
+            self._proved(origin, self.chain.prove_inconsistent(origin, a[1], b[1], proof))
+        return True
 
     def _check_claims(self) -> None:
         """Aggregate claims over the followed logs: each lie proven."""
