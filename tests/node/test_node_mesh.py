@@ -69,3 +69,53 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
         outbox.close()
         relay.close()
         own.close()
+
+
+def test_what_a_peer_sends_wrong_is_dropped_and_counted_by_the_node(
+    start_node: Callable[..., RunningNode],
+) -> None:
+    """A peer that validates nothing sends the node forged and malformed batches:
+    the node's peer drops each, counts it in /metrics, and logs none of it."""
+    import trio
+
+    from trustmesh.reading import sign_reading
+
+    node = start_node(epoch=0.5, mesh=True)
+    keys = Keys(lambda did, seq: key_from_did(did), lambda origin: None)
+    liar = MeshPeer(keys).start()
+    try:
+        liar.subscribe(READINGS, lambda data: None)
+        liar.connect(node.info["mesh"][0])
+        wait_until(lambda: liar.peers(READINGS) >= 1, "the node's subscription")
+        trio.from_thread.run_sync(liar._pubsub.remove_topic_validator, READINGS,
+                                  trio_token=liar._token)  # fmt: skip
+        signer = SoftwareSigner.generate()
+        sent = iter(range(1, 10**6))
+
+        def send_bad() -> None:
+            """A forged reading and a malformed batch, new ones each time (gossip is
+            best effort, and a message seen once is not taken again)."""
+            n = next(sent)
+            forged = bytearray(sign_reading(signer, seq=n, ts=n, sensor="t", value=n))
+            forged[-1] ^= 1
+            for data in (bytes(forged), b"\x5a\xff\xff\xff\xff" + n.to_bytes(4, "big")):
+                liar._call(liar._pubsub.publish, READINGS, data)
+
+        def dropped() -> dict[str, float]:
+            text = httpx.get(f"{node.url}/metrics", timeout=10).text
+            return {
+                line.split('kind="')[1].split('"')[0]: float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("trustmesh_mesh_dropped_total{")
+            }
+
+        def counted() -> bool:
+            send_bad()
+            found = dropped()
+            return found.get("bad-reading", 0) >= 1 and found.get("malformed", 0) >= 1
+
+        wait_until(counted, "the node's counts of what it dropped", pause=0.5)
+        assert set(dropped()) == {"bad-reading", "malformed"}
+        assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 0
+    finally:
+        liar.close()

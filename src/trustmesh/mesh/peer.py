@@ -68,10 +68,19 @@ class _Pubsub(Pubsub):
 
 
 class MeshPeer:
-    def __init__(self, keys: Keys, *, seed: bytes | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        keys: Keys,
+        *,
+        seed: bytes | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_drop: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``on_drop(topic, kind)`` is told of each message dropped here (a metric)."""
         self.keys = keys
-        self.rejected: Counter[str] = Counter()  # reason → messages dropped here
+        self.on_drop = on_drop or (lambda topic, kind: None)
+        self.rejected: Counter[str] = Counter()  # kind of refusal → messages dropped here
         self.delivered: Counter[str] = Counter()  # topic → messages handed to handlers
         self._key_pair = create_new_key_pair(seed)
         self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
@@ -180,7 +189,8 @@ class MeshPeer:
         def check(peer: Any, message: Any) -> bool:
             verdict = validate(topic, bytes(message.data), self.keys)
             if not verdict.accepted:
-                self.rejected[verdict.reason.split(":")[0]] += 1
+                self.rejected[verdict.kind] += 1
+                self.on_drop(topic, verdict.kind)
                 log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
             return verdict.accepted
 

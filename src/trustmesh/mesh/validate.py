@@ -32,6 +32,7 @@ class Verdict:
     accepted: bool
     reason: str = ""
     items: int = 0  # readings, checkpoints or receipts the message carries
+    kind: str = ""  # a refusal's kind, for counters: few values, unlike reasons
 
 
 @dataclass(frozen=True)
@@ -46,32 +47,34 @@ class Keys:
 def validate(topic: str, data: bytes, keys: Keys) -> Verdict:
     """Whether ``data`` may be forwarded on ``topic``, and why not."""
     if len(data) > MAX_MESSAGE:
-        return Verdict(False, f"over {MAX_MESSAGE} bytes")
+        return Verdict(False, f"over {MAX_MESSAGE} bytes", kind="oversized")
     if topic in (READINGS, WITNESS):
         return _readings(data, keys, witness=topic == WITNESS)
     if topic == CHECKPOINTS:
         return _checkpoint(data, keys)
     if topic == RECEIPTS:
         return _receipt(data, keys)
-    return Verdict(False, f"unknown topic {topic!r}")
+    return Verdict(False, f"unknown topic {topic!r}", kind="unknown-topic")
 
 
 def _readings(data: bytes, keys: Keys, *, witness: bool) -> Verdict:
     try:
         items, decoded = split_sequence(data, MAX_READINGS)
     except InvalidSequence as exc:
-        return Verdict(False, f"not a sequence of readings: {exc}")
+        return Verdict(False, f"not a sequence of readings: {exc}", kind="malformed")
     for k, (item, value) in enumerate(zip(items, decoded, strict=True)):
         try:
             reading = parse_reading(item, decoded=value)
             key = keys.device(reading.did, reading.seq)
             if key is None:
-                return Verdict(False, f"reading {k}: its device is not registered")
+                return Verdict(
+                    False, f"reading {k}: its device is not registered", kind="unknown-device"
+                )
             verify_reading(item, key)
         except InvalidReading as exc:
-            return Verdict(False, f"reading {k}: {exc}")
+            return Verdict(False, f"reading {k}: {exc}", kind="bad-reading")
         if witness and reading.sensor != WITNESS_SENSOR:
-            return Verdict(False, f"reading {k}: not a witness reading")
+            return Verdict(False, f"reading {k}: not a witness reading", kind="bad-reading")
     return Verdict(True, items=len(items))
 
 
@@ -79,11 +82,11 @@ def _checkpoint(data: bytes, keys: Keys) -> Verdict:
     origin = data.split(b"\n", 1)[0].decode(errors="replace")
     verifier = keys.log(origin)
     if verifier is None:
-        return Verdict(False, f"no registered log {origin[:80]!r}")
+        return Verdict(False, f"no registered log {origin[:80]!r}", kind="unknown-log")
     try:
         open_checkpoint(data, verifier, origin)
     except InvalidCheckpoint as exc:
-        return Verdict(False, f"checkpoint: {exc}")
+        return Verdict(False, f"checkpoint: {exc}", kind="bad-checkpoint")
     return Verdict(True, items=1)
 
 
@@ -94,14 +97,14 @@ def _receipt(data: bytes, keys: Keys) -> Verdict:
     try:
         origin, receipts = unpack(data)
     except InvalidMeshMessage as exc:
-        return Verdict(False, str(exc))
+        return Verdict(False, str(exc), kind="malformed")
     verifier = keys.log(origin)
     if verifier is None:
-        return Verdict(False, f"no registered log {origin[:80]!r}")
+        return Verdict(False, f"no registered log {origin[:80]!r}", kind="unknown-log")
     opened: dict[str, Checkpoint] = {}  # the checkpoint's signature checked once
     for k, (leaf, text) in enumerate(receipts):
         try:
             open_receipt(text, leaf, verifier, origin, opened=opened)
         except InvalidReceipt as exc:
-            return Verdict(False, f"receipt {k}: {exc}")
+            return Verdict(False, f"receipt {k}: {exc}", kind="bad-receipt")
     return Verdict(True, items=len(receipts))

@@ -35,6 +35,12 @@ class Metrics:
             registry=self.registry,
         )
         self.tree_size = Gauge("trustmesh_tree_size", "Entries in the log", registry=self.registry)
+        self.mesh_dropped = Counter(
+            "trustmesh_mesh_dropped",
+            "Mesh messages this node's peer dropped (never forwarded), by topic and kind",
+            ["topic", "kind"],
+            registry=self.registry,
+        )
         self.anchored_size = Gauge(
             "trustmesh_anchored_size",
             "Entries covered by the last on-chain anchor",

@@ -163,7 +163,13 @@ class NodeRuntime:
             )
 
         keys = node_keys(self.signer.verifier, registered)
-        peer = MeshPeer(keys, host=self.config.host, port=self.config.mesh_port).start()
+        dropped = self.metrics.mesh_dropped
+
+        def on_drop(topic: str, kind: str) -> None:
+            dropped.labels(topic, kind).inc()
+
+        peer = MeshPeer(keys, host=self.config.host, port=self.config.mesh_port, on_drop=on_drop)
+        peer.start()
         self._closers.append(peer.close)
         for address in self.config.peers:
             try:
