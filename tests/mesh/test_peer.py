@@ -100,3 +100,34 @@ def test_closing_leaves_no_thread_behind() -> None:
     MeshPeer(_keys()).start().close()
     left = [t for t in threading.enumerate() if t.ident not in before]
     assert not [t for t in left if not t.name.startswith("Trio thread")], left
+
+
+def _liar(target: MeshPeer) -> MeshPeer:
+    """A peer that validates nothing, connected to ``target``."""
+    liar = MeshPeer(_keys()).start()
+    liar.subscribe(READINGS, lambda data: None)
+    liar.connect(target.addrs[0])
+    wait_until(lambda: liar.peers(READINGS) >= 1, "the target's subscription")
+    trio.from_thread.run_sync(liar._pubsub.remove_topic_validator, READINGS,
+                              trio_token=liar._token)  # fmt: skip
+    return liar
+
+
+def test_a_peer_that_floods_or_keeps_lying_is_disconnected() -> None:
+    guard = MeshPeer(_keys(), rate=20, burst=20, strikes=5).start()
+    guard.subscribe(READINGS, lambda data: None)
+    liars: list[MeshPeer] = []
+    try:
+        liars.append(liar := _liar(guard))
+        for k in range(30):  # junk, each different
+            liar._call(liar._pubsub.publish, READINGS, b"\x5a\xff\xff\xff\xff" + bytes([k]))
+        wait_until(lambda: liar.peer_id in guard.banned, "the liar's ban")
+        assert guard.rejected["malformed"] >= 5
+        liars.append(flooder := _liar(guard))
+        for k in range(200):  # valid readings, faster than the guard takes from one peer
+            flooder._call(flooder._pubsub.publish, READINGS, _batch(10_000 + k, 1))
+        wait_until(lambda: flooder.peer_id in guard.banned, "the flooder's ban")
+        assert guard.rejected["flood"] >= 5
+    finally:
+        for peer in (*liars, guard):
+            peer.close()

@@ -47,6 +47,8 @@ log = logging.getLogger("trustmesh.mesh")
 GOSSIPSUB = TProtocol("/meshsub/1.1.0")
 START_SECONDS = 30.0
 QUEUE = 10_000  # messages a topic's handler may fall behind before new ones wait
+RATE, BURST = 500.0, 2_000.0  # messages a second a peer may send us, and at once
+STRIKES = 20  # refused messages before a peer is disconnected and banned
 
 Handler = Callable[[bytes], None]
 
@@ -76,9 +78,18 @@ class MeshPeer:
         host: str = "127.0.0.1",
         port: int = 0,
         on_drop: Callable[[str, str], None] | None = None,
+        rate: float = RATE,
+        burst: float = BURST,
+        strikes: int = STRIKES,
     ) -> None:
-        """``on_drop(topic, kind)`` is told of each message dropped here (a metric)."""
+        """``on_drop(topic, kind)`` is told of each message dropped here (a metric).
+        A peer may send ``rate`` messages a second (``burst`` at once); one that
+        sends more, or has ``strikes`` messages refused, is disconnected and banned."""
         self.keys = keys
+        self.rate, self.burst, self.strikes = rate, burst, strikes
+        self.banned: set[str] = set()  # peer ids this peer disconnected for misbehaving
+        self._buckets: dict[Any, tuple[float, float]] = {}  # peer → (tokens, at)
+        self._strikes: Counter[Any] = Counter()
         self.on_drop = on_drop or (lambda topic, kind: None)
         self.rejected: Counter[str] = Counter()  # kind of refusal → messages dropped here
         self.delivered: Counter[str] = Counter()  # topic → messages handed to handlers
@@ -187,14 +198,40 @@ class MeshPeer:
 
     def _validator(self, topic: str) -> Callable[[Any, Any], bool]:
         def check(peer: Any, message: Any) -> bool:
-            verdict = validate(topic, bytes(message.data), self.keys)
+            if peer == self._host.get_id():
+                verdict = validate(topic, bytes(message.data), self.keys)  # (own: no budget)
+            elif not self._within_rate(peer):
+                verdict = Verdict(False, "over the rate a peer may send", kind="flood")
+            else:
+                verdict = validate(topic, bytes(message.data), self.keys)
             if not verdict.accepted:
                 self.rejected[verdict.kind] += 1
                 self.on_drop(topic, verdict.kind)
                 log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
+                self._strike(peer)
             return verdict.accepted
 
         return check
+
+    def _within_rate(self, peer: Any) -> bool:
+        """A token bucket per peer: ``rate`` a second, ``burst`` at most."""
+        now = trio.current_time()
+        tokens, at = self._buckets.get(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[peer] = (tokens, now)
+            return False
+        self._buckets[peer] = (tokens - 1, now)
+        return True
+
+    def _strike(self, peer: Any) -> None:
+        if peer == self._host.get_id():
+            return
+        self._strikes[peer] += 1
+        if self._strikes[peer] >= self.strikes and str(peer) not in self.banned:
+            self.banned.add(str(peer))
+            log.warning("mesh: %s misbehaved %d times: disconnected", peer, self.strikes)
+            self._pubsub.add_to_blacklist(peer)
 
     async def _subscribe(self, topic: str) -> None:
         subscription = await self._pubsub.subscribe(topic)
