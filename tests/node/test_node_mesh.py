@@ -5,6 +5,7 @@ checked against the node's log key, exactly as over HTTP."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -119,3 +120,18 @@ def test_what_a_peer_sends_wrong_is_dropped_and_counted_by_the_node(
         assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 0
     finally:
         liar.close()
+
+
+def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) -> None:
+    """`trustmesh watch --mesh-peer ADDR` joins through the node's peer and runs;
+    a bad address is refused by name."""
+    from tests.cli.test_cli import no_traceback, trustmesh
+
+    node = start_node(epoch=0.5, mesh=True)
+    ran = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", node.info["mesh"][0])
+    no_traceback(ran)
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    assert json.loads(ran.stdout.decode().strip().splitlines()[-1])["findings"] == 0
+    refused = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", "/ip4/nowhere")
+    no_traceback(refused)
+    assert refused.returncode == 2 and "not a peer address" in refused.stderr.decode()

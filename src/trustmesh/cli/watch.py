@@ -73,6 +73,14 @@ def watch(
             file_okay=False,
         ),
     ] = None,
+    mesh_peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mesh-peer",
+            help="Join the libp2p mesh through this peer (repeat): checkpoints heard there "
+            "are compared too.",
+        ),
+    ] = None,
 ) -> None:
     """Follow nodes: check every checkpoint, entry, receipt and anchor; prove lies on-chain.
 
@@ -83,15 +91,8 @@ def watch(
 
     from trustmesh.watcher.service import Watcher
 
-    if interval <= 0:
-        raise UsageError("--interval must be positive")
-    if grace is not None and grace < 0:
-        raise UsageError("--grace must not be negative")
-    if verify_workers is not None and verify_workers < 0:
-        raise UsageError("--verify-workers must be 0 or more")
+    _check_options(interval, grace, verify_workers, port)
     workers = (os.cpu_count() or 1) if verify_workers is None else verify_workers
-    if port is not None and not 0 < port < 65536:
-        raise UsageError("--port must be 1..65535")
     with httpx.Client(timeout=30) as http:
 
         def report(document: dict[str, Any]) -> None:
@@ -108,6 +109,7 @@ def watch(
             raise UsageError(f"cannot follow {node[0]}: {exc}") from None
         chain = _chain_view(info, node[0], rpc, key_file)
         mirror = _mirror_dir(data_dir)
+        mesh = _mesh_peer(http, node, chain, mesh_peer) if mesh_peer else None
         try:
             watcher = Watcher(
                 node,
@@ -118,8 +120,10 @@ def watch(
                 mirror=mirror,
                 verify_workers=workers,
                 grace=grace,
+                mesh=mesh,
             )
         except (httpx.HTTPError, ValueError, KeyError) as exc:
+            _close(mesh)
             raise UsageError(f"cannot follow {node}: {exc}") from None
         server = None
         if port is not None:
@@ -137,7 +141,67 @@ def watch(
                 server.stop()
             audited = sum(f.audited for f in watcher.followers.values())
             watcher.close()
+            _close(mesh)
     sys.stdout.write(json.dumps({"audited": audited, "findings": watcher.alerts}) + "\n")
+
+
+def _check_options(
+    interval: float, grace: float | None, verify_workers: int | None, port: int | None
+) -> None:
+    if interval <= 0:
+        raise UsageError("--interval must be positive")
+    if grace is not None and grace < 0:
+        raise UsageError("--grace must not be negative")
+    if verify_workers is not None and verify_workers < 0:
+        raise UsageError("--verify-workers must be 0 or more")
+    if port is not None and not 0 < port < 65536:
+        raise UsageError("--port must be 1..65535")
+
+
+def _close(mesh: Any) -> None:
+    if mesh is not None:
+        mesh.close()
+
+
+def _mesh_peer(http: Any, nodes: list[str], chain: Any, addresses: list[str]) -> Any:
+    """This watcher's mesh peer, dialled to ``addresses``: readings checked against the
+    Registry's keys (their did:keys without a chain), checkpoints against each log's
+    key in the Registry (else the key its node names)."""
+    from trustmesh.errors import InvalidDid, InvalidMeshMessage
+    from trustmesh.identity import PublicKey, key_from_did
+    from trustmesh.log.note import LineVerifier, NoteVerifier
+    from trustmesh.mesh.peer import MeshPeer
+    from trustmesh.mesh.validate import Keys
+
+    named: dict[str, LineVerifier] = {}
+    for url in nodes:
+        document = http.get(url.rstrip("/") + "/v1/log").json()
+        named[str(document["origin"])] = NoteVerifier.from_vkey(str(document["verifier_key"]))
+
+    def device(did: str, seq: int) -> PublicKey | None:
+        if chain is not None:
+            key: PublicKey | None = chain.key_for(did, seq)
+            return key
+        try:
+            return key_from_did(did)
+        except InvalidDid:
+            return None
+
+    def log(origin: str) -> LineVerifier | None:
+        if chain is not None and origin not in named:
+            record = chain.registry.node(origin)
+            if record["status"] != "unknown":
+                named[origin] = NoteVerifier(origin, bytes.fromhex(record["checkpoint_key"]))
+        return named.get(origin)
+
+    peer = MeshPeer(Keys(device, log)).start()
+    for address in addresses:
+        try:
+            peer.connect(address)
+        except InvalidMeshMessage as exc:
+            peer.close()
+            raise UsageError(str(exc)) from None
+    return peer
 
 
 def _mirror_dir(data_dir: Path | None) -> Path:
