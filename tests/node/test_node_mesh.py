@@ -66,6 +66,9 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
                            params={"limit": "100"}, timeout=30).json()  # fmt: skip
         assert len(logged["readings"]) == READINGS_SENT, logged.keys()
         assert uplink.sent_to == {f"the mesh (for {log_key.name})": READINGS_SENT}
+        panel = httpx.get(f"{node.url}/ui/mesh", timeout=10).text  # the dashboard's view
+        taken = int(panel.split("id='relayed-readings'>")[1].split("<")[0])
+        assert taken >= 1 and "dropped: nothing" in panel
     finally:
         outbox.close()
         relay.close()

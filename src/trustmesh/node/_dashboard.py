@@ -32,6 +32,7 @@ from trustmesh.chain.aggregates import AggregatesContract, Posted
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
 from trustmesh.errors import ChainError, InvalidReading
+from trustmesh.mesh.topics import TOPICS
 from trustmesh.reading import Reading, parse_reading
 from trustmesh.reputation import ONE
 
@@ -69,6 +70,7 @@ button {{ font-size: 12px; padding: 1px 8px; cursor: pointer; }}
 <section id="readings" hx-get="/ui/readings" hx-trigger="load, every 2s"></section>
 <section id="devices" hx-get="/ui/devices" hx-trigger="load, every 5s"></section>
 <section id="aggregates" hx-get="/ui/aggregates" hx-trigger="load, every 5s"></section>
+<section id="mesh" hx-get="/ui/mesh" hx-trigger="load, every 3s"></section>
 <section id="verify"><h2>Verify</h2><div id="verdict">
 Press <em>Verify</em> on a reading: its signature, inclusion, checkpoint and anchor are
 checked, and the chain's record of them.</div></section>
@@ -141,6 +143,7 @@ class Dashboard:
             Route("/ui/receipt", self.receipt),
             Route("/ui/reputation", self.reputation),
             Route("/ui/aggregates", self.aggregates),
+            Route("/ui/mesh", self.mesh),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -349,6 +352,23 @@ class Dashboard:
             f"<p><strong id='slash-count'>{len(proven)}</strong> fraud proofs accepted "
             f"on-chain; {len(evidence)} equivocations refused by this node.</p>"
             f"<table>{''.join(rows + held)}</table>"
+        )
+
+    async def mesh(self, request: Request) -> Response:
+        peer = self.ctx.mesh
+        if peer is None:
+            return HTMLResponse("<h2>Mesh</h2><p>this node is not on the mesh (--mesh)</p>")
+        topics = "".join(
+            f"<tr><td><code>{html.escape(topic)}</code></td><td>{peer.peers(topic)}</td>"
+            f"<td id='relayed-{topic.rsplit('/', 1)[-1]}'>{peer.delivered[topic]}</td></tr>"
+            for topic in TOPICS
+        )
+        dropped = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(peer.rejected.items()))
+        return HTMLResponse(
+            f"<h2>Mesh</h2><p>peer <code title='{html.escape(peer.peer_id)}'>"
+            f"{html.escape(peer.peer_id[:16])}…</code>; {len(peer.banned)} peers banned; dropped: "
+            f"{dropped or 'nothing'}</p><table><tr><th>topic</th><th>peers</th>"
+            f"<th>messages taken</th></tr>{topics}</table>"
         )
 
     async def aggregates(self, request: Request) -> Response:

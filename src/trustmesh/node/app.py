@@ -73,6 +73,7 @@ class NodeContext:
     extra_routes: list[Any] = field(default_factory=list)
     fund_registrations: bool = False  # embedded chain only: the node pays new devices' stakes
     body_timeout: float = BODY_TIMEOUT  # seconds a client has to send a whole body
+    mesh: Any = None  # the node's MeshPeer, if it is on the mesh
 
 
 def build_bundles(ctx: NodeContext, indices: list[int]) -> tuple[str, list[dict[str, Any]]]:

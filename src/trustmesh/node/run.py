@@ -327,6 +327,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         reputation=keeper,
         market=market,
         body_timeout=runtime.config.body_timeout,
+        mesh=runtime.mesh,
     )
 
     @contextlib.asynccontextmanager
