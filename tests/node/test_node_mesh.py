@@ -138,3 +138,72 @@ def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) 
     refused = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", "/ip4/nowhere")
     no_traceback(refused)
     assert refused.returncode == 2 and "not a peer address" in refused.stderr.decode()
+
+
+Member = tuple[Device, Outbox, Uplink]
+
+
+def _record_and_drain(fleet: list[Member], rounds: int) -> None:
+    """Each device records a reading and drains its outbox, all at once, ``rounds`` times."""
+    for _ in range(rounds):
+        for _device, _outbox, uplink in fleet:
+            uplink.record("temperature", 21)
+        threads = [threading.Thread(target=uplink.drain) for _d, _o, uplink in fleet]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+
+
+def test_a_partitioned_part_of_the_fleet_loses_nothing(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """Ten devices record throughout; three of them (30%) lose their way to the node
+    for a phase (their HTTP route points nowhere) and reach it through a relay on
+    the mesh; then the partition heals. Every reading ends logged once, with a
+    verified receipt, and every outbox empty."""
+    node = start_node(epoch=0.5, mesh=True)
+    log_key = NoteVerifier.from_vkey(node.info["verifier_key"])
+
+    def log_verifier(origin: str) -> LineVerifier | None:
+        return log_key if origin == log_key.name else None
+
+    keys = Keys(lambda did, seq: key_from_did(did), log_verifier)
+    relay = MeshPeer(keys).start()
+    peers = [relay]
+    fleet: list[Member] = []
+    try:
+        for topic in (READINGS, RECEIPTS):
+            relay.subscribe(topic, lambda data: None)
+        relay.connect(node.info["mesh"][0])
+        wait_until(lambda: relay.peers(READINGS) >= 1, "the node's subscription")
+        for k in range(10):
+            device = Device(SoftwareSigner.generate(), tmp_path / f"d{k}.seq")
+            answer = httpx.post(f"{node.url}/v1/devices", json={"did": device.did}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            outbox = Outbox(tmp_path / f"d{k}.db")
+            routes: list[str | MeshRoute] = [node.url]
+            if k < 3:  # partitioned: no way to the node but the mesh
+                peers.append(own := MeshPeer(keys).start())
+                own.connect(relay.addrs[0])
+                routes = ["http://127.0.0.1:9", MeshRoute(own, log_key)]
+            fleet.append((device, outbox, Uplink(device, outbox, routes, max_wait=0.5)))
+        _record_and_drain(fleet, 3)  # 30% partitioned
+        mesh_sent = sum(sum(n for route, n in u.sent_to.items() if route.startswith("the mesh"))
+                        for _d, _o, u in fleet[:3])  # fmt: skip
+        assert mesh_sent == 9  # the partitioned devices' readings all went over the mesh
+        for _d, _o, uplink in fleet[:3]:
+            uplink.nodes.insert(0, node.url)  # healed: the node is reachable again
+        _record_and_drain(fleet, 3)
+        for device, outbox, _uplink in fleet:
+            assert len(outbox) == 0 and len(outbox.receipts()) == 6, device.did
+            logged = httpx.get(f"{node.url}/v1/devices/{device.did}/readings",
+                               params={"limit": "100"}, timeout=30).json()["readings"]  # fmt: skip
+            assert len(logged) == 6
+        assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 60
+    finally:
+        for _d, outbox, uplink in fleet:
+            uplink.close()
+            outbox.close()
+        for peer in peers:
+            peer.close()
