@@ -1,7 +1,7 @@
-"""The Aggregates contract on the embedded chain and on anvil: an honest claim
-survives its window (every challenge of it fails) and pays an insurance contract;
+"""The Aggregates contract: an honest claim survives its window (every challenge of
+it fails) and pays an insurance contract, on the embedded chain and on anvil;
 each kind of lie is found in the claim's data and proven, which refutes the
-claim and pays the prover half the bond."""
+claim and pays the prover half the bond (on anvil too in the watcher's test)."""
 
 from __future__ import annotations
 
@@ -221,6 +221,12 @@ def _outsider_leaf(world: World, model: Model) -> Leaf:
     raise AssertionError("the outsider logged nothing")
 
 
+# The chain's own behaviour is the same on both chains (the honest claim's test and
+# the watcher's, which proves every lie, run on anvil too): these run embedded.
+EMBEDDED = pytest.mark.parametrize("net", ["embedded"], indirect=True)
+
+
+@EMBEDDED
 @pytest.mark.parametrize(
     "lie",
     list(KINDS),
@@ -263,6 +269,7 @@ def _outcomes(function: Any, sender: str, gas_limits: range) -> set[str]:
     return seen
 
 
+@EMBEDDED
 def test_no_gas_limit_makes_a_true_claim_or_a_valid_entry_provable(world: World) -> None:
     """A challenger that starves a check (a failed sub-call then looks like a bad
     reading or model) gets a revert, never a refutation, at any gas limit."""
@@ -299,6 +306,7 @@ def test_no_gas_limit_makes_a_true_claim_or_a_valid_entry_provable(world: World)
     }
 
 
+@EMBEDDED
 def test_a_malformed_or_unanchored_claim_is_refused_by_name(world: World) -> None:
     claim = world.honest(world.query())
     query, sizes, root = claim.to_abi()
