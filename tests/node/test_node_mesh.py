@@ -138,6 +138,11 @@ def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) 
     refused = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", "/ip4/nowhere")
     no_traceback(refused)
     assert refused.returncode == 2 and "not a peer address" in refused.stderr.decode()
+    peer_id = node.info["mesh"][0].rsplit("/", 1)[-1]
+    closed = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer",
+                       f"/ip4/127.0.0.1/tcp/9/p2p/{peer_id}")  # fmt: skip
+    no_traceback(closed)
+    assert closed.returncode == 2 and "cannot reach" in closed.stderr.decode()
 
 
 Member = tuple[Device, Outbox, Uplink]

@@ -31,7 +31,7 @@ from trustmesh.device._answers import gather
 from trustmesh.device._device import Device
 from trustmesh.device._mesh import MeshLink, MeshRoute
 from trustmesh.device._outbox import Outbox
-from trustmesh.errors import InvalidCheckpoint, InvalidReceipt
+from trustmesh.errors import InvalidCheckpoint, InvalidMeshMessage, InvalidReceipt
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint
 from trustmesh.log.note import NoteVerifier
@@ -184,6 +184,7 @@ class Uplink:
                 queue.Empty,
                 InvalidReceipt,
                 InvalidCheckpoint,
+                InvalidMeshMessage,
             ) as exc:
                 log.warning("node %s failed (%s): trying the next", node, exc)
                 continue

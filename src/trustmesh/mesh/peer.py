@@ -120,7 +120,12 @@ class MeshPeer:
             info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
         except (ValueError, TypeError) as exc:
             raise InvalidMeshMessage(f"not a peer address {addr!r}: {exc}") from None
-        self._call(self._host.connect, info)
+        try:
+            self._call(self._host.connect, info)
+        except InvalidMeshMessage:
+            raise
+        except Exception as exc:
+            raise InvalidMeshMessage(f"cannot reach {addr}: {exc}") from None
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Hand every valid message of ``topic`` to ``handler`` (in a worker thread)."""
@@ -159,7 +164,10 @@ class MeshPeer:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._token is None:
             raise InvalidMeshMessage("the mesh peer is not running")
-        return trio.from_thread.run(fn, *args, trio_token=self._token)
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self._token)
+        except trio.RunFinishedError:
+            raise InvalidMeshMessage(f"the mesh peer stopped: {self._failure!r}") from None
 
     def _run(self) -> None:
         try:
