@@ -14,8 +14,7 @@ import httpx
 
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
-from trustmesh.device import Device, Outbox, Uplink
-from trustmesh.device._mesh import MeshRoute
+from trustmesh.device import Device, MeshRoute, Outbox, Uplink
 from trustmesh.identity import PublicKey, SoftwareSigner, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer

@@ -2,16 +2,18 @@
 Registry's keys are passed in).
 
 A :class:`Snapshot` holds the entries of the logs a claim reads, up to its
-sizes; :func:`audit` rebuilds the honest claim from them and compares it with
-the claim's published data: the claim is true, or a lie with its proof, or
-unverifiable (its data is missing or is not the posted claim's: nothing can be
-proven from it, which is reported for people to act on).
+sizes; :func:`read_data` decodes a claim's published data once, and :func:`judge`
+rebuilds the honest claim from the snapshot and compares the two: the claim is
+true, or a lie with its proof, or unverifiable (its data is missing or is not
+the posted claim's: nothing can be proven from it, which is reported for people
+to act on).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from trustmesh.aggregate.challenge import Challenge, find_lie
 from trustmesh.aggregate.claim import Claim, KeyFor, LoggedReading, build, decode, read_as_chain
@@ -20,19 +22,25 @@ from trustmesh.errors import InvalidAggregate, InvalidReading
 from trustmesh.log.merkle import inclusion_proof, leaf_hash
 from trustmesh.reading import parse_reading
 
-__all__ = ["Posted", "Snapshot", "Verdict", "audit"]
+__all__ = ["Posted", "Snapshot", "Verdict", "judge", "read_data"]
 
 
-@dataclass(frozen=True)
-class Posted:
-    """What the chain holds of a claim: the fields its Posted event gave."""
+class Posted(Protocol):
+    """What the chain holds of a claim: its Posted event's fields
+    (:class:`trustmesh.chain.aggregates.Posted` has them)."""
 
-    claim_id: bytes
-    query_hash: bytes
-    root: bytes
-    result: int
-    count: int
-    sizes: tuple[int, ...]
+    @property
+    def claim_id(self) -> bytes: ...
+    @property
+    def query_hash(self) -> bytes: ...
+    @property
+    def root(self) -> bytes: ...
+    @property
+    def result(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,9 @@ class Snapshot:
             return None  # no reading matches
 
 
-def audit(posted: Posted, data: bytes | None, snapshot: Snapshot, key_for: KeyFor) -> Verdict:
-    """Judge a posted claim by its published ``data`` (None: it could not be read)."""
+def read_data(posted: Posted, data: bytes | None) -> Claim | Verdict:
+    """A posted claim's published ``data`` (None: it could not be read), decoded, or
+    the verdict that it cannot be checked."""
     if data is None:
         return Verdict(posted.claim_id, "unverifiable", "its data cannot be read")
     try:
@@ -100,6 +109,11 @@ def audit(posted: Posted, data: bytes | None, snapshot: Snapshot, key_for: KeyFo
     if (claim.query.hash, claim.sizes, claim.root) != (posted.query_hash, posted.sizes,
                                                        posted.root):  # fmt: skip
         return Verdict(posted.claim_id, "unverifiable", "its data is not the posted claim's")
+    return claim
+
+
+def judge(posted: Posted, claim: Claim, snapshot: Snapshot, key_for: KeyFor) -> Verdict:
+    """Judge a posted claim by its data (:func:`read_data`) against the logs."""
     honest = snapshot.honest(claim.query, claim.sizes, key_for)
     challenge = find_lie(claim, honest, posted.result, posted.count, snapshot.fetch,
                          lambda entry: read_as_chain(entry, key_for))  # fmt: skip

@@ -10,7 +10,6 @@ the same snapshot and returns the first lie it can prove, as a
 from __future__ import annotations
 
 import bisect
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -22,6 +21,7 @@ from trustmesh.aggregate.tree import ZERO, Leaf, Opening, Step, SumTree
 from trustmesh.errors import InvalidAggregate
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.reading import Reading
+from trustmesh.reputation.witness import subject_id
 
 __all__ = ["Challenge", "Fetch", "Read", "find_lie"]
 
@@ -163,7 +163,7 @@ def forged_leaf(claim: Claim, position: int, fetch: Fetch, read: Read) -> Challe
         reason = "the entry is too long to aggregate"
     elif reading is None:
         reason = "the entry is not a valid reading"
-    elif (_device(reading), reading.seq, reading.ts, reading.value) != (
+    elif (subject_id(reading.did), reading.seq, reading.ts, reading.value) != (
         leaf.device,
         leaf.seq,
         leaf.ts,
@@ -225,7 +225,3 @@ def find_lie(
         if key not in claimed:
             return omitted(claim, leaf, fetch)
     return None
-
-
-def _device(reading: Reading) -> bytes:
-    return hashlib.sha256(reading.did.encode()).digest()

@@ -11,7 +11,6 @@ publishes, so that anyone can rebuild its tree, check it, and prove it wrong;
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from trustmesh.identity import Alg, PublicKey
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.reading import Reading, parse_reading, verify_reading
 from trustmesh.reputation.merkle import keccak256
+from trustmesh.reputation.witness import subject_id
 
 __all__ = ["Claim", "KeyFor", "LoggedReading", "build", "decode", "encode", "read_as_chain"]
 
@@ -91,7 +91,7 @@ def build(query: Query, sizes: Mapping[bytes, int], logged: Iterable[LoggedReadi
         reading = item.reading
         value = reading.value
         assert isinstance(value, int)  # matches() holds it so
-        leaf = Leaf(item.origin, item.index, leaf_hash(reading.entry), _device_id(reading.did),
+        leaf = Leaf(item.origin, item.index, leaf_hash(reading.entry), subject_id(reading.did),
                     reading.seq, reading.ts, value, query.model.apply(value))  # fmt: skip
         kept = chosen.get(leaf.key)
         if kept is None or (item.origin, item.index) < kept[:2]:
@@ -101,10 +101,6 @@ def build(query: Query, sizes: Mapping[bytes, int], logged: Iterable[LoggedReadi
     leaves = [chosen[key][2] for key in sorted(chosen)]
     tree = SumTree(leaves)
     return Claim(query, tuple(sizes[o] for o in query.log_ids), tree, query.result(tree.root))
-
-
-def _device_id(did: str) -> bytes:
-    return hashlib.sha256(did.encode()).digest()
 
 
 # --- the published form -------------------------------------------------------------

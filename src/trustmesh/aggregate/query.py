@@ -41,6 +41,7 @@ from trustmesh.errors import InvalidAggregate, InvalidDid
 from trustmesh.identity import Alg, key_from_did
 from trustmesh.reading import Reading
 from trustmesh.reputation.merkle import MerkleTree, keccak256, leaf_hash
+from trustmesh.reputation.witness import subject_id
 
 __all__ = ["DeviceProof", "Query", "Reduction"]
 
@@ -118,7 +119,7 @@ class Query:
     @cached_property
     def device_ids(self) -> list[bytes]:
         """The devices' ids (SHA-256 of each DID), ascending."""
-        return sorted(hashlib.sha256(did.encode()).digest() for did in self.devices)
+        return sorted(subject_id(did) for did in self.devices)
 
     @cached_property
     def log_ids(self) -> list[bytes]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from trustmesh.device._mesh import MeshLink, MeshRoute
+from trustmesh.device import MeshLink, MeshRoute
 from trustmesh.errors import Error
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log import merkle

@@ -10,7 +10,6 @@ verdict: exit 0 if the claim is true, 1 if it lies, 3 if it cannot be checked.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -146,8 +145,7 @@ def _verify(
 ) -> None:
     import httpx
 
-    from trustmesh.aggregate.audit import Posted, Snapshot, audit
-    from trustmesh.aggregate.claim import decode
+    from trustmesh.aggregate.audit import Verdict, judge, read_data
     from trustmesh.watcher.aggregates import fetch_data
 
     wanted = _claim_id(claim_id)
@@ -161,25 +159,19 @@ def _verify(
         if not found:
             raise UsageError(f"no claim {claim_id} was posted on this chain")
         event = found[-1]
-        posted = Posted(event.claim_id, event.query_hash, event.root, event.result, event.count,
-                        event.sizes)  # fmt: skip
-        data = fetch_data(http, event.uri)
-        snapshot = Snapshot({})
-        if data is not None:
-            try:
-                query = decode(data).query
-            except InvalidAggregate:
-                pass  # judged unverifiable below
-            else:
-                logs = {str(info["origin"]): url for url, info in infos.items()}
-                for origin in query.logs:
-                    logs.setdefault(origin, str(chain.registry.node(origin)["url"]))
-                with err.status("reading the logs…"):
-                    snapshot = _snapshot(http, query, list(event.sizes), logs)
-        verdict = audit(posted, data, snapshot, chain.key_for)
+        claim = read_data(event, fetch_data(http, event.uri))
+        if isinstance(claim, Verdict):
+            verdict = claim
+        else:
+            logs = {str(info["origin"]): url for url, info in infos.items()}
+            for origin in claim.query.logs:
+                logs.setdefault(origin, str(chain.registry.node(origin)["url"]))
+            with err.status("reading the logs…"):
+                snapshot = _snapshot(http, claim.query, list(claim.sizes), logs)
+            verdict = judge(event, claim, snapshot, chain.key_for)
     document: dict[str, Any] = {**verdict.to_json(), "state": contract.state(wanted).state}
-    if verdict.challenge is not None and prove:
-        receipt = contract.challenge(decode(data or b"").to_abi(), verdict.challenge.method,
+    if verdict.challenge is not None and prove and not isinstance(claim, Verdict):
+        receipt = contract.challenge(claim.to_abi(), verdict.challenge.method,
                                      verdict.challenge.args)  # fmt: skip
         transaction = "0x" + bytes(receipt["transactionHash"]).hex()
         document["proven"] = {**_jsonable(contract.refuted(receipt)), "transaction": transaction}
@@ -276,8 +268,6 @@ def _snapshot(http: Any, query: Any, sizes: list[int], logs: dict[str, str]) -> 
             raise UsageError(f"reading {origin} from {url}: {exc}") from None
         if found is None or len(found) != size:
             raise UsageError(f"{url} does not serve the first {size} entries of {origin}")
-        if hashlib.sha256(origin.encode()).digest() != log_id:
-            raise UsageError(f"{origin} is not the log the claim reads")
         entries[log_id] = found
     return Snapshot(entries)
 

@@ -20,7 +20,9 @@ web3, no ASGI), so it runs on a Raspberry-class device.
 
 from trustmesh.device._counter import SeqCounter
 from trustmesh.device._device import Device, wall_clock_ms
+from trustmesh.device._mesh import MeshLink, MeshRoute
 from trustmesh.device._outbox import Outbox, Refusal
 from trustmesh.device._uplink import MqttRoute, Uplink
 
-__all__ = ["Device", "MqttRoute", "Outbox", "Refusal", "SeqCounter", "Uplink", "wall_clock_ms"]
+__all__ = ["Device", "MeshLink", "MeshRoute", "MqttRoute", "Outbox", "Refusal", "SeqCounter",
+           "Uplink", "wall_clock_ms"]  # fmt: skip

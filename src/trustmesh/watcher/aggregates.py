@@ -11,17 +11,16 @@ reported once and left to watchers that can.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from trustmesh.aggregate.audit import Posted, Snapshot, Verdict, audit
-from trustmesh.aggregate.claim import decode
+from trustmesh.aggregate.audit import Snapshot, Verdict, judge, read_data
+from trustmesh.aggregate.claim import Claim
 from trustmesh.chain.aggregates import AggregatesContract
 from trustmesh.chain.aggregates import Posted as PostedEvent
-from trustmesh.errors import ChainError, InvalidAggregate, Reverted
+from trustmesh.errors import ChainError, Reverted
 from trustmesh.watcher.onchain import ChainView
 
 __all__ = ["ClaimChecker", "fetch_data"]
@@ -65,7 +64,7 @@ class ClaimChecker:
         self.waiting: dict[bytes, PostedEvent] = {}
         self.verdicts: dict[bytes, Verdict] = {}
         self.proven: list[bytes] = []  # claims this watcher refuted
-        self._data: dict[bytes, bytes] = {}  # the data of each claim judged a lie
+        self._claims: dict[bytes, Claim] = {}  # each claim judged, decoded once
 
     def check(self) -> list[Verdict]:
         """Read newly posted claims, judge those whose logs this watcher has, and
@@ -87,33 +86,26 @@ class ClaimChecker:
             self.report({"event": "aggregate", **verdict.to_json()})
             if verdict.challenge is not None and self.chain.can_prove:
                 self._prove(posted, verdict)
-            self._data.pop(claim_id, None)
+            self._claims.pop(claim_id, None)
         return reached
 
     def _judge(self, posted: PostedEvent) -> Verdict | None:
-        data = fetch_data(self.http, posted.uri)
-        facts = Posted(posted.claim_id, posted.query_hash, posted.root, posted.result,
-                       posted.count, posted.sizes)  # fmt: skip
-        if data is None:
-            return audit(facts, None, Snapshot({}), self.chain.key_for)
-        try:
-            query = decode(data).query
-        except InvalidAggregate as exc:
-            return Verdict(posted.claim_id, "unverifiable", f"its data is malformed: {exc}")
-        by_id = {hashlib.sha256(origin.encode()).digest(): origin for origin in query.logs}
+        claim = read_data(posted, fetch_data(self.http, posted.uri))
+        if isinstance(claim, Verdict):
+            return claim
         entries = {}
-        for log_id, size in zip(query.log_ids, posted.sizes, strict=False):
-            found = self.entries(by_id[log_id], size)
+        for log_id, size in zip(claim.query.log_ids, claim.sizes, strict=True):
+            found = self.entries(claim.query.origins[log_id], size)
             if found is None:
                 return None
             entries[log_id] = found
-        self._data[posted.claim_id] = data
-        return audit(facts, data, Snapshot(entries), self.chain.key_for)
+        self._claims[posted.claim_id] = claim
+        return judge(posted, claim, Snapshot(entries), self.chain.key_for)
 
     def _prove(self, posted: PostedEvent, verdict: Verdict) -> None:
         challenge = verdict.challenge
         assert challenge is not None
-        claim = decode(self._data[posted.claim_id])
+        claim = self._claims[posted.claim_id]
         try:
             receipt = self.contract.challenge(claim.to_abi(), challenge.method, challenge.args)
         except Reverted as exc:
