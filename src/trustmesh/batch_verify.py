@@ -48,7 +48,9 @@ def verify_items(items: list[Item]) -> list[str | None]:
     return results
 
 
-def verify_in_pool(pool: Executor, items: list[Item]) -> list[str | None]:
-    """:func:`verify_items` across a process pool, in parts; the results in order."""
-    parts = [pool.submit(verify_items, items[i : i + PART]) for i in range(0, len(items), PART)]
+def verify_in_pool(pool: Executor, items: list[Item], part: int = PART) -> list[str | None]:
+    """:func:`verify_items` across a pool (of processes, or of threads: the checks
+    release the GIL), in parts of ``part`` items; the results in order."""
+    part = max(1, part)
+    parts = [pool.submit(verify_items, items[i : i + part]) for i in range(0, len(items), part)]
     return [result for part in parts for result in part.result()]

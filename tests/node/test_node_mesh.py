@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import httpx
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
 from trustmesh.device import Device, MeshRoute, Outbox, Uplink
-from trustmesh.identity import PublicKey, SoftwareSigner, key_from_did
+from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
 from trustmesh.mesh.topics import READINGS, RECEIPTS
@@ -211,3 +212,107 @@ def test_a_partitioned_part_of_the_fleet_loses_nothing(
             outbox.close()
         for peer in peers:
             peer.close()
+
+
+def _log_keys(node: RunningNode) -> tuple[NoteVerifier, Keys]:
+    log_key = NoteVerifier.from_vkey(node.info["verifier_key"])
+
+    def log_verifier(origin: str) -> LineVerifier | None:
+        return log_key if origin == log_key.name else None
+
+    return log_key, Keys(lambda did, seq: key_from_did(did), log_verifier)
+
+
+def test_a_batch_whose_receipts_never_came_is_sent_again_and_answered(
+    start_node: Callable[..., RunningNode],
+) -> None:
+    """The first send reaches a relay that is cut off from the node and then goes
+    away: no receipt. Sent again (as a device does) through another relay, it is
+    answered, although the mesh drops a message it has seen before as a replay
+    (the device's own peer has seen this one): a resend is a new message."""
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    from trustmesh.device import MeshLink
+    from trustmesh.log import merkle
+    from trustmesh.log.receipt import open_receipt
+    from trustmesh.reading import sign_reading
+
+    node = start_node(epoch=0.5, mesh=True)
+    log_key, keys = _log_keys(node)
+    signer = SoftwareSigner.generate()
+    device = httpx.post(f"{node.url}/v1/devices",
+                        json={"did": did_from_key(signer.public_key)}, timeout=60)  # fmt: skip
+    assert device.status_code == 200, device.text
+    entries = [sign_reading(signer, seq=k, ts=int(time.time() * 1000), sensor="t", value=k)
+               for k in range(1, 6)]  # fmt: skip
+    lost, relay, own = (MeshPeer(keys).start() for _ in range(3))
+    try:
+        for peer in (lost, relay):
+            for topic in (READINGS, RECEIPTS):
+                peer.subscribe(topic, lambda data: None)
+        own.connect(lost.addrs[0])
+        link = MeshLink(MeshRoute(own, log_key), timeout=1.0)
+        wait_until(lambda: own.peers(READINGS) >= 1, "the first relay's subscription")
+        assert link.exchange(entries) == {}  # the first relay reaches no node
+        wait_until(lambda: lost.delivered[READINGS] >= 1, "the batch at the first relay")
+        lost.close()
+        # Past gossip's own recovery (a peer offers a new peer what it holds): the
+        # first send is gone from the device's message cache, not from its seen set.
+        router = own._pubsub.router
+        assert isinstance(router, GossipSub)
+        history = router.mcache.history
+        wait_until(lambda: not any(history), "the device's message cache to let the batch go")
+        relay.connect(node.info["mesh"][0])
+        own.connect(relay.addrs[0])
+        wait_until(lambda: own.peers(READINGS) >= 1 and relay.peers(READINGS) >= 2,
+                   "the way through the second relay")  # fmt: skip
+        link.timeout = 30.0
+        answers = link.exchange(entries)
+        assert len(answers) == len(entries)
+        for entry in entries:
+            leaf = merkle.leaf_hash(entry)
+            open_receipt(answers[leaf.hex()]["proof"], leaf, log_key, log_key.name)
+    finally:
+        for peer in (lost, relay, own):
+            peer.close()
+
+
+def test_a_valid_batch_the_node_does_not_log_is_not_held_against_its_relay(
+    start_node: Callable[..., RunningNode],
+) -> None:
+    """Batches of a device the node does not know are signed rightly: the node logs
+    none of them and counts them ("not-logged"), but the peer that passed them on
+    did nothing wrong and is not disconnected, however many it passes."""
+    from trustmesh.reading import sign_reading
+
+    node = start_node(epoch=0.5, mesh=True)
+    _, keys = _log_keys(node)
+    peer = MeshPeer(keys).start()
+    stranger = SoftwareSigner.generate()  # not registered at the node
+    known = SoftwareSigner.generate()
+    registered = httpx.post(f"{node.url}/v1/devices",
+                            json={"did": did_from_key(known.public_key)}, timeout=60)  # fmt: skip
+    assert registered.status_code == 200, registered.text
+    try:
+        peer.subscribe(READINGS, lambda data: None)
+        peer.connect(node.info["mesh"][0])
+        wait_until(lambda: peer.peers(READINGS) >= 1, "the node's subscription")
+        now = int(time.time() * 1000)
+        for k in range(1, 31):  # more than a peer's strikes (20)
+            reading = sign_reading(stranger, seq=k, ts=now, sensor="t", value=k)
+            assert peer.publish(READINGS, reading).accepted
+
+        def not_logged() -> float:
+            text = httpx.get(f"{node.url}/metrics", timeout=10).text
+            lines = [line for line in text.splitlines() if 'kind="not-logged"' in line]
+            return float(lines[0].split()[-1]) if lines else 0.0
+
+        wait_until(lambda: not_logged() >= 30, "the node's count of batches it did not log")
+        assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 0
+        assert peer.publish(
+            READINGS, sign_reading(known, seq=1, ts=now, sensor="t", value=1)
+        ).accepted
+        wait_until(lambda: httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 1,
+                   "the known device's reading, through the same peer")  # fmt: skip
+    finally:
+        peer.close()

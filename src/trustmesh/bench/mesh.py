@@ -25,6 +25,7 @@ from trustmesh.device import MeshLink, MeshRoute
 from trustmesh.errors import Error
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log import merkle
+from trustmesh.log.checkpoint import Checkpoint
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.mesh.peer import MeshPeer
@@ -100,8 +101,9 @@ def _summary(latencies: list[float], readings: int, seconds: float) -> dict[str,
 
 
 def _check(verifier: NoteVerifier, entries: list[bytes], proofs: list[str]) -> None:
+    opened: dict[str, Checkpoint] = {}  # a batch's checkpoint, checked once (as a device does)
     for entry, proof in zip(entries, proofs, strict=True):
-        open_receipt(proof, merkle.leaf_hash(entry), verifier, verifier.name)
+        open_receipt(proof, merkle.leaf_hash(entry), verifier, verifier.name, opened=opened)
 
 
 def _http(url: str, verifier: NoteVerifier, batches: list[list[bytes]]) -> dict[str, Any]:

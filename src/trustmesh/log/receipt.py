@@ -33,7 +33,8 @@ from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.tlog_proof import HEADER, TlogProof, parse_tlog_proof
 
-__all__ = ["Receipt", "issue_receipts", "open_receipt", "proof_line", "write_receipts"]
+__all__ = ["Receipt", "check_proof", "issue_receipts", "open_receipt", "proof_line",
+           "write_receipts"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,19 @@ def open_receipt(
 
     ``opened``: checkpoints already verified with this verifier and origin, by
     note (a batch's receipts share one; it is checked once and added here)."""
-    proof = parse_tlog_proof(text)
+    return check_proof(parse_tlog_proof(text), leaf_hash, verifier, origin, opened=opened)
+
+
+def check_proof(
+    proof: TlogProof,
+    leaf_hash: bytes,
+    verifier: LineVerifier,
+    origin: str | None = None,
+    *,
+    opened: dict[str, Checkpoint] | None = None,
+) -> Receipt:
+    """:func:`open_receipt` of a tlog-proof parsed already (or read from another
+    encoding of the same parts: the mesh's compact receipts)."""
     checkpoint = opened.get(proof.checkpoint) if opened is not None else None
     if checkpoint is None:
         try:

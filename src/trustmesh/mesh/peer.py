@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import multiaddr
@@ -36,9 +38,10 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from trustmesh.batch_verify import Item, verify_in_pool
 from trustmesh.errors import InvalidMeshMessage
 from trustmesh.mesh.topics import TOPICS, message_id
-from trustmesh.mesh.validate import Keys, Verdict, validate
+from trustmesh.mesh.validate import Keys, Verdict, envelope, validate
 
 __all__ = ["MeshPeer"]
 
@@ -49,8 +52,10 @@ START_SECONDS = 30.0
 QUEUE = 10_000  # messages a topic's handler may fall behind before new ones wait
 RATE, BURST = 500.0, 2_000.0  # messages a second a peer may send us, and at once
 STRIKES = 20  # refused messages before a peer is disconnected and banned
+VALIDATION_SECONDS = 30.0  # a message not validated by then is dropped (not a strike)
 
 Handler = Callable[[bytes], None]
+Judge = Callable[[bytes], Verdict]
 
 
 class _Pubsub(Pubsub):
@@ -96,11 +101,16 @@ class MeshPeer:
         self._key_pair = create_new_key_pair(seed)
         self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
         self._handlers: dict[str, Handler] = {}
+        self._judges: dict[str, Judge] = {}
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="trustmesh-mesh", daemon=True)
+        # Signature checks release the GIL: a batch's are spread over the cores, off
+        # the trio loop (which keeps moving other messages meanwhile).
+        self._workers = os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="trustmesh-mesh-verify")
         self.addrs: list[str] = []
         self.peer_id = ""
 
@@ -134,10 +144,22 @@ class MeshPeer:
         self._handlers[topic] = handler
         self._call(self._subscribe, topic)
 
-    def publish(self, topic: str, data: bytes) -> Verdict:
+    def judge(self, topic: str, judge: Judge) -> None:
+        """Let ``judge`` (run in a worker thread) decide on others' messages of
+        ``topic`` in place of its validator: a node judges a batch of readings by
+        logging it, so that each signature is checked once, by its ingest."""
+        if topic not in TOPICS:
+            raise InvalidMeshMessage(f"unknown topic {topic!r}")
+        self._judges[topic] = judge
+
+    def publish(self, topic: str, data: bytes, *, trusted: bool = False) -> Verdict:
         """Publish ``data`` if its topic's validator passes it (what this peer would
-        drop from others it does not send either); the verdict either way."""
-        verdict = validate(topic, data, self.keys)
+        drop from others it does not send either); the verdict either way.
+        ``trusted``: made and signed here just now (a device's own readings, a
+        node's own receipts), so not checked again; only its size is."""
+        verdict = envelope(data) or (
+            Verdict(True) if trusted else validate(topic, data, self.keys, self._verify)
+        )
         if verdict.accepted:
             self._call(self._pubsub.publish, topic, data)
         return verdict
@@ -152,6 +174,7 @@ class MeshPeer:
             with contextlib.suppress(trio.RunFinishedError):  # (it stopped on its own)
                 trio.from_thread.run_sync(stop.set, trio_token=self._token)
         self._thread.join(START_SECONDS)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> MeshPeer:
         return self.start()
@@ -182,9 +205,10 @@ class MeshPeer:
         self._host = new_host(key_pair=self._key_pair, listen_addrs=[self._listen])
         router = GossipSub(protocols=[GOSSIPSUB], degree=6, degree_low=4, degree_high=12,
                            spam_protection_enabled=False, heartbeat_interval=1)  # fmt: skip
-        self._pubsub = _Pubsub(self._host, router, msg_id_constructor=lambda m: message_id(m.data))
+        self._pubsub = _Pubsub(self._host, router, validation_timeout=VALIDATION_SECONDS,
+                               msg_id_constructor=lambda m: message_id(m.data))  # fmt: skip
         for topic in TOPICS:
-            self._pubsub.set_topic_validator(topic, self._validator(topic), False)
+            self._pubsub.set_topic_validator(topic, self._validator(topic), True)
         self._stop = trio.Event()
         async with (
             self._host.run(listen_addrs=[self._listen]),
@@ -204,22 +228,33 @@ class MeshPeer:
                 await self._host.close()
             self._pubsub.seen_messages.stop()  # its sweeping thread outlives the host else
 
-    def _validator(self, topic: str) -> Callable[[Any, Any], bool]:
-        def check(peer: Any, message: Any) -> bool:
+    def _verify(self, items: list[Item]) -> list[str | None]:
+        """Signature checks in parts, one per core."""
+        return verify_in_pool(self._pool, items, -(-len(items) // self._workers))
+
+    def _validator(self, topic: str) -> Callable[[Any, Any], Awaitable[bool]]:
+        async def check(peer: Any, message: Any) -> bool:
             if peer == self._host.get_id():
-                verdict = validate(topic, bytes(message.data), self.keys)  # (own: no budget)
-            elif not self._within_rate(peer):
+                return True  # its own: publish() validated it
+            if not self._within_rate(peer):
                 verdict = Verdict(False, "over the rate a peer may send", kind="flood")
             else:
-                verdict = validate(topic, bytes(message.data), self.keys)
+                verdict = await trio.to_thread.run_sync(self._judge, topic, bytes(message.data))
             if not verdict.accepted:
                 self.rejected[verdict.kind] += 1
                 self.on_drop(topic, verdict.kind)
                 log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
-                self._strike(peer)
+                if verdict.blame:
+                    self._strike(peer)
             return verdict.accepted
 
         return check
+
+    def _judge(self, topic: str, data: bytes) -> Verdict:
+        judge = self._judges.get(topic)
+        if judge is None:
+            return validate(topic, data, self.keys, self._verify)
+        return envelope(data) or judge(data)
 
     def _within_rate(self, peer: Any) -> bool:
         """A token bucket per peer: ``rate`` a second, ``burst`` at most."""

@@ -1,7 +1,7 @@
 """A batch's receipts as one mesh message (pure): the signed checkpoint once, then
 each reading's leaf hash, index and inclusion path, so that a hundred receipts
 weigh a hundred paths, not a hundred copies of the checkpoint. Each receipt is a
-C2SP tlog-proof again on arrival (:func:`unpack`)::
+C2SP tlog-proof again on arrival (:func:`unpack`: its parts, checked as one)::
 
     {"checkpoint": signed note, "receipts": [[leaf hash, index, [hash, …]], …]}
 """
@@ -14,7 +14,8 @@ from typing import Any
 import cbor2
 
 from trustmesh.errors import InvalidMeshMessage, InvalidReceipt
-from trustmesh.log.tlog_proof import format_tlog_proof, parse_tlog_proof
+from trustmesh.log.merkle import HASH_SIZE
+from trustmesh.log.tlog_proof import MAX_HASHES, TlogProof, format_tlog_proof, parse_tlog_proof
 
 __all__ = ["pack", "unpack"]
 
@@ -31,8 +32,8 @@ def pack(receipts: Iterable[tuple[bytes, str]]) -> list[bytes]:
             for checkpoint, items in groups.items()]  # fmt: skip
 
 
-def unpack(data: bytes) -> tuple[str, list[tuple[bytes, str]]]:
-    """(the checkpoint's origin, [(leaf hash, tlog-proof text), …]) of a message;
+def unpack(data: bytes) -> tuple[str, list[tuple[bytes, TlogProof]]]:
+    """(the checkpoint's origin, [(leaf hash, its tlog-proof), …]) of a message;
     InvalidMeshMessage if it is not one (the proofs are not checked here)."""
     try:
         document = cbor2.loads(data)
@@ -41,16 +42,19 @@ def unpack(data: bytes) -> tuple[str, list[tuple[bytes, str]]]:
             raise TypeError("a checkpoint (text) and its receipts (an array)")
         if not 0 < len(items) <= MAX_RECEIPTS:
             raise TypeError(f"1 to {MAX_RECEIPTS} receipts")
+        parse_tlog_proof(format_tlog_proof(0, [], checkpoint))  # the checkpoint's shape, once
         pairs = []
         for leaf, index, hashes in items:
             if (
                 not isinstance(leaf, bytes)
                 or type(index) is not int
+                or not 0 <= index < 1 << 64
                 or not isinstance(hashes, list)
+                or len(hashes) > MAX_HASHES
+                or not all(type(h) is bytes and len(h) == HASH_SIZE for h in hashes)
             ):
-                raise TypeError("a receipt is [leaf hash, index, [hash, …]]")
-            pairs.append((leaf, format_tlog_proof(index, hashes, checkpoint)))
-        parse_tlog_proof(pairs[0][1])  # the checkpoint's shape, once
+                raise TypeError("a receipt is [leaf hash, index, [32-byte hash, …]]")
+            pairs.append((leaf, TlogProof(index, tuple(hashes), checkpoint)))
     except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError, InvalidReceipt) as exc:
         raise InvalidMeshMessage(f"not a receipts message: {exc}") from None
     return checkpoint.partition("\n")[0], pairs

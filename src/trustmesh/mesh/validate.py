@@ -12,19 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trustmesh._cborseq import InvalidSequence, split_sequence
+from trustmesh.batch_verify import Item, item, verify_items
 from trustmesh.errors import InvalidCheckpoint, InvalidMeshMessage, InvalidReading, InvalidReceipt
 from trustmesh.identity import PublicKey
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import LineVerifier
-from trustmesh.log.receipt import open_receipt
+from trustmesh.log.receipt import check_proof
 from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS
-from trustmesh.reading import parse_reading, verify_reading
+from trustmesh.reading import check_alg, parse_reading
 
-__all__ = ["Keys", "Verdict", "validate"]
+__all__ = ["Keys", "Verdict", "Verify", "envelope", "validate"]
 
 MAX_READINGS = 5_000
 WITNESS_SENSOR = "witness"
+
+# Signature checks: for each item, None if it verifies, else why not.
+Verify = Callable[[list[Item]], list[str | None]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Verdict:
     reason: str = ""
     items: int = 0  # readings, checkpoints or receipts the message carries
     kind: str = ""  # a refusal's kind, for counters: few values, unlike reasons
+    blame: bool = True  # a refusal: the sender's fault (a strike), or only not taken here
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,13 @@ class Keys:
     log: Callable[[str], LineVerifier | None]
 
 
-def validate(topic: str, data: bytes, keys: Keys) -> Verdict:
-    """Whether ``data`` may be forwarded on ``topic``, and why not."""
-    if len(data) > MAX_MESSAGE:
-        return Verdict(False, f"over {MAX_MESSAGE} bytes", kind="oversized")
+def validate(topic: str, data: bytes, keys: Keys, verify: Verify = verify_items) -> Verdict:
+    """Whether ``data`` may be forwarded on ``topic``, and why not. ``verify``
+    checks readings' signatures (:mod:`trustmesh.batch_verify`: in a pool, say)."""
+    if (verdict := envelope(data)) is not None:
+        return verdict
     if topic in (READINGS, WITNESS):
-        return _readings(data, keys, witness=topic == WITNESS)
+        return _readings(data, keys, verify, witness=topic == WITNESS)
     if topic == CHECKPOINTS:
         return _checkpoint(data, keys)
     if topic == RECEIPTS:
@@ -57,24 +63,36 @@ def validate(topic: str, data: bytes, keys: Keys) -> Verdict:
     return Verdict(False, f"unknown topic {topic!r}", kind="unknown-topic")
 
 
-def _readings(data: bytes, keys: Keys, *, witness: bool) -> Verdict:
+def envelope(data: bytes) -> Verdict | None:
+    """The refusal of a message too large for any topic, or None."""
+    if len(data) > MAX_MESSAGE:
+        return Verdict(False, f"over {MAX_MESSAGE} bytes", kind="oversized")
+    return None
+
+
+def _readings(data: bytes, keys: Keys, verify: Verify, *, witness: bool) -> Verdict:
     try:
         items, decoded = split_sequence(data, MAX_READINGS)
     except InvalidSequence as exc:
         return Verdict(False, f"not a sequence of readings: {exc}", kind="malformed")
-    for k, (item, value) in enumerate(zip(items, decoded, strict=True)):
+    checks: list[Item] = []
+    for k, (entry, value) in enumerate(zip(items, decoded, strict=True)):
         try:
-            reading = parse_reading(item, decoded=value)
+            reading = parse_reading(entry, decoded=value)
             key = keys.device(reading.did, reading.seq)
             if key is None:
                 return Verdict(
                     False, f"reading {k}: its device is not registered", kind="unknown-device"
                 )
-            verify_reading(item, key)
+            check_alg(reading, key)
         except InvalidReading as exc:
             return Verdict(False, f"reading {k}: {exc}", kind="bad-reading")
         if witness and reading.sensor != WITNESS_SENSOR:
             return Verdict(False, f"reading {k}: not a witness reading", kind="bad-reading")
+        checks.append(item(reading, key))
+    for k, reason in enumerate(verify(checks)):
+        if reason is not None:
+            return Verdict(False, f"reading {k}: {reason}", kind="bad-reading")
     return Verdict(True, items=len(items))
 
 
@@ -102,9 +120,9 @@ def _receipt(data: bytes, keys: Keys) -> Verdict:
     if verifier is None:
         return Verdict(False, f"no registered log {origin[:80]!r}", kind="unknown-log")
     opened: dict[str, Checkpoint] = {}  # the checkpoint's signature checked once
-    for k, (leaf, text) in enumerate(receipts):
+    for k, (leaf, proof) in enumerate(receipts):
         try:
-            open_receipt(text, leaf, verifier, origin, opened=opened)
+            check_proof(proof, leaf, verifier, origin, opened=opened)
         except InvalidReceipt as exc:
             return Verdict(False, f"receipt {k}: {exc}", kind="bad-receipt")
     return Verdict(True, items=len(receipts))

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trustmesh._cborseq import InvalidSequence, split_sequence
+from trustmesh._problems import Problem
 from trustmesh.errors import InvalidDid
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
 from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
-from trustmesh.mesh.validate import MAX_READINGS, Keys
+from trustmesh.mesh.validate import MAX_READINGS, Keys, Verdict, validate
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
 
 log = logging.getLogger("trustmesh.node.mesh")
 
-INGEST_SECONDS = 60.0
+INGEST_SECONDS = 25.0  # under the peer's validation timeout
 
 
 def node_keys(own: NoteVerifier, registered: Callable[[str], bytes | None]) -> Keys:
@@ -54,39 +55,57 @@ def node_keys(own: NoteVerifier, registered: Callable[[str], bytes | None]) -> K
     return Keys(device, log_verifier)
 
 
+# What a reading's own bytes make invalid (InvalidReading's reasons, and a signature
+# that does not verify): a peer that forwards it is at fault.
+INVALID = frozenset({"invalid", "oversized", "bad-cbor", "wrong-structure", "unknown-alg",
+                     "kid-not-did", "missing-field", "bad-field", "signature"})  # fmt: skip
+
+
 class MeshBridge:
+    """Device batches judged by logging them: the ingest checks each reading's
+    signature (once, on every core) against the Registry's key; a batch is passed
+    on to other peers only when every reading in it was logged here."""
+
     def __init__(self, peer: MeshPeer, ingestor: Ingestor, loop: asyncio.AbstractEventLoop) -> None:
         self.peer = peer
         self.ingestor = ingestor
         self.loop = loop
 
     def start(self) -> None:
-        self.peer.subscribe(READINGS, self._on_batch)
+        self.peer.judge(READINGS, self._log_batch)
+        self.peer.subscribe(READINGS, lambda data: None)  # (logged as judged)
         self.peer.subscribe(RECEIPTS, lambda data: None)  # relayed for devices, not used here
 
-    def _on_batch(self, data: bytes) -> None:
-        """One device batch (in the peer's worker thread): logged, its receipts sent."""
+    def _log_batch(self, data: bytes) -> Verdict:
+        """One device batch (in a worker thread): logged, its receipts sent; whether
+        to pass it on."""
         try:
             items, decoded = split_sequence(data, MAX_READINGS)
-        except InvalidSequence:
-            return  # (the topic's validator let it through: it cannot be malformed)
+        except InvalidSequence as exc:
+            return Verdict(False, f"not a sequence of readings: {exc}", kind="malformed")
         future = asyncio.run_coroutine_threadsafe(
             self.ingestor.submit_many(items, decoded), self.loop
         )
         try:
             outcomes = future.result(INGEST_SECONDS)
-        except Exception:
+        except Exception as exc:
             log.exception("mesh: a batch could not be logged")
-            return
-        receipts = [
-            (outcome.leaf_hash, outcome.proof)
-            for outcome in outcomes
-            if isinstance(outcome, Accepted) and outcome.proof
-        ]
+            return Verdict(False, f"not logged: {exc!r}", kind="not-logged", blame=False)
+        receipts = [(o.leaf_hash, o.proof) for o in outcomes if isinstance(o, Accepted) and o.proof]
         for message in pack(receipts):
-            verdict = self.peer.publish(RECEIPTS, message)
-            if not verdict.accepted:
-                log.error("mesh: this node's own receipts were refused: %s", verdict.reason)
+            self.peer.publish(RECEIPTS, message, trusted=True)  # (made here, just now)
+        for k, outcome in enumerate(outcomes):
+            if isinstance(outcome, Problem):
+                if outcome.slug in INVALID:
+                    return Verdict(False, f"reading {k}: {outcome.detail}", kind="bad-reading")
+                # Not logged here (a device this node does not know, a replay, …), so
+                # perhaps never checked: forged, or only not this node's to log?
+                checked = validate(READINGS, data, self.peer.keys)
+                if not checked.accepted:
+                    return checked
+                return Verdict(False, f"reading {k}: {outcome.slug}: {outcome.detail}",
+                               kind="not-logged", blame=False)  # fmt: skip
+        return Verdict(True, items=len(items))
 
 
 async def gossip_checkpoints(peer: MeshPeer, latest: LatestCheckpoint, seconds: float) -> None:
