@@ -1,5 +1,6 @@
 """``trustmesh bench mesh --json``: one JSON object; every batch receipted each way
-(the run fails otherwise), the mesh's rates given against HTTP's."""
+(the run fails otherwise), the mesh's rates given against HTTP's; every watcher
+hears every checkpoint (the run fails otherwise), the times summarised."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from tests.cli.test_cli import no_traceback, trustmesh
 
 
 def test_bench_mesh_json_shape() -> None:
-    result = trustmesh("bench", "mesh", "--json", "--batches", "3", "--readings-per-batch", "20")
+    result = trustmesh("bench", "mesh", "--json", "--batches", "3", "--readings-per-batch", "20",
+                       "--watchers", "4", "--checkpoints", "2")  # fmt: skip
     no_traceback(result)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     document = json.loads(result.stdout)
@@ -20,4 +22,8 @@ def test_bench_mesh_json_shape() -> None:
     assert document["relayed_vs_http"] == round(
         document["mesh_1_relay"]["readings_per_s"] / document["http"]["readings_per_s"], 3
     )
-    assert set(document["goals_met"]) == {"relayed_vs_http"}
+    heard = document["checkpoint_propagation"]
+    assert heard["watchers"] == 4 and heard["checkpoints"] == 2
+    assert heard["dialling_the_node"] == 3  # the fourth hears the node through a watcher
+    assert 0 <= heard["p50_ms"] <= heard["p99_ms"] <= heard["max_ms"]
+    assert set(document["goals_met"]) == {"relayed_vs_http", "checkpoint_p99"}

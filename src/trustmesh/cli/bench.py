@@ -207,15 +207,22 @@ def mesh(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     batches: Annotated[int, typer.Option("--batches", help="Batches sent each way.")] = 40,
     readings: Annotated[int, typer.Option("--readings-per-batch", help="A batch's size.")] = 100,
+    watchers: Annotated[int, typer.Option("--watchers", help="Peers hearing checkpoints.")] = 20,
+    checkpoints: Annotated[
+        int, typer.Option("--checkpoints", help="Checkpoints timed to every watcher.")
+    ] = 20,
 ) -> None:
     """Readings relayed over the mesh (one and two relays) per second, and each batch's
-    time to its receipts, against the same batches sent to the node over HTTP."""
+    time to its receipts, against the same batches sent to the node over HTTP; then
+    how long a new checkpoint takes to reach every one of N watchers on the mesh."""
     from trustmesh.bench import mesh as mesh_bench
 
     if batches < 1 or not 1 <= readings <= 2_000:
         raise UsageError("--batches must be at least 1 and --readings-per-batch 1..2000")
+    if not 1 <= watchers <= 100 or checkpoints < 1:
+        raise UsageError("--watchers must be 1..100 and --checkpoints at least 1")
     with err.status("relaying readings…") as status:
-        result = mesh_bench.run(batches, readings, progress=status.update)
+        result = mesh_bench.run(batches, readings, status.update, watchers, checkpoints)
     if json_output:
         print_json(result)
         return

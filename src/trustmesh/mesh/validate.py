@@ -82,8 +82,11 @@ def _readings(data: bytes, keys: Keys, verify: Verify, *, witness: bool) -> Verd
             key = keys.device(reading.did, reading.seq)
             if key is None:
                 return Verdict(
-                    False, f"reading {k}: its device is not registered", kind="unknown-device"
-                )
+                    False,
+                    f"reading {k}: its device is not registered",
+                    kind="unknown-device",
+                    blame=False,
+                )  # (not known here)
             check_alg(reading, key)
         except InvalidReading as exc:
             return Verdict(False, f"reading {k}: {exc}", kind="bad-reading")
@@ -100,7 +103,9 @@ def _checkpoint(data: bytes, keys: Keys) -> Verdict:
     origin = data.split(b"\n", 1)[0].decode(errors="replace")
     verifier = keys.log(origin)
     if verifier is None:
-        return Verdict(False, f"no registered log {origin[:80]!r}", kind="unknown-log")
+        return Verdict(
+            False, f"no registered log {origin[:80]!r}", kind="unknown-log", blame=False
+        )  # (perhaps registered where the sender looked)
     try:
         open_checkpoint(data, verifier, origin)
     except InvalidCheckpoint as exc:
@@ -118,7 +123,9 @@ def _receipt(data: bytes, keys: Keys) -> Verdict:
         return Verdict(False, str(exc), kind="malformed")
     verifier = keys.log(origin)
     if verifier is None:
-        return Verdict(False, f"no registered log {origin[:80]!r}", kind="unknown-log")
+        return Verdict(
+            False, f"no registered log {origin[:80]!r}", kind="unknown-log", blame=False
+        )  # (perhaps registered where the sender looked)
     opened: dict[str, Checkpoint] = {}  # the checkpoint's signature checked once
     for k, (leaf, proof) in enumerate(receipts):
         try:

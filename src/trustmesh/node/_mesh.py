@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from trustmesh._cborseq import InvalidSequence, split_sequence
 from trustmesh._problems import Problem
-from trustmesh.errors import InvalidDid
+from trustmesh.errors import InvalidDid, InvalidMeshMessage
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
@@ -75,6 +75,7 @@ class MeshBridge:
         self.peer.judge(READINGS, self._log_batch)
         self.peer.subscribe(READINGS, lambda data: None)  # (logged as judged)
         self.peer.subscribe(RECEIPTS, lambda data: None)  # relayed for devices, not used here
+        self.peer.subscribe(CHECKPOINTS, lambda data: None)  # relayed for watchers
 
     def _log_batch(self, data: bytes) -> Verdict:
         """One device batch (in a worker thread): logged, its receipts sent; whether
@@ -110,13 +111,18 @@ class MeshBridge:
 
 async def gossip_checkpoints(peer: MeshPeer, latest: LatestCheckpoint, seconds: float) -> None:
     """Publish this node's latest signed checkpoint on the mesh whenever it changes
-    (looked at every ``seconds``), for watchers that do not poll this node."""
+    (looked at every ``seconds``), for watchers that do not poll this node. A peer
+    that cannot publish (stopped, say) is logged and tried again at the next change."""
     sent = ""
     while True:
         note = latest.get().note
         if note != sent:
-            verdict = await asyncio.to_thread(peer.publish, CHECKPOINTS, note.encode())
-            if not verdict.accepted:
-                log.error("mesh: this node's own checkpoint was refused: %s", verdict.reason)
             sent = note
+            try:
+                verdict = await asyncio.to_thread(peer.publish, CHECKPOINTS, note.encode())
+            except InvalidMeshMessage as exc:
+                log.warning("mesh: this node's checkpoint was not published: %s", exc)
+            else:
+                if not verdict.accepted:
+                    log.error("mesh: this node's own checkpoint was refused: %s", verdict.reason)
         await asyncio.sleep(seconds)

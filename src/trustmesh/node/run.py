@@ -64,6 +64,8 @@ if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
 
 log = logging.getLogger("trustmesh.node")
 
+GOSSIP_SECONDS = 0.1  # a new checkpoint is on the mesh within this (ten a second at most)
+
 REFRESH_SECONDS = 1.0
 EMBEDDED_GAS_LIMIT = 25_000_000  # under the embedded chain's block gas limit (30M)
 
@@ -344,7 +346,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
             bridge.start()
         if runtime.mesh is not None:
             MeshBridge(runtime.mesh, ingestor, loop).start()
-            gossip = gossip_checkpoints(runtime.mesh, latest, min(1.0, runtime.config.epoch))
+            gossip = gossip_checkpoints(runtime.mesh, latest, GOSSIP_SECONDS)
             tasks.append(asyncio.create_task(gossip))
         try:
             yield
