@@ -194,6 +194,34 @@ def test_nodes(net: Net) -> None:
     assert registry.node(origin)["status"] == "withdrawn"
 
 
+def test_a_node_publishes_where_it_joins_the_mesh(net: Net) -> None:
+    """Only a node's owner publishes its multiaddrs, only while it is active; the
+    Registry then lists them for anyone joining the mesh (a retired node's go)."""
+    registry = net.registry()
+    origin = f"log.example/{random.getrandbits(32)}"
+    registry.register_log(LogSigner.from_seed(origin, os.urandom(32)), "", MIN_STAKE)
+    assert registry.mesh_addrs(origin) == []
+    addrs = [f"/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWExample" for port in (4001, 4002)]
+    receipt = registry.set_mesh_addrs(origin, addrs)
+    (event,) = registry.contract.events.NodeMeshAddrs().process_receipt(receipt)
+    assert event["args"]["origin_id"] == origin_id(origin)
+    assert registry.mesh_addrs(origin) == addrs
+    assert registry.mesh_bootstrap()[origin] == addrs
+    with pytest.raises(Reverted, match="registry: only the owner"):
+        net.registry(net.reporter).set_mesh_addrs(origin, ["/ip4/10.0.0.1/tcp/1/p2p/x"])
+    with pytest.raises(Reverted, match="registry: node not active"):
+        registry.set_mesh_addrs(origin + "?", addrs)  # no such node
+    with pytest.raises(ValueError, match="without spaces"):
+        registry.set_mesh_addrs(origin, ["/ip4/1.2.3.4 /tcp/1"])
+    with pytest.raises(ValueError, match="1024 characters"):
+        registry.set_mesh_addrs(origin, ["/ip4/1.2.3.4/tcp/1/" + "x" * 1024])
+    assert registry.mesh_addrs(origin) == addrs  # (nothing changed)
+    registry.retire_node(origin)
+    assert origin not in registry.mesh_bootstrap()
+    with pytest.raises(Reverted, match="registry: node not active"):
+        registry.set_mesh_addrs(origin, addrs)
+
+
 def test_price_and_added_stake(net: Net) -> None:
     registry = net.registry()
     did = new_did()

@@ -199,3 +199,40 @@ def test_up_without_the_fleet(tmp_path: Path) -> None:
     summary = _stop(process)
     assert summary["fleet"] == {} and summary["alerts"] == [] and summary["slashes"] == 0
     assert [log["size"] for log in summary["logs"].values()] == [1]
+
+
+def test_up_with_the_mesh(tmp_path: Path) -> None:
+    """--mesh: each node publishes its peer on the Registry and the second joins the
+    first from there (no --peer given); a partitioned device's readings reach its
+    node through the fleet's relay alone, and are receipted."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trustmesh", "up", "--data-dir", str(tmp_path / "up"), "--mesh",
+         "--nodes", "2", "--devices", "4", "--malicious", "0", "--epoch", "1", "--port", "18380"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        dashboard = process.stdout.readline()
+        assert dashboard.startswith("Dashboard: http://127.0.0.1:"), dashboard
+        first = dashboard.split()[1].rstrip("/")
+        process.stdout.readline()  # the watcher's address
+
+        def relayed() -> int:
+            panel = httpx.get(f"{first}/ui/mesh").text
+            return int(panel.split("id='relayed-readings'>")[1].split("<")[0])
+
+        _wait(lambda: relayed() > 0, "a batch relayed to the first node over the mesh")
+        addresses = httpx.get(f"{first}/v1/log").json()["mesh"]
+        assert addresses and all("/p2p/" in address for address in addresses)
+
+        def hearing_checkpoints() -> int:  # the second node (from the Registry) and the watcher
+            panel = httpx.get(f"{first}/ui/mesh").text
+            return int(panel.split("/trustmesh/v1/checkpoints</code></td><td>")[1].split("<")[0])
+
+        _wait(lambda: hearing_checkpoints() >= 2, "the second node and the watcher on the mesh")
+    finally:
+        summary = _stop(process)
+    assert summary["fleet"]["receipted over the mesh"] > 0, summary["fleet"]
+    assert not [key for key in summary["fleet"] if key.startswith("error")], summary["fleet"]

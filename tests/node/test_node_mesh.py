@@ -126,8 +126,9 @@ def test_what_a_peer_sends_wrong_is_dropped_and_counted_by_the_node(
 
 
 def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) -> None:
-    """`trustmesh watch --mesh-peer ADDR` joins through the node's peer and runs;
-    a bad address is refused by name."""
+    """`trustmesh watch --mesh-peer ADDR` joins through the node's peer and runs, and
+    so does `--mesh` through the peers the Registry lists (the node published its
+    own); a bad address is refused by name."""
     from tests.cli.test_cli import no_traceback, trustmesh
 
     node = start_node(epoch=0.5, mesh=True)
@@ -135,6 +136,9 @@ def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) 
     no_traceback(ran)
     assert ran.returncode == 0, ran.stderr.decode()[-2000:]
     assert json.loads(ran.stdout.decode().strip().splitlines()[-1])["findings"] == 0
+    joined = trustmesh("watch", "--node", node.url, "--once", "--mesh")  # via the Registry
+    no_traceback(joined)
+    assert joined.returncode == 0, joined.stderr.decode()[-2000:]
     refused = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", "/ip4/nowhere")
     no_traceback(refused)
     assert refused.returncode == 2 and "not a peer address" in refused.stderr.decode()

@@ -150,6 +150,9 @@ class _Wrapper:
         self.contract = client.contract(load_contract(self.name), address)
 
 
+MAX_MESH = 1024  # Registry.vy's limit on a node's multiaddrs (characters)
+
+
 class Registry(_Wrapper):
     """Typed access to the Registry contract."""
 
@@ -210,6 +213,27 @@ class Registry(_Wrapper):
 
     def retire_node(self, origin: str) -> TxReceipt:
         return self.client.transact(self.contract.functions.retire_node(origin_id(origin)))
+
+    def set_mesh_addrs(self, origin: str, addrs: list[str]) -> TxReceipt:
+        """Publish where the node of ``origin`` (this account's) listens on the mesh."""
+        text = " ".join(addrs)
+        if any(not a or any(c.isspace() for c in a) for a in addrs) or len(text) > MAX_MESH:
+            raise ValueError(f"multiaddrs without spaces, {MAX_MESH} characters in all")
+        fn = self.contract.functions.set_mesh_addrs(origin_id(origin), text)
+        return self.client.transact(fn)
+
+    def mesh_addrs(self, origin: str) -> list[str]:
+        """The multiaddrs the node of ``origin`` published (none: [])."""
+        return str(self.client.call(self.contract.functions.mesh_addrs(origin_id(origin)))).split()
+
+    def mesh_bootstrap(self, to_block: int | None = None) -> dict[str, list[str]]:
+        """Every active node's published multiaddrs, by origin: where to join the mesh."""
+        last = self.current_block() if to_block is None else to_block
+        found = {}
+        for origin in dict.fromkeys(self.node_origins(0, last)):
+            if self.node(origin)["status"] == "active" and (addrs := self.mesh_addrs(origin)):
+                found[origin] = addrs
+        return found
 
     def device(self, did: str) -> dict[str, Any]:
         owner, stake, status, keys, unbond_at, price, node_bps, currency = self.client.call(

@@ -13,6 +13,8 @@ import typer
 
 from trustmesh.cli._common import UsageError, err
 
+PARTITIONED_PERCENT = 30  # of the honest devices, with --mesh: reach a node through the mesh only
+
 
 def up(
     data_dir: Annotated[
@@ -32,6 +34,14 @@ def up(
     ] = 60.0,
     no_sim: Annotated[
         bool, typer.Option("--no-sim", help="Only the infrastructure: no simulated fleet.")
+    ] = False,
+    mesh: Annotated[
+        bool,
+        typer.Option(
+            "--mesh",
+            help="Nodes, the watcher and the fleet on the libp2p mesh (joined through the "
+            "Registry); 30% of the honest devices reach their node through it alone.",
+        ),
     ] = False,
     seconds: Annotated[
         float | None, typer.Option("--seconds", help="Stop after this long (default: Ctrl-C).")
@@ -56,8 +66,9 @@ def up(
         raise UsageError("--port must be 1..65535")
     directory = data_dir or default_data_dir() / "up"
     network = Network(
-        directory, nodes=nodes, port=port, epoch=epoch, reputation_epoch=reputation_epoch
-    )
+        directory, nodes=nodes, port=port, epoch=epoch, reputation_epoch=reputation_epoch,
+        mesh=mesh,
+    )  # fmt: skip
     fleet: Fleet | None = None
     with err.status("starting the chain, the nodes and the watcher…"):
         network.start()
@@ -67,9 +78,9 @@ def up(
         sys.stdout.flush()
         if not no_sim:
             urls = [node.url for node in network.started]
-            fleet = Fleet(
-                directory, urls, network.watcher_url, devices=devices, malicious=malicious
-            )
+            partitioned = (devices - malicious) * PARTITIONED_PERCENT // 100 if mesh else 0
+            fleet = Fleet(directory, urls, network.watcher_url, devices=devices,
+                          malicious=malicious, partitioned=partitioned)  # fmt: skip
             with err.status(f"registering {devices} devices…"):
                 fleet.register()
             fleet.start()

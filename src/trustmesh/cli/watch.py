@@ -81,6 +81,13 @@ def watch(
             "are compared too.",
         ),
     ] = None,
+    join_mesh: Annotated[
+        bool,
+        typer.Option(
+            "--mesh",
+            help="Join the libp2p mesh through the peers the Registry lists (the nodes').",
+        ),
+    ] = False,
 ) -> None:
     """Follow nodes: check every checkpoint, entry, receipt and anchor; prove lies on-chain.
 
@@ -109,7 +116,8 @@ def watch(
             raise UsageError(f"cannot follow {node[0]}: {exc}") from None
         chain = _chain_view(info, node[0], rpc, key_file)
         mirror = _mirror_dir(data_dir)
-        mesh = _mesh_peer(http, node, chain, mesh_peer) if mesh_peer else None
+        joins = bool(mesh_peer) or join_mesh
+        mesh = _mesh_peer(http, node, chain, mesh_peer or [], join_mesh) if joins else None
         try:
             watcher = Watcher(
                 node,
@@ -163,45 +171,18 @@ def _close(mesh: Any) -> None:
         mesh.close()
 
 
-def _mesh_peer(http: Any, nodes: list[str], chain: Any, addresses: list[str]) -> Any:
-    """This watcher's mesh peer, dialled to ``addresses``: readings checked against the
-    Registry's keys (their did:keys without a chain), checkpoints against each log's
-    key in the Registry (else the key its node names)."""
-    from trustmesh.errors import InvalidDid, InvalidMeshMessage
-    from trustmesh.identity import PublicKey, key_from_did
-    from trustmesh.log.note import LineVerifier, NoteVerifier
-    from trustmesh.mesh.peer import MeshPeer
-    from trustmesh.mesh.validate import Keys
+def _mesh_peer(http: Any, nodes: list[str], chain: Any, addresses: list[str],
+               registry: bool) -> Any:  # fmt: skip
+    """This watcher's mesh peer (:func:`trustmesh.watcher.mesh.watcher_peer`)."""
+    from trustmesh.errors import InvalidMeshMessage
+    from trustmesh.watcher.mesh import watcher_peer
 
-    named: dict[str, LineVerifier] = {}
-    for url in nodes:
-        document = http.get(url.rstrip("/") + "/v1/log").json()
-        named[str(document["origin"])] = NoteVerifier.from_vkey(str(document["verifier_key"]))
-
-    def device(did: str, seq: int) -> PublicKey | None:
-        if chain is not None:
-            key: PublicKey | None = chain.key_for(did, seq)
-            return key
-        try:
-            return key_from_did(did)
-        except InvalidDid:
-            return None
-
-    def log(origin: str) -> LineVerifier | None:
-        if chain is not None and origin not in named:
-            record = chain.registry.node(origin)
-            if record["status"] != "unknown":
-                named[origin] = NoteVerifier(origin, bytes.fromhex(record["checkpoint_key"]))
-        return named.get(origin)
-
-    peer = MeshPeer(Keys(device, log)).start()
-    for address in addresses:
-        try:
-            peer.connect(address)
-        except InvalidMeshMessage as exc:
-            peer.close()
-            raise UsageError(str(exc)) from None
-    return peer
+    if registry and chain is None:
+        raise UsageError("--mesh joins through the Registry: the node names no chain")
+    try:
+        return watcher_peer(http, nodes, chain, addresses, registry=registry)
+    except InvalidMeshMessage as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _mirror_dir(data_dir: Path | None) -> Path:

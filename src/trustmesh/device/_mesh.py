@@ -47,7 +47,9 @@ class MeshLink:
         route.peer.subscribe(READINGS, lambda data: None)  # (relays others' batches too)
 
     def _take(self, data: bytes) -> None:
-        _, receipts = unpack(data)  # the topic's validator has checked every receipt
+        origin, receipts = unpack(data)  # the topic's validator has checked every receipt
+        if origin != self.route.node.name:
+            return  # another node's (every node that hears a batch logs it): not this route's
         for leaf, proof in receipts:
             self.answers.put({"leaf": leaf, "proof": proof})
 

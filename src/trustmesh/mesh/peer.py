@@ -137,6 +137,19 @@ class MeshPeer:
         except Exception as exc:
             raise InvalidMeshMessage(f"cannot reach {addr}: {exc}") from None
 
+    def join(self, addresses: list[str]) -> list[str]:
+        """Dial each of ``addresses`` (bootstrap: from ``--peer`` or the Registry); one
+        that cannot be reached is logged and the rest are still tried. The reached."""
+        reached = []
+        for address in addresses:
+            try:
+                self.connect(address)
+            except InvalidMeshMessage as exc:
+                log.warning("mesh: %s", exc)
+                continue
+            reached.append(address)
+        return reached
+
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Hand every valid message of ``topic`` to ``handler`` (in a worker thread)."""
         if topic not in TOPICS:

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 from trustmesh._cborseq import InvalidSequence, split_sequence
 from trustmesh.batch_verify import Item, item, verify_items
-from trustmesh.errors import InvalidCheckpoint, InvalidMeshMessage, InvalidReading, InvalidReceipt
-from trustmesh.identity import PublicKey
+from trustmesh.errors import (
+    InvalidCheckpoint,
+    InvalidDid,
+    InvalidMeshMessage,
+    InvalidReading,
+    InvalidReceipt,
+)
+from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.receipt import check_proof
@@ -22,7 +28,7 @@ from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS
 from trustmesh.reading import check_alg, parse_reading
 
-__all__ = ["Keys", "Verdict", "Verify", "envelope", "validate"]
+__all__ = ["Keys", "Verdict", "Verify", "did_key", "envelope", "validate"]
 
 MAX_READINGS = 5_000
 WITNESS_SENSOR = "witness"
@@ -47,6 +53,15 @@ class Keys:
 
     device: Callable[[str, int], PublicKey | None]
     log: Callable[[str], LineVerifier | None]
+
+
+def did_key(did: str, seq: int) -> PublicKey | None:
+    """A device's key as its did:key names it (None: not a did:key): the key a peer
+    without a Registry checks readings against."""
+    try:
+        return key_from_did(did)
+    except InvalidDid:
+        return None
 
 
 def validate(topic: str, data: bytes, keys: Keys, verify: Verify = verify_items) -> Verdict:

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 
 from trustmesh._cborseq import InvalidSequence, split_sequence
 from trustmesh._problems import Problem
-from trustmesh.errors import InvalidDid, InvalidMeshMessage
-from trustmesh.identity import PublicKey, key_from_did
+from trustmesh.errors import InvalidMeshMessage
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
 from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
-from trustmesh.mesh.validate import MAX_READINGS, Keys, Verdict, validate
+from trustmesh.mesh.validate import MAX_READINGS, Keys, Verdict, did_key, validate
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._latest import LatestCheckpoint
 
@@ -40,19 +39,13 @@ def node_keys(own: NoteVerifier, registered: Callable[[str], bytes | None]) -> K
     the one the Registry holds (``registered``: origin → its Ed25519 key, read once)."""
     known: dict[str, LineVerifier | None] = {own.name: own}
 
-    def device(did: str, seq: int) -> PublicKey | None:
-        try:
-            return key_from_did(did)
-        except InvalidDid:
-            return None
-
     def log_verifier(origin: str) -> LineVerifier | None:
         if origin not in known:
             raw = registered(origin)
             known[origin] = NoteVerifier(origin, raw) if raw else None
         return known[origin]
 
-    return Keys(device, log_verifier)
+    return Keys(did_key, log_verifier)
 
 
 # What a reading's own bytes make invalid (InvalidReading's reasons, and a signature

@@ -173,12 +173,25 @@ class NodeRuntime:
         peer = MeshPeer(keys, host=self.config.host, port=self.config.mesh_port, on_drop=on_drop)
         peer.start()
         self._closers.append(peer.close)
-        for address in self.config.peers:
-            try:
-                peer.connect(address)
-            except Exception as exc:
-                log.warning("mesh: cannot reach %s: %s", address, exc)
+        peer.join(list(self.config.peers))
         return peer
+
+    def join_mesh(self) -> None:
+        """Publish on the Registry where this node's peer listens (if its record says
+        otherwise), and dial the peers of the other nodes it lists. A chain that
+        fails here is logged: the mesh is joined through ``--peer`` alone."""
+        if self.mesh is None:
+            return
+        origin = self.signer.name
+        try:
+            if self.registry.mesh_addrs(origin) != self.mesh.addrs:
+                self.registry.set_mesh_addrs(origin, self.mesh.addrs)
+            others = self.registry.mesh_bootstrap()
+        except (ChainError, ValueError) as exc:
+            log.warning("mesh: the Registry could not be used to join the mesh: %s", exc)
+            return
+        reached = self.mesh.join([a for o, addrs in others.items() if o != origin for a in addrs])
+        log.info("mesh: joined %d peer(s) of other nodes the Registry lists", len(reached))
 
     def _deployment(self) -> Deployment:
         deployment = Deployment.load(self.config.data_dir, self.client.chain_id)
@@ -238,6 +251,7 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
         sock.listen(1024)
         url = f"http://{config.host}:{sock.getsockname()[1]}"
         runtime.register_self(url)
+        runtime.join_mesh()
         workers = (
             config.verify_workers if config.verify_workers is not None else (os.cpu_count() or 1)
         )

@@ -101,9 +101,14 @@ class Fleet:
         malicious: int = 2,
         interval: float = 1.0,
         seed: int = 1,
+        partitioned: int = 0,
     ) -> None:
+        """``partitioned``: the last devices (honest ones) reach no node but through
+        the mesh (a neighbour's peer relays their batches and receipts)."""
         if not 0 <= malicious <= devices:
             raise ValueError("malicious devices must be between 0 and the fleet's size")
+        if not 0 <= partitioned <= devices - malicious:
+            raise ValueError("partitioned devices must be honest ones")
         self.nodes = nodes
         self.interval = interval
         self.rng = random.Random(seed)
@@ -113,15 +118,23 @@ class Fleet:
         directory = data_dir / "fleet"
         directory.mkdir(parents=True, exist_ok=True)
         self.devices: list[SimDevice] = []
+        self.mesh: Any = None  # FleetMesh, when some devices are partitioned
+        if partitioned:
+            from trustmesh.up.fleet_mesh import FleetMesh  # (libp2p: the 'mesh' extra)
+
+            self.mesh = FleetMesh(nodes, self.http)
         for number in range(devices):
             signer = _signer(directory / f"device{number}.key")
             device = Device(signer, directory / f"device{number}.seq")
-            preferred = nodes[number % len(nodes) :] + nodes[: number % len(nodes)]
+            preferred: list[Any] = nodes[number % len(nodes) :] + nodes[: number % len(nodes)]
+            cut_off = number >= devices - partitioned
+            if cut_off:  # no way to a node (nor to the watcher) but the mesh
+                preferred = [self.mesh.route(preferred[0])]
             uplink = Uplink(
                 device,
                 Outbox(directory / f"device{number}.outbox"),
                 preferred,
-                watchers=[watcher] if watcher else [],
+                watchers=[watcher] if watcher and not cut_off else [],
                 http=self.http,
             )
             behaviour = BEHAVIOURS[number % len(BEHAVIOURS)] if number < malicious else "honest"
@@ -149,11 +162,20 @@ class Fleet:
         self._thread.join(timeout=60)
         self.http.close()
         for sim in self.devices:
+            sim.uplink.close()
             sim.uplink.outbox.close()
+        if self.mesh is not None:
+            self.mesh.close()
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return dict(self.stats)
+            stats = dict(self.stats)
+        if self.mesh is not None:
+            stats["receipted over the mesh"] = sum(
+                n for sim in self.devices for route, n in list(sim.uplink.sent_to.items())
+                if route.startswith("the mesh")
+            )  # fmt: skip
+        return stats
 
     def _count(self, key: str, amount: int = 1) -> None:
         with self._lock:

@@ -58,6 +58,7 @@ class Network:
     port: int = 8080
     epoch: float = 5.0
     reputation_epoch: float = 60.0
+    mesh: bool = False  # nodes and the watcher on the libp2p mesh, joined through the Registry
     started: list[NodeProcess] = field(default_factory=list)
     watcher: Watcher | None = None
     watcher_url: str = ""
@@ -93,6 +94,7 @@ class Network:
                 str(self.epoch),
                 "--reputation-epoch",
                 str(self.reputation_epoch),
+                *(["--mesh"] if self.mesh else []),
                 *args,
             ],
             {**os.environ, **env},
@@ -109,13 +111,16 @@ class Network:
         http = httpx.Client(timeout=30)
         self._stack.callback(http.close)
         client = ChainClient(rpc_web3(rpc), Account.from_key(dev_keys()[WATCHER_KEY]))
-        watcher = Watcher(
-            [node.url for node in self.started],
-            http,
-            chain=ChainView(client, deployment),
-            report=self._report,
-            mirror=self.data_dir,
-        )
+        chain = ChainView(client, deployment)
+        urls = [node.url for node in self.started]
+        mesh = None
+        if self.mesh:
+            from trustmesh.watcher.mesh import watcher_peer  # (libp2p: the 'mesh' extra)
+
+            mesh = watcher_peer(http, urls, chain, [], registry=True)
+            self._stack.callback(mesh.close)
+        watcher = Watcher(urls, http, chain=chain, report=self._report, mirror=self.data_dir,
+                          mesh=mesh)  # fmt: skip
         self._stack.callback(watcher.close)  # after its loop and server stop (last-first)
         server = ThreadedServer(create_watcher_app(watcher)).start()
         self._stack.callback(server.stop)

@@ -29,6 +29,7 @@ MAX_BATCH: constant(uint256) = 64
 MAX_KEY: constant(uint256) = 64  # P-256: x || y (64 bytes); Ed25519: 32 bytes
 MAX_ORIGIN: constant(uint256) = 128
 MAX_URL: constant(uint256) = 256
+MAX_MESH: constant(uint256) = 1024  # a node's libp2p multiaddrs, separated by spaces
 BPS: constant(uint256) = 10_000
 P256VERIFY: constant(address) = 0x0000000000000000000000000000000000000100
 PROOF_KEY_DOMAIN: constant(Bytes[26]) = b"trustmesh.dev/proof-key/v1"
@@ -110,6 +111,11 @@ event NodeRetired:
     unbond_at: uint256
 
 
+event NodeMeshAddrs:
+    origin_id: indexed(bytes32)
+    addrs: String[MAX_MESH]
+
+
 event Withdrawn:
     id: indexed(bytes32)
     owner: indexed(address)
@@ -135,6 +141,7 @@ disputes: public(address)
 devices: public(HashMap[bytes32, Device])
 device_keys: public(HashMap[bytes32, HashMap[uint256, Key]])
 nodes: public(HashMap[bytes32, Node])
+mesh_addrs: public(HashMap[bytes32, String[MAX_MESH]])  # a node's, where the mesh is joined
 slashed_total: public(uint256)  # slashed stake not paid out: burned, held forever
 
 
@@ -354,6 +361,20 @@ def register_node(
         stake=msg.value,
         proof_key=proof_key,
     )
+
+
+@external
+def set_mesh_addrs(origin_id: bytes32, addrs: String[MAX_MESH]):
+    """
+    @notice Publish where a node's libp2p peer listens (multiaddrs with their /p2p/
+            ids, separated by spaces), so that devices and watchers find the mesh
+            from the Registry alone (read before a partition, dialled during it).
+    """
+    node: Node = self.nodes[origin_id]
+    assert node.status == STATUS_ACTIVE, "registry: node not active"
+    assert msg.sender == node.owner, "registry: only the owner"
+    self.mesh_addrs[origin_id] = addrs
+    log NodeMeshAddrs(origin_id=origin_id, addrs=addrs)
 
 
 @external
