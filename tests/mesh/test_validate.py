@@ -41,6 +41,7 @@ def test_readings_pass_when_each_is_signed_by_its_registered_device() -> None:
     verdict = validate(READINGS, _readings(DEVICE, 50), _keys())
     assert verdict.accepted and verdict.items == 50
     assert validate(WITNESS, _readings(DEVICE, 3, sensor="witness"), _keys()).accepted
+    assert validate(WITNESS, _readings(DEVICE, 1, sensor="challenge"), _keys()).accepted
     batch = bytearray(_readings(DEVICE, 3))
     batch[-1] ^= 1
     refusals = {
@@ -53,7 +54,10 @@ def test_readings_pass_when_each_is_signed_by_its_registered_device() -> None:
     for data, reason in refusals.items():
         verdict = validate(READINGS, data, _keys())
         assert not verdict.accepted and reason in verdict.reason, (reason, verdict)
-    assert "not a witness reading" in validate(WITNESS, _readings(DEVICE, 1), _keys()).reason
+    other = validate(WITNESS, _readings(DEVICE, 1), _keys())  # (a temperature)
+    assert "not a challenge or a witness reading" in other.reason and other.blame
+    stranger = validate(READINGS, _readings(STRANGER, 1), _keys())
+    assert stranger.kind == "unknown-device" and not stranger.blame  # (not known here)
     assert "unknown topic" in validate("/other/v1", b"x", _keys()).reason
 
 

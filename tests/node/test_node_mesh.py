@@ -19,7 +19,7 @@ from trustmesh.device import Device, MeshRoute, Outbox, Uplink
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
-from trustmesh.mesh.topics import READINGS, RECEIPTS
+from trustmesh.mesh.topics import READINGS, RECEIPTS, WITNESS
 from trustmesh.mesh.validate import Keys
 
 READINGS_SENT = 40
@@ -320,3 +320,59 @@ def test_a_valid_batch_the_node_does_not_log_is_not_held_against_its_relay(
                    "the known device's reading, through the same peer")  # fmt: skip
     finally:
         peer.close()
+
+
+def test_neighbours_witness_a_challenge_over_the_mesh(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """A device challenges its neighbourhood on the mesh; the neighbour in range
+    answers there, the one out of range does not; the node logs both readings as
+    it hears them (before any uplink sends them), and the reputation rules turn
+    them into an attestation. The neighbour's uplink then drains its copy: a
+    duplicate, receipted at the same index."""
+    import base64
+
+    from trustmesh.device import MeshWitness
+    from trustmesh.reading import parse_reading
+    from trustmesh.reputation.witness import WitnessRules, judge
+    from trustmesh.reputation.witness import subject_id as subject
+
+    node = start_node(epoch=0.5, mesh=True)
+    _, keys = _log_keys(node)
+    members: list[tuple[Device, Uplink, Outbox, MeshWitness, MeshPeer]] = []
+    try:
+        for k, pos in enumerate([(0, 0), (300, 0), (5_000, 0)]):
+            device = Device(SoftwareSigner.generate(), tmp_path / f"w{k}.seq")
+            answer = httpx.post(f"{node.url}/v1/devices", json={"did": device.did}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            outbox = Outbox(tmp_path / f"w{k}.db")
+            uplink = Uplink(device, outbox, [node.url], max_wait=0.5)
+            peer = MeshPeer(keys).start()
+            peer.connect(node.info["mesh"][0])  # (each knows the node's peer only)
+            witness = MeshWitness(peer, device, uplink, pos, lambda: 21.0)
+            members.append((device, uplink, outbox, witness, peer))
+        wait_until(lambda: all(m[4].peers(WITNESS) >= 1 for m in members), "the node's peer")
+        challenger, near, far = members
+        challenge = challenger[3].challenge(21.4)
+        wait_until(lambda: near[3].answered == 1, "the answer of the neighbour in range")
+        wait_until(lambda: far[4].delivered[WITNESS] >= 2, "the far device hearing both")
+        assert far[3].answered == 0  # 5 km away: out of range
+
+        def logged(device: Device) -> list[bytes]:
+            found = httpx.get(f"{node.url}/v1/devices/{device.did}/readings", timeout=30).json()
+            return [base64.b64decode(bundle["entry"]) for bundle in found["readings"]]
+
+        wait_until(lambda: len(logged(near[0])) == 1, "the answer logged from the mesh")
+        assert logged(challenger[0]) == [challenge] and len(near[2]) == 1  # (not sent by it)
+        verdict = judge([parse_reading(e) for m in members for e in logged(m[0])], WitnessRules())
+        assert [(a.witness, a.subject, a.agrees) for a in verdict.attestations] == [
+            (subject(near[0].did), subject(challenger[0].did), True)
+        ]
+        near[1].drain()  # its copy: a duplicate, answered with the same receipt
+        assert len(near[2]) == 0 and len(near[2].receipts()) == 1
+        assert len(logged(near[0])) == 1
+    finally:
+        for _device, uplink, outbox, _witness, peer in members:
+            uplink.close()
+            outbox.close()
+            peer.close()

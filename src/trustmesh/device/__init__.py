@@ -2,10 +2,12 @@
 
 - :class:`Device`: sign readings with a durable, never-reused seq;
 - :class:`Outbox`: the durable queue of readings not yet receipted;
-- :class:`Uplink`: send them over HTTP (or MQTT: :class:`MqttRoute`) to the
-  first node that takes them
+- :class:`Uplink`: send them over HTTP (or MQTT: :class:`MqttRoute`, or the
+  libp2p mesh: :class:`MeshRoute`) to the first node that takes them
   (failover, backoff), verify each receipt with the node's log key, forward
-  receipts to watchers.
+  receipts to watchers;
+- :class:`MeshWitness`: challenge neighbours and answer their challenges over
+  the mesh (peer witnessing).
 
 It depends on the identity, reading and log-note modules, SQLite and httpx (no
 web3, no ASGI), so it runs on a Raspberry-class device.
@@ -23,6 +25,7 @@ from trustmesh.device._device import Device, wall_clock_ms
 from trustmesh.device._mesh import MeshLink, MeshRoute
 from trustmesh.device._outbox import Outbox, Refusal
 from trustmesh.device._uplink import MqttRoute, Uplink
+from trustmesh.device._witness import MeshWitness
 
-__all__ = ["Device", "MeshLink", "MeshRoute", "MqttRoute", "Outbox", "Refusal", "SeqCounter",
-           "Uplink", "wall_clock_ms"]  # fmt: skip
+__all__ = ["Device", "MeshLink", "MeshRoute", "MeshWitness", "MqttRoute", "Outbox", "Refusal",
+           "SeqCounter", "Uplink", "wall_clock_ms"]  # fmt: skip

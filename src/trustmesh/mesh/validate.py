@@ -31,7 +31,7 @@ from trustmesh.reading import check_alg, parse_reading
 __all__ = ["Keys", "Verdict", "Verify", "did_key", "envelope", "validate"]
 
 MAX_READINGS = 5_000
-WITNESS_SENSOR = "witness"
+WITNESS_SENSORS = frozenset({"challenge", "witness"})  # reputation.witness's readings
 
 # Signature checks: for each item, None if it verifies, else why not.
 Verify = Callable[[list[Item]], list[str | None]]
@@ -105,8 +105,9 @@ def _readings(data: bytes, keys: Keys, verify: Verify, *, witness: bool) -> Verd
             check_alg(reading, key)
         except InvalidReading as exc:
             return Verdict(False, f"reading {k}: {exc}", kind="bad-reading")
-        if witness and reading.sensor != WITNESS_SENSOR:
-            return Verdict(False, f"reading {k}: not a witness reading", kind="bad-reading")
+        if witness and reading.sensor not in WITNESS_SENSORS:
+            return Verdict(False, f"reading {k}: not a challenge or a witness reading",
+                           kind="bad-reading")  # fmt: skip
         checks.append(item(reading, key))
     for k, reason in enumerate(verify(checks)):
         if reason is not None:

@@ -20,7 +20,7 @@ from trustmesh._problems import Problem
 from trustmesh.errors import InvalidMeshMessage
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
-from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
+from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS, WITNESS
 from trustmesh.mesh.validate import MAX_READINGS, Keys, Verdict, did_key, validate
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._latest import LatestCheckpoint
@@ -66,9 +66,17 @@ class MeshBridge:
 
     def start(self) -> None:
         self.peer.judge(READINGS, self._log_batch)
+        self.peer.judge(WITNESS, self._log_witnessing)
         self.peer.subscribe(READINGS, lambda data: None)  # (logged as judged)
+        self.peer.subscribe(WITNESS, lambda data: None)
         self.peer.subscribe(RECEIPTS, lambda data: None)  # relayed for devices, not used here
         self.peer.subscribe(CHECKPOINTS, lambda data: None)  # relayed for watchers
+
+    def _log_witnessing(self, data: bytes) -> Verdict:
+        """Challenges and witness readings heard on the mesh, logged like readings
+        (few: checked by the topic's validator first, sensors included)."""
+        checked = validate(WITNESS, data, self.peer.keys)
+        return checked if not checked.accepted else self._log_batch(data)
 
     def _log_batch(self, data: bytes) -> Verdict:
         """One device batch (in a worker thread): logged, its receipts sent; whether

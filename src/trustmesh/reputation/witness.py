@@ -50,6 +50,7 @@ __all__ = [
     "WitnessRules",
     "Witnessing",
     "challenge_fields",
+    "claim_of",
     "judge",
     "subject_id",
     "witness_fields",
@@ -153,6 +154,12 @@ def judge(
     out.evidence.extend(_closed_clusters(edges, set(staked), rules))
     out.evidence.sort()
     return out
+
+
+def claim_of(reading: Reading) -> Claim | None:
+    """The claim a challenge or an answer makes (where its device says it stands,
+    when, what it measured); None if it is not well formed."""
+    return _claim(reading, leaf_hash(reading.entry))
 
 
 def _order(reading: Reading) -> tuple[str, int, bytes]:
