@@ -3,7 +3,7 @@ batch's time to its receipts, against the same batches sent over HTTP; and the t
 new checkpoint takes to reach each of W watchers on the mesh.
 
     python benchmarks/mesh.py [--batches N] [--readings-per-batch K] [--watchers W]
-                              [--checkpoints C]
+                              [--checkpoints C] [--partition-seconds S]
 
 Prints one JSON object; the same as ``trustmesh bench mesh --json``.
 """
@@ -22,8 +22,10 @@ def main() -> None:
     parser.add_argument("--readings-per-batch", type=int, default=100)
     parser.add_argument("--watchers", type=int, default=20)
     parser.add_argument("--checkpoints", type=int, default=20)
+    parser.add_argument("--partition-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    result = run(args.batches, args.readings_per_batch, None, args.watchers, args.checkpoints)
+    result = run(args.batches, args.readings_per_batch, None, args.watchers, args.checkpoints,
+                 args.partition_seconds)  # fmt: skip
     print(json.dumps(result))
 
 

@@ -1,6 +1,7 @@
 """``trustmesh bench mesh --json``: one JSON object; every batch receipted each way
 (the run fails otherwise), the mesh's rates given against HTTP's; every watcher
-hears every checkpoint (the run fails otherwise), the times summarised."""
+hears every checkpoint (the run fails otherwise), the times summarised; a fleet
+partitioned and healed loses nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from tests.cli.test_cli import no_traceback, trustmesh
 
 def test_bench_mesh_json_shape() -> None:
     result = trustmesh("bench", "mesh", "--json", "--batches", "3", "--readings-per-batch", "20",
-                       "--watchers", "4", "--checkpoints", "2")  # fmt: skip
+                       "--watchers", "4", "--checkpoints", "2",
+                       "--partition-seconds", "3")  # fmt: skip
     no_traceback(result)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     document = json.loads(result.stdout)
@@ -26,4 +28,10 @@ def test_bench_mesh_json_shape() -> None:
     assert heard["watchers"] == 4 and heard["checkpoints"] == 2
     assert heard["dialling_the_node"] == 3  # the fourth hears the node through a watcher
     assert 0 <= heard["p50_ms"] <= heard["p99_ms"] <= heard["max_ms"]
-    assert set(document["goals_met"]) == {"relayed_vs_http", "checkpoint_p99"}
+    cut = document["partition"]
+    assert (cut["devices"], cut["partitioned"], cut["partition_seconds"]) == (10, 3, 3)
+    assert cut["receipted_over_the_mesh"] > 0 and cut["recorded"] >= 10
+    assert cut["lost"] == 0 and cut["still_queued"] == 0
+    assert cut["logged"] == cut["receipted"] == cut["recorded"]
+    assert set(document["goals_met"]) == {"relayed_vs_http", "checkpoint_p99", "nothing_lost"}
+    assert document["goals_met"]["nothing_lost"]

@@ -6,7 +6,9 @@ waits for its receipts, then sends the next): straight to the node over HTTP
 (the baseline), over the mesh through one relay peer, and through two. Each
 way reports readings per second (receipt received and checked against the
 node's log key) and each batch's p50/p99 time to its receipts; the mesh's rate
-is also given as a ratio to HTTP's.
+is also given as a ratio to HTTP's. Then: a new checkpoint's time to each of N
+watchers that found each other on the mesh, and a fleet with 30% of it partitioned
+for a minute and healed (:mod:`trustmesh.bench.mesh_partition`), readings counted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from trustmesh.bench.mesh_partition import partition
 from trustmesh.device import MeshLink, MeshRoute
 from trustmesh.errors import Error
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
@@ -48,6 +51,7 @@ def run(
     progress: Progress | None = None,
     watchers: int = 20,
     checkpoints: int = 20,
+    partition_seconds: float = 60.0,
 ) -> dict[str, Any]:
     say = progress or (lambda _: None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,16 +66,20 @@ def run(
             result = _measure(info, batches, batch, say)
             say(f"checkpoints to {watchers} watchers…")
             heard = _propagation(info, watchers, checkpoints)
+            say(f"30% of a fleet partitioned for {partition_seconds:g} s, then healed…")
+            cut = partition(info, Path(tmp), partition_seconds)
         finally:
             stop_node(process)
     p99 = heard["p99_ms"]
     return {
         **{key: value for key, value in result.items() if key != "goals_met"},
         "checkpoint_propagation": heard,
+        "partition": cut,
         "goals": GOALS,
         "goals_met": {
             **result["goals_met"],
             "checkpoint_p99": p99 <= GOALS["checkpoint_p99_ms_max"],
+            "nothing_lost": cut["lost"] == 0 and cut["still_queued"] == 0,
         },
     }
 

@@ -211,18 +211,24 @@ def mesh(
     checkpoints: Annotated[
         int, typer.Option("--checkpoints", help="Checkpoints timed to every watcher.")
     ] = 20,
+    partition_seconds: Annotated[
+        float, typer.Option("--partition-seconds", help="How long 30% of a fleet is cut off.")
+    ] = 60.0,
 ) -> None:
     """Readings relayed over the mesh (one and two relays) per second, and each batch's
     time to its receipts, against the same batches sent to the node over HTTP; then
-    how long a new checkpoint takes to reach every one of N watchers on the mesh."""
+    how long a new checkpoint takes to reach every one of N watchers on the mesh, and
+    what a fleet partitioned (30% of it) and healed loses."""
     from trustmesh.bench import mesh as mesh_bench
 
     if batches < 1 or not 1 <= readings <= 2_000:
         raise UsageError("--batches must be at least 1 and --readings-per-batch 1..2000")
-    if not 1 <= watchers <= 100 or checkpoints < 1:
-        raise UsageError("--watchers must be 1..100 and --checkpoints at least 1")
+    if not 1 <= watchers <= 100 or checkpoints < 1 or not 0 < partition_seconds <= 3600:
+        raise UsageError("--watchers must be 1..100, --checkpoints at least 1 and "
+                         "--partition-seconds in (0, 3600]")  # fmt: skip
     with err.status("relaying readings…") as status:
-        result = mesh_bench.run(batches, readings, status.update, watchers, checkpoints)
+        result = mesh_bench.run(batches, readings, status.update, watchers, checkpoints,
+                                partition_seconds)  # fmt: skip
     if json_output:
         print_json(result)
         return
