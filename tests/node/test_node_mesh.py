@@ -5,6 +5,7 @@ checked against the node's log key, exactly as over HTTP."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -15,10 +16,11 @@ import httpx
 
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
-from trustmesh.device import Device, MeshRoute, Outbox, Uplink
+from trustmesh.device import Device, MeshRoute, Outbox, Uplink, bind_peer
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log.note import LineVerifier, NoteVerifier
-from trustmesh.mesh.peer import MeshPeer
+from trustmesh.mesh.binding import read_binding
+from trustmesh.mesh.peer import MeshPeer, peer_id_of
 from trustmesh.mesh.topics import READINGS, RECEIPTS, WITNESS
 from trustmesh.mesh.validate import Keys
 
@@ -50,7 +52,8 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
         relay.connect(node.info["mesh"][0])
         own.connect(relay.addrs[0])  # the device knows the relay only
         uplink = Uplink(device, outbox, [MeshRoute(own, log_key)], max_wait=0.5)
-        for k in range(READINGS_SENT):
+        binding = bind_peer(device, uplink, own)  # its peer's key, signed by the device key
+        for k in range(READINGS_SENT - 1):
             uplink.record("temperature", 20 + k % 7)
         wait_until(lambda: relay.peers(READINGS) >= 1, "the node's subscription at the relay")
         stop = threading.Event()
@@ -65,6 +68,9 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
         logged = httpx.get(f"{node.url}/v1/devices/{device.did}/readings",
                            params={"limit": "100"}, timeout=30).json()  # fmt: skip
         assert len(logged["readings"]) == READINGS_SENT, logged.keys()
+        bound = read_binding(base64.b64decode(logged["readings"][-1]["entry"]))  # (its seq: 1)
+        assert bound.did == device.did and peer_id_of(bound.peer_key) == own.peer_id
+        assert base64.b64decode(logged["readings"][-1]["entry"]) == binding
         assert uplink.sent_to == {f"the mesh (for {log_key.name})": READINGS_SENT}
         panel = httpx.get(f"{node.url}/ui/mesh", timeout=10).text  # the dashboard's view
         taken = int(panel.split("id='relayed-readings'>")[1].split("<")[0])
@@ -330,8 +336,6 @@ def test_neighbours_witness_a_challenge_over_the_mesh(
     it hears them (before any uplink sends them), and the reputation rules turn
     them into an attestation. The neighbour's uplink then drains its copy: a
     duplicate, receipted at the same index."""
-    import base64
-
     from trustmesh.device import MeshWitness
     from trustmesh.reading import parse_reading
     from trustmesh.reputation.witness import WitnessRules, judge

@@ -7,7 +7,8 @@
   (failover, backoff), verify each receipt with the node's log key, forward
   receipts to watchers;
 - :class:`MeshWitness`: challenge neighbours and answer their challenges over
-  the mesh (peer witnessing).
+  the mesh (peer witnessing); :func:`bind_peer`: bind a mesh peer's key to the
+  device's did:key (logged like a reading).
 
 It depends on the identity, reading and log-note modules, SQLite and httpx (no
 web3, no ASGI), so it runs on a Raspberry-class device.
@@ -20,6 +21,7 @@ web3, no ASGI), so it runs on a Raspberry-class device.
 1
 """
 
+from trustmesh.device._binding import bind_peer
 from trustmesh.device._counter import SeqCounter
 from trustmesh.device._device import Device, wall_clock_ms
 from trustmesh.device._mesh import MeshLink, MeshRoute
@@ -28,4 +30,4 @@ from trustmesh.device._uplink import MqttRoute, Uplink
 from trustmesh.device._witness import MeshWitness
 
 __all__ = ["Device", "MeshLink", "MeshRoute", "MeshWitness", "MqttRoute", "Outbox", "Refusal",
-           "SeqCounter", "Uplink", "wall_clock_ms"]  # fmt: skip
+           "SeqCounter", "Uplink", "bind_peer", "wall_clock_ms"]  # fmt: skip

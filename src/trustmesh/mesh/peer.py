@@ -31,8 +31,9 @@ import multiaddr
 import trio
 from google.protobuf.message import DecodeError
 from libp2p import new_host
-from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
@@ -43,7 +44,7 @@ from trustmesh.errors import InvalidMeshMessage
 from trustmesh.mesh.topics import TOPICS, message_id
 from trustmesh.mesh.validate import Keys, Verdict, envelope, validate
 
-__all__ = ["MeshPeer"]
+__all__ = ["MeshPeer", "peer_id_of"]
 
 log = logging.getLogger("trustmesh.mesh")
 
@@ -56,6 +57,14 @@ VALIDATION_SECONDS = 30.0  # a message not validated by then is dropped (not a s
 
 Handler = Callable[[bytes], None]
 Judge = Callable[[bytes], Verdict]
+
+
+def peer_id_of(peer_key: bytes) -> str:
+    """The libp2p peer id of an Ed25519 public key (a binding's, say)."""
+    try:
+        return str(ID.from_pubkey(Ed25519PublicKey.from_bytes(peer_key)))
+    except ValueError as exc:
+        raise InvalidMeshMessage(f"not an Ed25519 peer key: {exc}") from None
 
 
 class _Pubsub(Pubsub):
@@ -113,6 +122,11 @@ class MeshPeer:
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="trustmesh-mesh-verify")
         self.addrs: list[str] = []
         self.peer_id = ""
+
+    @property
+    def public_key(self) -> bytes:
+        """This peer's Ed25519 public key (32 bytes): what a device binds to its did:key."""
+        return bytes(self._key_pair.public_key.to_bytes())
 
     # --- the blocking API ------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from trustmesh.device import Device, Outbox, Uplink
+from trustmesh.device import Device, Outbox, Uplink, bind_peer
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
 from trustmesh.reputation.witness import challenge_fields, witness_fields
@@ -137,6 +137,8 @@ class Fleet:
                 watchers=[watcher] if watcher and not cut_off else [],
                 http=self.http,
             )
+            if cut_off:  # its mesh peer's key, bound to its did:key (logged like a reading)
+                bind_peer(device, uplink, preferred[0].peer)
             behaviour = BEHAVIOURS[number % len(BEHAVIOURS)] if number < malicious else "honest"
             self.devices.append(
                 SimDevice(number, SENSORS[number % len(SENSORS)], behaviour, device, uplink)
