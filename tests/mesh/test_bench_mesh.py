@@ -11,13 +11,13 @@ from tests.cli.test_cli import no_traceback, trustmesh
 
 
 def test_bench_mesh_json_shape() -> None:
-    result = trustmesh("bench", "mesh", "--json", "--batches", "3", "--readings-per-batch", "20",
+    result = trustmesh("bench", "mesh", "--json", "--batches", "2", "--readings-per-batch", "250",
                        "--watchers", "4", "--checkpoints", "2",
                        "--partition-seconds", "3")  # fmt: skip
     no_traceback(result)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     document = json.loads(result.stdout)
-    assert document["benchmark"] == "mesh" and document["readings_per_batch"] == 20
+    assert document["benchmark"] == "mesh" and document["readings_per_batch"] == 250
     for way in ("http", "mesh_1_relay", "mesh_2_relay"):
         row = document[way]
         assert row["readings_per_s"] > 0 and 0 < row["batch_p50_ms"] <= row["batch_p99_ms"]

@@ -19,9 +19,11 @@ receipt for readings) and sent again until it is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,10 +70,27 @@ def peer_id_of(peer_key: bytes) -> str:
 
 
 class _Pubsub(Pubsub):
-    """py-libp2p's Pubsub, except that a peer's unreadable RPC (measured here under
-    load: frames of concurrent writes interleave on one stream) resets that stream
-    instead of ending this peer's whole trio run; gossip is best effort and what
-    matters is sent again until acknowledged."""
+    """py-libp2p's Pubsub, with two repairs.
+
+    - One RPC is written to a stream at a time. py-libp2p writes from the per-peer
+      send loop and, on a new peer or a graft, from gossipsub directly, and yamux
+      locks each frame, not each message: RPCs over one frame (~64 KiB; a batch of
+      200 readings' receipts) interleaved, and the receiver could not read them
+      (measured here: through two relays, such a batch never arrived).
+    - A peer's unreadable RPC resets that stream instead of ending this peer's
+      whole trio run; gossip is best effort and what matters is sent again until
+      acknowledged."""
+
+    async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return bool(await super().write_msg(stream, rpc_msg))
+
+    @functools.cached_property
+    def _write_locks(self) -> weakref.WeakKeyDictionary[Any, trio.Lock]:
+        return weakref.WeakKeyDictionary()
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
