@@ -89,6 +89,21 @@ def test_checkpoints_and_receipts_pass_only_under_the_logs_key() -> None:
         assert "not a receipts message" in validate(RECEIPTS, data, _keys()).reason, data
 
 
+def test_a_batch_too_large_for_one_message_takes_several() -> None:
+    """Receipts that exceed a message's limit go in several messages: each stays
+    within it and checks under the log's key, and together they hold every
+    receipt once (here a 10 kB limit; a topic's is 512 KiB)."""
+    tree = [merkle.leaf_hash(k.to_bytes(2, "big")) for k in range(256)]
+    note = sign_checkpoint(Checkpoint(LOG.name, len(tree), merkle.root(tree)), LOG)
+    pairs = [(tree[k], format_tlog_proof(k, merkle.inclusion_proof(tree, k), note))
+             for k in range(len(tree))]  # fmt: skip
+    assert len(pack(pairs)) == 1  # (under the topic's limit)
+    messages = pack(pairs, limit=10_000)
+    assert len(messages) > 5 and all(len(m) <= 10_000 for m in messages)
+    verdicts = [validate(RECEIPTS, m, _keys()) for m in messages]
+    assert all(v.accepted for v in verdicts) and sum(v.items for v in verdicts) == len(tree)
+
+
 def test_a_message_id_is_its_content_hash() -> None:
     data = _readings(DEVICE, 2)
     assert message_id(data) == message_id(bytes(data)) and len(message_id(data)) == 20

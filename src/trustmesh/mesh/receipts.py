@@ -1,6 +1,7 @@
-"""A batch's receipts as one mesh message (pure): the signed checkpoint once, then
+"""A batch's receipts as mesh messages (pure): the signed checkpoint once, then
 each reading's leaf hash, index and inclusion path, so that a hundred receipts
-weigh a hundred paths, not a hundred copies of the checkpoint. Each receipt is a
+weigh a hundred paths, not a hundred copies of the checkpoint (a batch too large
+for one message takes several). Each receipt is a
 C2SP tlog-proof again on arrival (:func:`unpack`: its parts, checked as one)::
 
     {"checkpoint": signed note, "receipts": [[leaf hash, index, [hash, …]], …]}
@@ -16,20 +17,36 @@ import cbor2
 from trustmesh.errors import InvalidMeshMessage, InvalidReceipt
 from trustmesh.log.merkle import HASH_SIZE
 from trustmesh.log.tlog_proof import MAX_HASHES, TlogProof, format_tlog_proof, parse_tlog_proof
+from trustmesh.mesh.topics import MAX_MESSAGE
 
 __all__ = ["pack", "unpack"]
 
 MAX_RECEIPTS = 5_000
+ENVELOPE = 64  # a message's map, keys and heads, at most
+ITEM = 64  # a receipt's array, leaf hash, index and heads, at most (its hashes aside)
 
 
-def pack(receipts: Iterable[tuple[bytes, str]]) -> list[bytes]:
-    """Messages for (leaf hash, tlog-proof) pairs: one per checkpoint they name."""
+def pack(receipts: Iterable[tuple[bytes, str]], limit: int = MAX_MESSAGE) -> list[bytes]:
+    """Messages for (leaf hash, tlog-proof) pairs: one per checkpoint they name, or
+    more, so that each stays within ``limit`` bytes (a topic's largest message)."""
     groups: dict[str, list[list[Any]]] = {}
     for leaf, text in receipts:
         proof = parse_tlog_proof(text)
         groups.setdefault(proof.checkpoint, []).append([leaf, proof.index, list(proof.hashes)])
-    return [cbor2.dumps({"checkpoint": checkpoint, "receipts": items})
-            for checkpoint, items in groups.items()]  # fmt: skip
+    messages = []
+    for checkpoint, items in groups.items():
+        room = limit - len(checkpoint.encode()) - ENVELOPE
+        part: list[list[Any]] = []
+        used = 0
+        for item in items:
+            size = ITEM + (HASH_SIZE + 2) * len(item[2])  # (at most: CBOR heads included)
+            if part and (used + size > room or len(part) == MAX_RECEIPTS):
+                messages.append(cbor2.dumps({"checkpoint": checkpoint, "receipts": part}))
+                part, used = [], 0
+            part.append(item)
+            used += size
+        messages.append(cbor2.dumps({"checkpoint": checkpoint, "receipts": part}))
+    return messages
 
 
 def unpack(data: bytes) -> tuple[str, list[tuple[bytes, TlogProof]]]:

@@ -95,7 +95,9 @@ class MeshBridge:
             return Verdict(False, f"not logged: {exc!r}", kind="not-logged", blame=False)
         receipts = [(o.leaf_hash, o.proof) for o in outcomes if isinstance(o, Accepted) and o.proof]
         for message in pack(receipts):
-            self.peer.publish(RECEIPTS, message, trusted=True)  # (made here, just now)
+            sent = self.peer.publish(RECEIPTS, message, trusted=True)  # (made here, just now)
+            if not sent.accepted:
+                log.error("mesh: receipts not sent: %s", sent.reason)
         for k, outcome in enumerate(outcomes):
             if isinstance(outcome, Problem):
                 if outcome.slug in INVALID:
