@@ -74,6 +74,8 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
         assert uplink.sent_to == {f"the mesh (for {log_key.name})": READINGS_SENT}
         panel = httpx.get(f"{node.url}/ui/mesh", timeout=10).text  # the dashboard's view
         taken = int(panel.split("id='relayed-readings'>")[1].split("<")[0])
+        readings = int(panel.split("id='items-readings'>")[1].split("<")[0])
+        assert readings >= READINGS_SENT  # every reading the node took from the mesh
         assert taken >= 1 and "dropped: nothing" in panel
     finally:
         outbox.close()

@@ -126,6 +126,7 @@ class MeshPeer:
         self.on_drop = on_drop or (lambda topic, kind: None)
         self.rejected: Counter[str] = Counter()  # kind of refusal → messages dropped here
         self.delivered: Counter[str] = Counter()  # topic → messages handed to handlers
+        self.taken: Counter[str] = Counter()  # topic → items (readings, …) others' messages held
         self._key_pair = create_new_key_pair(seed)
         self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
         self._handlers: dict[str, Handler] = {}
@@ -292,6 +293,8 @@ class MeshPeer:
                 log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
                 if verdict.blame:
                     self._strike(peer)
+            else:
+                self.taken[topic] += verdict.items
             return verdict.accepted
 
         return check

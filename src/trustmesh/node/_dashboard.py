@@ -360,7 +360,8 @@ class Dashboard:
             return HTMLResponse("<h2>Mesh</h2><p>this node is not on the mesh (--mesh)</p>")
         topics = "".join(
             f"<tr><td><code>{html.escape(topic)}</code></td><td>{peer.peers(topic)}</td>"
-            f"<td id='relayed-{topic.rsplit('/', 1)[-1]}'>{peer.delivered[topic]}</td></tr>"
+            f"<td id='relayed-{topic.rsplit('/', 1)[-1]}'>{peer.delivered[topic]}</td>"
+            f"<td id='items-{topic.rsplit('/', 1)[-1]}'>{peer.taken[topic]}</td></tr>"
             for topic in TOPICS
         )
         dropped = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(peer.rejected.items()))
@@ -368,7 +369,7 @@ class Dashboard:
             f"<h2>Mesh</h2><p>peer <code title='{html.escape(peer.peer_id)}'>"
             f"{html.escape(peer.peer_id[:16])}…</code>; {len(peer.banned)} peers banned; dropped: "
             f"{dropped or 'nothing'}</p><table><tr><th>topic</th><th>peers</th>"
-            f"<th>messages taken</th></tr>{topics}</table>"
+            f"<th>messages taken</th><th>items in them</th></tr>{topics}</table>"
         )
 
     async def aggregates(self, request: Request) -> Response:
