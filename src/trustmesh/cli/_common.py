@@ -13,6 +13,7 @@ import platformdirs
 import typer
 from rich.console import Console
 
+from trustmesh._paths import private_dir
 from trustmesh.errors import Error
 from trustmesh.identity import (
     Pkcs11Signer,
@@ -78,5 +79,5 @@ def default_seq_file(keystore: Path | None, signer: Signer) -> Path:
         return keystore.with_name(keystore.name + ".seq")
     digest = hashlib.sha256(did_from_key(signer.public_key).encode()).hexdigest()[:32]
     directory = Path(platformdirs.user_data_dir("trustmesh")) / "seq"
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     return directory / f"{digest}.seq"

@@ -187,11 +187,11 @@ def _mesh_peer(http: Any, nodes: list[str], chain: Any, addresses: list[str],
 
 def _mirror_dir(data_dir: Path | None) -> Path:
     """Where this run's mirrors go (``--data-dir``, else the user data dir), created."""
-    from trustmesh._paths import default_data_dir
+    from trustmesh._paths import default_data_dir, private_dir
 
     mirror = data_dir or default_data_dir() / "watcher"
     try:
-        mirror.mkdir(parents=True, exist_ok=True)
+        private_dir(mirror)
     except OSError as exc:
         raise UsageError(f"cannot use --data-dir {mirror}: {exc}") from None
     return mirror

@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from trustmesh._durable import write_new
+from trustmesh._paths import private_dir
 from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.bundler_rpc import BundlerRpc
@@ -128,7 +129,7 @@ class NodeRuntime:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_dir)
         self._closers: list[Callable[[], Any]] = []
         self.store = open_store(config.db or config.data_dir / "log.db")
         self._closers.append(self.store.close)

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from trustmesh._paths import private_dir
 from trustmesh.device import Device, Outbox, Uplink, bind_peer
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
@@ -116,7 +117,7 @@ class Fleet:
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
         directory = data_dir / "fleet"
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         self.devices: list[SimDevice] = []
         self.mesh: Any = None  # FleetMesh, when some devices are partitioned
         if partitioned:

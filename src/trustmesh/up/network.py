@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from trustmesh._paths import private_dir
 from trustmesh._server import ThreadedServer
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.embedded import dev_keys
@@ -67,14 +68,14 @@ class Network:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         try:
             first = self._node(1, ["--port", str(free_port(self.port))], {})
             rpc = first.url + "/rpc"
             deployment = Deployment(int(first.info["chain_id"]), dict(first.info["contracts"]))
             for number in range(2, self.nodes + 1):
                 directory = self.data_dir / f"node{number}"
-                directory.mkdir(parents=True, exist_ok=True)
+                private_dir(directory)
                 deployment.save(directory)
                 env = {"TRUSTMESH_CHAIN_KEY": dev_keys()[number - 1]}
                 self._node(number, ["--port", "0", "--rpc", rpc], env)

@@ -48,6 +48,7 @@ from eth_typing import BlockNumber, Hash32
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
+from trustmesh._paths import private_dir
 from trustmesh.chain.create2 import DEPLOYER, DEPLOYER_CODE
 from trustmesh.chain.embedded._db import BufferedSqliteDB
 from trustmesh.chain.embedded._vm import TrustmeshVM
@@ -165,7 +166,7 @@ class EmbeddedChain:
     def open(cls, data_dir: Path) -> EmbeddedChain:
         """Open (creating if needed) the chain under ``data_dir``; one process at a time."""
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(data_dir)
             lock_fd = os.open(data_dir / "chain.lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise ChainError(f"cannot open the chain in {data_dir}: {exc.strerror}") from None

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trustmesh._paths import private_dir
 from trustmesh.errors import DuplicateEntry, StoreError
 from trustmesh.log.store._backend import Batch
 from trustmesh.log.tiles import TileKey
@@ -47,7 +48,7 @@ class SqliteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             self._writer = self._connect()
             # Larger pages suit the store's rows: bundles and tiles of 16-50 KB.
             self._writer.execute("PRAGMA page_size = 16384")
