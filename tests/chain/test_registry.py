@@ -117,6 +117,8 @@ def test_revoke_unbond_withdraw(net: Net) -> None:
         registry.withdraw(device_id(did))
     registry.revoke(did)
     assert registry.device(did)["status"] == "revoked"
+    with pytest.raises(Reverted, match="registry: device exists"):  # (not back under the same id)
+        registry.register_device(did, MIN_STAKE)
     with pytest.raises(Reverted, match="registry: device not active"):
         registry.revoke(did)
     with pytest.raises(Reverted, match="registry: device not active"):
@@ -132,6 +134,8 @@ def test_revoke_unbond_withdraw(net: Net) -> None:
     assert net.owner.balance() == before + MIN_STAKE - gas
     assert registry.device(did)["status"] == "withdrawn"
     assert registry.device(did)["stake"] == 0
+    with pytest.raises(Reverted, match="registry: device exists"):  # a withdrawn id stays spent
+        net.registry(net.reporter).register_device(did, MIN_STAKE)
     with pytest.raises(Reverted, match="registry: nothing to withdraw"):
         registry.withdraw(device_id(did))
 
