@@ -8,6 +8,7 @@ from typing import Any
 
 import cbor2
 
+from trustmesh._cbor import decode_next
 from trustmesh.errors import Error
 
 
@@ -32,8 +33,8 @@ def split_sequence(body: bytes, max_items: int) -> tuple[list[bytes], list[Any]]
         if len(items) == max_items:
             raise InvalidSequence("oversized", f"at most {max_items} items in a sequence")
         try:
-            decoded.append(decoder.decode())
-        except (cbor2.CBORError, ValueError, RecursionError, MemoryError) as exc:
+            decoded.append(decode_next(decoder))
+        except cbor2.CBORError as exc:
             raise InvalidSequence("bad-cbor", f"item {len(items)} of the sequence: {exc}") from None
         end = stream.tell()
         items.append(body[start:end])

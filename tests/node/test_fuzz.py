@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -134,3 +135,20 @@ def test_node_survives_and_log_verifies(fuzz_target: Any) -> None:
     merkle.verify_inclusion(
         merkle.leaf_hash(entry), index, size, [bytes.fromhex(h) for h in proof["hashes"]], root
     )
+
+
+FINDINGS = Path(__file__).resolve().parents[1] / "reliability" / "fuzz_corpus"
+
+
+@pytest.mark.parametrize("media", ["application/cbor-seq", "application/cose"])
+def test_what_the_fuzzer_found_is_refused_not_a_500(fuzz_target: Any, media: str) -> None:
+    """Inputs the coverage-guided fuzzer found to break a parser (kept beside its
+    corpus), each posted to the node: a 400 problem, never a 500."""
+    node, _, _ = fuzz_target
+    found = sorted(FINDINGS.glob("*/finding-*"))
+    assert found
+    for path in found:
+        answer = httpx.post(f"{node.url}/v1/readings", content=path.read_bytes(),
+                            headers={"content-type": media}, timeout=30)  # fmt: skip
+        assert answer.status_code == 400, (path.name, answer.status_code, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")

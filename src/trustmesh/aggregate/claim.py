@@ -18,6 +18,7 @@ from typing import Any
 import cbor2
 from eth_abi.abi import encode as abi_encode
 
+from trustmesh import _cbor
 from trustmesh.aggregate.model import Kind, Model
 from trustmesh.aggregate.query import CBOR_INT_MAX, CBOR_INT_MIN, MAX_SENSOR, Query, Reduction
 from trustmesh.aggregate.tree import Leaf, SumTree, Totals
@@ -129,7 +130,7 @@ def decode(data: bytes) -> Claim:
     if len(data) > MAX_DATA:
         raise InvalidAggregate("a claim's data is at most 1 GiB")
     try:
-        doc = cbor2.loads(data)
+        doc = _cbor.loads(data)
         q = doc["query"]
         model = Model(Kind[str(q["model"]["kind"]).upper()], tuple(q["model"]["params"]))
         query = Query(frozenset(q["devices"]), frozenset(q["logs"]), q["sensor"], q["start"],

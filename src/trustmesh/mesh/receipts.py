@@ -14,6 +14,7 @@ from typing import Any
 
 import cbor2
 
+from trustmesh import _cbor
 from trustmesh.errors import InvalidMeshMessage, InvalidReceipt
 from trustmesh.log.merkle import HASH_SIZE
 from trustmesh.log.tlog_proof import MAX_HASHES, TlogProof, format_tlog_proof, parse_tlog_proof
@@ -53,7 +54,7 @@ def unpack(data: bytes) -> tuple[str, list[tuple[bytes, TlogProof]]]:
     """(the checkpoint's origin, [(leaf hash, its tlog-proof), …]) of a message;
     InvalidMeshMessage if it is not one (the proofs are not checked here)."""
     try:
-        document = cbor2.loads(data)
+        document = _cbor.loads(data)
         checkpoint, items = document["checkpoint"], document["receipts"]
         if not isinstance(checkpoint, str) or not isinstance(items, list):
             raise TypeError("a checkpoint (text) and its receipts (an array)")
