@@ -1,0 +1,166 @@
+"""The Registry's stake accounting as a hypothesis state machine on the embedded
+chain: devices registered by two owners, stake added, revoked, slashed (the
+deployer stands in for Disputes), withdrawn, the clock moved, in any order and by
+anyone. After every step the contract holds exactly the live stakes plus what was
+slashed and kept; each call succeeds exactly when the rules say it may (the
+owner only, the active only, not before the unbonding ends), a withdrawal pays
+the owner what is left after slashes and nothing else, and a slash pays its
+reporter its share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from trustmesh.chain.client import ChainClient
+from trustmesh.chain.embedded import EmbeddedChain
+from trustmesh.chain.suite import Deployment, Registry, deploy_suite, device_id
+from trustmesh.errors import Reverted
+from trustmesh.identity import SoftwareSigner, did_from_key
+
+MIN_STAKE = 10**15
+UNBONDING = 3600
+REWARD_BPS = 4000
+SLACK = 30  # seconds of the next block's time that a prediction cannot know
+
+
+@dataclass
+class Record:
+    owner: int  # which of the two owners
+    stake: int
+    status: str = "active"
+    unbond_at: int = 0
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedChain]:
+    opened = EmbeddedChain.open(tmp_path_factory.mktemp("invariants") / "chain")
+    yield opened
+    opened.close()
+
+
+def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain) -> None:
+    w3 = chain.w3
+    deployer, *owners, reporter = (
+        ChainClient(w3, account, advance_time=chain.advance_time)
+        for account in chain.dev_accounts[:4]
+    )
+
+    class Registries(RuleBasedStateMachine):
+        ids = Bundle("ids")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.deployment: Deployment = deploy_suite(
+                deployer, min_stake=MIN_STAKE, unbonding_delay=UNBONDING,
+                reward_bps=REWARD_BPS, with_disputes=False,
+            )  # fmt: skip
+            self.registries = [Registry(client, self.deployment) for client in owners]
+            self.contract = self.registries[0].contract
+            deployer.transact(self.contract.functions.set_disputes(deployer.address))
+            self.records: dict[str, Record] = {}
+            self.kept = 0  # slashed and not paid out
+
+        def _now(self) -> int:
+            return int(w3.eth.get_block("latest")["timestamp"])
+
+        @rule(target=ids, who=st.integers(0, 1), extra=st.integers(0, 10**6))
+        def register(self, who: int, extra: int) -> str:
+            did = did_from_key(SoftwareSigner.generate().public_key)
+            self.registries[who].register_device(did, MIN_STAKE + extra)
+            self.records[did] = Record(who, MIN_STAKE + extra)
+            return did
+
+        @rule(did=ids, amount=st.integers(0, 10**6))
+        def add_stake(self, did: str, amount: int) -> None:
+            record = self.records[did]
+            call = self.contract.functions.add_stake(device_id(did))
+            if record.status == "active":
+                owners[record.owner].transact(call, amount)
+                record.stake += amount
+            else:
+                with pytest.raises(Reverted, match="registry: not active"):
+                    owners[record.owner].transact(call, amount)
+
+        @rule(did=ids, who=st.integers(0, 1))
+        def revoke(self, did: str, who: int) -> None:
+            record = self.records[did]
+            if record.status == "active" and who == record.owner:
+                self.registries[who].revoke(did)
+                record.status = "revoked"
+                record.unbond_at = int(self.registries[who].device(did)["unbond_at"])
+            else:
+                with pytest.raises(Reverted, match="registry: (device not active|only the owner)"):
+                    self.registries[who].revoke(did)
+
+        @rule(did=ids, amount=st.integers(1, 2 * MIN_STAKE))
+        def slash(self, did: str, amount: int) -> None:
+            record = self.records[did]
+            call = self.contract.functions.slash_device(device_id(did), amount, reporter.address)
+            if record.stake == 0:
+                with pytest.raises(Reverted, match="registry: nothing to slash"):
+                    deployer.transact(call)
+                return
+            before = reporter.balance()
+            deployer.transact(call)
+            taken = min(amount, record.stake)
+            reward = taken * REWARD_BPS // 10_000
+            record.stake -= taken
+            self.kept += taken - reward
+            assert reporter.balance() == before + reward  # (the reporter sends nothing)
+
+        @rule(did=ids, who=st.integers(0, 1))
+        def withdraw(self, did: str, who: int) -> None:
+            record = self.records[did]
+            now = self._now()
+            if record.status == "revoked" and now < record.unbond_at <= now + SLACK:
+                return  # too close to the unbonding's end to say which side the block falls
+            registry = self.registries[who]
+            if record.status == "revoked" and record.unbond_at <= now and who == record.owner:
+                before = owners[who].balance()
+                receipt = registry.withdraw(device_id(did))
+                paid = owners[who].balance() - before + receipt["gasUsed"] * receipt[
+                    "effectiveGasPrice"]  # fmt: skip
+                assert paid == record.stake  # what is left after slashes, nothing else
+                record.stake, record.status = 0, "withdrawn"
+            else:
+                with pytest.raises(Reverted):
+                    registry.withdraw(device_id(did))
+
+        @precondition(lambda self: bool(self.records))
+        @rule(seconds=st.sampled_from([1, 600, UNBONDING + SLACK + 1]))
+        def wait(self, seconds: int) -> None:
+            chain.advance_time(seconds)
+
+        @invariant()
+        def stake_is_fully_accounted_for(self) -> None:
+            registry = self.registries[0]
+            for did, record in self.records.items():
+                onchain = registry.device(did)
+                assert (onchain["stake"], onchain["status"]) == (record.stake, record.status)
+            kept = deployer.call(self.contract.functions.slashed_total())
+            assert kept == self.kept
+            held = sum(record.stake for record in self.records.values()) + self.kept
+            assert deployer.balance(registry.address) == held
+
+    run_state_machine_as_test(
+        Registries,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
