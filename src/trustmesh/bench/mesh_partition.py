@@ -61,8 +61,7 @@ def partition(info: dict[str, Any], directory: Path, seconds: float, devices: in
         for _device, _outbox, uplink in fleet:
             uplink.drain(_deadline(120))
         logged = sum(_logged(url, device.did) for device, _o, _u in fleet)
-        over_mesh = sum(n for _d, _o, uplink in fleet for route, n in uplink.sent_to.items()
-                        if route.startswith("the mesh"))  # fmt: skip
+        over_mesh = sum(uplink.sent_over_mesh for _d, _o, uplink in fleet)
         receipted = sum(len(outbox.receipts()) for _d, outbox, _u in fleet)
         return {
             "devices": devices,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra: imported only by who 
     from trustmesh.mesh.peer import MeshPeer
 
 MESH_TIMEOUT = 15.0
+MESH = "the mesh"  # how a mesh route names itself (Uplink.sent_to counts by name)
 SENT_KEPT = 1_000  # batches whose sends are remembered (to vary a resend)
 # Resends in a row that differ: each round waits MESH_TIMEOUT, so the 17th comes
 # long after gossip's seen cache (120 s) forgot the first.
@@ -33,7 +34,7 @@ class MeshRoute:
     node: NoteVerifier = field(compare=False)  # the log key of the node expected to log
 
     def __str__(self) -> str:
-        return f"the mesh (for {self.node.name})"
+        return f"{MESH} (for {self.node.name})"
 
 
 class MeshLink:

@@ -29,7 +29,7 @@ from tenacity import wait_exponential
 
 from trustmesh.device._answers import gather
 from trustmesh.device._device import Device
-from trustmesh.device._mesh import MeshLink, MeshRoute
+from trustmesh.device._mesh import MESH, MeshLink, MeshRoute
 from trustmesh.device._outbox import Outbox
 from trustmesh.errors import InvalidCheckpoint, InvalidMeshMessage, InvalidReceipt
 from trustmesh.log import merkle
@@ -145,6 +145,11 @@ class Uplink:
         self._failed_rounds = 0
         self.sent_to: dict[str, int] = {}  # node → readings it receipted
         self.refused = 0  # readings refused for good (kept in the outbox's refused table)
+
+    @property
+    def sent_over_mesh(self) -> int:
+        """Readings receipted through mesh routes (their share of :attr:`sent_to`)."""
+        return sum(n for route, n in list(self.sent_to.items()) if route.startswith(MESH))
 
     def record(
         self,

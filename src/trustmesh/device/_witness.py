@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra: imported only by who 
 
 log = logging.getLogger("trustmesh.device.witness")
 
-MAX_HEARD = 100  # readings a witness message may carry
+MAX_HEARD = 100  # readings of a witness message this device reads (a longer one: none)
 
 
 class MeshWitness:
@@ -76,7 +76,7 @@ class MeshWitness:
         try:
             items, decoded = split_sequence(data, MAX_HEARD)
         except InvalidSequence:
-            return  # (its validator passed it: cannot happen)
+            return  # (over MAX_HEARD readings: left unanswered)
         for entry, value in zip(items, decoded, strict=True):
             try:
                 reading = parse_reading(entry, decoded=value)

@@ -27,11 +27,13 @@ from trustmesh.log.receipt import check_proof
 from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import CHECKPOINTS, MAX_MESSAGE, READINGS, RECEIPTS, WITNESS
 from trustmesh.reading import check_alg, parse_reading
+from trustmesh.reputation.witness import CHALLENGE
+from trustmesh.reputation.witness import WITNESS as ANSWER
 
 __all__ = ["Keys", "Verdict", "Verify", "did_key", "envelope", "validate"]
 
 MAX_READINGS = 5_000
-WITNESS_SENSORS = frozenset({"challenge", "witness"})  # reputation.witness's readings
+WITNESS_SENSORS = frozenset({CHALLENGE, ANSWER})  # peer witnessing's two kinds of reading
 
 # Signature checks: for each item, None if it verifies, else why not.
 Verify = Callable[[list[Item]], list[str | None]]

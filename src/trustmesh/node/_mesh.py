@@ -76,11 +76,11 @@ class MeshBridge:
         """Challenges and witness readings heard on the mesh, logged like readings
         (few: checked by the topic's validator first, sensors included)."""
         checked = validate(WITNESS, data, self.peer.keys)
-        return checked if not checked.accepted else self._log_batch(data)
+        return checked if not checked.accepted else self._log_batch(data, checked=True)
 
-    def _log_batch(self, data: bytes) -> Verdict:
+    def _log_batch(self, data: bytes, *, checked: bool = False) -> Verdict:
         """One device batch (in a worker thread): logged, its receipts sent; whether
-        to pass it on."""
+        to pass it on. ``checked``: its signatures were checked already."""
         try:
             items, decoded = split_sequence(data, MAX_READINGS)
         except InvalidSequence as exc:
@@ -104,9 +104,10 @@ class MeshBridge:
                     return Verdict(False, f"reading {k}: {outcome.detail}", kind="bad-reading")
                 # Not logged here (a device this node does not know, a replay, …), so
                 # perhaps never checked: forged, or only not this node's to log?
-                checked = validate(READINGS, data, self.peer.keys)
-                if not checked.accepted:
-                    return checked
+                if not checked:
+                    verdict = validate(READINGS, data, self.peer.keys)
+                    if not verdict.accepted:
+                        return verdict
                 return Verdict(False, f"reading {k}: {outcome.slug}: {outcome.detail}",
                                kind="not-logged", blame=False)  # fmt: skip
         return Verdict(True, items=len(items))

@@ -175,9 +175,8 @@ class Fleet:
             stats = dict(self.stats)
         if self.mesh is not None:
             stats["receipted over the mesh"] = sum(
-                n for sim in self.devices for route, n in list(sim.uplink.sent_to.items())
-                if route.startswith("the mesh")
-            )  # fmt: skip
+                sim.uplink.sent_over_mesh for sim in self.devices
+            )
         return stats
 
     def _count(self, key: str, amount: int = 1) -> None:
