@@ -64,7 +64,11 @@ def postgres_server() -> Iterator[str]:
              "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True,
         )  # fmt: skip
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+        # A small WAL cap: the default lets a busy test cluster grow its WAL to 1 GB on disk.
+        options = (
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+            " -c max_wal_size=64MB -c min_wal_size=32MB"
+        )
         subprocess.run(
             [*as_user, bindir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log",
              "-w", "-t", "60", "start"],
