@@ -3,6 +3,8 @@ give, and carry nothing from one input to the next."""
 
 from __future__ import annotations
 
+import gc
+import io
 import threading
 from typing import Any
 
@@ -67,3 +69,39 @@ def test_threads_do_not_share_encoders() -> None:
     for thread in threads:
         thread.join()
     assert results == [True] * 4
+
+
+# Inputs on each path cbor2 5's C decoder raised through its leaking raise_from
+# (agronholm/cbor2#257): undecodable text, then tags 1, 30, 37 over bad values.
+HOSTILE = ["62ff41", "a10162ff41", "bf0162ff41ff", "c11bffffffffffffffff", "d81e820100", "d8254100"]
+
+
+def _errors_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, cbor2.CBORDecodeValueError) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("hex_input", HOSTILE)
+def test_a_hostile_input_leaves_nothing_behind(hex_input: str) -> None:
+    data = bytes.fromhex(hex_input)
+    before = _errors_alive()
+    for _ in range(200):
+        with pytest.raises(cbor2.CBORDecodeValueError):
+            _cbor.loads(data)
+        with pytest.raises(cbor2.CBORDecodeValueError):
+            _cbor.decode_next(cbor2.CBORDecoder(io.BytesIO(data)))
+    assert _errors_alive() - before < 10  # each of the 400 errors was freed
+
+
+def test_the_mend_takes_only_the_leaked_reference() -> None:
+    """An error that was raised and caught here is still whole after it (freed
+    too soon, it would crash or read garbage): its message and cause are intact."""
+    errors = []
+    for _ in range(50):
+        try:
+            _cbor.loads(bytes.fromhex("62ff41"))
+        except cbor2.CBORDecodeValueError as exc:
+            errors.append(exc)
+    gc.collect()
+    assert {str(e) for e in errors} == {"error decoding unicode string"}
+    assert all(isinstance(e.__cause__, UnicodeDecodeError) for e in errors)
