@@ -47,45 +47,75 @@ def _postgres_bin() -> Path:
     return Path(candidates[-1]).parent
 
 
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL server; yields a ``postgresql://`` URL to database ``trustmesh``."""
-    bindir = _postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="trustmesh-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        postgres = pwd.getpwnam("postgres")
-        os.chown(root, postgres.pw_uid, postgres.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    try:
+class Postgres:
+    """A throwaway PostgreSQL cluster in ``root`` on ``port``, which a test may
+    stop (as a crash: immediate mode) and start again on the same data."""
+
+    def __init__(self) -> None:
+        self.bindir = _postgres_bin()
+        self.root = Path(tempfile.mkdtemp(prefix="trustmesh-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.root, postgres.pw_uid, postgres.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data, self.port = self.root / "data", free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/trustmesh"
+
+    def create(self) -> None:
         subprocess.run(
-            [*as_user, bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust",
-             "--no-sync", "-E", "UTF8"],
+            [*self.as_user, self.bindir / "initdb", "-D", self.data, "-U", "postgres", "-A",
+             "trust", "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True,
         )  # fmt: skip
+        self.start()
+        subprocess.run(
+            [*self.as_user, self.bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "trustmesh"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
         # A small WAL cap: the default lets a busy test cluster grow its WAL to 1 GB on disk.
         options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on"
             " -c max_wal_size=64MB -c min_wal_size=32MB"
         )
         subprocess.run(
-            [*as_user, bindir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log",
-             "-w", "-t", "60", "start"],
+            [*self.as_user, self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l",
+             self.root / "log", "-w", "-t", "60", "start"],
             check=True, capture_output=True,
         )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop at once, as a crash would (recovery replays the WAL at the next start)."""
         subprocess.run(
-            [*as_user, bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U",
-             "postgres", "trustmesh"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        yield f"postgresql://postgres@127.0.0.1:{port}/trustmesh"
-    finally:
-        subprocess.run(
-            [*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
+            [*self.as_user, self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w",
+             "stop"],
             capture_output=True, check=False,
         )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server with database ``trustmesh``, removed after."""
+    server = Postgres()
+    try:
+        server.create()
+        yield server
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server; yields a ``postgresql://`` URL to database ``trustmesh``."""
+    with postgres() as server:
+        yield server.url
 
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -174,37 +204,67 @@ def alto_bundler(rpc_url: str, executor_key: str, utility_key: str) -> Iterator[
             yield url
 
 
+class Mosquitto:
+    """A Mosquitto broker (Debian ``mosquitto``, installed by scripts/test) on a
+    free loopback port, without persistence, which a test may stop and start."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).exists():
+            pytest.fail(
+                "Mosquitto is not installed: run scripts/test, or apt-get install mosquitto"
+            )
+        self.root = Path(tempfile.mkdtemp(prefix="trustmesh-mqtt-"))
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.conf = self.root / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        process = self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def accepts() -> bool:
+            if process.poll() is not None:
+                pytest.fail("mosquitto did not start")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(accepts, "mosquitto to accept connections", seconds=30, pause=0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextlib.contextmanager
+def mosquitto() -> Iterator[Mosquitto]:
+    """A running :class:`Mosquitto`, removed after."""
+    broker = Mosquitto()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def mosquitto_broker() -> Iterator[str]:
-    """A Mosquitto broker (Debian ``mosquitto``, installed by scripts/test) on a
-    free loopback port; yields ``mqtt://127.0.0.1:PORT``."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.fail("Mosquitto is not installed: run scripts/test, or apt-get install mosquitto")
-    root = Path(tempfile.mkdtemp(prefix="trustmesh-mqtt-"))
-    port = free_port()
-    conf = root / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-    def accepts() -> bool:
-        if process.poll() is not None:
-            pytest.fail("mosquitto did not start")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(accepts, "mosquitto to accept connections", seconds=30, pause=0.05)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    """A Mosquitto broker on a free loopback port; yields ``mqtt://127.0.0.1:PORT``."""
+    with mosquitto() as broker:
+        yield broker.url
 
 
 def fresh_database(server_url: str) -> str:
