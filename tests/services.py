@@ -118,6 +118,7 @@ def postgres_server() -> Iterator[str]:
         yield server.url
 
 
+MAX_PERSISTED_STATES = 256  # ~2 MB each by the suite's end: older blocks' state is not kept
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_BIN = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "anvil"
 
@@ -170,9 +171,15 @@ def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[s
         pytest.fail("anvil is not installed: run scripts/test (npm @foundry-rs/anvil)")
     port = port or free_port()
     extra = ["--state", str(state)] if state is not None else []
-    command = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *extra]
-    with _json_rpc_process(command, port, "anvil", seconds=60) as url:
-        yield url
+    # anvil moves the states of older blocks to disk, by default to ~/.foundry/anvil/tmp,
+    # unbounded and never removed: ~5 GB a suite run, which filled CI's disk. Here they go
+    # to a directory removed with the node, at most the last MAX_PERSISTED_STATES of them.
+    with tempfile.TemporaryDirectory(prefix="trustmesh-anvil-") as cache:
+        command = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent",
+                   "--cache-path", cache, "--max-persisted-states", str(MAX_PERSISTED_STATES),
+                   *extra]  # fmt: skip
+        with _json_rpc_process(command, port, "anvil", seconds=60) as url:
+            yield url
 
 
 ALTO_JS = (
