@@ -147,6 +147,11 @@ class DuplicateEntry(StoreError):
     """An append named a (did, seq) that the log already holds."""
 
 
+class CommitUncertain(StoreError):
+    """The connection to the log store was lost while it committed an append: the
+    append may or may not be in the store (the store's size will say which)."""
+
+
 class InvalidReading(Error):
     """A reading that must be refused.
 

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from trustmesh.errors import DuplicateEntry, StoreError
+from tests.services import fresh_database
+from trustmesh.errors import CommitUncertain, DuplicateEntry, StoreError
 from trustmesh.log import merkle
 from trustmesh.log.bundles import decode_bundle
 from trustmesh.log.store import DeviceKey, LogStore, open_store
+from trustmesh.log.store._backend import Batch
+from trustmesh.log.store._sqlite import SqliteBackend
 
 Opener = Callable[[], LogStore]
 
@@ -226,3 +229,76 @@ def test_the_compact_range_comes_from_the_appends(location: str) -> None:
     with pytest.raises(ValueError, match="one to one"):
         reopened.append([b"x"], leaf_hashes=[])
     reopened.close()
+
+
+class _LostAnswer(SqliteBackend):
+    """The real SQLite backend, whose next commit's answer is lost on the way back:
+    after the commit landed (``landed``) or before it reached the store."""
+
+    def __init__(self, path: Path, landed: bool) -> None:
+        super().__init__(path)
+        self.landed, self.armed = landed, False
+
+    def commit(self, batch: Batch) -> None:
+        if self.armed:
+            self.armed = False
+            if self.landed:
+                super().commit(batch)
+            raise CommitUncertain("no answer to COMMIT")
+        super().commit(batch)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_an_append_whose_commit_got_no_answer_is_settled_by_the_store(
+    tmp_path: Path, landed: bool
+) -> None:
+    backend = _LostAnswer(tmp_path / "log.db", landed)
+    store = LogStore(backend)
+    store.append(_entries(300))
+    backend.armed = True
+    lost = _entries(5, 300)
+    with pytest.raises(CommitUncertain):
+        store.append(lost, [DeviceKey("did:key:zA", s) for s in range(1, 6)])
+    assert store.size == 300  # not known to have landed: not served
+    assert store.settle() is landed
+    assert store.settle() is False  # settled once
+    expected = _entries(300) + (lost if landed else [])
+    assert store.size == len(expected)
+    assert (store.find("did:key:zA", 5) is not None) is landed
+    store.append([b"next"])  # appends go on, after it or in its place
+    expected.append(b"next")
+    assert store.root() == merkle.root([merkle.leaf_hash(e) for e in expected])
+    store.close()
+    assert open_store(tmp_path / "log.db").root() == merkle.root(
+        [merkle.leaf_hash(e) for e in expected]
+    )
+
+
+def test_an_append_settles_first(tmp_path: Path) -> None:
+    backend = _LostAnswer(tmp_path / "log.db", landed=True)
+    store = LogStore(backend)
+    backend.armed = True
+    with pytest.raises(CommitUncertain):
+        store.append([b"a"])
+    assert store.append([b"b"]) == [1]  # after "a", which landed
+    assert store.root() == merkle.root([merkle.leaf_hash(b"a"), merkle.leaf_hash(b"b")])
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_dropped_is_opened_again(postgres_url: str) -> None:
+    import psycopg
+
+    location = fresh_database(postgres_url)
+    store = open_store(location)
+    store.append([b"a"])
+    with psycopg.connect(location, autocommit=True) as admin:  # every other session: gone
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert store.entry(0) == b"a"  # a read on a new connection, at once
+    with pytest.raises(StoreError):
+        store.append([b"b"])  # the writer learns of it here: nothing appended
+    assert store.append([b"b"]) == [1]  # and opens a new connection
+    assert store.root() == merkle.root([merkle.leaf_hash(b"a"), merkle.leaf_hash(b"b")])
+    store.close()

@@ -348,6 +348,9 @@ class Ingestor:
         in_batch: dict[tuple[str, int], Reading] = {}
         last_in_batch: dict[str, int] = {}
         try:
+            if self.store.settle():  # an append answered 503 landed after all:
+                self._last_seq.clear()  # its readings are logged (retries get receipts)
+                self._compact = self.store.compact_range()
             for reading in readings:
                 outcomes.append(self._check(reading, in_batch, last_in_batch))
             fresh = [o for o in outcomes if isinstance(o, Reading)]

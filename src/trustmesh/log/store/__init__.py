@@ -22,10 +22,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from hashlib import sha256 as _sha256
 from pathlib import Path
 
-from trustmesh.errors import StoreError
+from trustmesh.errors import CommitUncertain, StoreError
 from trustmesh.log.bundles import BUNDLE_SIZE, MAX_ENTRY, decode_bundle, encode_bundle
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.merkle import LEAF_PREFIX
@@ -50,6 +51,15 @@ def open_store(location: str | Path) -> LogStore:
     return LogStore(SqliteBackend(Path(text)))
 
 
+@dataclass(frozen=True)
+class _Uncertain:
+    """An append whose commit got no answer: what adopting it takes."""
+
+    new_size: int
+    leaf_hashes: list[bytes]
+    open_bundle: list[bytes]
+
+
 class LogStore:
     """An RFC 9162 Merkle log over a durable :class:`Backend`."""
 
@@ -58,6 +68,7 @@ class LogStore:
         self._write_lock = threading.Lock()
         self._size = backend.size()
         self._full_tiles: OrderedDict[TileKey, bytes] = OrderedDict()
+        self._uncertain: _Uncertain | None = None  # an append whose commit got no answer
         self._cache_lock = threading.Lock()
         try:
             self._edge = RightEdge(self._size, backend.tile)
@@ -107,6 +118,7 @@ class LogStore:
         if max(map(len, entries)) > MAX_ENTRY:
             raise ValueError(f"an entry is at most {MAX_ENTRY} bytes")
         with self._write_lock:
+            self._settle()
             first = self._size
             rollback = self._edge.copy()
             if leaf_hashes is None:  # leaf_hash, inlined: this is the append's hot loop
@@ -122,11 +134,41 @@ class LogStore:
             )
             try:
                 self._backend.commit(batch)
+            except CommitUncertain:
+                self._edge = rollback
+                self._uncertain = _Uncertain(batch.new_size, list(leaf_hashes), open_bundle)
+                raise
             except BaseException:
                 self._edge = rollback
                 raise
             self._size, self._open_bundle = batch.new_size, open_bundle
             return list(range(first, batch.new_size))
+
+    def settle(self) -> bool:
+        """After :class:`CommitUncertain`: ask the backend whether that append
+        landed, and adopt it if so (before any other append). Whether this store
+        grew. :class:`StoreError` while the backend is still unreachable, or if it
+        holds neither size (another writer)."""
+        with self._write_lock:
+            return self._settle()
+
+    def _settle(self) -> bool:
+        pending = self._uncertain
+        if pending is None:
+            return False
+        size = self._backend.size()
+        if size not in (self._size, pending.new_size):
+            raise StoreError(
+                f"the log store holds {size} entries, not {self._size} or {pending.new_size}: "
+                "another writer appended to it"
+            )
+        self._uncertain = None
+        if size == self._size:
+            return False  # the append did not land
+        self._edge.push(pending.leaf_hashes)
+        self._edge.take_dirty()  # (its tiles are the ones that landed)
+        self._size, self._open_bundle = pending.new_size, pending.open_bundle
+        return True
 
     def _bundles(
         self, first: int, entries: Sequence[bytes]

@@ -2,20 +2,22 @@
 
 A commit is one transaction; the committed size is checked and advanced in it
 (``SELECT … FOR UPDATE``), so two writers can never interleave. Tile blobs are
-stored uncompressed (hashes do not compress).
+stored uncompressed (hashes do not compress). A connection the server dropped
+(a restart, a failover) is opened again at its next use; a commit whose COMMIT
+got no answer raises :class:`CommitUncertain`, as it may have landed.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from trustmesh.errors import DuplicateEntry, StoreError
+from trustmesh.errors import CommitUncertain, DuplicateEntry, StoreError
 from trustmesh.log.store._backend import Batch
 from trustmesh.log.store._sqlite import FORMAT, tile_id
 from trustmesh.log.tiles import TileKey
@@ -52,6 +54,15 @@ class PostgresBackend:
         if fmt != FORMAT:
             raise StoreError(f"store format {fmt}, this trustmesh reads {FORMAT}")
 
+    def _write_connection(self) -> psycopg.Connection[Any]:
+        """The writer's connection, opened again if the server dropped it."""
+        if self._writer.closed:
+            try:
+                self._writer = psycopg.connect(self.url, autocommit=True)
+            except psycopg.Error as exc:
+                raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
+        return self._writer
+
     @property
     def _reader(self) -> psycopg.Connection[Any]:
         connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
@@ -63,12 +74,21 @@ class PostgresBackend:
             self._local.connection = connection
         return connection
 
+    def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read's rows. A read on a connection the server dropped since its last
+        use (a restart) is run once more on a new one: reads are idempotent."""
+        for last_try in (False, True):
+            connection = self._reader
+            try:
+                return connection.execute(query, params).fetchall()
+            except psycopg.Error as exc:
+                if not (connection.closed and not last_try):
+                    raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _scalar(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        try:
-            row = self._reader.execute(query, params).fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
-        return None if row is None else row[0]
+        rows = self._rows(query, params)
+        return rows[0][0] if rows else None
 
     def size(self) -> int:
         return int(self._scalar("SELECT value FROM meta WHERE key = 'size'"))
@@ -124,13 +144,29 @@ class PostgresBackend:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        db = self._writer
+        """BEGIN … COMMIT on the writer's connection. A failure before COMMIT rolls
+        back (the server does, if the connection is gone); a COMMIT without an
+        answer is :class:`CommitUncertain`."""
+        db = self._write_connection()
         try:
-            with db.transaction():
-                yield db
-        except (DuplicateEntry, StoreError):
+            db.execute("BEGIN")
+            yield db
+        except BaseException as exc:
+            if not db.closed:
+                with suppress(psycopg.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"log store {_redact(self.url)}: commit failed: {exc}") from None
             raise
+        try:
+            db.execute("COMMIT")
         except psycopg.Error as exc:
+            if db.closed:
+                raise CommitUncertain(
+                    f"log store {_redact(self.url)}: no answer to COMMIT: {exc}"
+                ) from None
+            with suppress(psycopg.Error):
+                db.execute("ROLLBACK")
             raise StoreError(f"log store {_redact(self.url)}: commit failed: {exc}") from None
 
     def tile(self, key: TileKey) -> bytes | None:
@@ -150,14 +186,11 @@ class PostgresBackend:
         return None if found is None else int(found)
 
     def device_entries(self, did: str, limit: int) -> list[tuple[int, int]]:
-        try:
-            rows = self._reader.execute(
-                "SELECT e.seq, e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
-                "WHERE d.did = %s ORDER BY e.seq DESC LIMIT %s",
-                (did, limit),
-            ).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
+        rows = self._rows(
+            "SELECT e.seq, e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
+            "WHERE d.did = %s ORDER BY e.seq DESC LIMIT %s",
+            (did, limit),
+        )
         return [(int(seq), int(index)) for seq, index in rows]
 
     def last_seq(self, did: str) -> int | None:
