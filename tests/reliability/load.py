@@ -8,8 +8,8 @@ and MQTT, and the checks that the node kept its promises to them.
 - :class:`Promises`: every signed checkpoint the fleet saw, in a receipt or
   served, and :meth:`Promises.check` that each is a prefix of the tree now.
 - :func:`check_log`: offline, on the node's own data: every receipt verifies for
-  the entry at its index, every signed reading is logged exactly once, and the
-  chain's latest anchor is a tree of this log."""
+  the entry at its index, every signed reading is logged exactly once and in its
+  device's order, and the chain's latest anchor is a tree of this log."""
 
 from __future__ import annotations
 
@@ -195,10 +195,12 @@ class Promises:
             older.append(self.head)
         for checkpoint in older:
             assert checkpoint.size <= current.size, "the tree shrank: history was lost"
-            proof = self.http.get(
+            answer = self.http.get(
                 f"{self.node.url}/v1/proof/consistency",
                 params={"from": checkpoint.size, "to": current.size},
-            ).json()
+            )
+            assert answer.status_code == 200, (checkpoint.size, current.size, answer.text)
+            proof = answer.json()
             merkle.verify_consistency(
                 checkpoint.size,
                 current.size,
@@ -212,8 +214,8 @@ class Promises:
 
 def check_log(node: NodeProcess, promises: Promises, fleet: Fleet) -> None:
     """Offline, on the stopped node's own data: each receipt verifies for the
-    reading at its index, each reading a device signed is in the log exactly once,
-    and the chain's latest anchor is a tree of this log."""
+    reading at its index, each reading a device signed is in the log exactly once
+    and in its device's order, and the chain's latest anchor is a tree of this log."""
     assert set(promises.receipts) == fleet.signed(), "a signed reading has no receipt"
     store = open_store(node.db)
     chain = EmbeddedChain.open(node.data_dir)
@@ -231,6 +233,8 @@ def check_log(node: NodeProcess, promises: Promises, fleet: Fleet) -> None:
             assert sorted(seq for seq, _ in entries) == list(range(1, signed + 1)), (
                 "a reading lost, or logged twice"
             )
+            in_seq_order = [index for _, index in sorted(entries)]
+            assert in_seq_order == sorted(in_seq_order), "a device's readings logged out of order"
         client = ChainClient(chain.w3, chain.dev_account)
         deployment = Deployment.load(node.data_dir, client.chain_id)
         assert deployment is not None

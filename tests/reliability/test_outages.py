@@ -1,0 +1,134 @@
+"""Outages under load: what a node depends on goes away while devices keep
+sending, and comes back. Each time the node says so (503 with Retry-After where
+it cannot take a reading), recovers by itself, and keeps every promise: no
+acknowledged reading lost, none logged twice or out of its device's order, every
+signed checkpoint a prefix of the tree, and the chain's anchor in agreement.
+
+(The chain's own outage, ingest going on while it is down and nobody notarized
+into a slash, is tests/node/test_node_e2e.py::test_ingestion_goes_on_while_the_
+chain_is_down and tests/watcher/test_lagging_chain.py.)"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import trustmesh
+from tests.reliability.load import Fleet, NodeProcess, Promises, check_log
+from tests.services import free_port, mosquitto, postgres, wait_until
+from trustmesh.device import Device, MqttRoute
+from trustmesh.identity import SoftwareSigner
+
+
+class Watched:
+    """A node under a fleet's load, with a poller keeping every checkpoint it serves."""
+
+    def __init__(self, node: NodeProcess, fleet: Fleet, http: httpx.Client) -> None:
+        self.node, self.fleet, self.http = node, fleet, http
+        self.promises = Promises(node, http)
+        self.stop = threading.Event()
+        self.poller = threading.Thread(target=self.promises.poll, args=(self.stop,))
+
+    def grows(self, by: int) -> Callable[[], bool]:
+        return self.node.grows(self.http, by)
+
+    def finish(self) -> None:
+        """Drain the fleet, check the promises online, stop the node, check offline."""
+        self.fleet.finish()
+        self.promises.check(self.fleet)
+        self.stop.set()
+        self.poller.join(timeout=30)
+        self.node.stop()
+        check_log(self.node, self.promises, self.fleet)
+
+
+@pytest.fixture
+def under_load(tmp_path: Path) -> Iterator[Callable[..., Watched]]:
+    """Start a node with ``options`` and a fleet on ``routes`` (a function of the
+    node's URL), loading it; everything is stopped after the test."""
+    with httpx.Client(timeout=10) as http:
+        started: list[Watched] = []
+
+        def start(options: list[str], routes: Callable[[str], list[str | MqttRoute]]) -> Watched:
+            node = NodeProcess(tmp_path / "node", free_port(), ["--epoch", "0.5", *options])
+            node.start()
+            watched = Watched(node, Fleet(tmp_path, node, routes(node.url)), http)
+            started.append(watched)
+            watched.poller.start()
+            watched.fleet.start()
+            return watched
+
+        try:
+            yield start
+        finally:
+            for watched in started:
+                watched.stop.set()
+                watched.fleet.close()
+                watched.poller.join(timeout=30)
+                watched.node.stop()
+
+
+def _probe(node: NodeProcess, tmp_path: Path) -> Callable[[], httpx.Response]:
+    """A registered device's fresh reading, posted alone: the node's answer."""
+    device = Device(SoftwareSigner.generate(), tmp_path / "probe.seq")
+    registered = trustmesh("device", "register", "--did", device.did, "--node", node.url)
+    assert registered.returncode == 0, registered.stderr.decode()
+
+    def post() -> httpx.Response:
+        return httpx.post(
+            f"{node.url}/v1/readings",
+            content=device.sign("probe", 1, unit="C"),
+            headers={"content-type": "application/cose"},
+            timeout=10,
+        )
+
+    return post
+
+
+def test_postgresql_restarted_under_load(
+    tmp_path: Path, under_load: Callable[..., Watched]
+) -> None:
+    with postgres() as database:
+        run = under_load(["--db", database.url], lambda url: [url, url, url])
+        probe = _probe(run.node, tmp_path)
+        wait_until(run.grows(100), "load")
+        database.stop()  # as a crash: recovery replays its WAL at the next start
+        answers: list[httpx.Response] = []
+
+        def refused() -> bool:
+            answers.append(probe())
+            return answers[-1].status_code == 503
+
+        wait_until(refused, "a 503")
+        refusal = answers[-1]
+        assert refusal.headers["retry-after"].isdigit()
+        assert refusal.json()["type"].endswith("/store-unavailable")
+        assert all(a.status_code in (200, 503) for a in answers), [a.text for a in answers]
+        assert httpx.get(f"{run.node.url}/v1/checkpoint").status_code == 200  # reads go on
+        database.start()
+        wait_until(run.grows(100), "ingest to recover")
+        run.finish()
+
+
+def test_mosquitto_restarted_under_load(tmp_path: Path, under_load: Callable[..., Watched]) -> None:
+    with mosquitto() as broker:
+        run = under_load(
+            ["--mqtt", broker.url],
+            lambda url: [MqttRoute(broker.url, url), MqttRoute(broker.url, url), url],
+        )
+        over_mqtt = run.fleet.uplinks[:2]
+
+        def mqtt_grows(by: int) -> Callable[[], bool]:
+            target = sum(u.sent_to.get(str(u.nodes[0]), 0) for u in over_mqtt) + by
+            return lambda: sum(u.sent_to.get(str(u.nodes[0]), 0) for u in over_mqtt) >= target
+
+        wait_until(mqtt_grows(100), "load over MQTT")
+        broker.stop()
+        wait_until(run.grows(100), "HTTP ingest to go on without the broker")
+        broker.start()  # same port, no persistence: the node and devices reconnect
+        wait_until(mqtt_grows(100), "ingest over MQTT to recover", seconds=120)
+        run.finish()
