@@ -299,7 +299,11 @@ class Ingestor:
                 continue
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
-            outcomes, committed = await loop.run_in_executor(None, self._sequence, ready)
+            try:
+                outcomes, committed = await loop.run_in_executor(None, self._sequence, ready)
+            except Exception as exc:  # not the store's known failures: still, answer them
+                log.exception("sequencing a batch failed")  # and go on with the next
+                outcomes, committed = [_internal(exc)] * len(ready), None
             # Off the sequencer's path: the loop signs and answers this batch while the
             # sequencer's thread checks and appends the next (batches finish in order).
             loop.call_soon(self._finish, outcomes, committed, slots, answers, futures, started)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +149,15 @@ class SqliteBackend:
             raise StoreError(f"log store {self.path} unavailable: {exc}") from None
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        try:
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
-            raise StoreError(f"log store {self.path}: commit failed: {exc}") from None
+        except BaseException as exc:
+            # (SQLite may have rolled back already: a full disk, an I/O error)
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a full disk, an I/O error: say so
+                raise StoreError(f"log store {self.path}: append failed: {exc}") from None
+            raise
 
     def tile(self, key: TileKey) -> bytes | None:
         found = self._one("SELECT nodes FROM tiles WHERE id = ?", (tile_id(key),))
