@@ -274,6 +274,40 @@ def mosquitto_broker() -> Iterator[str]:
         yield broker.url
 
 
+class Volume:
+    """A small tmpfs the test mounts (as root, or with ``sudo -n``, as scripts/test
+    installs packages): a disk that fills up, and that :meth:`resize` gives room."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        self.sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        path.mkdir(parents=True, exist_ok=True)
+        self._mount(["-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)])
+
+    def _mount(self, args: list[str]) -> None:
+        done = subprocess.run(
+            [*self.sudo, "mount", *args], check=False, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.fail(f"cannot mount a tmpfs (root or sudo -n is needed): {done.stderr}")
+
+    def resize(self, size: str) -> None:
+        self._mount(["-o", f"remount,size={size}", str(self.path)])
+
+    def unmount(self) -> None:
+        subprocess.run([*self.sudo, "umount", "-l", str(self.path)], check=False)
+
+
+@contextlib.contextmanager
+def volume(path: Path, size: str) -> Iterator[Volume]:
+    """A :class:`Volume` of ``size`` (``2m``) at ``path``, unmounted after."""
+    mounted = Volume(path, size)
+    try:
+        yield mounted
+    finally:
+        mounted.unmount()
+
+
 def fresh_database(server_url: str) -> str:
     """A new, empty database on the test PostgreSQL server; its URL."""
     import uuid

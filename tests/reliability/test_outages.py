@@ -1,5 +1,6 @@
 """Outages under load: what a node depends on goes away while devices keep
-sending, and comes back. Each time the node says so (503 with Retry-After where
+sending, and comes back: PostgreSQL (crashed and restarted), Mosquitto
+(restarted), the log's disk (full, then given room: a tmpfs the test mounts). Each time the node says so (503 with Retry-After where
 it cannot take a reading), recovers by itself, and keeps every promise: no
 acknowledged reading lost, none logged twice or out of its device's order, every
 signed checkpoint a prefix of the tree, and the chain's anchor in agreement.
@@ -10,6 +11,7 @@ chain_is_down and tests/watcher/test_lagging_chain.py.)"""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 
 from tests.cli.test_cli import trustmesh
 from tests.reliability.load import Fleet, NodeProcess, Promises, check_log
-from tests.services import free_port, mosquitto, postgres, wait_until
+from tests.services import free_port, mosquitto, postgres, volume, wait_until
 from trustmesh.device import Device, MqttRoute
 from trustmesh.identity import SoftwareSigner
 
@@ -89,6 +91,23 @@ def _probe(node: NodeProcess, tmp_path: Path) -> Callable[[], httpx.Response]:
     return post
 
 
+def _refused(probe: Callable[[], httpx.Response]) -> httpx.Response:
+    """Post probes until one is refused as store-unavailable; that answer. Every
+    answer before it took the reading."""
+    answers: list[httpx.Response] = []
+
+    def refused() -> bool:
+        answers.append(probe())
+        return answers[-1].status_code == 503
+
+    wait_until(refused, "a 503")
+    assert all(a.status_code == 200 for a in answers[:-1]), [a.text for a in answers]
+    refusal = answers[-1]
+    assert refusal.headers["retry-after"].isdigit()
+    assert refusal.json()["type"].endswith("/store-unavailable")
+    return refusal
+
+
 def test_postgresql_restarted_under_load(
     tmp_path: Path, under_load: Callable[..., Watched]
 ) -> None:
@@ -97,17 +116,7 @@ def test_postgresql_restarted_under_load(
         probe = _probe(run.node, tmp_path)
         wait_until(run.grows(100), "load")
         database.stop()  # as a crash: recovery replays its WAL at the next start
-        answers: list[httpx.Response] = []
-
-        def refused() -> bool:
-            answers.append(probe())
-            return answers[-1].status_code == 503
-
-        wait_until(refused, "a 503")
-        refusal = answers[-1]
-        assert refusal.headers["retry-after"].isdigit()
-        assert refusal.json()["type"].endswith("/store-unavailable")
-        assert all(a.status_code in (200, 503) for a in answers), [a.text for a in answers]
+        _refused(probe)
         assert httpx.get(f"{run.node.url}/v1/checkpoint").status_code == 200  # reads go on
         database.start()
         wait_until(run.grows(100), "ingest to recover")
@@ -132,3 +141,22 @@ def test_mosquitto_restarted_under_load(tmp_path: Path, under_load: Callable[...
         broker.start()  # same port, no persistence: the node and devices reconnect
         wait_until(mqtt_grows(100), "ingest over MQTT to recover", seconds=120)
         run.finish()
+
+
+def test_a_full_disk_under_the_log(tmp_path: Path, under_load: Callable[..., Watched]) -> None:
+    """The log's volume fills up under load: the node refuses with 503 and serves
+    what it holds; given room, it goes on, and the log is whole (SQLite's own
+    integrity check, and every promise)."""
+    with volume(tmp_path / "volume", "3m") as disk:
+        log = disk.path / "log.db"
+        run = under_load(["--db", str(log)], lambda url: [url, url])
+        probe = _probe(run.node, tmp_path)
+        _refused(probe)  # (the fleet fills the 3 MB)
+        assert httpx.get(f"{run.node.url}/v1/checkpoint").status_code == 200  # reads go on
+        size = run.node.size(run.http)
+        assert run.http.get(f"{run.node.url}/v1/entries/{size - 1}").status_code == 200
+        disk.resize("256m")
+        wait_until(run.grows(200), "ingest to go on once there is room")
+        run.finish()
+        with sqlite3.connect(log) as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
