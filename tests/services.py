@@ -308,6 +308,31 @@ def volume(path: Path, size: str) -> Iterator[Volume]:
         mounted.unmount()
 
 
+class FakeClock:
+    """A wall clock a test moves for the processes it starts: libfaketime (Debian
+    ``faketime``, installed by scripts/test) preloaded, reading its offset from a
+    file at most once a second. Monotonic clocks are left alone, as a real clock
+    step leaves them."""
+
+    LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+    def __init__(self, directory: Path) -> None:
+        if not self.LIBRARY.exists():
+            pytest.fail("libfaketime is not installed: run scripts/test (apt-get install faketime)")
+        self.file = directory / "faketime"
+        self.set("+0")
+        self.env = {
+            "LD_PRELOAD": str(self.LIBRARY),
+            "FAKETIME_TIMESTAMP_FILE": str(self.file),
+            "FAKETIME_CACHE_DURATION": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+
+    def set(self, offset: str) -> None:
+        """The offset from the real clock, as libfaketime writes it: ``+1h``, ``-1h``."""
+        self.file.write_text(offset + "\n")
+
+
 def fresh_database(server_url: str) -> str:
     """A new, empty database on the test PostgreSQL server; its URL."""
     import uuid

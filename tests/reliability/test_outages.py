@@ -1,9 +1,11 @@
 """Outages under load: what a node depends on goes away while devices keep
 sending, and comes back: PostgreSQL (crashed and restarted), Mosquitto
-(restarted), the log's disk (full, then given room: a tmpfs the test mounts). Each time the node says so (503 with Retry-After where
-it cannot take a reading), recovers by itself, and keeps every promise: no
-acknowledged reading lost, none logged twice or out of its device's order, every
-signed checkpoint a prefix of the tree, and the chain's anchor in agreement.
+(restarted), the log's disk (full, then given room: a tmpfs the test mounts),
+the node's wall clock (stepped an hour forward, then back, by libfaketime). Each
+time the node says so (503 with Retry-After where it cannot take a reading),
+recovers by itself, and keeps every promise: no acknowledged reading lost, none
+logged twice or out of its device's order, every signed checkpoint a prefix of
+the tree, and the chain's anchor in agreement.
 
 (The chain's own outage, ingest going on while it is down and nobody notarized
 into a slash, is tests/node/test_node_e2e.py::test_ingestion_goes_on_while_the_
@@ -18,10 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.test_cli import trustmesh
 from tests.reliability.load import Fleet, NodeProcess, Promises, check_log
-from tests.services import free_port, mosquitto, postgres, volume, wait_until
+from tests.services import FakeClock, free_port, mosquitto, postgres, volume, wait_until
 from trustmesh.device import Device, MqttRoute
 from trustmesh.identity import SoftwareSigner
 
@@ -50,13 +53,17 @@ class Watched:
 
 @pytest.fixture
 def under_load(tmp_path: Path) -> Iterator[Callable[..., Watched]]:
-    """Start a node with ``options`` and a fleet on ``routes`` (a function of the
-    node's URL), loading it; everything is stopped after the test."""
+    """Start a node with ``options`` (and ``env``) and a fleet on ``routes`` (a
+    function of the node's URL), loading it; everything is stopped after the test."""
     with httpx.Client(timeout=10) as http:
         started: list[Watched] = []
 
-        def start(options: list[str], routes: Callable[[str], list[str | MqttRoute]]) -> Watched:
-            node = NodeProcess(tmp_path / "node", free_port(), ["--epoch", "0.5", *options])
+        def start(
+            options: list[str],
+            routes: Callable[[str], list[str | MqttRoute]],
+            env: dict[str, str] | None = None,
+        ) -> Watched:
+            node = NodeProcess(tmp_path / "node", free_port(), ["--epoch", "0.5", *options], env)
             node.start()
             watched = Watched(node, Fleet(tmp_path, node, routes(node.url)), http)
             started.append(watched)
@@ -160,3 +167,39 @@ def test_a_full_disk_under_the_log(tmp_path: Path, under_load: Callable[..., Wat
         run.finish()
         with sqlite3.connect(log) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def _anchored(http: httpx.Client, node: NodeProcess) -> int:
+    metrics = text_string_to_metric_families(http.get(f"{node.url}/metrics").text)
+    (family,) = (f for f in metrics if f.name == "trustmesh_anchored_size")
+    return int(family.samples[0].value)
+
+
+def test_the_wall_clock_steps_an_hour_forward_and_back(
+    tmp_path: Path, under_load: Callable[..., Watched]
+) -> None:
+    """The node's clock (only its: the devices' is right) jumps an hour ahead: the
+    readings look an hour old, still taken. Then an hour behind the real time:
+    they look an hour ahead, refused for now ("clock", never for good), kept by
+    the devices. Back to the right time: everything is taken, the embedded chain
+    (in the node's process, on the same clock) goes on anchoring, nothing lost."""
+    clock = FakeClock(tmp_path)
+    run = under_load([], lambda url: [url, url], clock.env)
+    probe = _probe(run.node, tmp_path)
+    wait_until(run.grows(100), "load")
+    clock.set("+1h")
+    grown = run.grows(100)
+    wait_until(lambda: grown() and probe().status_code == 200, "ingest an hour ahead")
+    clock.set("-1h")
+
+    def refused_for_now() -> bool:
+        answer = probe().json()  # (a receipt while the node still reads the old offset)
+        return str(answer.get("type", "")).endswith("/clock")
+
+    wait_until(refused_for_now, "readings an hour ahead of the node refused for now")
+    clock.set("+0")
+    wait_until(run.grows(200), "ingest once the clock is right")
+    run.fleet.finish()
+    size = run.node.size(run.http)
+    wait_until(lambda: _anchored(run.http, run.node) >= size, "anchoring to catch up")
+    run.finish()
