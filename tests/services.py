@@ -118,7 +118,7 @@ def postgres_server() -> Iterator[str]:
         yield server.url
 
 
-MAX_PERSISTED_STATES = 256  # ~2 MB each by the suite's end: older blocks' state is not kept
+MAX_PERSISTED_STATES = 64  # 3+ MB each by the suite's end; older blocks' states are dropped
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_BIN = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "anvil"
 
