@@ -17,7 +17,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_INDEX = {"type": "integer", "minimum": 0}
+_INDEX = {"type": "integer", "minimum": 0, "maximum": (1 << 64) - 1}
+_DID = {"type": "string", "pattern": "^did:key:z[1-9A-HJ-NP-Za-km-z]+$"}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -130,9 +131,7 @@ DOCUMENT: dict[str, Any] = {
         "/v1/devices/{did}": {
             "get": {
                 "summary": "A device's registry record",
-                "parameters": [
-                    {"name": "did", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [{"name": "did", "in": "path", "required": True, "schema": _DID}],
                 "responses": {
                     "200": _json({"type": "object"}, "The record"),
                     **_problems(400, 404, 503),
@@ -144,7 +143,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "A device's logged readings, each as a proof bundle "
                 "(trustmesh-proof-bundle/v1: entry, inclusion in the signed checkpoint, anchor)",
                 "parameters": [
-                    {"name": "did", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "did", "in": "path", "required": True, "schema": _DID},
                     {
                         "name": "limit",
                         "in": "query",

@@ -399,11 +399,14 @@ def table_summary(table: ReputationTable) -> dict[str, Any]:
     }
 
 
+MAX_UINT64 = (1 << 64) - 1  # (the OpenAPI document's bound on indices, sizes, seqs, epochs)
+
+
 def _int(text: str | None, name: str) -> int:
     if text is None:
         raise Problem("bad-request", f"{name} is required")
-    if not text.isascii() or not text.isdigit() or len(text) > 20:
-        raise Problem("bad-request", f"{name} must be a non-negative integer")
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) > MAX_UINT64:
+        raise Problem("bad-request", f"{name} must be an integer from 0 to 2^64-1")
     return int(text)
 
 

@@ -9,6 +9,7 @@
 - ``GET /v1/leaves?origin=O&size=N``: the first N leaf hashes of this
   watcher's view of log O, from which a split view is proven.
 - ``GET /v1/status``: the logs followed, alerts raised, proofs submitted.
+- ``GET /openapi.json``: the OpenAPI 3.1 document of all of the above.
 
 Errors are RFC 9457 problem+json, as on nodes.
 """
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from trustmesh._problems import Problem, on_http, on_problem
 from trustmesh.errors import ChainError, InvalidReceipt
+from trustmesh.watcher._openapi import DOCUMENT
 from trustmesh.watcher.service import Watcher
 
 MAX_BODY = 1 << 20
@@ -92,6 +94,9 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
         }
         return JSONResponse(document)
 
+    async def get_openapi(request: Request) -> Response:
+        return JSONResponse(DOCUMENT)
+
     def _is_receipt(item: Any) -> bool:
         return (
             isinstance(item, dict)
@@ -105,6 +110,7 @@ def create_watcher_app(watcher: Watcher) -> Starlette:
             Route("/v1/checkpoints", get_checkpoints),
             Route("/v1/leaves", get_leaves),
             Route("/v1/status", get_status),
+            Route("/openapi.json", get_openapi),
         ],
         exception_handlers={Problem: on_problem, HTTPException: on_http},
     )
