@@ -69,16 +69,16 @@ def _checkpoint_size(http: httpx.Client, url: str) -> int:
 
 
 def audit_rate(readings: int) -> dict[str, Any]:
-    from trustmesh.bench.ingest import _first_contact, _http_load, _register, _start_node
+    from trustmesh.bench.ingest import first_contact, http_load, register_devices, start_node
     from trustmesh.up.network import stop_node
     from trustmesh.watcher.service import Watcher
 
     with tempfile.TemporaryDirectory() as tmp:
-        node, info = _start_node(Path(tmp), None)
+        node, info = start_node(Path(tmp), None)
         try:
-            fleet = _register(info["url"], 16)
-            _first_contact(info["url"], fleet)
-            ingest = asyncio.run(_http_load(info["url"], fleet, readings, None))
+            fleet = register_devices(info["url"], 16)
+            first_contact(info["url"], fleet)
+            ingest = asyncio.run(http_load(info["url"], fleet, readings, None))
             with httpx.Client(timeout=60) as http:
                 deadline = time.monotonic() + 120
                 while _checkpoint_size(http, info["url"]) < readings:

@@ -113,18 +113,18 @@ def run(
     """Measure; returns the JSON object that ``trustmesh bench ingest --json`` prints."""
     signing = raw_rate(_checkpoint_signatures_for)
     with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as broker_url:
-        node, info = _start_node(Path(tmp), broker_url if mqtt else None)
+        node, info = start_node(Path(tmp), broker_url if mqtt else None)
         try:
-            fleet = _register(info["url"], devices)
-            _first_contact(info["url"], fleet)
+            fleet = register_devices(info["url"], devices)
+            first_contact(info["url"], fleet)
             # The baseline brackets the HTTP run (this machine's speed drifts with its
             # neighbours' load: a baseline taken long before the run skews the ratio).
             raw_before = raw_rate(_verify_for, RAW_SECONDS)
-            sampler = _RssSampler(node.pid)
+            sampler = RssSampler(node.pid)
             sampler.start()
             signed_before = _checkpoints_signed(info["url"])
             (main_before, workers_before), own_cpu = _tree_cpu_seconds(node.pid), _own_cpu_seconds()
-            http = uvloop.run(_http_load(info["url"], fleet, readings, duration))
+            http = uvloop.run(http_load(info["url"], fleet, readings, duration))
             main_after, workers_after = _tree_cpu_seconds(node.pid)
             checkpoints = _checkpoints_signed(info["url"]) - signed_before
             node_cpu = (main_after - main_before, workers_after - workers_before)
@@ -132,7 +132,7 @@ def run(
             sampler.stop()  # the HTTP run: its memory is what must stay flat
             raw_after = raw_rate(_verify_for, RAW_SECONDS)
             raw = (raw_before + raw_after) / 2
-            burst = _RssSampler(node.pid)  # the MQTT run: its memory apart
+            burst = RssSampler(node.pid)  # the MQTT run: its memory apart
             burst.start()
             mqtt_before = _tree_cpu_seconds(node.pid)
             mqtt_result: dict[str, Any] = (
@@ -205,7 +205,7 @@ def _checkpoints_signed(url: str) -> int:
     raise RuntimeError("the node exports no trustmesh_checkpoints_signed_total")
 
 
-def _start_node(tmp: Path, mqtt: str | None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_node(tmp: Path, mqtt: str | None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """A node on a free loopback port; stop it with :func:`stop_node`."""
     args = ["--data-dir", str(tmp / "node"), "--port", "0", "--epoch", "5"]
     if mqtt:
@@ -234,7 +234,7 @@ class Device:
         )  # fmt: skip
 
 
-def _register(url: str, count: int) -> list[Device]:
+def register_devices(url: str, count: int) -> list[Device]:
     devices = []
     with httpx.Client(timeout=60) as client:
         for _ in range(count):
@@ -244,7 +244,7 @@ def _register(url: str, count: int) -> list[Device]:
     return devices
 
 
-def _first_contact(url: str, devices: list[Device]) -> None:
+def first_contact(url: str, devices: list[Device]) -> None:
     """One reading per device, untimed: the node looks each new device up on
     the chain once (a one-time cost per device, not the rate being measured)."""
     body = b"".join(device.sign(20.0) for device in devices)
@@ -262,7 +262,7 @@ def _sign_all(devices: list[Device], count: int) -> list[bytes]:
     return [devices[i % len(devices)].sign(20.0 + i % 50 / 10) for i in range(count)]
 
 
-async def _http_load(
+async def http_load(
     url: str, devices: list[Device], count: int, duration: float | None
 ) -> dict[str, Any]:
     """IN_FLIGHT senders, each with its own devices, each sending its batches in
@@ -271,10 +271,10 @@ async def _http_load(
     accepted = proof_bytes = answer_bytes = 0
     groups = [devices[i::IN_FLIGHT] for i in range(IN_FLIGHT)]
     per_group = count // IN_FLIGHT
-    connections = [await _Connection.open(url) for _ in range(IN_FLIGHT)]
+    connections = [await Connection.open(url) for _ in range(IN_FLIGHT)]
     try:
 
-        async def sender(connection: _Connection, entries: list[bytes]) -> None:
+        async def sender(connection: Connection, entries: list[bytes]) -> None:
             nonlocal accepted, proof_bytes, answer_bytes
             for i in range(0, len(entries), BATCH):
                 start = time.perf_counter()
@@ -316,7 +316,7 @@ async def _http_load(
     }
 
 
-class _Connection:
+class Connection:
     """One keep-alive HTTP/1.1 connection of the load generator: requests written as
     bytes, answers read with httptools' parser, so that the generator, which shares
     the machine with the node, costs it little (httpx cost it four times as much)."""
@@ -327,7 +327,7 @@ class _Connection:
         self._complete = False
 
     @classmethod
-    async def open(cls, url: str) -> _Connection:
+    async def open(cls, url: str) -> Connection:
         parsed = urlparse(url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
         reader, writer = await asyncio.open_connection(host, port)
@@ -450,7 +450,7 @@ def _tree_cpu_seconds(pid: int) -> tuple[float, float]:
     return own, descendants
 
 
-class _RssSampler(threading.Thread):
+class RssSampler(threading.Thread):
     """Samples a process's resident memory at the start, every 0.5 s, and at the end."""
 
     def __init__(self, pid: int) -> None:

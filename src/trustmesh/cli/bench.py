@@ -235,3 +235,33 @@ def mesh(
     for key, value in result.items():
         if key != "goals":
             err.print(f"{key:>24}: {value}")
+
+
+@app.command()
+def soak(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    minutes: Annotated[float, typer.Option("--minutes", help="How long the load lasts.")] = 10.0,
+    load: Annotated[
+        float, typer.Option("--load", help="Share of the rate measured first (0..1].")
+    ] = 0.8,
+) -> None:
+    """A node at a share of its own HTTP ingest rate for minutes, a watcher following
+    it: per minute readings/s, p99, RSS and open files of both, the watcher's lag."""
+    from trustmesh.bench import soak as soak_bench
+
+    if not 0 < minutes <= 24 * 60 or not 0 < load <= 1:
+        raise UsageError("--minutes must be in (0, 1440] and --load in (0, 1]")
+    with err.status(f"soaking a node for {minutes:g} minutes…"):
+        result = soak_bench.run(minutes=minutes, load=load)
+    if json_output:
+        print_json(result)
+        return
+    table = Table(title=f"soak: {result['readings_per_s']} readings/s for {minutes:g} min")
+    for key in result["series"][0]:
+        table.add_column(key)
+    for part in result["series"]:
+        table.add_row(*(str(v) for v in part.values()))
+    err.print(table)
+    for key, value in result.items():
+        if key != "series":
+            err.print(f"{key:>28}: {value}")
