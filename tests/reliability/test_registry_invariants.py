@@ -9,6 +9,7 @@ after slashes and nothing else, and a slash pays its reporter its share."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,7 @@ def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain
     run_state_machine_as_test(
         Registries,
         settings=settings(
-            max_examples=8,
+            max_examples=int(os.environ.get("TRUSTMESH_INVARIANT_EXAMPLES", "5")),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),

@@ -97,7 +97,16 @@ def run(
             result = _Run()
             stop = threading.Event()
             sampler = threading.Thread(
-                target=_sample, args=(node.pid, watcher.pid, url, watcher_url, result, stop)
+                target=_sample,
+                args=(
+                    node.pid,
+                    watcher.pid,
+                    url,
+                    watcher_url,
+                    result,
+                    stop,
+                    min(SAMPLE_SECONDS, every / 2),
+                ),
             )
             sampler.start()
             try:
@@ -199,10 +208,11 @@ def _sample(
     watcher_url: str,
     result: _Run,
     stop: threading.Event,
+    interval: float,
 ) -> None:
     start = time.monotonic()
     with httpx.Client(timeout=10) as http:
-        while not stop.wait(SAMPLE_SECONDS):
+        while not stop.wait(interval):
             try:
                 size = http.get(f"{node_url}/v1/log").json()["size"]
                 audited = sum(http.get(f"{watcher_url}/v1/status").json()["logs"].values())
