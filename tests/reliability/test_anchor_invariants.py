@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -33,13 +31,6 @@ from trustmesh.log.note_p256 import LogSigner
 
 MIN_STAKE = 10**15
 REFUSED = "anchor: (size must grow|not the origin's node|not consistent with the last anchor)"
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedChain]:
-    opened = EmbeddedChain.open(tmp_path_factory.mktemp("anchor-invariants") / "chain")
-    yield opened
-    opened.close()
 
 
 def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:

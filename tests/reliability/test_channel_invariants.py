@@ -12,7 +12,6 @@ channels have left: nothing created, nothing lost."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +43,6 @@ class Model:
     expiry: int
     paid: int = 0
     closed: bool = False
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedChain]:
-    opened = EmbeddedChain.open(tmp_path_factory.mktemp("channel-invariants") / "chain")
-    yield opened
-    opened.close()
 
 
 def _gas(receipt: Any) -> int:

@@ -10,7 +10,6 @@ after slashes and nothing else, and a slash pays its reporter its share."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +45,6 @@ class Record:
     node: bool = False  # a node's (an origin), else a device's (a DID)
     status: str = "active"
     unbond_at: int = 0
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedChain]:
-    opened = EmbeddedChain.open(tmp_path_factory.mktemp("invariants") / "chain")
-    yield opened
-    opened.close()
 
 
 def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain) -> None:
