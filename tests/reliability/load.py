@@ -13,6 +13,7 @@ and MQTT, and the checks that the node kept its promises to them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from eth_account import Account
 
 from tests.cli.test_cli import trustmesh
 from tests.node.conftest import NODE_PASSWORD
-from trustmesh.chain.client import ChainClient
+from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import Deployment, LogAnchor
 from trustmesh.device import Device, MqttRoute, Outbox, Uplink
@@ -93,9 +95,16 @@ class NodeProcess:
 class Fleet:
     """Devices, each with its outbox and uplink, recording 10 readings a round at
     a device's pace on its own thread (over HTTP to the node, or through an MQTT
-    broker) until :meth:`finish`, which drains every outbox."""
+    broker) until :meth:`finish`, which drains every outbox. ``env``: more
+    environment for registering them (on anvil: who pays their stake)."""
 
-    def __init__(self, directory: Path, node: NodeProcess, routes: Sequence[str | MqttRoute]):
+    def __init__(
+        self,
+        directory: Path,
+        node: NodeProcess,
+        routes: Sequence[str | MqttRoute],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.node = node
         self.devices: list[Device] = []
         self.outboxes: list[Outbox] = []
@@ -103,7 +112,9 @@ class Fleet:
         for i, route in enumerate(routes):
             device = Device(SoftwareSigner.generate(), directory / f"device{i}.seq")
             outbox = Outbox(directory / f"outbox{i}.db")
-            registered = trustmesh("device", "register", "--did", device.did, "--node", node.url)
+            registered = trustmesh(
+                "device", "register", "--did", device.did, "--node", node.url, env=env
+            )
             assert registered.returncode == 0, registered.stderr.decode()
             self.devices.append(device)
             self.outboxes.append(outbox)
@@ -212,14 +223,21 @@ class Promises:
         self.head = current
 
 
-def check_log(node: NodeProcess, promises: Promises, fleet: Fleet) -> None:
+def check_log(node: NodeProcess, promises: Promises, fleet: Fleet, rpc: str | None = None) -> None:
     """Offline, on the stopped node's own data: each receipt verifies for the
     reading at its index, each reading a device signed is in the log exactly once
-    and in its device's order, and the chain's latest anchor is a tree of this log."""
+    and in its device's order, and the chain's latest anchor is a tree of this log.
+    ``rpc``: the node's chain, if not the embedded one in its data directory."""
     assert set(promises.receipts) == fleet.signed(), "a signed reading has no receipt"
     store = open_store(node.db)
-    chain = EmbeddedChain.open(node.data_dir)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        if rpc is None:
+            embedded = EmbeddedChain.open(node.data_dir)
+            stack.callback(embedded.close)
+            client = ChainClient(embedded.w3, embedded.dev_account)
+        else:
+            client = ChainClient(rpc_web3(rpc), Account.create())
         opened: dict[str, Checkpoint] = {}
         for (did, seq), text in promises.receipts.items():
             entry = store.entry(parse_tlog_proof(text).index)
@@ -235,11 +253,7 @@ def check_log(node: NodeProcess, promises: Promises, fleet: Fleet) -> None:
             )
             in_seq_order = [index for _, index in sorted(entries)]
             assert in_seq_order == sorted(in_seq_order), "a device's readings logged out of order"
-        client = ChainClient(chain.w3, chain.dev_account)
         deployment = Deployment.load(node.data_dir, client.chain_id)
         assert deployment is not None
         size, root, _, _ = LogAnchor(client, deployment).latest(promises.origin)
         assert 0 < size <= store.size and store.root(size) == root
-    finally:
-        chain.close()
-        store.close()
