@@ -210,3 +210,26 @@ def test_observed_witnessing_scores_a_liar_below_its_honest_neighbours() -> None
     table = compute_epoch(inputs)
     honest = [table.rows[d.id].score for d in devices[1:]]
     assert table.rows[liar.id].score < min(honest)
+
+
+def test_of_a_seq_seen_twice_the_first_reading_counts() -> None:
+    """A device that signs two readings with one seq (equivocation, which the
+    Disputes contract proves) gets only the first one seen counted, witnessing
+    included: an answer seen after an ordinary reading of its seq is not counted,
+    and is counted when seen first."""
+    challenger, witness = Device(), Device()
+    challenge = challenger.challenge((0, 0))
+    answer = witness.answer(challenge, (10, 0))
+    witness.seq -= 1  # the same seq again, for an ordinary reading
+    ordinary = witness.sign(answer.ts, "t", 20.0, {})
+    epoch = T0 // 3_600_000
+    counted = []
+    for order in ([ordinary, answer], [answer, ordinary]):
+        observer = Observer(epoch_ms=3_600_000, rules=RULES)
+        for reading in [challenge, *order]:
+            observer.add(reading)
+        inputs = observer.inputs(epoch)
+        logged = [e for e in inputs.evidence if e.kind == Kind.READINGS_LOGGED]
+        assert sorted(e.count for e in logged) == [1, 1]
+        counted.append(len(inputs.attestations))
+    assert counted == [0, 1]

@@ -123,8 +123,12 @@ class Ingestor:
         metrics: Metrics,
         clock_ms: Callable[[], int],
         lookup: Callable[[Callable[[], Any]], Any],
+        on_logged: Callable[[int, list[Reading], list[bytes]], None] | None = None,
     ) -> None:
+        """``on_logged``: told of each appended batch's fresh readings (the index of
+        the first, the readings, their leaf hashes), on the sequencer's thread."""
         self.store = store
+        self.on_logged = on_logged
         self.signer = signer
         self.origin = signer.name
         self.latest = latest
@@ -367,6 +371,8 @@ class Ingestor:
             return [_unavailable()] * len(readings), None
         for reading in fresh:  # a device's fresh seqs rise through the batch (_check)
             self._last_seq[reading.did] = reading.seq
+        if fresh and self.on_logged is not None:
+            self.on_logged(indices[0], fresh, leaves)
         before, self._compact = self._compact, self.store.compact_range()
         earlier = self._earlier_proofs(outcomes, self._compact.size)
         results: list[Accepted | Problem] = []

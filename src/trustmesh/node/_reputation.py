@@ -4,8 +4,12 @@ each reputation epoch ends, closes it (:mod:`trustmesh.reputation.follow`).
 Every cut is recorded before its table is served, so that after a restart the node
 rebuilds the same tables by replaying its log up to the same cuts, as anyone who
 recomputes them does. The entries were verified when they were logged: the node
-parses them without checking their signatures again (a recomputer checks them).
-Feeding happens when an epoch is due, in one pass, off the ingest path's threads.
+does not check their signatures again (a recomputer checks them). Its ingest
+hands each logged batch over as the readings it parsed and their leaf hashes
+(:meth:`ReputationKeeper.logged`: an append to a queue), and the keeper's thread
+counts them as the log grows, 48 bytes a reading; only what no batch handed over
+(entries logged before a restart, or by an append whose answer was lost) is read
+back from the log and parsed. Closing an epoch then costs no parsing at all.
 """
 
 from __future__ import annotations
@@ -13,22 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from trustmesh.chain.reputation import ReputationContract
-from trustmesh.chain.stakes import ChainFacts
 from trustmesh.errors import Error, InvalidReading
 from trustmesh.log.store import LogStore
 from trustmesh.node._state import NodeState
-from trustmesh.reading import parse_reading
+from trustmesh.reading import Reading, parse_reading
 from trustmesh.reputation import ReputationTable, SubjectScore
-from trustmesh.reputation.follow import Cut, Follower, replay
+from trustmesh.reputation.follow import Cut, Facts, Follower, replay
 from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.reputation")
 
 KEEP = 64  # tables kept in memory, newest
+COUNT_SECONDS = 0.5  # how often what the ingest handed over is counted
 
 
 class ReputationKeeper:
@@ -38,7 +43,7 @@ class ReputationKeeper:
         store: LogStore,
         origin: str,
         state: NodeState,
-        facts: ChainFacts,
+        facts: Facts,
         current_block: Callable[[], int],
         epoch_ms: int,
         clock_ms: Callable[[], int],
@@ -53,6 +58,7 @@ class ReputationKeeper:
         self.follower = Follower(epoch_ms, verify=parse_reading)
         self.tables: OrderedDict[int, tuple[Cut, ReputationTable]] = OrderedDict()
         self._lock = threading.Lock()
+        self._handed: deque[tuple[int, list[Reading], list[bytes]]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -68,8 +74,29 @@ class ReputationKeeper:
         if cuts:
             log.info("reputation: %d epochs rebuilt from the log", len(cuts))
 
+    def logged(self, first: int, readings: list[Reading], leaves: list[bytes]) -> None:
+        """``readings`` (verified, with their leaf hashes) were logged at consecutive
+        indices from ``first``: to be counted on this keeper's thread."""
+        self._handed.append((first, readings, leaves))
+
+    def _count_handed(self) -> None:
+        """Feed what the ingest handed over, in the log's order; what it did not
+        hand over is read from the log first."""
+        while self._handed:
+            first, readings, leaves = self._handed.popleft()
+            fed = self.follower.sizes.get(self.origin, 0)
+            if first > fed:
+                self.follower.feed_up_to(self.origin, first, self._entries)
+                fed = first
+            for index in range(fed, first + len(readings)):
+                self.follower.feed_read(
+                    self.origin, index, readings[index - first], leaves[index - first]
+                )
+
     def step(self) -> list[int]:
-        """Close every epoch that is due; returns the epochs closed."""
+        """Count what was logged; close every epoch that is due; returns the epochs
+        closed."""
+        self._count_handed()
         before = (self.clock_ms() - self.grace_ms) // self.epoch_ms
         size = self.store.size
         if not self._due(before, size):
@@ -94,10 +121,12 @@ class ReputationKeeper:
         """Whether an epoch before ``before`` may be closed: nothing is fed until then."""
         if self.follower.next_epoch is not None:
             return self.follower.next_epoch < before
+        if self.follower.pending(before):  # nothing closed yet: the earliest counted
+            return True
         fed = self.follower.sizes.get(self.origin, 0)
         if fed >= size:
             return False
-        try:  # nothing closed yet: the first entry not fed says which epoch comes first
+        try:  # or the first entry not fed says which epoch comes first
             first = parse_reading(self.store.entry(fed)).ts // self.epoch_ms
         except InvalidReading:
             return True
@@ -140,8 +169,15 @@ class ReputationKeeper:
             self._thread.join(timeout=30)
 
     def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        """Count what was handed over every COUNT_SECONDS (what waits holds whole
+        readings), and step every ``interval``."""
+        due = time.monotonic() + interval
+        while not self._stop.wait(min(interval, COUNT_SECONDS)):
             try:
+                if time.monotonic() < due:
+                    self._count_handed()
+                    continue
+                due = time.monotonic() + interval
                 self.step()
             except Error as exc:  # the chain or the store unavailable: next round
                 log.warning("reputation: closing an epoch failed (will retry): %s", exc)

@@ -312,6 +312,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         metrics=runtime.metrics,
         epoch_seconds=runtime.config.epoch,
     )
+    keeper = _keeper(runtime)
     ingestor = Ingestor(
         store=runtime.store,
         signer=runtime.signer,
@@ -322,8 +323,8 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         metrics=runtime.metrics,
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
+        on_logged=keeper.logged if keeper is not None else None,
     )
-    keeper = _keeper(runtime)
     market = _market(runtime)
     extra: list[BaseRoute] = []
     if runtime.chain is not None:

@@ -90,18 +90,30 @@ class Follower:
 
     def feed(self, origin: str, index: int, entry: bytes) -> None:
         """Entry ``index`` of the log ``origin``; each log's entries in order."""
-        expected = self.sizes.get(origin, 0)
-        if index != expected:
-            raise InvalidEvidence(f"{origin}: entry {index} fed, {expected} expected next")
-        self.sizes[origin] = index + 1
+        self._advance(origin, index)
         try:
             reading = self.verify(entry)
         except InvalidReading:
             self.skipped += 1
             return
+        self._count(reading, None)
+
+    def feed_read(self, origin: str, index: int, reading: Reading, leaf: bytes) -> None:
+        """Entry ``index`` of the log ``origin`` as the reading it holds, verified
+        already, and its leaf hash: how a node feeds what its ingest has just logged."""
+        self._advance(origin, index)
+        self._count(reading, leaf)
+
+    def _advance(self, origin: str, index: int) -> None:
+        expected = self.sizes.get(origin, 0)
+        if index != expected:
+            raise InvalidEvidence(f"{origin}: entry {index} fed, {expected} expected next")
+        self.sizes[origin] = index + 1
+
+    def _count(self, reading: Reading, leaf: bytes | None) -> None:
         epoch = reading.ts // self.epoch_ms
         if self.next_epoch is None or epoch >= self.next_epoch:
-            self._observer.add(reading)
+            self._observer.add(reading, leaf)
             self._dids.add(reading.did)
 
     def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import struct
 from collections.abc import Mapping, Sequence
 
 from trustmesh.errors import InvalidEvidence
@@ -41,6 +42,8 @@ from trustmesh.reputation.witness import CHALLENGE, WITNESS, WitnessRules, judge
 
 __all__ = ["Observer"]
 
+_RECORD = struct.Struct(">QQ32s")  # a logged reading: seq, ts, leaf hash
+
 
 class Observer:
     """Collects logged readings, in any order (a reading seen twice, in one log or
@@ -51,19 +54,22 @@ class Observer:
             raise InvalidEvidence("epoch_ms must be positive")
         self.epoch_ms = epoch_ms
         self.rules = rules or WitnessRules()
-        # epoch -> did -> seq -> (ts, leaf hash); seq collisions are equivocation,
-        # which the Disputes contract proves: the first seen stays
-        self._logged: dict[int, dict[str, dict[int, tuple[int, bytes]]]] = {}
+        # epoch -> did -> its readings as packed (seq, ts, leaf hash) records, in the
+        # order seen (48 bytes each: an epoch of a busy log holds millions); a seq
+        # seen again is a copy or an equivocation (which the Disputes contract
+        # proves): the first seen stays, sorted out when the epoch's inputs are made
+        self._logged: dict[int, dict[str, bytearray]] = {}
         self._witnessing: dict[int, dict[bytes, Reading]] = {}
 
-    def add(self, reading: Reading) -> None:
-        """One logged reading."""
+    def add(self, reading: Reading, digest: bytes | None = None) -> None:
+        """One logged reading (``digest``: its leaf hash, if known already)."""
         epoch = reading.ts // self.epoch_ms
-        device = self._logged.setdefault(epoch, {}).setdefault(reading.did, {})
-        if reading.seq in device:
-            return
-        digest = leaf_hash(reading.entry)
-        device[reading.seq] = (reading.ts, digest)
+        if digest is None:
+            digest = leaf_hash(reading.entry)
+        records = self._logged.setdefault(epoch, {}).get(reading.did)
+        if records is None:
+            records = self._logged[epoch][reading.did] = bytearray()
+        records += _RECORD.pack(reading.seq, reading.ts, digest)
         if reading.sensor in (CHALLENGE, WITNESS):
             self._witnessing.setdefault(epoch, {})[digest] = reading
 
@@ -86,10 +92,16 @@ class Observer:
         """The epoch's inputs: the logs' evidence, the witnessing, and what the chain
         shows (``stakes``, chain ``evidence``), on top of last epoch's ``previous``."""
         found = list(evidence)
-        for did, readings in sorted(self._logged.get(epoch, {}).items()):
+        kept: set[bytes] = set()  # the leaf hash of each (did, seq)'s first reading
+        for did, records in sorted(self._logged.get(epoch, {}).items()):
+            readings: dict[int, tuple[int, bytes]] = {}
+            for seq, ts, digest in _RECORD.iter_unpack(records):
+                readings.setdefault(seq, (ts, digest))
             found.extend(_device_evidence(subject_id(did), readings))
+            kept.update(digest for _, digest in readings.values())
         staked = [stake.subject for stake in stakes if stake.amount > 0 and not stake.slashed]
-        witnessing = judge(self._witnessing.get(epoch, {}).values(), self.rules, staked)
+        shown = [r for digest, r in self._witnessing.get(epoch, {}).items() if digest in kept]
+        witnessing = judge(shown, self.rules, staked)
         return EpochInputs(
             epoch,
             evidence=[*found, *witnessing.evidence],
