@@ -12,9 +12,7 @@ from tests.services import fresh_database
 from trustmesh.errors import CommitUncertain, DuplicateEntry, StoreError
 from trustmesh.log import merkle
 from trustmesh.log.bundles import decode_bundle
-from trustmesh.log.store import DeviceKey, LogStore, open_store
-from trustmesh.log.store._backend import Batch
-from trustmesh.log.store._sqlite import SqliteBackend
+from trustmesh.log.store import Batch, DeviceKey, LogStore, SqliteBackend, open_store
 
 Opener = Callable[[], LogStore]
 

@@ -12,8 +12,7 @@ from typing import Any
 from trustmesh._problems import Problem
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.store import LogStore, open_store
-from trustmesh.log.store._sqlite import SqliteBackend
+from trustmesh.log.store import LogStore, SqliteBackend, open_store
 from trustmesh.node._devices import DeviceRecord
 from trustmesh.node._ingest import Accepted, Ingestor
 from trustmesh.node._latest import LatestCheckpoint

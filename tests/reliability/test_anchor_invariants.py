@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -22,6 +21,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.reliability.budget import invariant_settings
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite, origin_id
@@ -134,10 +134,5 @@ def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
 
     run_state_machine_as_test(
         Anchoring,
-        settings=settings(
-            max_examples=int(os.environ.get("TRUSTMESH_INVARIANT_EXAMPLES", "6")),
-            stateful_step_count=20,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=invariant_settings(examples=6, steps=20),
     )

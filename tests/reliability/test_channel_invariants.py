@@ -11,12 +11,10 @@ channels have left: nothing created, nothing lost."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -27,6 +25,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.reliability.budget import invariant_settings
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
@@ -158,10 +157,5 @@ def test_no_payment_without_the_payers_signature(chain: EmbeddedChain) -> None:
 
     run_state_machine_as_test(
         Channels,
-        settings=settings(
-            max_examples=int(os.environ.get("TRUSTMESH_INVARIANT_EXAMPLES", "6")),
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=invariant_settings(examples=6, steps=25),
     )

@@ -9,12 +9,10 @@ after slashes and nothing else, and a slash pays its reporter its share."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -25,6 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.reliability.budget import invariant_settings
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import Deployment, Registry, deploy_suite, device_id, origin_id
@@ -172,10 +171,5 @@ def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain
 
     run_state_machine_as_test(
         Registries,
-        settings=settings(
-            max_examples=int(os.environ.get("TRUSTMESH_INVARIANT_EXAMPLES", "5")),
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=invariant_settings(examples=5, steps=25),
     )

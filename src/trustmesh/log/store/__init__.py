@@ -31,9 +31,12 @@ from trustmesh.log.bundles import BUNDLE_SIZE, MAX_ENTRY, decode_bundle, encode_
 from trustmesh.log.compact import CompactRange
 from trustmesh.log.merkle import LEAF_PREFIX
 from trustmesh.log.store._backend import Backend, Batch, DeviceKey
+from trustmesh.log.store._sqlite import SqliteBackend
 from trustmesh.log.tiles import RightEdge, TileKey, TreeReader, bottom_row, is_full
 
-__all__ = ["DeviceKey", "LogStore", "open_store"]
+# (Backend, Batch and SqliteBackend: for a store over a backend of one's own, as
+# tests that inject faults make)
+__all__ = ["Backend", "Batch", "DeviceKey", "LogStore", "SqliteBackend", "open_store"]
 
 MAX_SEQ = (1 << 64) - 1
 FULL_TILE_CACHE = 4096  # full tiles never change: up to 64 MiB of them kept in memory
@@ -46,8 +49,6 @@ def open_store(location: str | Path) -> LogStore:
         from trustmesh.log.store._postgres import PostgresBackend
 
         return LogStore(PostgresBackend(text))
-    from trustmesh.log.store._sqlite import SqliteBackend
-
     return LogStore(SqliteBackend(Path(text)))
 
 

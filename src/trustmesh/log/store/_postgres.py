@@ -77,14 +77,16 @@ class PostgresBackend:
     def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read's rows. A read on a connection the server dropped since its last
         use (a restart) is run once more on a new one: reads are idempotent."""
-        for last_try in (False, True):
-            connection = self._reader
-            try:
-                return connection.execute(query, params).fetchall()
-            except psycopg.Error as exc:
-                if not (connection.closed and not last_try):
-                    raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        connection = self._reader
+        try:
+            return connection.execute(query, params).fetchall()
+        except psycopg.Error as exc:
+            if not connection.closed:  # the server answered: no use asking again
+                raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
+        try:
+            return self._reader.execute(query, params).fetchall()  # (a new connection)
+        except psycopg.Error as exc:
+            raise StoreError(f"log store {_redact(self.url)} unavailable: {exc}") from None
 
     def _scalar(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self._rows(query, params)
