@@ -16,11 +16,11 @@ from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor, Registry, deploy_suite
-from trustmesh.errors import Reverted
+from trustmesh.errors import Oversized, Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.log.note_p256 import LogSigner
 from trustmesh.log.store import LogStore, open_store
-from trustmesh.reading import sign_reading
+from trustmesh.reading import MAX_ENTRY_SIZE, sign_reading, verify_reading
 
 TS = 1_700_000_000_000
 
@@ -232,3 +232,43 @@ def test_big_valid_readings_are_valid_on_chain(net: Net, tmp_path: Path) -> None
     with pytest.raises(Reverted, match="disputes: the entry is valid"):
         disputes.prove_invalid_entry(origin, 1, 0, entry, [])
     assert disputes.verify_reading(origin, 1, 0, entry, [])["seq"] == 1
+
+
+def _biggest(signer: SoftwareSigner, value: int, shape: str) -> bytes:
+    """The largest valid reading of a shape that costs an on-chain parser most per
+    byte: one array of ~8,000 one-byte items, or ~1,600 fields each a one-item array
+    (a parser that copies the entry per item or per field pays with the square)."""
+    for count in range(MAX_ENTRY_SIZE, 0, -16 if shape == "items" else -4):
+        extra = (
+            {"a": [0] * count} if shape == "items" else {f"{i:x}": [0] for i in range(count // 5)}
+        )
+        try:
+            entry = sign_reading(signer, seq=1, ts=TS, sensor="s", value=value, extra=extra)
+        except Oversized:
+            continue
+        verify_reading(entry)  # valid: any node logs it
+        return entry
+    raise AssertionError("no reading of that shape fits")
+
+
+@pytest.mark.parametrize("shape", ["items", "fields"])
+@pytest.mark.parametrize("net", [pytest.param("anvil", marks=pytest.mark.anvil)], indirect=True)
+def test_the_costliest_readings_to_parse_are_provable(net: Net, tmp_path: Path, shape: str) -> None:
+    """At the size limit, in the shapes costliest to parse on-chain: an equivocation
+    and a forgery are each proven within a quarter of a block's gas, and the reading
+    is valid on-chain. (On anvil only: the gas is the EVM's on any chain, and the
+    embedded chain's EVM takes minutes to spend it.)"""
+    signer = SoftwareSigner.generate()
+    first, second = _biggest(signer, 1, shape), _biggest(signer, 2, shape)
+    assert len(first) > MAX_ENTRY_SIZE - 64
+    forged = first[:-1] + bytes([first[-1] ^ 1])
+    deployment, disputes, origin, store = _anchored_log(net, tmp_path, [forged, second])
+    registry = Registry(net.owner, deployment)
+    did = did_from_key(signer.public_key)
+    registry.register_device(did, MIN_STAKE)
+    quarter = int(net.reporter.w3.eth.get_block("latest")["gasLimit"]) // 4
+    assert disputes.verify_reading(origin, 2, 1, second, store.inclusion_proof(1, 2))["seq"] == 1
+    receipt = disputes.prove_equivocation(first, second)
+    assert receipt["gasUsed"] < quarter and registry.device(did)["stake"] == 0
+    receipt = disputes.prove_invalid_entry(origin, 2, 0, forged, store.inclusion_proof(0, 2))
+    assert receipt["gasUsed"] < quarter and registry.node(origin)["stake"] == 0

@@ -405,51 +405,58 @@ def _byte(data: Bytes[MAX_ENTRY], at: uint256) -> uint256:
 @pure
 def _head(data: Bytes[MAX_ENTRY], at: uint256) -> (uint256, uint256, uint256):
     """(major type, argument, offset after the head) of the CBOR item at `at`."""
-    first: uint256 = self._byte(data, at)
+    assert at < len(data), "disputes: truncated reading"
+    first: uint256 = convert(slice(data, at, 1), uint256)
     major: uint256 = first >> 5
     info: uint256 = first & 31
     if info < 24:
         return major, info, at + 1
-    size: uint256 = 0
-    if info == 24:
-        size = 1
-    elif info == 25:
-        size = 2
-    elif info == 26:
-        size = 4
-    elif info == 27:
-        size = 8
-    else:
-        raise "disputes: not deterministic CBOR"
+    assert info <= 27, "disputes: not deterministic CBOR"
+    size: uint256 = 1 << (info - 24)
+    assert at + 1 + size <= len(data), "disputes: truncated reading"
     argument: uint256 = 0
     for k: uint256 in range(8):
         if k == size:
             break
-        argument = (argument << 8) | self._byte(data, at + 1 + k)
+        argument = (argument << 8) | convert(slice(data, at + 1 + k, 1), uint256)
     return major, argument, at + 1 + size
 
 
 @internal
 @pure
 def _skip(data: Bytes[MAX_ENTRY], at: uint256) -> uint256:
-    """The offset just after the (possibly nested) CBOR item at `at`."""
+    """The offset just after the (possibly nested) CBOR item at `at`. Each head is
+    read in place, from the 32 bytes at it: a call per item would copy the whole
+    entry each time, and a reading of thousands of tiny items would cost more than
+    a block's gas to prove. (A reading's items are followed by its 66-byte
+    signature, so the 32 bytes are there; where they are not, it is malformed.)"""
+    # (unchecked arithmetic: every argument is below 2^64 and there are at most
+    # MAX_ITEMS steps, so nothing here comes near 2^256)
     position: uint256 = at
     remaining: uint256 = 1
     for _: uint256 in range(MAX_ITEMS):
         if remaining == 0:
             return position
-        major: uint256 = 0
-        argument: uint256 = 0
-        major, argument, position = self._head(data, position)
-        remaining -= 1
+        word: uint256 = convert(extract32(data, position), uint256)
+        major: uint256 = word >> 253
+        argument: uint256 = (word >> 248) & 31
+        position = unsafe_add(position, 1)
+        if argument >= 24:
+            assert argument <= 27, "disputes: not deterministic CBOR"
+            size: uint256 = 1 << unsafe_sub(argument, 24)
+            bits: uint256 = unsafe_mul(size, 8)
+            one: uint256 = 1
+            argument = (word >> unsafe_sub(248, bits)) & unsafe_sub(one << bits, 1)
+            position = unsafe_add(position, size)
+        remaining = unsafe_sub(remaining, 1)
         if major == 2 or major == 3:
-            position += argument
+            position = unsafe_add(position, argument)
         elif major == 4:
-            remaining += argument
+            remaining = unsafe_add(remaining, argument)
         elif major == 5:
-            remaining += 2 * argument
+            remaining = unsafe_add(remaining, unsafe_mul(2, argument))
         elif major == 6:
-            remaining += 1
+            remaining = unsafe_add(remaining, 1)
     assert remaining == 0, "disputes: reading too complex"
     return position
 
@@ -506,14 +513,23 @@ def _field(entry: Bytes[MAX_ENTRY], start: uint256, end: uint256, name: Bytes[8]
     major, count, position = self._head(entry, start)
     assert major == 5, "disputes: payload is not a map"
     for _: uint256 in range(count, bound=MAX_FIELDS):
-        key_length: uint256 = 0
-        key_start: uint256 = 0
-        major, key_length, key_start = self._head(entry, position)
-        assert major == 3, "disputes: payload keys must be text"
+        # The key's head, and a one-byte value, read in place as _skip reads: only
+        # a value of more than one byte costs a call (a copy of the entry).
+        word: uint256 = convert(extract32(entry, position), uint256)
+        assert word >> 253 == 3, "disputes: payload keys must be text"
+        key_length: uint256 = (word >> 248) & 31
+        key_start: uint256 = position + 1
+        if key_length >= 24:
+            major, key_length, key_start = self._head(entry, position)
         if key_length == len(name) and slice(entry, key_start, key_length) == name:
             assert key_start + key_length < end, "disputes: truncated payload"
             return key_start + key_length
-        position = self._skip(entry, key_start + key_length)
+        position = key_start + key_length
+        value: uint256 = convert(extract32(entry, position), uint256) >> 248
+        if (value < 64 or value >= 224) and value & 31 < 24:  # (major 0, 1 or 7)
+            position += 1
+        else:
+            position = self._skip(entry, position)
         assert position <= end, "disputes: truncated payload"
     raise "disputes: missing field"
 
