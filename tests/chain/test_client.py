@@ -7,11 +7,12 @@ import threading
 
 import pytest
 from eth_account import Account
+from hexbytes import HexBytes
 
 from tests.chain.conftest import MIN_STAKE, Net
 from trustmesh.chain.client import ChainClient, account_from_env_or_file, rpc_web3
 from trustmesh.chain.suite import Registry
-from trustmesh.errors import ChainError
+from trustmesh.errors import ChainError, Reverted
 from trustmesh.identity import SoftwareSigner, did_from_key
 
 
@@ -67,3 +68,12 @@ def test_sender_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         account_from_env_or_file(key_file, "wrong")
     with pytest.raises(ChainError, match="needs a password"):
         account_from_env_or_file(key_file, None)
+
+
+def test_a_revert_without_a_reason_says_so(net: Net) -> None:
+    """A call no function of the contract takes reverts with no data: the error
+    says that, on either chain (not the empty bytes' repr, not the RPC's words)."""
+    registry = net.deployment.contracts["Registry"]
+    with pytest.raises(Reverted) as caught, net.owner.errors("calling nothing"):
+        net.w3.eth.call({"to": registry, "data": HexBytes("0xdeadbeef")})
+    assert str(caught.value) == "reverted without a reason"

@@ -228,4 +228,6 @@ class _Raw:
 
 def _reason(exc: Exception) -> str:
     message = str(getattr(exc, "message", None) or exc)
-    return message.removeprefix("execution reverted: ").strip() or "reverted without a reason"
+    message = message.removeprefix("execution reverted: ").strip()
+    # (no revert data: py-evm says b'', a JSON-RPC node "execution reverted")
+    return "reverted without a reason" if message in ("", "b''", "execution reverted") else message
