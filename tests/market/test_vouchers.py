@@ -23,6 +23,7 @@ from trustmesh.market.vouchers import (
     sign_device,
     signer,
 )
+from trustmesh.market.x402_channel import ChannelPayment
 
 DOMAIN = Domain(31337, "0x" + "22" * 20)
 
@@ -134,3 +135,30 @@ def test_a_safes_vouchers_are_checked_off_chain_as_its_eip1271_would() -> None:
             check_safe(voucher, signature, safe)
     with pytest.raises(InvalidVoucher):  # signatures of another voucher
         check_safe(other, pack_signatures(signed[:2]), safe)
+
+
+GOOD_PAYMENT = {"channel": "7", "amount": "1000", "signature": "0x" + "11" * 65,
+                "payer": "0x" + "22" * 20}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("channel", 2e222),  # (as JSON: a float, infinite once made an int)
+        ("channel", float("inf")),
+        ("amount", 1.9),  # (int() would pay 1)
+        ("amount", "1_000"),
+        ("amount", " 1000"),
+        ("amount", "-5"),
+        ("amount", "\u0661\u0660\u0660"),  # (Arabic-Indic digits, which int() takes)
+        ("channel", True),
+        ("amount", "9" * 79),
+    ],
+)
+def test_a_channel_payments_numbers_are_decimal_integers(field: str, value: object) -> None:
+    """Decimal digits or a JSON integer, nothing that int() would also take: the
+    fuzzer's finding (a float channel raised OverflowError, not InvalidVoucher)."""
+    assert ChannelPayment.from_payload(GOOD_PAYMENT).amount == 1000
+    assert ChannelPayment.from_payload({**GOOD_PAYMENT, "amount": 1000}).amount == 1000
+    with pytest.raises(InvalidVoucher, match="malformed|uint256"):
+        ChannelPayment.from_payload({**GOOD_PAYMENT, field: value})

@@ -20,6 +20,7 @@ that does the role's work, so the roles' state stays with the roles.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,7 @@ class ChannelPayment:
     def from_payload(cls, payload: Mapping[str, Any]) -> ChannelPayment:
         """Parse a payload; :class:`InvalidVoucher` naming what is wrong."""
         try:
-            channel, amount = int(payload["channel"]), int(payload["amount"])
+            channel, amount = _uint(payload["channel"]), _uint(payload["amount"])
             signature = bytes.fromhex(str(payload["signature"]).removeprefix("0x"))
             payer = payload["payer"]
         except (KeyError, TypeError, ValueError) as exc:
@@ -92,6 +93,18 @@ class ChannelPayment:
             raise InvalidVoucher("a channel payment's signature is 1 to 1024 bytes")
         return cls(channel, amount, signature, to_checksum_address(payer))
 
+
+def _uint(value: object) -> int:
+    """A payload's integer: decimal digits (as :meth:`ChannelPayment.to_payload`
+    writes it) or a JSON integer; never a float (1e400 is no channel, 1.9 no amount)."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise ValueError(f"{value!r} is not a decimal integer")
+
+
+_DIGITS = re.compile(r"[0-9]{1,78}")  # (uint256 has at most 78 digits)
 
 Check = Callable[[ChannelPayment, PaymentRequirements], None]
 
