@@ -10,9 +10,11 @@ import hashlib
 import json
 
 import pytest
+from vyper.compiler import compile_code
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
+from trustmesh.chain._compile import Artifact
 from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.errors import Reverted
 from trustmesh.reputation import (
@@ -284,3 +286,75 @@ def test_a_contract_admits_on_a_proven_score_and_only_then(
     assert net.owner.call(check(high, 10, high_row.score, table.score_proof(high)))
     assert not net.owner.call(check(low, 10, low_row.score, table.score_proof(low)))
     assert net.owner.call(gate.functions.admitted(low)) == 0
+
+
+REFUSING_ATTESTER = """
+# pragma version ~=0.4.3
+# An attester that is a contract: it stakes and posts, and refuses every payment
+# until it is told to accept them.
+interface Reputation:
+    def join(): payable
+    def post(epoch: uint256, root: bytes32, state_root: bytes32, subjects: uint256): payable
+    def collect(): nonpayable
+
+target: address
+accepting: bool
+
+@deploy
+def __init__(target: address):
+    self.target = target
+
+@external
+@payable
+def join():
+    extcall Reputation(self.target).join(value=msg.value)
+
+@external
+@payable
+def post(epoch: uint256, root: bytes32, state_root: bytes32, subjects: uint256):
+    extcall Reputation(self.target).post(epoch, root, state_root, subjects, value=msg.value)
+
+@external
+def accept():
+    self.accepting = True
+
+@external
+def collect():
+    extcall Reputation(self.target).collect()
+
+@external
+@payable
+def __default__():
+    assert self.accepting, "refused"
+"""
+
+
+def test_a_poster_refusing_its_bond_cannot_hold_its_ring_slot(
+    net: Net, reputation: tuple[ReputationContract, ReputationContract]
+) -> None:
+    """Its honest table is final once the window has passed, like any other; the
+    bond it refuses is owed to it; the ring slot takes the epoch 64 later. (With
+    the bond pushed or nothing, finalize reverted for good, and no later epoch of
+    the slot could ever be posted: 64 bonds would stop every table.)"""
+    attester, reader = reputation
+    compiled = compile_code(REFUSING_ATTESTER, output_formats=["abi", "bytecode"])
+    artifact = Artifact("Refusing", compiled["abi"], bytes.fromhex(compiled["bytecode"][2:]), "")
+    address = reader.contract.address
+    refusing = net.deployer.contract(artifact, net.deployer.deploy_artifact(artifact, address))
+    net.deployer.transact(refusing.functions.join(), MIN_STAKE)
+    table = _table(1)
+    post = refusing.functions.post(1, table.score_root, table.state_root, len(table.rows))
+    net.deployer.transact(post, BOND)
+    net.owner.advance_time(WINDOW + 1)
+    reader.finalize(1)
+    assert reader.is_final(1)
+    owed = reader.contract.functions.owed
+    assert owed(refusing.address).call() == BOND and owed(net.reporter.address).call() == 0
+    later = _table(1 + 64)  # the same ring slot
+    attester.post(later)
+    assert reader.contract.functions.roots(later.epoch).call() == later.score_root
+    with pytest.raises(Reverted, match="nothing owed"):
+        net.reporter.transact(reader.contract.functions.collect())
+    net.deployer.transact(refusing.functions.accept())
+    net.deployer.transact(refusing.functions.collect())
+    assert net.deployer.balance(refusing.address) == BOND and owed(refusing.address).call() == 0

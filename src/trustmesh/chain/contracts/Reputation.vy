@@ -124,6 +124,9 @@ roots: public(HashMap[uint256, bytes32])  # epoch -> posted root (empty again if
 # slot holds FINAL_BIT alone (never zero: a post then rewrites a used slot, 5k gas, not 22k)
 ring: public(uint256[RING])
 burned: public(uint256)
+# bonds a poster refused when its table was finalized (a contract that takes no
+# ether): its to collect, so that no poster can keep a table from being final
+owed: public(HashMap[address, uint256])
 
 
 @deploy
@@ -245,7 +248,22 @@ def finalize(epoch: uint256):
     assert block.timestamp >= self._posted_at(slot) + window, "reputation: window still open"
     self.ring[epoch % RING] = slot | FINAL_BIT
     log Finalized(epoch=epoch, attester=poster, root=root)
-    send(poster, bond)
+    # As `send` pays (the 2,300-gas stipend), but a refusal is owed, not a revert: a
+    # poster that refused its bond would otherwise hold the ring slot for good, and
+    # with 64 bonds every later epoch.
+    if not raw_call(poster, b"", value=bond, gas=0, revert_on_failure=False):
+        self.owed[poster] += bond
+
+
+@external
+def collect():
+    """
+    @notice Take the bonds this poster refused when its tables were finalized.
+    """
+    amount: uint256 = self.owed[msg.sender]
+    assert amount > 0, "reputation: nothing owed"
+    self.owed[msg.sender] = 0
+    raw_call(msg.sender, b"", value=amount)
 
 
 @external
