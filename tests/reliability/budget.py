@@ -4,7 +4,7 @@ test command, the full one with ``TRUSTMESH_INVARIANT_EXAMPLES`` (e.g. 100)."""
 import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 
 def invariant_settings(examples: int, steps: int, **overrides: Any) -> settings:
@@ -18,3 +18,19 @@ def invariant_settings(examples: int, steps: int, **overrides: Any) -> settings:
         "suppress_health_check": list(HealthCheck),
     }
     return settings(**{**chosen, **overrides})
+
+
+def planted_settings(examples: int, steps: int) -> settings:
+    """A planted wrong expectation's run: the same ``examples`` every time (not the
+    budget's: it must fail whatever the budget), generated only, stopping at the
+    first failure."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        report_multiple_bugs=False,
+    )

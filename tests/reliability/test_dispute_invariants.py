@@ -26,7 +26,6 @@ from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -42,7 +41,7 @@ from hypothesis.stateful import (
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from tests.reliability.budget import invariant_settings
+from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import (
@@ -593,13 +592,5 @@ def test_the_machine_fails_on_a_planted_wrong_expectation(chain: EmbeddedChain) 
     with pytest.raises(AssertionError, match="the reporter was paid"):
         run_state_machine_as_test(
             _machine(chain, REWARD_BPS + 1),
-            settings=invariant_settings(
-                examples=30,
-                steps=15,
-                max_examples=30,  # (whatever the budget: it stops at the first failure)
-                derandomize=True,
-                database=None,
-                phases=[Phase.generate],
-                print_blob=False,
-            ),
+            settings=planted_settings(examples=30, steps=15),
         )
