@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -21,7 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.reliability.budget import invariant_settings
+from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite, origin_id
@@ -33,7 +34,8 @@ MIN_STAKE = 10**15
 REFUSED = "anchor: (size must grow|not the origin's node|not consistent with the last anchor)"
 
 
-def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
+def _machine(chain: EmbeddedChain, planted: bool = False) -> type[RuleBasedStateMachine]:
+    """The machine; ``planted``: it believes a stranger's anchor lands."""
     node, stranger = (ChainClient(chain.w3, account) for account in chain.dev_accounts[:2])
     deployment = deploy_suite(node, min_stake=MIN_STAKE, with_disputes=False)
     anchors = {who: LogAnchor(who, deployment) for who in (node, stranger)}
@@ -45,7 +47,7 @@ def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
             super().__init__()
             nonlocal count
             count += 1
-            self.origin = f"anchor.example/{count}"
+            self.origin = f"anchor.example/{count}{'-planted' if planted else ''}"
             registry.register_log(
                 LogSigner.from_seed(self.origin, os.urandom(32)), "http://127.0.0.1", MIN_STAKE
             )
@@ -89,7 +91,7 @@ def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
                 return
             proof = merkle.consistency_proof(self.leaves[:size], self.anchored) if (
                 self.anchored) else []  # fmt: skip
-            assert not self._try(stranger, size, merkle.root(self.leaves[:size]), proof)
+            assert self._try(stranger, size, merkle.root(self.leaves[:size]), proof) == planted
 
         @precondition(lambda self: self.anchored > 0)
         @rule(data=st.data())
@@ -132,7 +134,17 @@ def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
                     anchored_root
                 )
 
-    run_state_machine_as_test(
-        Anchoring,
-        settings=invariant_settings(examples=6, steps=20),
-    )
+    return Anchoring
+
+
+def test_anchored_history_is_never_rewritten(chain: EmbeddedChain) -> None:
+    run_state_machine_as_test(_machine(chain), settings=invariant_settings(examples=6, steps=20))
+
+
+def test_the_machine_fails_on_a_planted_wrong_expectation(chain: EmbeddedChain) -> None:
+    """The same machine, believing a stranger's anchor lands:
+    it must find a sequence that shows otherwise (so it can find a real slip)."""
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            _machine(chain, planted=True), settings=planted_settings(examples=30, steps=20)
+        )

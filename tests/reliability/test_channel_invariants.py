@@ -25,7 +25,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.reliability.budget import invariant_settings
+from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
@@ -48,7 +48,8 @@ def _gas(receipt: Any) -> int:
     return int(receipt["gasUsed"] * receipt["effectiveGasPrice"])
 
 
-def test_no_payment_without_the_payers_signature(chain: EmbeddedChain) -> None:
+def _machine(chain: EmbeddedChain, planted: bool = False) -> type[RuleBasedStateMachine]:
+    """The machine; ``planted``: it believes an open channel's deposit is not held."""
     payer, payee, stranger = (
         ChainClient(chain.w3, account, advance_time=chain.advance_time)
         for account in chain.dev_accounts[:3]
@@ -152,10 +153,20 @@ def test_no_payment_without_the_payers_signature(chain: EmbeddedChain) -> None:
                 onchain = self.as_[payer.address].channel(channel)
                 assert (onchain.deposit, onchain.paid, onchain.closed) == (
                     model.deposit, model.paid, model.closed)  # fmt: skip
-                held += 0 if model.closed else model.deposit - model.paid
+                held += 0 if model.closed or planted else model.deposit - model.paid
             assert payer.balance(self.address) == held
 
-    run_state_machine_as_test(
-        Channels,
-        settings=invariant_settings(examples=6, steps=25),
-    )
+    return Channels
+
+
+def test_no_payment_without_the_payers_signature(chain: EmbeddedChain) -> None:
+    run_state_machine_as_test(_machine(chain), settings=invariant_settings(examples=6, steps=25))
+
+
+def test_the_machine_fails_on_a_planted_wrong_expectation(chain: EmbeddedChain) -> None:
+    """The same machine, believing an open channel's deposit is not held:
+    it must find a sequence that shows otherwise (so it can find a real slip)."""
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            _machine(chain, planted=True), settings=planted_settings(examples=30, steps=25)
+        )

@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.reliability.budget import invariant_settings
+from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import Deployment, Registry, deploy_suite, device_id, origin_id
@@ -46,7 +46,8 @@ class Record:
     unbond_at: int = 0
 
 
-def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain) -> None:
+def _machine(chain: EmbeddedChain, planted: bool = False) -> type[RuleBasedStateMachine]:
+    """The machine; ``planted``: it believes a registration's stake is not held."""
     w3 = chain.w3
     deployer, *owners, reporter = (
         ChainClient(w3, account, advance_time=chain.advance_time)
@@ -166,10 +167,21 @@ def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain
                 assert (onchain["stake"], onchain["status"]) == (record.stake, record.status)
             kept = deployer.call(self.contract.functions.slashed_total())
             assert kept == self.kept
-            held = sum(record.stake for record in self.records.values()) + self.kept
+            staked = 0 if planted else sum(record.stake for record in self.records.values())
+            held = staked + self.kept
             assert deployer.balance(registry.address) == held
 
-    run_state_machine_as_test(
-        Registries,
-        settings=invariant_settings(examples=5, steps=25),
-    )
+    return Registries
+
+
+def test_registry_stake_accounting_holds_under_any_sequence(chain: EmbeddedChain) -> None:
+    run_state_machine_as_test(_machine(chain), settings=invariant_settings(examples=5, steps=25))
+
+
+def test_the_machine_fails_on_a_planted_wrong_expectation(chain: EmbeddedChain) -> None:
+    """The same machine, believing a registration's stake is not held:
+    it must find a sequence that shows otherwise (so it can find a real slip)."""
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            _machine(chain, planted=True), settings=planted_settings(examples=30, steps=25)
+        )
