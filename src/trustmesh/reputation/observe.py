@@ -92,15 +92,21 @@ class Observer:
         """The epoch's inputs: the logs' evidence, the witnessing, and what the chain
         shows (``stakes``, chain ``evidence``), on top of last epoch's ``previous``."""
         found = list(evidence)
-        kept: set[bytes] = set()  # the leaf hash of each (did, seq)'s first reading
+        # Witnessing counts if it is its (did, seq)'s first reading: only their seqs are
+        # looked up (one device at a time: an epoch of a busy log holds millions).
+        witnessed = self._witnessing.get(epoch, {})
+        asked: dict[str, set[int]] = {}
+        for reading in witnessed.values():
+            asked.setdefault(reading.did, set()).add(reading.seq)
+        kept: set[bytes] = set()  # of those, the leaf hash of the first reading
         for did, records in sorted(self._logged.get(epoch, {}).items()):
             readings: dict[int, tuple[int, bytes]] = {}
             for seq, ts, digest in _RECORD.iter_unpack(records):
                 readings.setdefault(seq, (ts, digest))
             found.extend(_device_evidence(subject_id(did), readings))
-            kept.update(digest for _, digest in readings.values())
+            kept.update(readings[seq][1] for seq in asked.get(did, ()) if seq in readings)
         staked = [stake.subject for stake in stakes if stake.amount > 0 and not stake.slashed]
-        shown = [r for digest, r in self._witnessing.get(epoch, {}).items() if digest in kept]
+        shown = [r for digest, r in witnessed.items() if digest in kept]
         witnessing = judge(shown, self.rules, staked)
         return EpochInputs(
             epoch,
