@@ -10,11 +10,10 @@ import hashlib
 import json
 
 import pytest
-from vyper.compiler import compile_code
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
-from trustmesh.chain._compile import Artifact
+from trustmesh.chain._compile import compile_source
 from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.errors import Reverted
 from trustmesh.reputation import (
@@ -337,8 +336,7 @@ def test_a_poster_refusing_its_bond_cannot_hold_its_ring_slot(
     the bond pushed or nothing, finalize reverted for good, and no later epoch of
     the slot could ever be posted: 64 bonds would stop every table.)"""
     attester, reader = reputation
-    compiled = compile_code(REFUSING_ATTESTER, output_formats=["abi", "bytecode"])
-    artifact = Artifact("Refusing", compiled["abi"], bytes.fromhex(compiled["bytecode"][2:]), "")
+    artifact = compile_source("Refusing", REFUSING_ATTESTER)
     address = reader.contract.address
     refusing = net.deployer.contract(artifact, net.deployer.deploy_artifact(artifact, address))
     net.deployer.transact(refusing.functions.join(), MIN_STAKE)

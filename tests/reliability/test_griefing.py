@@ -17,11 +17,10 @@ from hashlib import sha256
 from typing import Any
 
 import pytest
-from vyper.compiler import compile_code
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
-from trustmesh.chain._compile import Artifact, source
+from trustmesh.chain._compile import Artifact, compile_source, source
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.embedded import EmbeddedChain
@@ -149,8 +148,7 @@ class Suite:
 
 @functools.cache
 def _attacker() -> Artifact:
-    compiled = compile_code(ATTACKER, output_formats=["abi", "bytecode"])
-    return Artifact("Attacker", compiled["abi"], bytes.fromhex(compiled["bytecode"][2:]), "")
+    return compile_source("Attacker", ATTACKER)
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,19 @@ def source(name: str) -> str:
     return (importlib.resources.files("trustmesh.chain.contracts") / f"{name}.vy").read_text()
 
 
+def compile_source(name: str, text: str, digest: str = "") -> Artifact:
+    """Vyper source ``text`` compiled (uncached), as contract ``name``."""
+    try:
+        output = compile_code(
+            text,
+            output_formats=["abi", "bytecode"],
+            input_bundle=FilesystemInputBundle(get_search_paths()),
+        )
+    except vyper.exceptions.VyperException as exc:
+        raise ChainError(f"{name}.vy does not compile: {exc}") from None
+    return Artifact(name, output["abi"], bytes.fromhex(output["bytecode"][2:]), digest)
+
+
 def load_contract(name: str) -> Artifact:
     """The compiled contract ``name``, from the cache or freshly compiled."""
     text = source(name)
@@ -64,15 +77,7 @@ def load_contract(name: str) -> Artifact:
         return Artifact(name, document["abi"], bytes.fromhex(document["bytecode"]), digest)
     except (OSError, ValueError, KeyError):
         pass  # not cached yet, or a damaged cache file: compile
-    try:
-        output = compile_code(
-            text,
-            output_formats=["abi", "bytecode"],
-            input_bundle=FilesystemInputBundle(get_search_paths()),
-        )
-    except vyper.exceptions.VyperException as exc:
-        raise ChainError(f"{name}.vy does not compile: {exc}") from None
-    artifact = Artifact(name, output["abi"], bytes.fromhex(output["bytecode"][2:]), digest)
+    artifact = compile_source(name, text, digest)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         document = {
