@@ -22,7 +22,7 @@ from trustmesh.aggregate import Model, Query, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie
 from trustmesh.aggregate.claim import Claim, LoggedReading, build, read_as_chain
 from trustmesh.aggregate.tree import Leaf
-from trustmesh.chain._compile import Artifact
+from trustmesh.chain._compile import Artifact, compile_source
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.suite import (
@@ -338,3 +338,57 @@ def test_a_malformed_or_unanchored_claim_is_refused_by_name(world: World) -> Non
         world.post(claim)
     with pytest.raises(Reverted, match="aggregates: not releasable"):
         world.prover.release(claim.id)
+
+
+REFUSING_CLAIMER = """
+# pragma version ~=0.4.3
+# A claimer that is a contract: it sends the calls it is given (a post, a collect)
+# as its own, and refuses every payment until it is told to accept them.
+accepting: bool
+
+@external
+@payable
+def forward(to: address, data: Bytes[4096]):
+    raw_call(to, data, value=msg.value)
+
+@external
+def accept():
+    self.accepting = True
+
+@external
+@payable
+def __default__():
+    assert self.accepting, "refused"
+"""
+
+
+@EMBEDDED
+def test_a_claimer_refusing_its_bond_cannot_keep_its_claim_pending(world: World) -> None:
+    """Its claim is final once released, like any other; the bond it refuses is
+    owed to it, and it collects it once it accepts payments. (With the bond pushed,
+    release reverted for good, and the claim stayed pending with its bond held.)"""
+    artifact = compile_source("RefusingClaimer", REFUSING_CLAIMER)
+    deployer = world.net.deployer
+    refusing = deployer.contract(artifact, deployer.deploy_artifact(artifact))
+    claim = world.honest(world.query())
+    contract = world.claimer.contract
+    post = contract.functions.post(*claim.to_abi(), claim.result, claim.count, "u")
+    calldata = bytes.fromhex(post._encode_transaction_data()[2:])
+    deployer.transact(refusing.functions.forward(world.claimer.address, calldata), BOND)
+    assert world.claimer.state(claim.id).claimer == refusing.address
+    world.net.owner.advance_time(WINDOW + 1)
+    world.prover.release(claim.id)
+    assert world.claimer.state(claim.id).state == "final"
+    assert world.claimer.result_of(claim.id) == (claim.query.hash, claim.result)
+    assert world.claimer.owed(refusing.address) == BOND
+    assert deployer.balance(world.claimer.address) == BOND
+    with pytest.raises(Reverted, match="aggregates: not releasable"):
+        world.prover.release(claim.id)
+    with pytest.raises(Reverted, match="aggregates: nothing owed"):
+        world.prover.collect()
+    collect = bytes.fromhex(contract.functions.collect()._encode_transaction_data()[2:])
+    deployer.transact(refusing.functions.accept())
+    deployer.transact(refusing.functions.forward(world.claimer.address, collect))
+    assert deployer.balance(refusing.address) == BOND
+    assert world.claimer.owed(refusing.address) == 0
+    assert deployer.balance(world.claimer.address) == 0

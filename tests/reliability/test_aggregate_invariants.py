@@ -3,20 +3,23 @@ signed readings that grows and is anchored, a claimer posts claims of several
 queries, honest ones and ones with each kind of lie (a wrong result, a node that
 does not add up, a wrong model output, a forged leaf, a foreign device, an
 omitted reading, leaves out of order), and claims of a snapshot that is no
-longer the latest; a prover proves each lie as a checker finds it and brings
+longer the latest, some through a claimer contract that refuses its bonds until
+it collects them; a prover proves each lie as a checker finds it and brings
 every kind of proof against the honest claims; bonds are released; time passes.
 
 Each call succeeds exactly when the contract's rules say it may: a claim is
 posted with the bond over the latest anchors, once (again only once refuted); a
 lie is refuted once, within its window, paying the prover half the bond and
 burning the rest; no proof refutes an honest claim; nothing is final, released
-or readable before its window has closed. After every step each claim's state,
-claimer, deadline and readable result are the model's, and the contract holds
-exactly the bonds of the pending claims and what was burned."""
+or readable before its window has closed; a refused bond is owed, and
+collected once. After every step each claim's state, claimer, deadline and
+readable result are the model's, and the contract holds exactly the bonds of the
+pending claims, the bonds owed and what was burned."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 from collections.abc import Iterator
@@ -32,15 +35,26 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from tests.aggregate.lies import KINDS, lies
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from tests.chain.test_aggregates import TS, WRONG_CHALLENGES, World, _all_challenges, _outsider_leaf
+from tests.chain.test_aggregates import (
+    REFUSING_CLAIMER,
+    TS,
+    WRONG_CHALLENGES,
+    World,
+    _all_challenges,
+    _outsider_leaf,
+)
 from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.aggregate import Model, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie, omitted
 from trustmesh.aggregate.claim import Claim
 from trustmesh.aggregate.tree import Leaf
+from trustmesh.chain._compile import compile_source
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.client import ChainClient
@@ -77,6 +91,7 @@ class Claimed:
     result: int
     count: int
     deadline: int
+    claimer: str
     state: str = "pending"  # refuted, final
 
 
@@ -162,6 +177,7 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
     """The machine; ``planted``: it believes a pending claim's bond is not held."""
     deployer, claimer, prover = world.net.deployer, world.net.owner, world.net.reporter
     contracts = world.deployment.contracts
+    refusing_claimer = compile_source("RefusingClaimer", REFUSING_CLAIMER)
 
     class Aggregates(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -175,9 +191,14 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                 prover=AggregatesContract(prover, address),
             )
             self.address = address
+            self.refusing = deployer.contract(
+                refusing_claimer, deployer.deploy_artifact(refusing_claimer)
+            )  # a claimer contract, refusing its bonds until it collects them
+            self.accepting = False
             self.claims: dict[bytes, Claimed] = {}  # by id, the last posted under each
             self.older: list[Claim] = []  # honest claims of snapshots since grown past
             self.burned = 0
+            self.owed = 0  # to the claimer contract
             self.asked: set[tuple[bytes, int, str, bool]] = set()  # results read, by their cause
 
         def _now(self) -> int:
@@ -188,10 +209,19 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
             now = self._now()
             return claimed.state == "pending" and now < claimed.deadline <= now + SLACK
 
-        @rule(query=st.integers(0, len(QUERIES) - 1), lie=st.sampled_from(LIES))
-        def claim(self, query: int, lie: str) -> None:
+        def _forward(self, function: ContractFunction, value: int = 0) -> TxReceipt:
+            """``function`` sent by the claimer contract."""
+            data = bytes.fromhex(function._encode_transaction_data()[2:])
+            return claimer.transact(self.refusing.functions.forward(self.address, data), value)
+
+        @rule(
+            query=st.integers(0, len(QUERIES) - 1),
+            lie=st.sampled_from(LIES),
+            by_contract=st.booleans(),
+        )
+        def claim(self, query: int, lie: str, by_contract: bool) -> None:
             """A claim of one of the queries over the latest snapshot, honest or lying,
-            or an honest claim of an older snapshot."""
+            or an honest claim of an older snapshot, by the claimer or its contract."""
             honest = self.world.honest(self.world.query(**QUERIES[query]))
             assert find_lie(honest, honest, honest.result, honest.count, world.fetch,
                             world.read) is None  # fmt: skip
@@ -209,18 +239,23 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                 refusal = "aggregates: sizes are not the latest anchors"
             elif claim_id in self.claims and self.claims[claim_id].state != "refuted":
                 refusal = "aggregates: already claimed"
+            contract = self.world.claimer.contract
+            post = contract.functions.post(*data.to_abi(), result, count, "u")
+            send = functools.partial(self._forward if by_contract else claimer.transact, post, BOND)
             if refusal:
                 with pytest.raises(Reverted, match=refusal):
-                    self.world.post(data, result, count)
+                    send()
                 return
             before = claimer.balance(self.address)
-            posted_id, receipt = self.world.claimer.post(data.to_abi(), result, count, "u")
-            assert posted_id == claim_id
+            receipt = send()
+            (posted,) = contract.events.Posted().process_receipt(receipt, errors=DISCARD)
+            poster = self.refusing.address if by_contract else claimer.address
+            assert (posted["args"]["claim_id"], posted["args"]["claimer"]) == (claim_id, poster)
             assert claimer.balance(self.address) == before + BOND
             mined = world.net.w3.eth.get_block(receipt["blockNumber"])
             kind = "none" if lie == "stale" else lie
             self.claims[claim_id] = Claimed(
-                data, kind, honest, result, count, int(mined["timestamp"]) + WINDOW
+                data, kind, honest, result, count, int(mined["timestamp"]) + WINDOW, poster
             )
 
         @precondition(lambda self: bool(self.claims))
@@ -282,10 +317,28 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                 with pytest.raises(Reverted, match="aggregates: not releasable"):
                     self.world.prover.release(claim_id)
                 return
-            before = claimer.balance()
+            before = claimer.balance(claimed.claimer)
             self.world.prover.release(claim_id)
-            assert claimer.balance() == before + BOND  # (the claimer sends nothing)
+            refused = claimed.claimer == self.refusing.address and not self.accepting
+            paid = 0 if refused else BOND
+            assert claimer.balance(claimed.claimer) == before + paid  # (it sends nothing)
+            self.owed += BOND - paid
             claimed.state = "final"
+
+        @rule()
+        def collect(self) -> None:
+            """The claimer contract takes the bonds it refused (it accepts them from
+            now on); with nothing owed, it is refused."""
+            collect = self.world.claimer.contract.functions.collect()
+            if self.owed == 0:
+                with pytest.raises(Reverted, match="aggregates: nothing owed"):
+                    self._forward(collect)
+                return
+            before = claimer.balance(self.refusing.address)
+            claimer.transact(self.refusing.functions.accept())
+            self._forward(collect)
+            assert claimer.balance(self.refusing.address) == before + self.owed
+            self.accepting, self.owed = True, 0
 
         @rule(count=st.integers(1, 6), kind=st.sampled_from(READINGS))
         def grow(self, count: int, kind: str) -> None:
@@ -310,7 +363,7 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
             for claim_id, claimed in self.claims.items():
                 state = contract.state(claim_id)
                 assert (state.state, state.claimer, state.deadline) == (
-                    claimed.state, claimer.address, claimed.deadline)  # fmt: skip
+                    claimed.state, claimed.claimer, claimed.deadline)  # fmt: skip
                 readable = claimed.state == "final" or (
                     claimed.state == "pending" and now >= claimed.deadline
                 )
@@ -325,7 +378,8 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                         contract.result_of(claim_id)
             pending = sum(1 for claimed in self.claims.values() if claimed.state == "pending")
             bonds = 0 if planted else BOND * pending
-            assert claimer.balance(self.address) == bonds + self.burned, "held"
+            assert contract.owed(self.refusing.address) == self.owed
+            assert claimer.balance(self.address) == bonds + self.owed + self.burned, "held"
 
     return Aggregates
 

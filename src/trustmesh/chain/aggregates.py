@@ -1,6 +1,7 @@
 """The Aggregates contract through a client: post a claim with its bond, read a
-claim's state and final result, release a final claim's bond, and submit the
-proof of a lie (:mod:`trustmesh.aggregate.challenge` makes the arguments)."""
+claim's state and final result, release a final claim's bond (or collect one
+its claimer refused), and submit the proof of a lie
+(:mod:`trustmesh.aggregate.challenge` makes the arguments)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,18 @@ class AggregatesContract:
         return bytes(query_hash), int(result)
 
     def release(self, claim_id: bytes) -> TxReceipt:
+        """Make a claim past its window final and pay its claimer the bond (a
+        claimer that refuses it is owed it)."""
         return self.client.transact(self.contract.functions.release(claim_id))
+
+    def owed(self, claimer: str) -> int:
+        """The bonds ``claimer`` refused at release and has not collected yet."""
+        fn = self.contract.functions.owed(Web3.to_checksum_address(claimer))
+        return int(self.client.call(fn))
+
+    def collect(self) -> TxReceipt:
+        """Take the bonds this client's account refused at release."""
+        return self.client.transact(self.contract.functions.collect())
 
     def challenge(
         self, claim: tuple[Any, Sequence[int], bytes], method: str, args: Sequence[Any]

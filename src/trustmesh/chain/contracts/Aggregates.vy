@@ -23,7 +23,8 @@
         A proven lie refutes the claim, pays the prover half the bond and burns
         the rest (so a liar gains nothing by refuting itself first); an
         unrefuted claim is final after the window, its bond returns to the
-        claimer, and any contract reads its result with `result_of`.
+        claimer (or, if it refuses it, is owed to it: `collect` takes it), and
+        any contract reads its result with `result_of`.
 @dev    Tree shape (trustmesh.aggregate.tree): every node is
         keccak256(abi.encode(a, b, count, sum, min, max)); a leaf node has
         a = keccak256(abi.encode(origin, index, leaf_hash, device, seq, ts, value,
@@ -175,6 +176,7 @@ evaluator: public(immutable(address))
 bond: public(immutable(uint256))
 window: public(immutable(uint256))  # seconds a claim can be challenged
 claims: HashMap[bytes32, Claim]
+owed: public(HashMap[address, uint256])  # bonds their claimers refused at release
 
 
 @deploy
@@ -247,7 +249,8 @@ def post(query: Query, sizes: DynArray[uint256, MAX_LOGS], root: bytes32, result
 def status(claim_id: bytes32) -> (uint256, address, uint256):
     """
     @notice (state, claimer, deadline): state 0 none, 1 pending (final once the
-            deadline has passed), 2 refuted, 3 final with its bond returned.
+            deadline has passed), 2 refuted, 3 final with its bond returned (or
+            owed).
     """
     meta: uint256 = self.claims[claim_id].meta
     return meta & 255, convert(convert(meta >> 96, uint160), address), (meta >> 8) & (2**40 - 1)
@@ -268,13 +271,31 @@ def result_of(claim_id: bytes32) -> (bytes32, int256):
 @nonreentrant
 def release(claim_id: bytes32):
     """
-    @notice Return a final claim's bond to its claimer (anyone may call).
+    @notice Make a claim past its window final and return its bond to its
+            claimer (anyone may call). A claimer that refuses the bond is owed
+            it: `collect` takes it.
     """
     claim: Claim = self.claims[claim_id]
     assert self._final(claim.meta) and claim.meta & 255 == PENDING, "aggregates: not releasable"
     self.claims[claim_id].meta = claim.meta - PENDING + FINAL
     log Finalized(claim_id=claim_id, result=claim.result)
-    raw_call(convert(convert(claim.meta >> 96, uint160), address), b"", value=bond)
+    claimer: address = convert(convert(claim.meta >> 96, uint160), address)
+    # As `send` pays (the 2,300-gas stipend), but a refusal is owed, not a revert: a
+    # claimer that refused its bond would otherwise keep its claim pending for good.
+    if not raw_call(claimer, b"", value=bond, gas=0, revert_on_failure=False):
+        self.owed[claimer] += bond
+
+
+@external
+@nonreentrant
+def collect():
+    """
+    @notice Take the bonds this claimer refused when its claims were released.
+    """
+    amount: uint256 = self.owed[msg.sender]
+    assert amount > 0, "aggregates: nothing owed"
+    self.owed[msg.sender] = 0
+    raw_call(msg.sender, b"", value=amount)
 
 
 # --- challenges -------------------------------------------------------------------
