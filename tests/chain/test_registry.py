@@ -7,8 +7,10 @@ import os
 import random
 
 import pytest
+from web3.contract.contract import ContractFunction
 
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
+from trustmesh.chain._compile import compile_source
 from trustmesh.chain.suite import device_id, onchain_key, origin_id, proof_key_message
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key, key_from_did
@@ -354,3 +356,52 @@ def test_node_slashing_and_withdrawal_paths(net: Net) -> None:
     slashed = net.owner.call(registry.contract.functions.slashed_total())
     assert slashed == MIN_STAKE - MIN_STAKE * REWARD_BPS // 10_000
     assert net.owner.balance(registry.address) == slashed
+
+
+# An owner that is a wallet contract: it makes calls with its own funds, and books
+# each payment it takes, a storage write: more than `send`'s 2,300 gas (as a
+# multisig wallet behind a proxy needs more).
+BOOKING_WALLET = """
+# pragma version ~=0.4.3
+received: public(uint256)
+
+@external
+def execute(to: address, amount: uint256, data: Bytes[4096]):
+    raw_call(to, data, value=amount)
+
+@external
+@payable
+def __default__():
+    self.received += msg.value
+"""
+
+
+def test_an_owner_contract_that_needs_more_than_a_stipend_withdraws_its_stake(net: Net) -> None:
+    """A node registered, retired and withdrawn by a wallet contract that writes
+    storage when paid gets its stake back. (Paid with `send`'s 2,300 gas, the
+    withdrawal reverted, for good: the stake stayed in the Registry.)"""
+    artifact = compile_source("BookingWallet", BOOKING_WALLET)
+    wallet = net.owner.contract(artifact, net.owner.deploy_artifact(artifact))
+    net.owner.send_raw(wallet.address, b"", "funding the wallet", MIN_STAKE)
+    registry = net.registry()
+    functions = registry.contract.functions
+
+    def as_wallet(function: ContractFunction, amount: int = 0) -> None:
+        data = bytes.fromhex(function._encode_transaction_data()[2:])
+        net.owner.transact(wallet.functions.execute(registry.address, amount, data))
+
+    origin = f"log.example/{random.getrandbits(32)}"
+    signer = LogSigner.from_seed(origin, os.urandom(32))
+    message = proof_key_message(origin, wallet.address, net.owner.chain_id)
+    as_wallet(functions.register_node(origin, signer.verifier.public_key, "",
+                                      signer.p256.verifier.public_key,
+                                      signer.p256.sign_raw(message)), MIN_STAKE)  # fmt: skip
+    assert registry.node(origin)["owner"] == wallet.address
+    as_wallet(functions.retire_node(origin_id(origin)))
+    net.owner.advance_time(UNBONDING + 1)
+    held = net.owner.balance(registry.address)
+    as_wallet(functions.withdraw(origin_id(origin)))
+    assert registry.node(origin)["status"] == "withdrawn"
+    assert net.owner.call(wallet.functions.received()) == 2 * MIN_STAKE  # (funded, then paid)
+    assert net.owner.balance(wallet.address) == MIN_STAKE
+    assert net.owner.balance(registry.address) == held - MIN_STAKE

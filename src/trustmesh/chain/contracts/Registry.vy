@@ -418,7 +418,9 @@ def withdraw(id: bytes32):
         self.nodes[id].stake = 0
         self.nodes[id].status = STATUS_WITHDRAWN
     log Withdrawn(id=id, owner=owner, amount=amount)
-    send(owner, amount)
+    # (not `send`: an owner that is a contract may need more than 2,300 gas to take
+    # it; a call back finds the stake paid out and the lock held)
+    raw_call(owner, b"", value=amount)
 
 
 @internal
