@@ -10,6 +10,7 @@ reason is reported, never swallowed.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from trustmesh.chain.suite import (
     LogAnchor,
     Registry,
     SignedTree,
+    device_id,
     key_from_chain,
 )
 from trustmesh.errors import ChainError, InvalidCheckpoint, Reverted
@@ -33,7 +35,7 @@ from trustmesh.log.note_p256 import P256NoteVerifier
 
 __all__ = ["Anchor", "ChainView", "ProofResult"]
 
-KEY_TTL = 10.0
+KEY_SYNC_SECONDS = 1.0  # key histories are at most this stale (registry events read this often)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,12 @@ class ChainView:
     """One watcher's connection to the suite: reads cached where they cannot change."""
 
     def __init__(
-        self, client: ChainClient, deployment: Deployment, *, can_prove: bool = True
+        self,
+        client: ChainClient,
+        deployment: Deployment,
+        *,
+        can_prove: bool = True,
+        key_sync_seconds: float = KEY_SYNC_SECONDS,
     ) -> None:
         self.client = client
         self.deployment = deployment
@@ -79,7 +86,10 @@ class ChainView:
         self.anchor = LogAnchor(client, deployment)
         self.disputes = Disputes(client, deployment)
         self._proof_keys: dict[str, P256NoteVerifier] = {}
-        self._keys: dict[str, tuple[float, list[tuple[int, PublicKey]]]] = {}
+        self._keys: dict[bytes, list[tuple[int, PublicKey]]] = {}  # device id -> key history
+        self._key_sync_seconds = key_sync_seconds
+        self._synced_at = -math.inf  # monotonic time of the last read of registry events
+        self._scanned = -1  # the last block whose registry events were read
         self._merge_delay: int | None = None
 
     # -- reads ---------------------------------------------------------------
@@ -87,24 +97,45 @@ class ChainView:
     def key_for(self, did: str, seq: int) -> PublicKey | None:
         """The key the Registry holds for ``did`` at ``seq``; None if not registered.
 
-        A device's key history is read once and kept for ``KEY_TTL`` seconds:
-        keys change by rotation only, which takes effect from a later seq.
+        A device's key history is read once and kept until the Registry logs a
+        registration, rotation or revocation of it. Its events are read at most
+        every ``key_sync_seconds``, so a lookup sees the Registry as it stood at
+        most that long ago, at the cost of one read of events however many devices
+        there are (a history read again every few seconds a device cost a watcher
+        of a busy fleet all its time).
         """
-        now = time.monotonic()
-        cached = self._keys.get(did)
-        if cached is None or cached[0] < now:
-            record = self.registry.device(did)
-            history: list[tuple[int, PublicKey]] = []
-            if record["status"] != "unknown":
-                for i in range(record["keys"]):
-                    alg, raw, from_seq, _ = self.registry.key_record(did, i)
-                    history.append((from_seq, key_from_chain(alg, raw)))
-            cached = (now + KEY_TTL, history)
-            self._keys[did] = cached
-        for from_seq, key in reversed(cached[1]):
+        self._sync_keys()
+        subject = device_id(did)
+        history = self._keys.get(subject)
+        if history is None:
+            history = self._keys[subject] = self._key_history(did)
+        for from_seq, key in reversed(history):
             if from_seq <= seq:
                 return key
         return None
+
+    def _sync_keys(self) -> None:
+        now = time.monotonic()
+        if now - self._synced_at < self._key_sync_seconds:
+            return
+        with self.client.errors("reading the chain's head"):
+            head = int(self.client.w3.eth.block_number)
+        if self._scanned < 0:  # nothing is kept yet: histories are read at ``head`` or later
+            self._scanned = head
+        elif head > self._scanned:
+            for _, subject, _ in self.registry.device_events(self._scanned + 1, head):
+                self._keys.pop(subject, None)
+            self._scanned = head
+        self._synced_at = now
+
+    def _key_history(self, did: str) -> list[tuple[int, PublicKey]]:
+        record = self.registry.device(did)
+        history: list[tuple[int, PublicKey]] = []
+        if record["status"] != "unknown":
+            for i in range(record["keys"]):
+                alg, raw, from_seq, _ = self.registry.key_record(did, i)
+                history.append((from_seq, key_from_chain(alg, raw)))
+        return history
 
     def proof_verifier(self, origin: str) -> P256NoteVerifier | None:
         """The P-256 key the Registry holds for a log (it never changes once set)."""
