@@ -53,7 +53,9 @@ def _entries() -> list[bytes]:
     return entries
 
 
-def _keeper(store: LogStore, state: Path, now: list[int]) -> ReputationKeeper:
+def _keeper(
+    store: LogStore, state: Path, now: list[int], scratch: Path | None = None
+) -> ReputationKeeper:
     return ReputationKeeper(
         store=store,
         origin="example.com/log",
@@ -62,6 +64,7 @@ def _keeper(store: LogStore, state: Path, now: list[int]) -> ReputationKeeper:
         current_block=lambda: 1,
         epoch_ms=EPOCH_MS,
         clock_ms=lambda: now[0],
+        scratch=scratch,
     )
 
 
@@ -73,7 +76,7 @@ def test_handed_batches_make_the_tables_the_whole_log_makes(
     a restart, or an append whose answer was lost."""
     store = open_store(tmp_path / "log.db")
     now = [0]
-    handed = _keeper(store, tmp_path / "handed.db", now)
+    handed = _keeper(store, tmp_path / "handed.db", now, tmp_path / "scratch.db")  # on disk
     read = _keeper(store, tmp_path / "read.db", now)
     entries = _entries()
     for number, start in enumerate(range(0, len(entries), BATCH)):
@@ -96,4 +99,5 @@ def test_handed_batches_make_the_tables_the_whole_log_makes(
         assert ours[0] == theirs[0]  # the same cut
         assert ours[1].score_root == theirs[1].score_root
         assert ours[1].rows == theirs[1].rows
+    handed.stop()
     store.close()

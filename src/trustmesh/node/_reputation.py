@@ -7,7 +7,8 @@ recomputes them does. The entries were verified when they were logged: the node
 does not check their signatures again (a recomputer checks them). Its ingest
 hands each logged batch over as the readings it parsed and their leaf hashes
 (:meth:`ReputationKeeper.logged`: an append to a queue), and the keeper's thread
-counts them as the log grows, 48 bytes a reading; only what no batch handed over
+counts them as the log grows, 48 bytes a reading (beyond a few MB in a scratch
+file, read back a device at a time at the close); only what no batch handed over
 (entries logged before a restart, or by an append whose answer was lost) is read
 back from the log and parsed. Closing an epoch then costs no parsing at all.
 """
@@ -20,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from pathlib import Path
 
 from trustmesh.chain.reputation import ReputationContract
 from trustmesh.errors import Error, InvalidReading
@@ -28,6 +30,7 @@ from trustmesh.node._state import NodeState
 from trustmesh.reading import Reading, parse_reading
 from trustmesh.reputation import ReputationTable, SubjectScore
 from trustmesh.reputation.follow import Cut, Facts, Follower, replay
+from trustmesh.reputation.records import SpilledRecords
 from trustmesh.reputation.witness import subject_id
 
 log = logging.getLogger("trustmesh.node.reputation")
@@ -48,14 +51,18 @@ class ReputationKeeper:
         epoch_ms: int,
         clock_ms: Callable[[], int],
         on_close: Callable[[ReputationTable], None] | None = None,
+        scratch: Path | None = None,
     ) -> None:
+        """``scratch``: a file for the readings of open epochs (else they wait in
+        memory, 48 bytes each: a busy log puts millions in an epoch)."""
         self.store, self.origin, self.state = store, origin, state
         self.facts, self.current_block, self.clock_ms = facts, current_block, clock_ms
         self.epoch_ms = epoch_ms
         self.on_close = on_close
         self.poster: TablePoster | None = None  # the node's attester, when it posts
         self.grace_ms = epoch_ms // 4  # late readings of an epoch still count this long
-        self.follower = Follower(epoch_ms, verify=parse_reading)
+        self._records = SpilledRecords(scratch) if scratch is not None else None
+        self.follower = Follower(epoch_ms, verify=parse_reading, records=self._records)
         self.tables: OrderedDict[int, tuple[Cut, ReputationTable]] = OrderedDict()
         self._lock = threading.Lock()
         self._handed: deque[tuple[int, list[Reading], list[bytes]]] = deque()
@@ -167,6 +174,8 @@ class ReputationKeeper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._records is not None and (self._thread is None or not self._thread.is_alive()):
+            self._records.close()
 
     def _run(self, interval: float) -> None:
         """Count what was handed over every COUNT_SECONDS (what waits holds whole

@@ -404,6 +404,7 @@ def _keeper(runtime: NodeRuntime) -> ReputationKeeper | None:
         current_block=runtime.registry.current_block,
         epoch_ms=epoch_ms,
         clock_ms=wall_ms,
+        scratch=runtime.config.data_dir / "reputation-scratch.db",
     )
     keeper.restore()
     address = runtime.deployment.contracts.get("Reputation")

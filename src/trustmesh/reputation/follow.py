@@ -28,6 +28,7 @@ from trustmesh.reputation.beta import BetaState
 from trustmesh.reputation.evidence import Evidence, Stake
 from trustmesh.reputation.observe import Observer
 from trustmesh.reputation.params import Params
+from trustmesh.reputation.records import Records
 from trustmesh.reputation.table import ReputationTable, compute_epoch
 from trustmesh.reputation.witness import WitnessRules
 
@@ -83,9 +84,10 @@ class Follower:
     sizes: dict[str, int] = field(default_factory=dict)  # entries fed, per log
     states: dict[bytes, BetaState] = field(default_factory=dict)  # after the last close
     skipped: int = 0
+    records: Records | None = None  # where open epochs' readings wait (None: in memory)
 
     def __post_init__(self) -> None:
-        self._observer = Observer(self.epoch_ms, self.rules)
+        self._observer = Observer(self.epoch_ms, self.rules, self.records)
         self._dids: set[str] = set()
 
     def feed(self, origin: str, index: int, entry: bytes) -> None:

@@ -28,37 +28,43 @@ and the epoch's challenges and witness readings, judged by
 from __future__ import annotations
 
 import hashlib
-import itertools
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
 
 from trustmesh.errors import InvalidEvidence
 from trustmesh.log.merkle import leaf_hash
 from trustmesh.reading import Reading
 from trustmesh.reputation.beta import BetaState
 from trustmesh.reputation.evidence import Evidence, Kind, Stake
+from trustmesh.reputation.records import MemoryRecords, Records
 from trustmesh.reputation.table import EpochInputs
 from trustmesh.reputation.witness import CHALLENGE, WITNESS, WitnessRules, judge, subject_id
 
 __all__ = ["Observer"]
 
 _RECORD = struct.Struct(">QQ32s")  # a logged reading: seq, ts, leaf hash
+_TABLE = np.dtype([("seq", ">u8"), ("ts", ">u8"), ("leaf", "S32")])  # records, unpacked
 
 
 class Observer:
     """Collects logged readings, in any order (a reading seen twice, in one log or
     two, counts once), and gives each epoch's :class:`EpochInputs`."""
 
-    def __init__(self, epoch_ms: int, rules: WitnessRules | None = None) -> None:
+    def __init__(
+        self, epoch_ms: int, rules: WitnessRules | None = None, records: Records | None = None
+    ) -> None:
         if epoch_ms <= 0:
             raise InvalidEvidence("epoch_ms must be positive")
         self.epoch_ms = epoch_ms
         self.rules = rules or WitnessRules()
-        # epoch -> did -> its readings as packed (seq, ts, leaf hash) records, in the
-        # order seen (48 bytes each: an epoch of a busy log holds millions); a seq
-        # seen again is a copy or an equivocation (which the Disputes contract
-        # proves): the first seen stays, sorted out when the epoch's inputs are made
-        self._logged: dict[int, dict[str, bytearray]] = {}
+        # each device's readings per epoch as packed (seq, ts, leaf hash) records, in
+        # the order seen (an epoch of a busy log holds millions: a node spills them to
+        # disk); a seq seen again is a copy or an equivocation (which the Disputes
+        # contract proves): the first seen stays, sorted out when the epoch's inputs
+        # are made
+        self._records: Records = records if records is not None else MemoryRecords()
         self._witnessing: dict[int, dict[bytes, Reading]] = {}
 
     def add(self, reading: Reading, digest: bytes | None = None) -> None:
@@ -66,20 +72,17 @@ class Observer:
         epoch = reading.ts // self.epoch_ms
         if digest is None:
             digest = leaf_hash(reading.entry)
-        records = self._logged.setdefault(epoch, {}).get(reading.did)
-        if records is None:
-            records = self._logged[epoch][reading.did] = bytearray()
-        records += _RECORD.pack(reading.seq, reading.ts, digest)
+        self._records.add(epoch, reading.did, _RECORD.pack(reading.seq, reading.ts, digest))
         if reading.sensor in (CHALLENGE, WITNESS):
             self._witnessing.setdefault(epoch, {})[digest] = reading
 
     def epochs(self) -> list[int]:
         """The epochs that hold readings, oldest first."""
-        return sorted(self._logged)
+        return self._records.epochs()
 
     def forget(self, epoch: int) -> None:
         """Drop an epoch's readings (once its table is computed for good)."""
-        self._logged.pop(epoch, None)
+        self._records.forget(epoch)
         self._witnessing.pop(epoch, None)
 
     def inputs(
@@ -99,12 +102,10 @@ class Observer:
         for reading in witnessed.values():
             asked.setdefault(reading.did, set()).add(reading.seq)
         kept: set[bytes] = set()  # of those, the leaf hash of the first reading
-        for did, records in sorted(self._logged.get(epoch, {}).items()):
-            readings: dict[int, tuple[int, bytes]] = {}
-            for seq, ts, digest in _RECORD.iter_unpack(records):
-                readings.setdefault(seq, (ts, digest))
-            found.extend(_device_evidence(subject_id(did), readings))
-            kept.update(readings[seq][1] for seq in asked.get(did, ()) if seq in readings)
+        for did, records in self._records.devices(epoch):
+            evidence_of, firsts = _device_evidence(subject_id(did), records, asked.get(did, ()))
+            found.extend(evidence_of)
+            kept.update(firsts)
         staked = [stake.subject for stake in stakes if stake.amount > 0 and not stake.slashed]
         shown = [r for digest, r in witnessed.items() if digest in kept]
         witnessing = judge(shown, self.rules, staked)
@@ -117,17 +118,34 @@ class Observer:
         )
 
 
-def _device_evidence(subject: bytes, readings: Mapping[int, tuple[int, bytes]]) -> list[Evidence]:
-    hashes = sorted(digest for _, digest in readings.values())
-    found = [
-        Evidence(
-            subject, Kind.READINGS_LOGGED, hashlib.sha256(b"".join(hashes)).digest(), len(hashes)
-        )
-    ]
-    ordered = sorted(readings.items())
-    for (seq, (ts, _)), (next_seq, (next_ts, digest)) in itertools.pairwise(ordered):
-        if next_seq > seq + 1:
-            found.append(Evidence(subject, Kind.SEQ_GAP, digest))
-        if next_ts < ts:
-            found.append(Evidence(subject, Kind.CLOCK_DRIFT, digest))
-    return found
+def _device_evidence(
+    subject: bytes, records: bytes, asked: Collection[int]
+) -> tuple[list[Evidence], list[bytes]]:
+    """A device's evidence from its records of an epoch (each seq's first reading
+    counts), and the leaf hashes of the first readings of the ``asked`` seqs. In
+    numpy: a busy device has hundreds of thousands of readings an epoch, and a
+    node closes epochs while it ingests."""
+    table = np.frombuffer(records, dtype=_TABLE)
+    seqs, first = np.unique(table["seq"], return_index=True)  # sorted; first seen of each
+    kept = table[first]
+
+    def leaf(rank: int) -> bytes:  # of the ``rank``-th kept reading (by seq)
+        offset = int(first[rank]) * _TABLE.itemsize + 16
+        return records[offset : offset + 32]
+
+    digest = hashlib.sha256(np.sort(kept["leaf"]).tobytes()).digest()
+    found = [Evidence(subject, Kind.READINGS_LOGGED, digest, len(kept))]
+    gaps = set(np.flatnonzero(np.diff(seqs) > 1).tolist())
+    ts = kept["ts"]
+    drifts = set(np.flatnonzero(ts[1:] < ts[:-1]).tolist())
+    for rank in sorted(gaps | drifts):  # the pair (rank, rank + 1), in seq order
+        if rank in gaps:
+            found.append(Evidence(subject, Kind.SEQ_GAP, leaf(rank + 1)))
+        if rank in drifts:
+            found.append(Evidence(subject, Kind.CLOCK_DRIFT, leaf(rank + 1)))
+    firsts = []
+    for seq in asked:
+        rank = int(np.searchsorted(seqs, seq))
+        if rank < len(seqs) and int(seqs[rank]) == seq:
+            firsts.append(leaf(rank))
+    return found, firsts
