@@ -340,6 +340,37 @@ def test_a_malformed_or_unanchored_claim_is_refused_by_name(world: World) -> Non
         world.prover.release(claim.id)
 
 
+@EMBEDDED
+def test_a_copied_root_with_a_wrong_result_pays_the_honest_claimer(world: World) -> None:
+    """A claim's id is its query, snapshot and root, not its result: a griefer can
+    post an honest claim's root with a wrong result first, and the honest claim is
+    then refused as already claimed. The copy is a lie like any other: the honest
+    claimer proves it, takes half the griefer's bond, posts its own claim, and that
+    claim is final after its window, the griefer's bond gone."""
+    claim = world.honest(world.query())
+    griefer, victim = world.prover, world.claimer
+    wrong = claim.result + 1
+    copy_id, _ = griefer.post(claim.to_abi(), wrong, claim.count, "https://griefer.example")
+    assert copy_id == claim.id
+    with pytest.raises(Reverted, match="aggregates: already claimed"):
+        world.post(claim)
+    before = world.net.owner.balance()
+    proof = find_lie(claim, claim, wrong, claim.count, world.fetch, world.read)
+    assert isinstance(proof, Challenge) and proof.kind == "wrong result", proof
+    refuting = victim.challenge(claim.to_abi(), proof.method, proof.args)
+    assert victim.refuted(refuting)["paid"] == BOND // 2
+    assert victim.state(claim.id).state == "refuted"
+    claim_id, posting = victim.post(claim.to_abi(), claim.result, claim.count, "u")
+    assert claim_id == claim.id and victim.state(claim_id).claimer == world.net.owner.address
+    world.net.owner.advance_time(WINDOW + 1)
+    releasing = victim.release(claim_id)
+    assert victim.result_of(claim_id) == (claim.query.hash, claim.result)
+    assert victim.state(claim_id).state == "final"
+    cost = sum(r["gasUsed"] * r["effectiveGasPrice"] for r in (refuting, posting, releasing))
+    assert world.net.owner.balance() == before + BOND // 2 - cost
+    assert world.net.owner.balance(victim.address) == BOND - BOND // 2  # the burned half
+
+
 REFUSING_CLAIMER = """
 # pragma version ~=0.4.3
 # A claimer that is a contract: it sends the calls it is given (a post, a collect)
