@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tests.aggregate.test_model import SMALL, trees
 from trustmesh.aggregate import Model
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.errors import InvalidAggregate, Reverted
 

@@ -22,9 +22,9 @@ from trustmesh.aggregate import Model, Query, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie
 from trustmesh.aggregate.claim import Claim, LoggedReading, build, read_as_chain
 from trustmesh.aggregate.tree import Leaf
-from trustmesh.chain._compile import Artifact, compile_source
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
+from trustmesh.chain.compile import Artifact, compile_source
 from trustmesh.chain.suite import (
     Deployment,
     Disputes,

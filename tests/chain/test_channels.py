@@ -11,8 +11,8 @@ from vyper.compiler import compile_code
 
 from tests.chain.conftest import MIN_STAKE, Net
 from tests.chain.test_registry import new_did
-from trustmesh.chain._compile import Artifact
 from trustmesh.chain.channels import NATIVE, ChannelsContract, deploy_channels
+from trustmesh.chain.compile import Artifact
 from trustmesh.chain.suite import device_id
 from trustmesh.errors import InvalidVoucher, Reverted
 from trustmesh.identity import SoftwareSigner, did_from_key

@@ -18,7 +18,6 @@ from web3 import Web3
 
 from tests.chain.conftest import anvil_accounts
 from tests.conftest import REPO, SoftHsmToken
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import (
     account_address,
     deploy_account_contracts,
@@ -28,6 +27,7 @@ from trustmesh.chain.accounts import (
 from trustmesh.chain.bundler import Bundler, LocalBundler, RpcBundler
 from trustmesh.chain.channels import NATIVE, ChannelsContract, deploy_channels
 from trustmesh.chain.client import ChainClient, rpc_web3
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.create2 import DEPLOYER, DEPLOYER_CODE
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.entrypoint import ENTRY_POINT, entry_point_artifact

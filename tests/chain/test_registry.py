@@ -10,7 +10,7 @@ import pytest
 from web3.contract.contract import ContractFunction
 
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from trustmesh.chain._compile import compile_source
+from trustmesh.chain.compile import compile_source
 from trustmesh.chain.suite import device_id, onchain_key, origin_id, proof_key_message
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key, key_from_did

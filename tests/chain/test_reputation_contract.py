@@ -13,7 +13,7 @@ import pytest
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
-from trustmesh.chain._compile import compile_source
+from trustmesh.chain.compile import compile_source
 from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.errors import Reverted
 from trustmesh.reputation import (

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 
 from tests.chain.conftest import Net
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import (
     account_address,
     deploy_account_contracts,
     factory_address,
     key_coordinates,
 )
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.rewards import RewardsContract, deploy_rewards
 from trustmesh.errors import Reverted
 from trustmesh.identity import SoftwareSigner

@@ -17,10 +17,10 @@ from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
 from tests.conftest import REPO
-from trustmesh.chain._compile import Artifact, load_contract
 from trustmesh.chain.accounts import deploy_account_contracts, factory_address, key_coordinates
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import Artifact, load_contract
 from trustmesh.chain.safe import (
     OwnerSignature,
     SafeContract,

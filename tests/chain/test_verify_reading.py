@@ -12,8 +12,8 @@ import pytest
 from vyper.compiler import compile_code
 
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from trustmesh.chain._compile import Artifact
 from trustmesh.chain.anchoring import anchor_log
+from trustmesh.chain.compile import Artifact
 from trustmesh.chain.suite import Disputes, LogAnchor, Registry, deploy_suite, device_id
 from trustmesh.errors import Reverted
 from trustmesh.identity import Alg, SoftwareSigner, did_from_key

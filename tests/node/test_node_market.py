@@ -23,12 +23,12 @@ from tests.chain.conftest import anvil_accounts
 from tests.cli.test_cli import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
-from trustmesh.chain._compile import Artifact, load_contract
 from trustmesh.chain.accounts import key_coordinates
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.bundler import RpcBundler
 from trustmesh.chain.channels import ChannelsContract
 from trustmesh.chain.client import ChainClient, rpc_web3
+from trustmesh.chain.compile import Artifact, load_contract
 from trustmesh.chain.embedded import dev_keys
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, device_id
 from trustmesh.device import Device

@@ -39,7 +39,6 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from tests.reliability.budget import invariant_settings, planted_settings
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import (
     account_address,
     create_account_call,
@@ -48,6 +47,7 @@ from trustmesh.chain.accounts import (
 )
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.entrypoint import ENTRY_POINT, entry_point_artifact
 from trustmesh.chain.userop import UserOperation

@@ -54,10 +54,10 @@ from trustmesh.aggregate import Model, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie, omitted
 from trustmesh.aggregate.claim import Claim
 from trustmesh.aggregate.tree import Leaf
-from trustmesh.chain._compile import compile_source
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import compile_source
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import LogAnchor, Registry, deploy_suite
 from trustmesh.errors import Reverted

@@ -20,9 +20,9 @@ import pytest
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
-from trustmesh.chain._compile import Artifact, compile_source, source
 from trustmesh.chain.channels import NATIVE, ChannelsContract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import Artifact, compile_source, source
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import (
     Deployment,

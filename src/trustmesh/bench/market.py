@@ -28,10 +28,10 @@ from eth_account import Account
 from web3.types import Wei
 
 from trustmesh.bench._embedded import embedded_clients
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.accounts import deploy_account_contracts, key_coordinates
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.rewards import RewardsContract, deploy_rewards
 from trustmesh.chain.suite import Registry, deploy_suite, device_id
 from trustmesh.chain.userop import UserOperation

@@ -19,8 +19,8 @@ from eth_abi.abi import encode
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_signature_to_4byte_selector
 
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.create2 import DEPLOYER, create2_address, deploy_deterministic
 from trustmesh.chain.entrypoint import ENTRY_POINT, deploy_entry_point
 from trustmesh.identity import Alg, PublicKey

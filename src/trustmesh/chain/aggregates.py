@@ -13,8 +13,8 @@ from web3 import Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.defaults import DEFAULT_CLAIM_BOND, DEFAULT_CLAIM_WINDOW
 from trustmesh.errors import ChainError
 

@@ -10,8 +10,8 @@ from eth_account import Account
 from web3 import Web3
 
 from trustmesh.bundle import ChainFacts, ChainLookup
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.suite import Deployment, Registry, key_from_chain, origin_id
 from trustmesh.identity import PublicKey
 

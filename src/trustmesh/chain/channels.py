@@ -10,8 +10,8 @@ from web3 import Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.errors import ChainError
 from trustmesh.market.vouchers import Domain
 

@@ -34,7 +34,7 @@ from web3.exceptions import (
 )
 from web3.types import TxReceipt
 
-from trustmesh.chain._compile import Artifact, load_contract
+from trustmesh.chain.compile import Artifact, load_contract
 from trustmesh.errors import ChainError, Reverted
 
 __all__ = ["ChainClient", "account_from_env_or_file", "rpc_web3"]

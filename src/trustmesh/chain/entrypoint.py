@@ -17,8 +17,8 @@ import json
 
 from eth_typing import ChecksumAddress
 
-from trustmesh.chain._compile import Artifact
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import Artifact
 from trustmesh.chain.create2 import DEPLOYER, create2_address, deploy_deterministic
 
 __all__ = ["ENTRY_POINT", "ENTRY_POINT_SALT", "deploy_entry_point", "entry_point_artifact"]

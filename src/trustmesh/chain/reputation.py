@@ -15,8 +15,8 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.defaults import DEFAULT_REWARD_BPS
 from trustmesh.reputation import Params, ReputationTable, params_digest
 from trustmesh.reputation.check import Wrong

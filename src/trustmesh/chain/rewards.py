@@ -12,9 +12,9 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.channels import NATIVE
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 
 __all__ = ["RewardsContract", "deploy_rewards"]
 

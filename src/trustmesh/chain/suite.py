@@ -18,9 +18,9 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from trustmesh._durable import replace_atomically
-from trustmesh.chain._compile import load_contract
 from trustmesh.chain.aggregates import deploy_aggregates
 from trustmesh.chain.client import ChainClient
+from trustmesh.chain.compile import load_contract
 from trustmesh.chain.defaults import (
     DEFAULT_MAX_MERGE_DELAY,
     DEFAULT_MIN_STAKE,
