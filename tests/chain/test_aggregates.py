@@ -9,7 +9,7 @@ import os
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,17 @@ import pytest
 from vyper.compiler import compile_code
 
 from tests.aggregate.lies import KINDS, lies
+from tests.chain.aggregates_world import (
+    REFUSING_CLAIMER,
+    TS,
+    WRONG_CHALLENGES,
+    World,
+    all_challenges,
+    outsider_leaf,
+)
 from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from trustmesh.aggregate import Model, Query, Reduction
+from trustmesh.aggregate import Query
 from trustmesh.aggregate.challenge import Challenge, find_lie
-from trustmesh.aggregate.claim import Claim, LoggedReading, build, read_as_chain
-from trustmesh.aggregate.tree import Leaf
 from trustmesh.chain.aggregates import AggregatesContract, deploy_aggregates
 from trustmesh.chain.anchoring import anchor_log
 from trustmesh.chain.compile import Artifact, compile_source
@@ -31,72 +37,16 @@ from trustmesh.chain.suite import (
     LogAnchor,
     Registry,
     deploy_suite,
-    device_id,
-    key_from_chain,
-    origin_id,
 )
 from trustmesh.errors import Reverted
-from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
+from trustmesh.identity import SoftwareSigner, did_from_key
 from trustmesh.log.note_p256 import LogSigner
-from trustmesh.log.store import LogStore, open_store
-from trustmesh.reading import parse_reading, sign_reading
+from trustmesh.log.store import open_store
+from trustmesh.reading import sign_reading
 
-TS = 1_700_000_000_000
 BOND = 10**15
 WINDOW = 3600
 INSURANCE = Path(__file__).parent / "contracts" / "AggregateInsurance.vy"
-
-
-@dataclass
-class World:
-    net: Net
-    deployment: Deployment
-    registry: Registry
-    anchor: LogAnchor
-    store: LogStore
-    origin: str
-    devices: list[SoftwareSigner]
-    outsider: SoftwareSigner  # registered, logged, not in the query
-    claimer: AggregatesContract
-    prover: AggregatesContract
-
-    def key_for(self, did: str, seq: int) -> PublicKey | None:
-        if self.registry.device(did)["status"] == "unknown":
-            return None
-        alg, raw, _, _ = self.registry.key_at(did, seq)
-        return key_from_chain(alg, raw)
-
-    def fetch(self, origin: bytes, index: int, size: int) -> tuple[bytes, list[bytes]]:
-        assert origin == origin_id(self.origin)
-        return self.store.entry(index), self.store.inclusion_proof(index, size)
-
-    def read(self, entry: bytes) -> Any:
-        return read_as_chain(entry, self.key_for)
-
-    def query(self, **changes: Any) -> Query:
-        fields: dict[str, Any] = {
-            "devices": frozenset(did_from_key(d.public_key) for d in self.devices),
-            "logs": frozenset([self.origin]), "sensor": "temperature", "start": TS,
-            "end": TS + 100, "model": Model.threshold(30), "reduction": Reduction.SUM,
-        }  # fmt: skip
-        return Query(**{**fields, **changes})
-
-    def honest(self, query: Query) -> Claim:
-        size = self.store.size
-        logged = [
-            LoggedReading(origin_id(self.origin), i, parse_reading(self.store.entry(i)))
-            for i in range(size)
-        ]
-        return build(query, {origin_id(self.origin): size}, logged)
-
-    def post(self, claim: Claim, result: int | None = None, count: int | None = None) -> bytes:
-        claim_id, _ = self.claimer.post(
-            claim.to_abi(),
-            claim.result if result is None else result,
-            claim.count if count is None else count,
-            "https://claims.example/1",
-        )
-        return claim_id
 
 
 @pytest.fixture
@@ -135,38 +85,6 @@ def world(net: Net, tmp_path: Path) -> World:
                  AggregatesContract(net.reporter, address))  # fmt: skip
 
 
-WRONG_CHALLENGES = [
-    "the result follows from the root",
-    "the node adds up",
-    "the output is right",
-    "the leaf is the logged reading",
-    "the leaves are in order",
-    "the reading is not after the leaf before",
-]  # why each challenge of an honest claim fails
-
-
-def _all_challenges(world: World, claim: Claim) -> list[tuple[str, tuple[Any, ...]]]:
-    """A challenge of every kind aimed at an honest claim's first leaf."""
-    from trustmesh.aggregate import challenge as c
-
-    tree = claim.tree
-    entry, proof = world.fetch(tree.leaves[0].origin, tree.leaves[0].index, claim.sizes[0])
-    top = tree.opening(len(tree.levels) - 1, 0)
-    below, first = tree.children(len(tree.levels) - 1, 0)
-    missing = claim.query.device_proof(0)
-    return [
-        ("prove_wrong_result", (c.opening_abi(top),)),
-        ("prove_bad_sum", (c.opening_abi(top), [], c.opening_abi(tree.opening(below, first)),
-                           c.opening_abi(tree.opening(below, first + 1)), c._NO_LEAF)),
-        ("prove_wrong_output", (c.placed(tree, 0), c._model_abi(claim))),
-        ("prove_forged_leaf", (c.placed(tree, 0), (tree.leaves[0].index, entry, proof))),
-        ("prove_disorder", (c.placed(tree, 0), c.placed(tree, 1))),
-        ("prove_omitted", ([c.placed(tree, 0)], [c.placed(tree, 1)], 0,
-                           (tree.leaves[0].index, entry, proof), missing.to_abi(),
-                           c._model_abi(claim))),
-    ]  # fmt: skip
-
-
 def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World) -> None:
     query = world.query()
     claim = world.honest(query)
@@ -177,7 +95,7 @@ def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World
     claim_id = world.post(claim)
     assert claim_id == claim.id
     assert world.claimer.state(claim_id).state == "pending"
-    for (method, args), reason in zip(_all_challenges(world, claim), WRONG_CHALLENGES, strict=True):
+    for (method, args), reason in zip(all_challenges(world, claim), WRONG_CHALLENGES, strict=True):
         with pytest.raises(Reverted, match=f"aggregates: {reason}"):
             world.prover.challenge(claim.to_abi(), method, args)
     with pytest.raises(Reverted, match="aggregates: not final"):
@@ -196,7 +114,7 @@ def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World
     world.net.owner.advance_time(WINDOW + 1)
     assert world.claimer.result_of(claim_id) == (query.hash, claim.result)
     with pytest.raises(Reverted, match="aggregates: the window has closed"):
-        world.prover.challenge(claim.to_abi(), *_all_challenges(world, claim)[0])
+        world.prover.challenge(claim.to_abi(), *all_challenges(world, claim)[0])
     before = world.net.deployer.balance(beneficiary)
     world.net.deployer.transact(insurance.functions.payout(claim_id))
     assert world.net.deployer.balance(beneficiary) == before + 10**16
@@ -206,19 +124,6 @@ def test_an_honest_claim_survives_its_window_and_pays_the_insurance(world: World
     assert world.claimer.state(claim_id).state == "final"
     with pytest.raises(Reverted, match="aggregates: not releasable"):
         world.prover.release(claim_id)
-
-
-def _outsider_leaf(world: World, model: Model) -> Leaf:
-    """A leaf of a logged reading by a device the query does not name."""
-    for index in range(world.store.size):
-        reading = parse_reading(world.store.entry(index))
-        if reading.did == did_from_key(world.outsider.public_key):
-            value = reading.value
-            assert isinstance(value, int)
-            return Leaf(origin_id(world.origin), index, world.store.leaf_hash(index),
-                        device_id(reading.did), reading.seq, reading.ts, value,
-                        model.apply(value))  # fmt: skip
-    raise AssertionError("the outsider logged nothing")
 
 
 # The chain's own behaviour is the same on both chains (the honest claim's test and
@@ -233,7 +138,7 @@ EMBEDDED = pytest.mark.parametrize("net", ["embedded"], indirect=True)
 )  # fmt: skip
 def test_each_lie_is_found_proven_and_slashed(world: World, lie: str) -> None:
     honest = world.honest(world.query())
-    data, result, count = lies(honest, _outsider_leaf(world, honest.query.model))[lie]
+    data, result, count = lies(honest, outsider_leaf(world, honest.query.model))[lie]
     data = replace(data, result=result)
     claim_id = world.post(data, result, count)
     challenge = find_lie(data, honest, result, count, world.fetch, world.read)
@@ -369,28 +274,6 @@ def test_a_copied_root_with_a_wrong_result_pays_the_honest_claimer(world: World)
     cost = sum(r["gasUsed"] * r["effectiveGasPrice"] for r in (refuting, posting, releasing))
     assert world.net.owner.balance() == before + BOND // 2 - cost
     assert world.net.owner.balance(victim.address) == BOND - BOND // 2  # the burned half
-
-
-REFUSING_CLAIMER = """
-# pragma version ~=0.4.3
-# A claimer that is a contract: it sends the calls it is given (a post, a collect)
-# as its own, and refuses every payment until it is told to accept them.
-accepting: bool
-
-@external
-@payable
-def forward(to: address, data: Bytes[4096]):
-    raw_call(to, data, value=msg.value)
-
-@external
-def accept():
-    self.accepting = True
-
-@external
-@payable
-def __default__():
-    assert self.accepting, "refused"
-"""
 
 
 @EMBEDDED

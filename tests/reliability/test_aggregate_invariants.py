@@ -40,15 +40,15 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from tests.aggregate.lies import KINDS, lies
-from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
-from tests.chain.test_aggregates import (
+from tests.chain.aggregates_world import (
     REFUSING_CLAIMER,
     TS,
     WRONG_CHALLENGES,
     World,
-    _all_challenges,
-    _outsider_leaf,
+    all_challenges,
+    outsider_leaf,
 )
+from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
 from tests.reliability.budget import invariant_settings, planted_settings
 from trustmesh.aggregate import Model, Reduction
 from trustmesh.aggregate.challenge import Challenge, find_lie, omitted
@@ -230,7 +230,7 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                 data = honest = self.older[query % len(self.older)]
                 result, count = data.result, data.count
             elif lie in KINDS:
-                outsider = _outsider_leaf(world, honest.query.model)
+                outsider = outsider_leaf(world, honest.query.model)
                 data, result, count = lies(honest, outsider)[lie]
                 data = dataclasses.replace(data, result=result)
             claim_id = data.id
@@ -276,7 +276,7 @@ def _machine(world: World, *, planted: bool = False) -> type[RuleBasedStateMachi
                 attempts = [
                     (method, args, f"aggregates: {why}")
                     for (method, args), why in zip(
-                        _all_challenges(world, data), WRONG_CHALLENGES, strict=True
+                        all_challenges(world, data), WRONG_CHALLENGES, strict=True
                     )
                 ]
                 left_out = _left_out(world, data)
