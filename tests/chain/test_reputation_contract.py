@@ -13,6 +13,7 @@ import pytest
 from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
+from tests.chain.reputation_lies import tampered
 from trustmesh.chain.compile import compile_source
 from trustmesh.chain.reputation import ReputationContract, deploy_gate, deploy_reputation
 from trustmesh.errors import Reverted
@@ -58,14 +59,6 @@ def _table(epoch: int) -> ReputationTable:
     stakes = [Stake(n, 10**18 * (i + 1), 30) for i, n in enumerate(nodes)]
     stakes += [Stake(d, 10**17, 5) for d in devices]
     return compute_epoch(EpochInputs(epoch, evidence, attestations, stakes), PARAMS)
-
-
-def _tampered(table: ReputationTable, subject: bytes, **changes: object) -> ReputationTable:
-    rows = [
-        dataclasses.replace(row, **changes) if row.subject == subject else row  # type: ignore[arg-type]
-        for row in table.rows.values()
-    ]
-    return assemble_table(table.epoch, table.params, rows)
 
 
 @pytest.fixture
@@ -133,7 +126,7 @@ def test_a_wrong_trust_value_is_proven_and_slashed(
     device = _device_with_attesters(honest)
     trajectory = list(honest.rows[device].trajectory)
     trajectory[step] += 1
-    lie = _tampered(honest, device, trajectory=tuple(trajectory))
+    lie = tampered(honest, device, trajectory=tuple(trajectory))
     attester.post(lie)
     before = net.reporter.balance()
     receipt = prover.prove_wrong_trust(lie, device, step)
@@ -163,12 +156,12 @@ def test_a_checker_finds_the_lie_in_a_published_table_and_proves_it(
     device = _device_with_attesters(honest)
     row = honest.rows[device]
     if what == "score":
-        lie = _tampered(honest, device, score=row.score + 1)
+        lie = tampered(honest, device, score=row.score + 1)
     else:
         step = 0 if what == "trust at step 0" else len(row.trajectory) - 1
         trajectory = list(row.trajectory)
         trajectory[step] -= 1
-        lie = _tampered(honest, device, trajectory=tuple(trajectory))
+        lie = tampered(honest, device, trajectory=tuple(trajectory))
     assert first_provable(honest) is None
     attester.post(lie)
     document = json.loads(json.dumps(published(lie)))  # as a checker fetches it
@@ -191,7 +184,7 @@ def test_a_wrong_score_is_proven_and_an_honest_one_stands(
     with pytest.raises(Reverted, match="the score is right"):
         prover.prove_wrong_score(honest, device)
     # a second epoch whose table inflates one score
-    lie = _tampered(_table(4), device, score=_table(4).rows[device].score * 2)
+    lie = tampered(_table(4), device, score=_table(4).rows[device].score * 2)
     attester.post(lie)
     receipt = prover.prove_wrong_score(lie, device)
     (event,) = prover.contract.events.WrongValueProven().process_receipt(receipt, errors=DISCARD)
@@ -246,7 +239,7 @@ def test_bad_posts_and_proofs_change_nothing(
         attester.withdraw()
     device = _device_with_attesters(table)
     # a proof built from another table (one evidence digest changed) misses the posted root
-    forged = _tampered(table, device, evidence_digest=bytes(32))
+    forged = tampered(table, device, evidence_digest=bytes(32))
     with pytest.raises(Reverted, match="meta not in the table"):
         prover.prove_wrong_score(forged, device)
     net.owner.advance_time(WINDOW + 1)

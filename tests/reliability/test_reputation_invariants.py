@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from tests.chain.test_reputation_contract import _tampered
+from tests.chain.reputation_lies import tampered
 from tests.reliability.budget import invariant_settings, planted_settings
 from tests.reputation.strategies import epoch_inputs, subject
 from trustmesh.chain.client import ChainClient
@@ -151,11 +151,11 @@ def _lie(honest: ReputationTable, lie: str, pick: int) -> tuple[ReputationTable,
     target = ordered[pick % len(ordered)]
     row = honest.rows[target]
     if lie == "score":
-        return _tampered(honest, target, score=row.score + 1), target, 0
+        return tampered(honest, target, score=row.score + 1), target, 0
     step = pick % len(row.trajectory)
     trajectory = list(row.trajectory)
     trajectory[step] += 1 if trajectory[step] < TRUST_MASS else -1
-    return _tampered(honest, target, trajectory=tuple(trajectory)), target, step
+    return tampered(honest, target, trajectory=tuple(trajectory)), target, step
 
 
 def _machine(chain: EmbeddedChain, *, planted: bool = False) -> type[RuleBasedStateMachine]:
