@@ -6,24 +6,15 @@ chain and on anvil."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
-from web3.logs import DISCARD
 
 from tests.chain.conftest import MIN_STAKE, Net
-from tests.conftest import REPO
-from trustmesh.chain.accounts import deploy_account_contracts, factory_address, key_coordinates
+from tests.chain.safes import ZERO, deploy_safe
 from trustmesh.chain.channels import ChannelsContract, deploy_channels
-from trustmesh.chain.client import ChainClient
-from trustmesh.chain.compile import Artifact, load_contract
 from trustmesh.chain.safe import (
     OwnerSignature,
-    SafeContract,
     contract_signature,
     owner_signature,
     pack_signatures,
@@ -35,56 +26,9 @@ from trustmesh.errors import InvalidVoucher, Reverted
 from trustmesh.identity import SoftwareSigner, did_from_key, key_from_did
 from trustmesh.market.vouchers import SafeSigners, Voucher, check_safe
 
-ARTIFACTS = REPO / ".tools/node_modules/@safe-global/safe-contracts/build/artifacts/contracts"
-ZERO = "0x" + "00" * 20
-
-
-def _artifact(path: str) -> Artifact:
-    file = ARTIFACTS / path
-    if not file.is_file():
-        pytest.fail("npm @safe-global/safe-contracts is not installed: run scripts/test")
-    document = json.loads(file.read_text())
-    return Artifact(document["contractName"], document["abi"],
-                    bytes.fromhex(document["bytecode"][2:]), "")  # fmt: skip
-
-
-@dataclass
-class Owned:
-    safe: SafeContract
-    eoas: list[LocalAccount]
-    device: SoftwareSigner
-    account: str  # the device's account, the Safe's third owner
-
-
-def _safe(client: ChainClient, threshold: int = 2) -> Owned:
-    """A 2-of-3 Safe: two EOAs and a device account (deployed first)."""
-    singleton = client.deploy_artifact(_artifact("Safe.sol/Safe.json"))
-    factory_artifact = _artifact("proxies/SafeProxyFactory.sol/SafeProxyFactory.json")
-    factory = client.contract(factory_artifact, client.deploy_artifact(factory_artifact))
-    handler = client.deploy_artifact(
-        _artifact("handler/CompatibilityFallbackHandler.sol/CompatibilityFallbackHandler.json")
-    )
-    deploy_account_contracts(client)
-    device = SoftwareSigner.generate()
-    x, y = key_coordinates(device.public_key)
-    accounts = client.contract(load_contract("DeviceAccountFactory"), factory_address())
-    account = str(client.call(accounts.functions.account_address(x, y)))
-    client.transact(accounts.functions.create_account(x, y))
-    eoas = [Account.create(), Account.create()]
-    safe_abi = _artifact("Safe.sol/Safe.json").abi
-    setup = client.w3.eth.contract(abi=safe_abi).encode_abi(
-        "setup",
-        args=[[e.address for e in eoas] + [account], threshold, ZERO, b"", handler, ZERO, 0, ZERO],
-    )
-    receipt = client.transact(
-        factory.functions.createProxyWithNonce(singleton, bytes.fromhex(setup[2:]), 1)
-    )
-    created = factory.events.ProxyCreation().process_receipt(receipt, errors=DISCARD)
-    return Owned(SafeContract(client, created[0]["args"]["proxy"]), eoas, device, account)
-
 
 def test_a_safe_owned_device_changes_its_price_only_with_enough_signatures(net: Net) -> None:
-    owned = _safe(net.deployer)
+    owned = deploy_safe(net.deployer)
     safe, (alice, bob) = owned.safe, owned.eoas
     net.deployer.send_raw(safe.address, b"", "funding the Safe", value=2 * MIN_STAKE)
     registry = net.registry(net.deployer)
@@ -126,7 +70,7 @@ def test_a_safe_owned_device_changes_its_price_only_with_enough_signatures(net: 
 
 
 def test_a_safe_pays_over_a_channel_with_its_owners_signatures(net: Net) -> None:
-    owned = _safe(net.deployer)
+    owned = deploy_safe(net.deployer)
     safe, (alice, bob) = owned.safe, owned.eoas
     net.deployer.send_raw(safe.address, b"", "funding the Safe", value=10**16)
     channels = ChannelsContract(net.reporter, deploy_channels(net.deployer))

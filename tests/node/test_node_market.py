@@ -320,10 +320,10 @@ def test_a_safe_pays_for_readings_with_its_owners_signatures(
     """A Safe's channel and vouchers, its owners signing: the node checks the
     vouchers off-chain against the Safe's owners and threshold, the contract
     settles them through the Safe's EIP-1271."""
-    from tests.chain.test_safe import _safe
+    from tests.chain.safes import deploy_safe
 
     shop = _shop(start_node(epoch=0.5, settle_seconds=1.0), tmp_path)
-    owned = _safe(shop.stranger)
+    owned = deploy_safe(shop.stranger)
     shop.stranger.send_raw(owned.safe.address, b"", "funding the Safe", value=10**16)
     payer = SafePayer(owned.safe, owned.eoas)
     buyer = Buyer(shop.buyer, shop.node.url, 100 * PRICE, payer=payer)  # (a deposit of 100)
