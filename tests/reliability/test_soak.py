@@ -14,3 +14,5 @@ def test_a_short_soak_reports_a_series_and_loses_nothing() -> None:
     assert result["lost"] == {"refused": 0, "failed_batches": 0}
     assert all(part["node_fds"] and part["watcher_rss_mb"] for part in result["series"][1:])
     assert result["watcher_behind_at_end"] is not None
+    caught_up = result["watcher_catch_up"]  # honest readings: audited, no alert
+    assert caught_up["seconds"] is not None and caught_up["alerts"] == 0

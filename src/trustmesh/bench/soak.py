@@ -4,6 +4,10 @@ every entry. Each minute: readings receipted per second, p99 latency, the node's
 and the watcher's resident memory and open file descriptors, and how many entries
 the watcher is behind. A node that keeps its promises over time shows all of it
 flat; whatever was sent and not receipted is counted as lost (it must be none).
+After the load, the watcher is given up to as long again to audit everything the
+node logged: on one machine it shares the cores the node was using (it checks
+every signature again), so it falls behind under the load and must catch up
+after it, with no alert (every reading was honest).
 
 The readings are signed before the clock starts (the generator shares the
 machine with the node and the watcher: signing live would take their cores)."""
@@ -24,7 +28,14 @@ from typing import Any
 import httpx
 import orjson
 import uvloop
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from trustmesh.bench.ingest import (
     BATCH,
@@ -69,6 +80,7 @@ class _Run:
     sent: list[_Sent] = field(default_factory=list)
     samples: list[_Sample] = field(default_factory=list)
     failed_batches: int = 0
+    catch_up: dict[str, Any] = field(default_factory=dict)
 
 
 def run(
@@ -114,6 +126,7 @@ def run(
             finally:
                 stop.set()
                 sampler.join()
+            result.catch_up = _catch_up(url, watcher_url, limit=seconds)
         finally:
             if watcher is not None:
                 watcher.terminate()
@@ -142,7 +155,7 @@ def _start_watcher(tmp: Path, node_url: str) -> tuple[subprocess.Popen[bytes], s
     log = (tmp / "watcher.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "trustmesh", "watch", "--node", node_url, "--port", str(port),
-         "--interval", "1", "--verify-workers", "1", "--data-dir", str(tmp / "watcher")],
+         "--interval", "1", "--verify-workers", "2", "--data-dir", str(tmp / "watcher")],
         stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -231,6 +244,35 @@ def _sample(
             )
 
 
+def _catch_up(node_url: str, watcher_url: str, limit: float) -> dict[str, Any]:
+    """How long the watcher took to audit everything the node had logged when the
+    load stopped (``seconds`` None: not within ``limit``), and its alerts."""
+    with httpx.Client(timeout=10) as http:
+        size = http.get(f"{node_url}/v1/log").json()["size"]
+
+        def status() -> tuple[int, int]:
+            found = http.get(f"{watcher_url}/v1/status").json()
+            return size - sum(found["logs"].values()), int(found["alerts"])
+
+        start, (behind, _) = time.monotonic(), status()
+        try:
+            left, alerts = Retrying(
+                retry=retry_if_result(lambda found: found[0] > 0)
+                | retry_if_exception_type(httpx.HTTPError),
+                stop=stop_after_delay(limit),
+                wait=wait_fixed(1),
+            )(status)
+        except RetryError:
+            left, alerts = status()
+    elapsed = time.monotonic() - start
+    return {
+        "behind_when_the_load_stopped": behind,
+        "seconds": round(elapsed, 1) if left <= 0 else None,
+        "audited_per_s": round((behind - max(left, 0)) / elapsed) if elapsed else None,
+        "alerts": alerts,
+    }
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -288,6 +330,7 @@ def _report(
         "node_fd_growth": growth("node_fds"),
         "watcher_rss_growth_mb": growth("watcher_rss_mb"),
         "watcher_behind_at_end": series[-1]["watcher_behind"] if series else None,
+        "watcher_catch_up": result.catch_up,
         # sent and not receipted: refused items and batches without an answer
         "lost": {
             "refused": sum(s.refused for s in result.sent),
