@@ -306,3 +306,7 @@ def test_a_claimer_refusing_its_bond_cannot_keep_its_claim_pending(world: World)
     assert deployer.balance(refusing.address) == BOND
     assert world.claimer.owed(refusing.address) == 0
     assert deployer.balance(world.claimer.address) == 0
+    events = contract.events
+    for event in (events.Owed(), events.Collected()):  # each move of the bond is logged
+        (logged,) = event.get_logs(from_block=0)
+        assert logged["args"] == {"claimer": refusing.address, "amount": BOND}

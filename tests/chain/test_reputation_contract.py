@@ -349,3 +349,7 @@ def test_a_poster_refusing_its_bond_cannot_hold_its_ring_slot(
     net.deployer.transact(refusing.functions.accept())
     net.deployer.transact(refusing.functions.collect())
     assert net.deployer.balance(refusing.address) == BOND and owed(refusing.address).call() == 0
+    events = reader.contract.events
+    for event in (events.Owed(), events.Collected()):  # each move of the bond is logged
+        (logged,) = event.get_logs(from_block=0)
+        assert logged["args"] == {"poster": refusing.address, "amount": BOND}

@@ -165,6 +165,16 @@ event Refuted:
     paid: uint256
 
 
+event Owed:
+    claimer: indexed(address)
+    amount: uint256
+
+
+event Collected:
+    claimer: indexed(address)
+    amount: uint256
+
+
 event Finalized:
     claim_id: indexed(bytes32)
     result: int256
@@ -284,6 +294,7 @@ def release(claim_id: bytes32):
     # claimer that refused its bond would otherwise keep its claim pending for good.
     if not raw_call(claimer, b"", value=bond, gas=0, revert_on_failure=False):
         self.owed[claimer] += bond
+        log Owed(claimer=claimer, amount=bond)
 
 
 @external
@@ -295,6 +306,7 @@ def collect():
     amount: uint256 = self.owed[msg.sender]
     assert amount > 0, "aggregates: nothing owed"
     self.owed[msg.sender] = 0
+    log Collected(claimer=msg.sender, amount=amount)
     raw_call(msg.sender, b"", value=amount)
 
 

@@ -89,6 +89,16 @@ event RootPosted:
     subjects: uint256
 
 
+event Owed:
+    poster: indexed(address)
+    amount: uint256
+
+
+event Collected:
+    poster: indexed(address)
+    amount: uint256
+
+
 event Finalized:
     epoch: indexed(uint256)
     attester: indexed(address)
@@ -253,6 +263,7 @@ def finalize(epoch: uint256):
     # with 64 bonds every later epoch.
     if not raw_call(poster, b"", value=bond, gas=0, revert_on_failure=False):
         self.owed[poster] += bond
+        log Owed(poster=poster, amount=bond)
 
 
 @external
@@ -263,6 +274,7 @@ def collect():
     amount: uint256 = self.owed[msg.sender]
     assert amount > 0, "reputation: nothing owed"
     self.owed[msg.sender] = 0
+    log Collected(poster=msg.sender, amount=amount)
     raw_call(msg.sender, b"", value=amount)
 
 
