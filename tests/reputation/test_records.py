@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trustmesh.errors import StoreError
 from trustmesh.reputation import Evidence, Kind
 from trustmesh.reputation.observe import _device_evidence
 from trustmesh.reputation.records import MemoryRecords, SpilledRecords
@@ -101,3 +103,30 @@ def test_spilled_records_read_back_as_kept_in_memory(
         assert oct(path.stat().st_mode & 0o777) == oct(0o600)
     finally:
         spilled.close()
+
+
+def test_a_full_disk_loses_no_record_and_forgetting_still_works(tmp_path: Path) -> None:
+    """SQLite's own page limit stands in for the disk: SQLITE_FULL either way."""
+    spilled, memory = SpilledRecords(tmp_path / "spilled.db", buffer_bytes=96), MemoryRecords()
+    for kept in (spilled, memory):
+        kept.add(1, "a", b"x" * 96)  # spilled
+    pages = spilled._db.execute("PRAGMA page_count").fetchone()[0]
+    spilled._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    refusals = []
+    for i in range(500):  # every add past the first full page is refused, and held
+        record = bytes([i % 256]) * 96
+        memory.add(2, f"d{i % 7}", record)
+        try:
+            spilled.add(2, f"d{i % 7}", record)
+        except StoreError as exc:
+            refusals.append(str(exc))
+    assert refusals and all("database or disk is full" in why for why in refusals)
+    spilled.forget(1)  # deleting may fail: it does not raise
+    memory.forget(1)
+    spilled._db.execute(f"PRAGMA max_page_count = {pages * 1000}")  # space again
+    memory.add(2, "e", b"y" * 96)
+    spilled.add(2, "e", b"y" * 96)  # spills everything held since
+    assert spilled.epochs() == memory.epochs() == [2]
+    assert list(spilled.devices(2)) == list(memory.devices(2))
+    assert list(spilled.devices(1)) == []
+    spilled.close()
