@@ -37,6 +37,9 @@ CONTRACTS = (
 
 @dataclass(frozen=True)
 class Artifact:
+    """A compiled contract: its ABI and deployment bytecode, and the digest of the
+    compiler versions and source it was compiled from ("" if uncached)."""
+
     name: str
     abi: list[dict[str, Any]]
     bytecode: bytes
@@ -44,10 +47,13 @@ class Artifact:
 
 
 def cache_dir() -> Path:
+    """Where compiled contracts are cached: ``$TRUSTMESH_CACHE_DIR``, else the
+    user's cache directory."""
     return Path(os.environ.get("TRUSTMESH_CACHE_DIR") or platformdirs.user_cache_dir("trustmesh"))
 
 
 def source(name: str) -> str:
+    """The Vyper source of the shipped contract ``name`` (one of CONTRACTS)."""
     if name not in CONTRACTS:
         raise ChainError(f"unknown contract {name!r}")
     return (importlib.resources.files("trustmesh.chain.contracts") / f"{name}.vy").read_text()
