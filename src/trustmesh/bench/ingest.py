@@ -2,8 +2,11 @@
 
 The node (``trustmesh node run``: embedded chain, SQLite, one verifier process
 per core) runs in a subprocess; this process is the load generator. It
-registers simulated devices, signs their readings ahead of time, then sends
-them as CBOR-sequence batches over HTTP with several requests in flight, and
+registers simulated devices, signs all the readings of the HTTP run before it
+(on every core), then sends them as CBOR-sequence batches over HTTP with several
+requests in flight and no pause from the first to the last (with ``duration``, a
+first run of ``readings`` measures the rate that sizes a run of that many
+seconds), and
 (when ``mosquitto`` is installed) publishes them over MQTT through a broker it
 starts, each device's readings in batches of ``MQTT_BATCH`` per message (a
 CBOR sequence, answered by one array of receipts), with as many readings in
@@ -44,7 +47,7 @@ import uvloop
 
 from trustmesh.device import wall_clock_ms
 from trustmesh.errors import Error
-from trustmesh.identity import SoftwareSigner, did_from_key
+from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 from trustmesh.reading import sign_reading
 from trustmesh.up.network import spawn_node, stop_node
 
@@ -117,6 +120,11 @@ def run(
         try:
             fleet = register_devices(info["url"], devices)
             first_contact(info["url"], fleet)
+            count = readings
+            if duration is not None:  # a first run of ``readings`` sizes one of ``duration``
+                calibration = uvloop.run(steady_load(info["url"], sign_ahead(fleet, readings)))
+                count = max(readings, round(duration * calibration["http_readings_per_s"]))
+            shares = sign_ahead(fleet, count)  # before the run: it sends without a pause
             # The baseline brackets the HTTP run (this machine's speed drifts with its
             # neighbours' load: a baseline taken long before the run skews the ratio).
             raw_before = raw_rate(_verify_for, RAW_SECONDS)
@@ -124,11 +132,11 @@ def run(
             sampler.start()
             signed_before = _checkpoints_signed(info["url"])
             (main_before, workers_before), own_cpu = _tree_cpu_seconds(node.pid), _own_cpu_seconds()
-            http = uvloop.run(http_load(info["url"], fleet, readings, duration))
+            http = uvloop.run(steady_load(info["url"], shares))
             main_after, workers_after = _tree_cpu_seconds(node.pid)
             checkpoints = _checkpoints_signed(info["url"]) - signed_before
             node_cpu = (main_after - main_before, workers_after - workers_before)
-            own_cpu = _own_cpu_seconds() - own_cpu - http.pop("untimed_cpu_s")
+            own_cpu = _own_cpu_seconds() - own_cpu
             sampler.stop()  # the HTTP run: its memory is what must stay flat
             raw_after = raw_rate(_verify_for, RAW_SECONDS)
             raw = (raw_before + raw_after) / 2
@@ -180,7 +188,7 @@ def run(
         "raw_verify_and_receipt_per_s": round(ceiling),
         "ratio_vs_verify_and_receipt": round(http["http_readings_per_s"] / ceiling, 3),
         # CPU spent per reading over HTTP: the node with its workers, and this
-        # load generator (its untimed signing left out), against one verification.
+        # load generator (its signing, done before the run, left out), against one verification.
         "cpu_us_per_reading": {
             "node": round(node_cpu[0] / http["http_readings"] * 1e6, 1),
             "node_workers": round(node_cpu[1] / http["http_readings"] * 1e6, 1),
@@ -259,61 +267,152 @@ def first_contact(url: str, devices: list[Device]) -> None:
 
 
 def _sign_all(devices: list[Device], count: int) -> list[bytes]:
-    return [devices[i % len(devices)].sign(20.0 + i % 50 / 10) for i in range(count)]
+    return [devices[i % len(devices)].sign(_value(i)) for i in range(count)]
+
+
+def _value(i: int) -> float:
+    return 20.0 + i % 50 / 10
+
+
+def sign_ahead(devices: list[Device], count: int) -> list[list[bytes]]:
+    """``count`` readings signed before a run, on every core: the IN_FLIGHT senders'
+    shares, each its devices' readings in turn and each device's in seq order (as
+    :func:`_sign_all` signs one sender's), so that the run sends without a pause."""
+    groups = [devices[i::IN_FLIGHT] for i in range(IN_FLIGHT)]
+    per_group = count // IN_FLIGHT
+    # Device j of a group of n signs the share's readings j, j + n, j + 2n, …
+    tasks = [
+        (device, range(j, per_group, len(group)))
+        for group in groups
+        for j, device in enumerate(group)
+    ]
+    with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=get_context("spawn")) as pool:
+        signed = iter(
+            pool.map(
+                _sign_device,
+                [
+                    (device.signer.alg.value, device.signer.private_bytes(), device.seq, positions)
+                    for device, positions in tasks
+                ],
+            )
+        )
+        shares = []
+        for group in groups:
+            own = [next(signed) for _ in group]
+            shares.append([own[i % len(group)][i // len(group)] for i in range(per_group)])
+    for device, positions in tasks:
+        device.seq += len(positions)
+    return shares
+
+
+def _sign_device(task: tuple[int, bytes, int, range]) -> list[bytes]:
+    """One device's readings at ``positions`` of its sender's share, from seq ``last + 1``."""
+    alg, secret, last, positions = task
+    signer = SoftwareSigner.from_private_bytes(Alg(alg), secret)
+    return [
+        sign_reading(signer, seq=last + 1 + n, ts=wall_clock_ms(), sensor="temperature",
+                     value=_value(i), unit="C")
+        for n, i in enumerate(positions)
+    ]  # fmt: skip
+
+
+class _Tally:
+    """What the senders got back: receipts, their bytes, and when each batch's came."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.answered: list[tuple[float, int]] = []  # (when, readings receipted)
+        self.accepted = self.proof_bytes = self.answer_bytes = 0
+
+    def take(self, status: int, content: bytes, elapsed: float) -> None:
+        items = orjson.loads(content) if status == 200 else []
+        ok = sum(1 for item in items if "index" in item)
+        self.accepted += ok
+        self.proof_bytes += sum(len(item.get("proof", "")) for item in items)
+        self.answer_bytes += len(content)
+        self.latencies.extend([elapsed] * ok)
+        self.answered.append((time.perf_counter(), ok))
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        latencies = sorted(self.latencies)
+        return {
+            "http_readings": self.accepted,
+            "http_readings_per_s": round(self.accepted / seconds),
+            "p50_ms": round(statistics.median(latencies) * 1e3, 1) if latencies else None,
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
+            "http_seconds": round(seconds, 2),
+            # what a receipt weighs: its tlog-proof, and its share of the JSON answer
+            "receipt_bytes_per_reading": round(self.proof_bytes / max(1, self.accepted)),
+            "answer_bytes_per_reading": round(self.answer_bytes / max(1, self.accepted)),
+        }
+
+    def by_fifth(self, started: float, seconds: float) -> list[int]:
+        """Readings/s receipted in each fifth of a run that began at ``started``."""
+        fifth = seconds / 5
+        counts = [0] * 5
+        for at, ok in self.answered:
+            counts[min(4, int((at - started) / fifth))] += ok
+        return [round(n / fifth) for n in counts]
+
+
+async def _send(connection: Connection, entries: list[bytes], tally: _Tally) -> None:
+    """One sender's readings in batches, one request in flight (a device's readings
+    arrive in seq order, as a real device sends them)."""
+    for i in range(0, len(entries), BATCH):
+        start = time.perf_counter()
+        status, content = await connection.post(
+            "/v1/readings", b"".join(entries[i : i + BATCH]), "application/cbor-seq"
+        )
+        tally.take(status, content, time.perf_counter() - start)
+
+
+async def steady_load(url: str, shares: list[list[bytes]]) -> dict[str, Any]:
+    """Send readings signed ahead (:func:`sign_ahead`), each share down its own
+    connection, all at once and without a pause: the load is steady from the first
+    request to the last (readings/s in each fifth of the run show it)."""
+    tally = _Tally()
+    connections = [await Connection.open(url) for _ in shares]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(_send(c, e, tally) for c, e in zip(connections, shares, strict=True))
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+    return {
+        **tally.summary(seconds),
+        "http_readings_per_s_by_fifth": tally.by_fifth(started, seconds),
+    }
 
 
 async def http_load(
     url: str, devices: list[Device], count: int, duration: float | None
 ) -> dict[str, Any]:
-    """IN_FLIGHT senders, each with its own devices, each sending its batches in
-    order (a device's readings arrive in seq order, as a real device sends them)."""
-    latencies: list[float] = []
-    accepted = proof_bytes = answer_bytes = 0
+    """IN_FLIGHT senders, each with its own devices, in rounds of ``count`` readings
+    signed between rounds (untimed: the load pauses meanwhile), until ``duration``."""
+    tally = _Tally()
     groups = [devices[i::IN_FLIGHT] for i in range(IN_FLIGHT)]
     per_group = count // IN_FLIGHT
     connections = [await Connection.open(url) for _ in range(IN_FLIGHT)]
     try:
-
-        async def sender(connection: Connection, entries: list[bytes]) -> None:
-            nonlocal accepted, proof_bytes, answer_bytes
-            for i in range(0, len(entries), BATCH):
-                start = time.perf_counter()
-                status, content = await connection.post(
-                    "/v1/readings", b"".join(entries[i : i + BATCH]), "application/cbor-seq"
-                )
-                elapsed = time.perf_counter() - start
-                items = orjson.loads(content) if status == 200 else []
-                ok = sum(1 for item in items if "index" in item)
-                accepted += ok
-                proof_bytes += sum(len(item.get("proof", "")) for item in items)
-                answer_bytes += len(content)
-                latencies.extend([elapsed] * ok)
-
         started, seconds, untimed = time.perf_counter(), 0.0, 0.0
         while True:
             before = _own_cpu_seconds()
             signed = [_sign_all(group, per_group) for group in groups]  # signing is not timed
             untimed += _own_cpu_seconds() - before
             round_start = time.perf_counter()
-            await asyncio.gather(*(sender(c, e) for c, e in zip(connections, signed, strict=True)))
+            await asyncio.gather(
+                *(_send(c, e, tally) for c, e in zip(connections, signed, strict=True))
+            )
             seconds += time.perf_counter() - round_start
             if duration is None or time.perf_counter() - started >= duration:
                 break
     finally:
         for connection in connections:
             connection.close()
-    latencies.sort()
-    return {
-        "http_readings": accepted,
-        "http_readings_per_s": round(accepted / seconds),
-        "p50_ms": round(statistics.median(latencies) * 1e3, 1) if latencies else None,
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1e3, 1) if latencies else None,
-        "http_seconds": round(seconds, 2),
-        # what a receipt weighs: its tlog-proof, and its share of the JSON answer
-        "receipt_bytes_per_reading": round(proof_bytes / max(1, accepted)),
-        "answer_bytes_per_reading": round(answer_bytes / max(1, accepted)),
-        "untimed_cpu_s": untimed,
-    }
+    return {**tally.summary(seconds), "untimed_cpu_s": untimed}
 
 
 class Connection:
