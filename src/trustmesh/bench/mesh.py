@@ -3,7 +3,8 @@
 A node runs with ``--mesh`` on loopback. One device's batches (signed beforehand)
 go three ways, one batch in flight at a time (a device's uplink sends a batch,
 waits for its receipts, then sends the next): straight to the node over HTTP
-(the baseline), over the mesh through one relay peer, and through two. Each
+(the baseline), over the mesh through one relay peer, and through two (each
+relay a process of its own, as it is another device or a gateway). Each
 way reports readings per second (receipt received and checked against the
 node's log key) and each batch's p50/p99 time to its receipts; the mesh's rate
 is also given as a ratio to HTTP's. Then: a new checkpoint's time to each of N
@@ -13,12 +14,15 @@ for a minute and healed (:mod:`trustmesh.bench.mesh_partition`), readings counte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +31,14 @@ import httpx
 from trustmesh.bench.mesh_partition import partition
 from trustmesh.device import MeshLink, MeshRoute
 from trustmesh.errors import Error
-from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
+from trustmesh.identity import SoftwareSigner, did_from_key, key_from_did
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.mesh.peer import MeshPeer
 from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
-from trustmesh.mesh.validate import Keys
+from trustmesh.mesh.validate import Keys, did_key
 from trustmesh.reading import sign_reading
 from trustmesh.up.network import spawn_node, stop_node
 
@@ -42,6 +46,7 @@ GOALS = {"relayed_vs_http_min": 0.5, "checkpoint_p99_ms_max": 1000}
 RESEND_SECONDS = 3.0  # a batch without its receipts by then is sent again
 ATTEMPTS = 5
 DIALLING_THE_NODE = 3  # watchers that dial the node; the others dial watchers
+START_SECONDS = 60.0  # for a relay's process to start and join the mesh
 Progress = Callable[[str], None]
 
 
@@ -150,25 +155,19 @@ def _http(url: str, verifier: NoteVerifier, batches: list[list[bytes]]) -> dict[
 
 def _mesh(info: dict[str, Any], verifier: NoteVerifier, batches: list[list[bytes]],
           hops: int) -> dict[str, Any]:  # fmt: skip
-    def device_key(did: str, seq: int) -> PublicKey | None:
-        return key_from_did(did)
-
     def log_key(origin: str) -> LineVerifier | None:
         return verifier if origin == verifier.name else None
 
-    keys = Keys(device_key, log_key)
-    relays = [MeshPeer(keys).start() for _ in range(hops)]
-    own = MeshPeer(keys).start()
+    own = MeshPeer(Keys(did_key, log_key)).start()
+    relays: list[_Relay] = []
     try:
         previous = info["mesh"][0]
-        for relay in relays:
-            for topic in (READINGS, RECEIPTS):
-                relay.subscribe(topic, lambda data: None)
-            relay.connect(previous)
-            previous = relay.addrs[0]
+        for _ in range(hops):
+            relays.append(relay := _Relay(info["verifier_key"], previous))
+            previous = relay.address
         own.connect(previous)
         link = MeshLink(MeshRoute(own, verifier), timeout=RESEND_SECONDS)
-        _wait(lambda: own.peers(READINGS) >= 1 and relays[0].peers(READINGS) >= 1)
+        _wait(lambda: own.peers(READINGS) >= 1 and own.peers(RECEIPTS) >= 1)
         latencies, resent = [], 0
         start = time.perf_counter()
         for entries in batches:
@@ -187,9 +186,62 @@ def _mesh(info: dict[str, Any], verifier: NoteVerifier, batches: list[list[bytes
             latencies.append(time.perf_counter() - began)
         seconds = time.perf_counter() - start
     finally:
-        for peer in (own, *relays):
-            peer.close()
+        own.close()
+        for relay in relays:
+            relay.stop()
     return {**_summary(latencies, sum(map(len, batches)), seconds), "batches_resent": resent}
+
+
+class _Relay:
+    """A relay peer in a process of its own, as a relay is another device or a gateway
+    (in this process, it would share the device's interpreter lock): it checks
+    readings against their did:key and receipts against the node's log key, and
+    passes both on."""
+
+    def __init__(self, vkey: str, previous: str) -> None:
+        self._pipe, theirs = get_context("spawn").Pipe()
+        self._process = get_context("spawn").Process(
+            target=_relay, args=(vkey, previous, theirs), daemon=True
+        )
+        self._process.start()
+        if not self._pipe.poll(START_SECONDS):
+            self.stop()
+            raise RuntimeError("a relay peer did not start")
+        answer = self._pipe.recv()
+        if answer.startswith("error: "):
+            self.stop()
+            raise RuntimeError(f"a relay peer did not start: {answer}")
+        self.address: str = answer
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send("stop")
+        self._process.join(START_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _relay(vkey: str, previous: str, pipe: Connection) -> None:
+    """The relay process: a mesh peer joined to ``previous``, until told to stop."""
+    verifier = NoteVerifier.from_vkey(vkey)
+    keys = Keys(did_key, lambda origin: verifier if origin == verifier.name else None)
+    try:
+        peer = MeshPeer(keys).start()
+    except Error as exc:
+        pipe.send(f"error: {exc}")
+        return
+    try:
+        for topic in (READINGS, RECEIPTS):
+            peer.subscribe(topic, lambda data: None)
+        peer.connect(previous)
+        _wait(lambda: peer.peers(READINGS) >= 1)  # the mesh of the peer before it
+        pipe.send(peer.addrs[0])
+        pipe.recv()
+    except (Error, RuntimeError) as exc:
+        pipe.send(f"error: {exc}")
+    finally:
+        peer.close()
 
 
 def _wait(condition: Callable[[], bool], seconds: float = 30.0, what: str = "the mesh") -> None:
