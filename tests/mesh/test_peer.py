@@ -52,7 +52,7 @@ def line() -> Iterator[tuple[MeshPeer, MeshPeer, MeshPeer, list[bytes]]]:
     try:
         c.subscribe(READINGS, keep)
         for peer in (a, b):
-            peer.subscribe(READINGS, lambda data: None)
+            peer.subscribe(READINGS, None)  # a relays to b, b to c
         a.connect(b.addrs[0])
         b.connect(c.addrs[0])
         wait_until(lambda: a.peers(READINGS) >= 1 and b.peers(READINGS) >= 2, "the mesh")

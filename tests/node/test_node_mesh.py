@@ -48,7 +48,7 @@ def test_a_partitioned_device_is_receipted_through_a_relay(
     outbox = Outbox(tmp_path / "outbox.db")
     try:
         for topic in (READINGS, RECEIPTS):
-            relay.subscribe(topic, lambda data: None)
+            relay.subscribe(topic, None)  # only relays them
         relay.connect(node.info["mesh"][0])
         own.connect(relay.addrs[0])  # the device knows the relay only
         uplink = Uplink(device, outbox, [MeshRoute(own, log_key)], max_wait=0.5)
@@ -260,7 +260,7 @@ def test_a_batch_whose_receipts_never_came_is_sent_again_and_answered(
     try:
         for peer in (lost, relay):
             for topic in (READINGS, RECEIPTS):
-                peer.subscribe(topic, lambda data: None)
+                peer.subscribe(topic, None)  # only relay them
         own.connect(lost.addrs[0])
         link = MeshLink(MeshRoute(own, log_key), timeout=1.0)
         wait_until(lambda: own.peers(READINGS) >= 1, "the first relay's subscription")

@@ -233,7 +233,7 @@ def _relay(vkey: str, previous: str, pipe: Connection) -> None:
         return
     try:
         for topic in (READINGS, RECEIPTS):
-            peer.subscribe(topic, lambda data: None)
+            peer.subscribe(topic, None)
         peer.connect(previous)
         _wait(lambda: peer.peers(READINGS) >= 1)  # the mesh of the peer before it
         pipe.send(peer.addrs[0])

@@ -44,7 +44,7 @@ def partition(info: dict[str, Any], directory: Path, seconds: float, devices: in
     cut = max(1, round(devices * SHARE))
     try:
         for topic in (READINGS, RECEIPTS):
-            relay.subscribe(topic, lambda data: None)
+            relay.subscribe(topic, None)
         relay.connect(info["mesh"][0])
         for k in range(devices):
             device = Device(SoftwareSigner.generate(), directory / f"p{k}.seq")

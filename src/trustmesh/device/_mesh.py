@@ -45,7 +45,7 @@ class MeshLink:
         self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
         self._sent: dict[bytes, int] = {}  # a batch's message id → times it was sent
         route.peer.subscribe(RECEIPTS, self._take)
-        route.peer.subscribe(READINGS, lambda data: None)  # (relays others' batches too)
+        route.peer.subscribe(READINGS, None)  # (relays others' batches too)
 
     def _take(self, data: bytes) -> None:
         origin, receipts = unpack(data)  # the topic's validator has checked every receipt

@@ -125,11 +125,11 @@ class MeshPeer:
         self._strikes: Counter[Any] = Counter()
         self.on_drop = on_drop or (lambda topic, kind: None)
         self.rejected: Counter[str] = Counter()  # kind of refusal → messages dropped here
-        self.delivered: Counter[str] = Counter()  # topic → messages handed to handlers
+        self.delivered: Counter[str] = Counter()  # topic → valid messages taken (and handled)
         self.taken: Counter[str] = Counter()  # topic → items (readings, …) others' messages held
         self._key_pair = create_new_key_pair(seed)
         self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, Handler | None] = {}
         self._judges: dict[str, Judge] = {}
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -184,8 +184,10 @@ class MeshPeer:
             reached.append(address)
         return reached
 
-    def subscribe(self, topic: str, handler: Handler) -> None:
-        """Hand every valid message of ``topic`` to ``handler`` (in a worker thread)."""
+    def subscribe(self, topic: str, handler: Handler | None) -> None:
+        """Hand every valid message of ``topic`` to ``handler`` (in a worker thread);
+        None: only relay the topic (this peer joins its mesh, validates and passes
+        its messages on, and hands none to its own code: no thread per message)."""
         if topic not in TOPICS:
             raise InvalidMeshMessage(f"unknown topic {topic!r}")
         self._handlers[topic] = handler
@@ -327,16 +329,25 @@ class MeshPeer:
 
     async def _subscribe(self, topic: str) -> None:
         subscription = await self._pubsub.subscribe(topic)
+        handler = self._handlers.get(topic)
+        if handler is None:  # relayed only: drained, handed to no one
+            self._nursery.start_soon(self._discard, topic, subscription)
+            return
         send, receive = trio.open_memory_channel[bytes](QUEUE)
         self._nursery.start_soon(self._drain, subscription, send)
-        self._nursery.start_soon(self._deliver, topic, receive)
+        self._nursery.start_soon(self._deliver, topic, handler, receive)
 
     async def _drain(self, subscription: Any, send: Any) -> None:
         while True:
             message = await subscription.get()
             await send.send(bytes(message.data))
 
-    async def _deliver(self, topic: str, receive: Any) -> None:
+    async def _discard(self, topic: str, subscription: Any) -> None:
+        while True:
+            await subscription.get()
+            self.delivered[topic] += 1
+
+    async def _deliver(self, topic: str, handler: Handler, receive: Any) -> None:
         async for data in receive:
-            await trio.to_thread.run_sync(self._handlers[topic], data)
+            await trio.to_thread.run_sync(handler, data)
             self.delivered[topic] += 1

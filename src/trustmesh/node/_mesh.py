@@ -67,10 +67,10 @@ class MeshBridge:
     def start(self) -> None:
         self.peer.judge(READINGS, self._log_batch)
         self.peer.judge(WITNESS, self._log_witnessing)
-        self.peer.subscribe(READINGS, lambda data: None)  # (logged as judged)
-        self.peer.subscribe(WITNESS, lambda data: None)
-        self.peer.subscribe(RECEIPTS, lambda data: None)  # relayed for devices, not used here
-        self.peer.subscribe(CHECKPOINTS, lambda data: None)  # relayed for watchers
+        self.peer.subscribe(READINGS, None)  # (logged as judged)
+        self.peer.subscribe(WITNESS, None)
+        self.peer.subscribe(RECEIPTS, None)  # relayed for devices, not used here
+        self.peer.subscribe(CHECKPOINTS, None)  # relayed for watchers
 
     def _log_witnessing(self, data: bytes) -> Verdict:
         """Challenges and witness readings heard on the mesh, logged like readings

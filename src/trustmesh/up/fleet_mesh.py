@@ -40,7 +40,7 @@ class FleetMesh:
         self.relay = MeshPeer(self.keys).start()
         self.peers = [self.relay]
         for topic in (READINGS, RECEIPTS, WITNESS):
-            self.relay.subscribe(topic, lambda data: None)
+            self.relay.subscribe(topic, None)
         if not self.relay.join(addresses):
             self.close()
             raise Error(f"the fleet's relay reached none of the nodes' peers: {addresses}")
