@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 
 KINDS = {"wrong result", "bad sum", "wrong output", "forged leaf", "foreign device", "disorder",
          "omitted"}  # fmt: skip

@@ -7,10 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.aggregate.strategies import SMALL, trees
 from trustmesh.aggregate import ONE, Kind, Model
 from trustmesh.errors import InvalidAggregate
-
-SMALL = st.integers(-(10**30), 10**30)
 
 
 @settings(max_examples=200, deadline=None)
@@ -42,20 +41,6 @@ def _reference_tree(nodes: list[tuple[int, int, int]], leaves: list[int], value:
         return walk(left if value < threshold else right)
 
     return walk(0)
-
-
-@st.composite
-def trees(draw: st.DrawFn) -> tuple[list[tuple[int, int, int]], list[int]]:
-    count = draw(st.integers(1, 15))
-    leaves = draw(st.lists(SMALL, min_size=1, max_size=16))
-
-    def child(node: int) -> int:
-        later = list(range(node + 1, count))
-        choices = later + [-(k + 1) for k in range(len(leaves))]
-        return draw(st.sampled_from(choices))
-
-    nodes = [(draw(SMALL), child(n), child(n)) for n in range(count)]
-    return nodes, leaves
 
 
 @settings(max_examples=200, deadline=None)

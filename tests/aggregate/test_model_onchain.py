@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.aggregate.test_model import SMALL, trees
+from tests.aggregate.strategies import SMALL, trees
 from trustmesh.aggregate import Model
 from trustmesh.chain.client import ChainClient
 from trustmesh.chain.compile import load_contract

@@ -16,6 +16,7 @@ from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain
 from trustmesh.chain.suite import Deployment, LogAnchor, Registry, deploy_suite
+from trustmesh.identity import Alg, SoftwareSigner, did_from_key
 
 MIN_STAKE = 10**15
 UNBONDING = 3600
@@ -38,6 +39,11 @@ class Net:
 
     def anchor(self, client: ChainClient | None = None) -> LogAnchor:
         return LogAnchor(client or self.owner, self.deployment)
+
+
+def new_did(alg: Alg = Alg.ES256) -> str:
+    """A fresh device's did:key."""
+    return did_from_key(SoftwareSigner.generate(alg).public_key)
 
 
 def anvil_accounts(indexes: range = range(3)) -> list[LocalAccount]:

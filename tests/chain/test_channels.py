@@ -9,8 +9,7 @@ import pytest
 from eth_account import Account
 from vyper.compiler import compile_code
 
-from tests.chain.conftest import MIN_STAKE, Net
-from tests.chain.test_registry import new_did
+from tests.chain.conftest import MIN_STAKE, Net, new_did
 from trustmesh.chain.channels import NATIVE, ChannelsContract, deploy_channels
 from trustmesh.chain.compile import Artifact
 from trustmesh.chain.suite import device_id

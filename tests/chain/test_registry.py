@@ -9,16 +9,12 @@ import random
 import pytest
 from web3.contract.contract import ContractFunction
 
-from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net
+from tests.chain.conftest import MIN_STAKE, REWARD_BPS, UNBONDING, Net, new_did
 from trustmesh.chain.compile import compile_source
 from trustmesh.chain.suite import device_id, onchain_key, origin_id, proof_key_message
 from trustmesh.errors import Reverted
-from trustmesh.identity import Alg, SoftwareSigner, did_from_key, key_from_did
+from trustmesh.identity import Alg, SoftwareSigner, key_from_did
 from trustmesh.log.note_p256 import LogSigner
-
-
-def new_did(alg: Alg = Alg.ES256) -> str:
-    return did_from_key(SoftwareSigner.generate(alg).public_key)
 
 
 def test_register_device_records_key_stake_and_event(net: Net) -> None:

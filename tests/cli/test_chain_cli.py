@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 
 
 def test_deploy_and_status_on_the_embedded_chain(tmp_path: Path) -> None:

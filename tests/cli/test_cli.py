@@ -14,32 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cli.command import no_traceback, trustmesh
 from tests.conftest import SoftHsmToken
 from trustmesh.cli import main
 from trustmesh.identity import key_from_did
 from trustmesh.reading import verify_reading
-
-PASSWORD = "test password"
-
-
-def trustmesh(
-    *args: str | Path, env: dict[str, str] | None = None, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    full_env = {**os.environ, "TRUSTMESH_PASSWORD": PASSWORD, **(env or {})}
-    full_env.pop("TRUSTMESH_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "trustmesh", *map(str, args)],
-        env=full_env,
-        input=stdin if stdin is not None else b"",
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def no_traceback(result: subprocess.CompletedProcess[bytes]) -> None:
-    assert b"Traceback" not in result.stderr, result.stderr.decode()
-    assert b"Traceback" not in result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 
 # The 30 epochs, on a small grid (the default population is 10,000 devices;
 # on a 14 x 14 grid a quarter of the devices sit on its edge, where a few

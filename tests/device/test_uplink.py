@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import RunningNode
 from trustmesh.device import Device, MqttRoute, Outbox, Uplink, wall_clock_ms
 from trustmesh.identity import SoftwareSigner

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 
 
 def test_bench_mesh_json_shape() -> None:

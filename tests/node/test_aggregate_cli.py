@@ -14,7 +14,7 @@ import httpx
 from eth_account import Account
 
 from tests.aggregate.lies import lies
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
 from trustmesh.aggregate.claim import decode, encode

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import RunningNode, node_process
 from trustmesh._problems import PROBLEM_BASE, PROBLEMS
 from trustmesh.device import Device

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from trustmesh.chain.accounts import account_address
 from trustmesh.chain.client import ChainClient, rpc_web3

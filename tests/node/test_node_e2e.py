@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from proofbundle.tlogproof import verify_tlog_proof
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
 from trustmesh.chain.client import ChainClient, rpc_web3

@@ -20,7 +20,7 @@ from vyper.compiler import compile_code
 from web3 import Web3
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
 from trustmesh.chain.accounts import key_coordinates

@@ -137,7 +137,7 @@ def test_trustmesh_watch_joins_the_mesh(start_node: Callable[..., RunningNode]) 
     """`trustmesh watch --mesh-peer ADDR` joins through the node's peer and runs, and
     so does `--mesh` through the peers the Registry lists (the node published its
     own); a bad address is refused by name."""
-    from tests.cli.test_cli import no_traceback, trustmesh
+    from tests.cli.command import no_traceback, trustmesh
 
     node = start_node(epoch=0.5, mesh=True)
     ran = trustmesh("watch", "--node", node.url, "--once", "--mesh-peer", node.info["mesh"][0])

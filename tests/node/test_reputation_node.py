@@ -17,7 +17,7 @@ from eth_abi.abi import encode
 from eth_account import Account
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 from tests.node.conftest import node_process
 from tests.services import wait_until
 from trustmesh.chain.client import ChainClient, rpc_web3

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import NODE_PASSWORD
 from trustmesh.chain.client import ChainClient, rpc_web3
 from trustmesh.chain.embedded import EmbeddedChain

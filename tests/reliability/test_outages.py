@@ -25,7 +25,7 @@ from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.reliability.load import Fleet, NodeProcess, Promises, check_log
 from tests.services import (
     CutLink,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.cli.test_cli import no_traceback, trustmesh
+from tests.cli.command import no_traceback, trustmesh
 from tests.node.conftest import NODE_PASSWORD, RunningNode
 from trustmesh.identity import open_keystore
 

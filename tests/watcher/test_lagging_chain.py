@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.chain.conftest import anvil_accounts
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import CutLink, wait_until
 from trustmesh.chain.client import ChainClient, rpc_web3

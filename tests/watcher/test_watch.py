@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.test_cli import trustmesh
+from tests.cli.command import trustmesh
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
 from trustmesh.device import Device
