@@ -15,7 +15,7 @@ from trustmesh.errors import InvalidSignature
 from trustmesh.identity import Alg, PublicKey
 from trustmesh.reading import Reading
 
-__all__ = ["Item", "item", "verify_in_pool", "verify_items"]
+__all__ = ["Item", "item", "verify_in_pool", "verify_items", "warm_up"]
 
 # (signed message, signature, key alg, raw public key). The reading was parsed,
 # and its alg checked against the key's (reading.check_alg), before it came here.
@@ -54,3 +54,11 @@ def verify_in_pool(pool: Executor, items: list[Item], part: int = PART) -> list[
     part = max(1, part)
     parts = [pool.submit(verify_items, items[i : i + part]) for i in range(0, len(items), part)]
     return [result for part in parts for result in part.result()]
+
+
+def warm_up(pool: Executor, workers: int) -> None:
+    """Start every worker of a process pool before the first check (a spawn takes a
+    second)."""
+    pending = [pool.submit(verify_items, []) for _ in range(workers)]
+    for future in pending:
+        future.result()

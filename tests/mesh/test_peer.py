@@ -6,12 +6,15 @@ never forwarded; closing a peer leaves no thread of its own behind."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 import trio
 
 from tests.services import wait_until
+from trustmesh.batch_verify import verify_items
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
 from trustmesh.log.note import LineVerifier
 from trustmesh.mesh.peer import MeshPeer
@@ -20,6 +23,7 @@ from trustmesh.mesh.validate import Keys
 from trustmesh.reading import sign_reading
 
 DEVICE = SoftwareSigner.generate()
+T = TypeVar("T")
 
 
 def _keys() -> Keys:
@@ -100,6 +104,31 @@ def test_closing_leaves_no_thread_behind() -> None:
     MeshPeer(_keys()).start().close()
     left = [t for t in threading.enumerate() if t.ident not in before]
     assert not [t for t in left if not t.name.startswith("Trio thread")], left
+
+
+class _Counting(ThreadPoolExecutor):
+    """An executor that counts what it is given."""
+
+    submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_signatures_are_checked_where_the_caller_says() -> None:
+    forged = bytearray(_batch(1))
+    forged[-1] ^= 1
+    with _Counting(2) as pool:
+        peer = MeshPeer(_keys(), verifier=pool).start()
+        try:
+            assert peer.publish(READINGS, _batch(100)).accepted
+            refused = peer.publish(READINGS, bytes(forged))
+            assert not refused.accepted and refused.kind == "bad-reading"
+            assert pool.submitted >= 2  # both batches' signatures were checked there
+        finally:
+            peer.close()
+        assert pool.submit(verify_items, []).result() == []  # the caller's: still open
 
 
 def _liar(target: MeshPeer) -> MeshPeer:

@@ -26,7 +26,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import multiaddr
@@ -114,10 +114,13 @@ class MeshPeer:
         rate: float = RATE,
         burst: float = BURST,
         strikes: int = STRIKES,
+        verifier: Executor | None = None,
     ) -> None:
         """``on_drop(topic, kind)`` is told of each message dropped here (a metric).
         A peer may send ``rate`` messages a second (``burst`` at once); one that
-        sends more, or has ``strikes`` messages refused, is disconnected and banned."""
+        sends more, or has ``strikes`` messages refused, is disconnected and banned.
+        ``verifier``: where readings' signatures are checked (the caller's, a process
+        pool say, for a peer that relays much); by default a thread per core."""
         self.keys = keys
         self.rate, self.burst, self.strikes = rate, burst, strikes
         self.banned: set[str] = set()  # peer ids this peer disconnected for misbehaving
@@ -139,7 +142,10 @@ class MeshPeer:
         # Signature checks release the GIL: a batch's are spread over the cores, off
         # the trio loop (which keeps moving other messages meanwhile).
         self._workers = os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="trustmesh-mesh-verify")
+        self._own_pool = verifier is None
+        self._pool = verifier or ThreadPoolExecutor(
+            self._workers, thread_name_prefix="trustmesh-mesh-verify"
+        )
         self.addrs: list[str] = []
         self.peer_id = ""
 
@@ -223,7 +229,8 @@ class MeshPeer:
             with contextlib.suppress(trio.RunFinishedError):  # (it stopped on its own)
                 trio.from_thread.run_sync(stop.set, trio_token=self._token)
         self._thread.join(START_SECONDS)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._own_pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> MeshPeer:
         return self.start()

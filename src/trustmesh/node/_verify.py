@@ -17,13 +17,6 @@ from trustmesh.identity import PublicKey
 from trustmesh.reading import Reading
 
 
-def warm_up(pool: Executor, workers: int) -> None:
-    """Start every worker before the first reading (a spawn takes a second)."""
-    pending = [pool.submit(verify_items, []) for _ in range(workers)]
-    for future in pending:
-        future.result()
-
-
 class BatchVerifier:
     def __init__(
         self, executor: Executor | None, max_batch: int = 512, max_delay: float = 0.002

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount
 
 from trustmesh._durable import write_new
 from trustmesh._paths import private_dir
+from trustmesh.batch_verify import warm_up
 from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.bundler_rpc import BundlerRpc
@@ -57,7 +58,7 @@ from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
 from trustmesh.node._reputation import ReputationKeeper, TablePoster
 from trustmesh.node._state import NodeState
-from trustmesh.node._verify import BatchVerifier, warm_up
+from trustmesh.node._verify import BatchVerifier
 from trustmesh.node.app import NodeContext, create_app
 
 if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra)
