@@ -139,8 +139,10 @@ class MeshPeer:
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="trustmesh-mesh", daemon=True)
-        # Signature checks release the GIL: a batch's are spread over the cores, off
-        # the trio loop (which keeps moving other messages meanwhile).
+        # Signature checks release the GIL in part (two threads get ~1.6 of two cores
+        # out of them; a process pool, passed as ``verifier``, gets both): a batch's
+        # are spread over the cores, off the trio loop (which keeps moving other
+        # messages meanwhile).
         self._workers = os.cpu_count() or 1
         self._own_pool = verifier is None
         self._pool = verifier or ThreadPoolExecutor(
