@@ -45,6 +45,7 @@ from trustmesh.bench.ingest import (
     first_contact,
     http_load,
     register_devices,
+    sign_ahead,
     start_node,
 )
 from trustmesh.up.network import stop_node
@@ -137,14 +138,12 @@ def run(
 
 def _sign_batches(fleet: list[Device], count: int) -> list[list[bytes]]:
     """IN_FLIGHT lanes of batches, each lane with its own devices (a device's
-    readings go in seq order down one connection, as a real device sends them)."""
-    lanes = [fleet[i::IN_FLIGHT] for i in range(IN_FLIGHT)]
-    per_lane = count // IN_FLIGHT
-    out: list[list[bytes]] = []
-    for lane in lanes:
-        entries = [lane[i % len(lane)].sign(20.0 + i % 50 / 10) for i in range(per_lane)]
-        out.append([b"".join(entries[i : i + BATCH]) for i in range(0, per_lane, BATCH)])
-    return out
+    readings go in seq order down one connection, as a real device sends them),
+    signed by the ingest benchmark's :func:`sign_ahead`, on every core."""
+    return [
+        [b"".join(share[i : i + BATCH]) for i in range(0, len(share), BATCH)]
+        for share in sign_ahead(fleet, count)
+    ]
 
 
 def _start_watcher(tmp: Path, node_url: str) -> tuple[subprocess.Popen[bytes], str]:
