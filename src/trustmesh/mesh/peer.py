@@ -43,6 +43,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from trustmesh.batch_verify import Item, verify_in_pool
 from trustmesh.errors import InvalidMeshMessage
+from trustmesh.mesh._records import install, memoize_addrs
 from trustmesh.mesh.topics import TOPICS, message_id
 from trustmesh.mesh.validate import Keys, Verdict, envelope, validate
 
@@ -121,6 +122,7 @@ class MeshPeer:
         sends more, or has ``strikes`` messages refused, is disconnected and banned.
         ``verifier``: where readings' signatures are checked (the caller's, a process
         pool say, for a peer that relays much); by default a thread per core."""
+        install()  # (each peer's signed peer record checked once, not with every RPC)
         self.keys = keys
         self.rate, self.burst, self.strikes = rate, burst, strikes
         self.banned: set[str] = set()  # peer ids this peer disconnected for misbehaving
@@ -278,6 +280,7 @@ class MeshPeer:
             await self._pubsub.wait_until_ready()
             self.peer_id = str(self._host.get_id())
             self.addrs = [str(addr) for addr in self._host.get_addrs()]
+            memoize_addrs(self._host)  # (listening now: read for every RPC sent, else)
             self._token = trio.lowlevel.current_trio_token()
             self._ready.set()
             await self._stop.wait()
