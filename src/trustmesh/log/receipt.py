@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from trustmesh.errors import InvalidCheckpoint, InvalidProof, InvalidReceipt
 from trustmesh.log import merkle
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.inclusions import Inclusions
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.tlog_proof import HEADER, TlogProof, parse_tlog_proof
 
@@ -94,9 +95,12 @@ def check_proof(
     origin: str | None = None,
     *,
     opened: dict[str, Checkpoint] | None = None,
+    trees: dict[str, Inclusions] | None = None,
 ) -> Receipt:
     """:func:`open_receipt` of a tlog-proof parsed already (or read from another
-    encoding of the same parts: the mesh's compact receipts)."""
+    encoding of the same parts: the mesh's compact receipts). ``trees``: a batch's
+    proofs by checkpoint, so that the hashes their paths share are checked once
+    (:mod:`trustmesh.log.inclusions`; each proof's outcome is the same)."""
     checkpoint = opened.get(proof.checkpoint) if opened is not None else None
     if checkpoint is None:
         try:
@@ -108,9 +112,15 @@ def check_proof(
     if proof.index >= checkpoint.size:
         raise InvalidReceipt(f"index {proof.index} is beyond the tree of {checkpoint.size}")
     try:
-        merkle.verify_inclusion(
-            leaf_hash, proof.index, checkpoint.size, list(proof.hashes), checkpoint.root
-        )
+        if trees is None:
+            merkle.verify_inclusion(
+                leaf_hash, proof.index, checkpoint.size, list(proof.hashes), checkpoint.root
+            )
+        else:
+            tree = trees.get(proof.checkpoint)
+            if tree is None:
+                tree = trees[proof.checkpoint] = Inclusions(checkpoint.size, checkpoint.root)
+            tree.verify(leaf_hash, proof.index, proof.hashes)
     except InvalidProof as exc:
         raise InvalidReceipt(f"not that entry's proof: {exc}") from None
     return Receipt(leaf_hash, proof, checkpoint)

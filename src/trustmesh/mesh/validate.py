@@ -22,6 +22,7 @@ from trustmesh.errors import (
 )
 from trustmesh.identity import PublicKey, key_from_did
 from trustmesh.log.checkpoint import Checkpoint, open_checkpoint
+from trustmesh.log.inclusions import Inclusions
 from trustmesh.log.note import LineVerifier
 from trustmesh.log.receipt import check_proof
 from trustmesh.mesh.receipts import unpack
@@ -145,9 +146,10 @@ def _receipt(data: bytes, keys: Keys) -> Verdict:
             False, f"no registered log {origin[:80]!r}", kind="unknown-log", blame=False
         )  # (perhaps registered where the sender looked)
     opened: dict[str, Checkpoint] = {}  # the checkpoint's signature checked once
+    trees: dict[str, Inclusions] = {}  # and the hashes the proofs share
     for k, (leaf, proof) in enumerate(receipts):
         try:
-            check_proof(proof, leaf, verifier, origin, opened=opened)
+            check_proof(proof, leaf, verifier, origin, opened=opened, trees=trees)
         except InvalidReceipt as exc:
             return Verdict(False, f"receipt {k}: {exc}", kind="bad-receipt")
     return Verdict(True, items=len(receipts))
