@@ -123,3 +123,32 @@ def test_arbitrary_text_parses_or_is_refused(text: str) -> None:
     except InvalidReceipt:
         return  # refused: the one error a parser may raise
     assert proof.text() == candidate
+
+
+@pytest.mark.parametrize("vector", VECTORS["malformed"], ids=lambda v: v["name"])
+def test_hash_lines_read_before_change_nothing_but_the_work(vector: dict[str, Any]) -> None:
+    """A batch's proofs parsed with the hash lines they share decoded once: each
+    parses as alone, and a malformed one is refused as alone."""
+    shared = [hashlib.sha256(bytes([i])).digest() for i in range(3)]
+    decoded: dict[str, bytes] = {}
+    for index in range(3):
+        text = format_tlog_proof(index, shared[index:], CHECKPOINT)
+        assert parse_tlog_proof(text, decoded=decoded) == parse_tlog_proof(text)
+    assert len(decoded) == 3
+    with pytest.raises(InvalidReceipt) as alone:
+        parse_tlog_proof(vector["text"])
+    with pytest.raises(InvalidReceipt) as batched:
+        parse_tlog_proof(vector["text"], decoded=decoded)
+    assert str(batched.value) == str(alone.value)
+
+
+@given(st.lists(st.lists(st.sampled_from([hashlib.sha256(bytes([i])).digest() for i in range(4)]),
+                         max_size=5), max_size=6))  # fmt: skip
+def test_hashes_written_before_change_nothing_but_the_work(paths: list[list[bytes]]) -> None:
+    encoded: dict[bytes, str] = {}
+    for index, path in enumerate(paths):
+        text = format_tlog_proof(index, path, CHECKPOINT, encoded=encoded)
+        assert text == format_tlog_proof(index, path, CHECKPOINT)
+    assert len(encoded) == len({h for path in paths for h in path})
+    with pytest.raises(ValueError, match="32-byte"):
+        format_tlog_proof(0, [bytes(31)], CHECKPOINT, encoded=encoded)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from trustmesh.device._answers import gather
 from trustmesh.log import merkle
 from trustmesh.log.note import NoteVerifier
+from trustmesh.log.tlog_proof import TlogProof, format_tlog_proof
 from trustmesh.mesh.receipts import unpack
 from trustmesh.mesh.topics import READINGS, RECEIPTS, message_id
 
@@ -72,7 +73,11 @@ class MeshLink:
             raise ValueError(f"the mesh refuses this batch: {verdict.reason}")
         wanted = {merkle.leaf_hash(e).hex() for e in entries}
         found = gather(self.answers, wanted, self.timeout, lambda item: bytes(item["leaf"]).hex())
-        return {
-            leaf: {"proof": item["proof"].text(), "index": item["proof"].index}
-            for leaf, item in found.items()
-        }
+        encoded: dict[bytes, str] = {}  # (a batch's proofs share most of their hashes)
+        return {leaf: {"proof": _text(item["proof"], encoded), "index": item["proof"].index}
+                for leaf, item in found.items()}  # fmt: skip
+
+
+def _text(proof: TlogProof, encoded: dict[bytes, str]) -> str:
+    return format_tlog_proof(proof.index, proof.hashes, proof.checkpoint, proof.extra,
+                             encoded=encoded)  # fmt: skip

@@ -57,10 +57,16 @@ class TlogProof:
 
 
 def format_tlog_proof(
-    index: int, hashes: Iterable[bytes], checkpoint: str, extra: bytes | None = None
+    index: int,
+    hashes: Iterable[bytes],
+    checkpoint: str,
+    extra: bytes | None = None,
+    *,
+    encoded: dict[bytes, str] | None = None,
 ) -> str:
     """The tlog-proof text of ``index``, its inclusion ``hashes`` and the signed
-    ``checkpoint`` (taken verbatim: it must end in a newline)."""
+    ``checkpoint`` (taken verbatim: it must end in a newline). ``encoded``: hashes
+    written already, and their lines (a batch's proofs share most of theirs)."""
     if index < 0:
         raise ValueError("an index is not negative")
     if not checkpoint.endswith("\n"):
@@ -70,14 +76,21 @@ def format_tlog_proof(
         lines.append(EXTRA_PREFIX + base64.b64encode(extra).decode())
     lines.append(f"{INDEX_PREFIX}{index}")
     for digest in hashes:
-        if len(digest) != HASH_SIZE:
-            raise ValueError("an inclusion proof holds 32-byte hashes")
-        lines.append(base64.b64encode(digest).decode())
+        line = encoded.get(digest) if encoded is not None else None
+        if line is None:
+            if len(digest) != HASH_SIZE:
+                raise ValueError("an inclusion proof holds 32-byte hashes")
+            line = base64.b64encode(digest).decode()
+            if encoded is not None:
+                encoded[digest] = line
+        lines.append(line)
     return "\n".join(lines) + "\n\n" + checkpoint
 
 
-def parse_tlog_proof(text: str | bytes) -> TlogProof:
-    """Parse a tlog-proof (without checking its signature or its proof)."""
+def parse_tlog_proof(text: str | bytes, *, decoded: dict[str, bytes] | None = None) -> TlogProof:
+    """Parse a tlog-proof (without checking its signature or its proof).
+    ``decoded``: hash lines read already, and their hashes (a batch's proofs share
+    most of theirs): each line is decoded and checked once, and added here."""
     if isinstance(text, bytes):
         if len(text) > MAX_PROOF_SIZE:
             raise InvalidReceipt(f"a tlog-proof is at most {MAX_PROOF_SIZE} bytes")
@@ -104,10 +117,20 @@ def parse_tlog_proof(text: str | bytes) -> TlogProof:
     hashes = lines[position + 1 :]
     if len(hashes) > MAX_HASHES:
         raise InvalidReceipt(f"an inclusion proof has at most {MAX_HASHES} hashes")
-    decoded = tuple(_base64(line, f"hash {n}", HASH_SIZE) for n, line in enumerate(hashes))
+    if decoded is None:
+        path = tuple(_base64(line, f"hash {n}", HASH_SIZE) for n, line in enumerate(hashes))
+    else:
+        path = tuple(_hash(line, n, decoded) for n, line in enumerate(hashes))
     if not checkpoint.endswith("\n"):
         raise InvalidReceipt("the checkpoint of a tlog-proof ends with a newline")
-    return TlogProof(index, decoded, checkpoint, extra)
+    return TlogProof(index, path, checkpoint, extra)
+
+
+def _hash(line: str, n: int, decoded: dict[str, bytes]) -> bytes:
+    digest = decoded.get(line)
+    if digest is None:
+        digest = decoded[line] = _base64(line, f"hash {n}", HASH_SIZE)
+    return digest
 
 
 def _decimal(text: str) -> int:

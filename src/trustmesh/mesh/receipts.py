@@ -23,6 +23,7 @@ from trustmesh.mesh.topics import MAX_MESSAGE
 __all__ = ["pack", "unpack"]
 
 MAX_RECEIPTS = 5_000
+_BYTES, _HASH_SIZES = {bytes}, {HASH_SIZE}
 ENVELOPE = 64  # a message's map, keys and heads, at most
 ITEM = 64  # a receipt's array, leaf hash, index and heads, at most (its hashes aside)
 
@@ -31,8 +32,9 @@ def pack(receipts: Iterable[tuple[bytes, str]], limit: int = MAX_MESSAGE) -> lis
     """Messages for (leaf hash, tlog-proof) pairs: one per checkpoint they name, or
     more, so that each stays within ``limit`` bytes (a topic's largest message)."""
     groups: dict[str, list[list[Any]]] = {}
+    decoded: dict[str, bytes] = {}  # (a batch's proofs share most of their hashes)
     for leaf, text in receipts:
-        proof = parse_tlog_proof(text)
+        proof = parse_tlog_proof(text, decoded=decoded)
         groups.setdefault(proof.checkpoint, []).append([leaf, proof.index, list(proof.hashes)])
     messages = []
     for checkpoint, items in groups.items():
@@ -69,7 +71,8 @@ def unpack(data: bytes) -> tuple[str, list[tuple[bytes, TlogProof]]]:
                 or not 0 <= index < 1 << 64
                 or not isinstance(hashes, list)
                 or len(hashes) > MAX_HASHES
-                or not all(type(h) is bytes and len(h) == HASH_SIZE for h in hashes)
+                or not {*map(type, hashes)} <= _BYTES
+                or not {*map(len, hashes)} <= _HASH_SIZES
             ):
                 raise TypeError("a receipt is [leaf hash, index, [32-byte hash, …]]")
             pairs.append((leaf, TlogProof(index, tuple(hashes), checkpoint)))
