@@ -6,6 +6,7 @@ never forwarded; closing a peer leaves no thread of its own behind."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -18,7 +19,8 @@ from trustmesh.batch_verify import verify_items
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
 from trustmesh.log.note import LineVerifier
 from trustmesh.mesh.peer import MeshPeer
-from trustmesh.mesh.topics import READINGS
+from trustmesh.mesh.relay import Relay, request
+from trustmesh.mesh.topics import READINGS, RELAY
 from trustmesh.mesh.validate import Keys
 from trustmesh.reading import sign_reading
 
@@ -160,3 +162,24 @@ def test_a_peer_that_floods_or_keeps_lying_is_disconnected() -> None:
     finally:
         for peer in (*liars, guard):
             peer.close()
+
+
+def test_a_peer_that_floods_the_relay_protocol_is_cut_off() -> None:
+    """Requests on relay streams draw on the same allowance as messages: past it,
+    each is refused as a flood, and a peer refused ``strikes`` times is banned and
+    its stream ended (nothing it asks is answered, or served, again)."""
+    relay = MeshPeer(_keys(), rate=0.001, burst=3, strikes=2).start()
+    asker = MeshPeer(_keys()).start()
+    try:
+        Relay(relay).start()
+        asker.connect(relay.addrs[0])
+        for k in range(3):  # within the allowance: served (the relay knows no node)
+            assert asker.ask(request(_batch(100 * k + 1)), timeout=10) == []
+        assert relay.rejected == Counter({"no-route": 3})
+        for k in range(3):  # past it
+            assert asker.ask(request(_batch(1_000 + k)), timeout=10) == []
+        assert relay.rejected["flood"] == 2 and asker.peer_id in relay.banned
+        assert relay.taken[RELAY] == 0
+    finally:
+        asker.close()
+        relay.close()

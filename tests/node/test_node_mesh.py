@@ -9,6 +9,7 @@ import base64
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,11 @@ import httpx
 
 from tests.node.conftest import RunningNode
 from tests.services import wait_until
-from trustmesh.device import Device, MeshRoute, Outbox, Uplink, bind_peer
+from trustmesh.device import Device, MeshLink, MeshRoute, Outbox, Uplink, bind_peer
 from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key, key_from_did
+from trustmesh.log import merkle
 from trustmesh.log.note import LineVerifier, NoteVerifier
+from trustmesh.log.receipt import open_receipt
 from trustmesh.mesh.binding import read_binding
 from trustmesh.mesh.peer import MeshPeer, peer_id_of
 from trustmesh.mesh.topics import READINGS, RECEIPTS, WITNESS
@@ -381,3 +384,65 @@ def test_neighbours_witness_a_challenge_over_the_mesh(
             uplink.close()
             outbox.close()
             peer.close()
+
+
+def test_a_batch_asked_for_on_streams_through_a_relay(
+    start_node: Callable[..., RunningNode], tmp_path: Path
+) -> None:
+    """A device whose neighbour serves the relay protocol asks for its batch's
+    receipts on a stream: the relay checks the readings and the receipts, the node
+    logs the batch, and nothing goes by gossip. A forged batch, a request with
+    more hops than any and one with none left are refused at the relay, counted,
+    never logged; the device then falls back to gossip, which drops the forgery
+    too."""
+    from trustmesh.mesh.relay import HOPS, Relay, request
+    from trustmesh.mesh.topics import RELAY
+    from trustmesh.reading import sign_reading
+
+    node = start_node(epoch=0.5, mesh=True)
+    log_key = NoteVerifier.from_vkey(node.info["verifier_key"])
+
+    def log_verifier(origin: str) -> LineVerifier | None:
+        return log_key if origin == log_key.name else None
+
+    keys = Keys(lambda did, seq: key_from_did(did), log_verifier)
+    signer = SoftwareSigner.generate()
+    did = did_from_key(signer.public_key)
+    httpx.post(f"{node.url}/v1/devices", json={"did": did}, timeout=60).raise_for_status()
+    relay, own = MeshPeer(keys).start(), MeshPeer(keys).start()
+    try:
+        for topic in (READINGS, RECEIPTS):
+            relay.subscribe(topic, None)
+        Relay(relay).start()
+        relay.connect(node.info["mesh"][0])
+        own.connect(relay.addrs[0])
+        link = MeshLink(MeshRoute(own, log_key), timeout=10)
+        wait_until(lambda: own.peers(READINGS) >= 1, "the device's mesh")
+        for first in (1, 51):  # twice: the second on the stream the first opened
+            now = int(time.time() * 1000)
+            entries = [sign_reading(signer, seq=seq, ts=now, sensor="t", value=seq)
+                       for seq in range(first, first + 50)]  # fmt: skip
+            answers = link.exchange(entries)
+            assert len(answers) == 50
+            for entry in entries:  # each a tlog-proof of it under the node's key
+                answer = answers[merkle.leaf_hash(entry).hex()]
+                open_receipt(answer["proof"], merkle.leaf_hash(entry), log_key, log_key.name)
+        assert relay.taken[RELAY] == 100 and relay.delivered[RELAY] == 2
+        assert relay.taken[READINGS] == 0  # (nothing came by gossip)
+        assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 100
+
+        forged = bytearray(sign_reading(signer, seq=101, ts=int(time.time() * 1000),
+                                        sensor="t", value=1))  # fmt: skip
+        forged[-1] ^= 1
+        for wrong in (request(bytes(forged)), bytes([HOPS + 1]) + bytes(forged),
+                      request(bytes(forged), hops=0)):  # fmt: skip
+            assert own.ask(wrong, timeout=10) == []
+        assert relay.rejected == Counter({"bad-reading": 1, "malformed": 1, "no-route": 1})
+        assert link.exchange([bytes(forged)]) == {}  # asked, refused; then gossiped, dropped
+        assert relay.rejected["bad-reading"] == 3
+        assert httpx.get(f"{node.url}/v1/log", timeout=10).json()["size"] == 100
+        panel = httpx.get(f"{node.url}/ui/mesh", timeout=10).text  # the node's dashboard
+        assert int(panel.split("id='items-relay'>")[1].split("<")[0]) == 100
+    finally:
+        relay.close()
+        own.close()

@@ -45,6 +45,7 @@ from trustmesh.log.checkpoint import Checkpoint
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.log.receipt import open_receipt
 from trustmesh.mesh.peer import MeshPeer
+from trustmesh.mesh.relay import Relay
 from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS
 from trustmesh.mesh.validate import Keys, did_key
 from trustmesh.reading import sign_reading
@@ -260,6 +261,7 @@ def _relay(vkey: str, previous: str, pipe: Connection) -> None:
             try:
                 for topic in (READINGS, RECEIPTS):
                     peer.subscribe(topic, None)
+                Relay(peer).start()  # (batches asked for on streams, passed on)
                 peer.connect(previous)
                 _wait(lambda: peer.peers(READINGS) >= 1)  # the mesh of the peer before it
                 pipe.send(peer.addrs[0])

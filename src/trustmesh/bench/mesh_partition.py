@@ -19,6 +19,7 @@ from trustmesh.device import Device, MeshRoute, Outbox, Uplink
 from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
+from trustmesh.mesh.relay import Relay
 from trustmesh.mesh.topics import READINGS, RECEIPTS
 from trustmesh.mesh.validate import Keys, did_key
 
@@ -45,6 +46,7 @@ def partition(info: dict[str, Any], directory: Path, seconds: float, devices: in
     try:
         for topic in (READINGS, RECEIPTS):
             relay.subscribe(topic, None)
+        Relay(relay).start()  # (devices' batches asked for on streams, passed on)
         relay.connect(info["mesh"][0])
         for k in range(devices):
             device = Device(SoftwareSigner.generate(), directory / f"p{k}.seq")

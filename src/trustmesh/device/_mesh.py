@@ -1,9 +1,11 @@
 """Sending readings over the libp2p mesh, for a device that reaches no node: its
-batch published on the readings topic (peers relay it to a node), its receipts
-taken from the receipts topic. Every receipt is checked (by the peer's validator,
-and again by the uplink before a reading leaves the outbox) with the log key of
-the node the route names, known before the partition (from the node or the
-Registry); nothing else that comes back is believed."""
+batch asked for on a relay stream (:mod:`trustmesh.mesh.relay`: a neighbour
+passes it on to a node, the receipts come back on the stream), else published on
+the readings topic (peers relay it to a node) and its receipts taken from the
+receipts topic. Every receipt is checked (as the receipts topic's validator
+checks it, and again by the uplink before a reading leaves the outbox) with the
+log key of the node the route names, known before the partition (from the node
+or the Registry); nothing else that comes back is believed."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from trustmesh.log import merkle
 from trustmesh.log.note import NoteVerifier
 from trustmesh.log.tlog_proof import TlogProof, format_tlog_proof
 from trustmesh.mesh.receipts import unpack
+from trustmesh.mesh.relay import request
 from trustmesh.mesh.topics import READINGS, RECEIPTS, message_id
 
 if TYPE_CHECKING:  # (libp2p is the optional 'mesh' extra: imported only by who runs a peer)
@@ -56,8 +59,37 @@ class MeshLink:
             self.answers.put({"leaf": leaf, "proof": proof})
 
     def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
-        """Publish ``entries`` as one batch; their receipts by leaf hash (hex), as the
-        node's answers shape them, for what came within the timeout."""
+        """Ask for ``entries``' receipts as one batch on streams (a peer that passes
+        it on to a node, :mod:`trustmesh.mesh.relay`), else publish it; their
+        receipts by leaf hash (hex), as the node's answers shape them, for what
+        came within the timeout."""
+        wanted = {merkle.leaf_hash(e).hex() for e in entries}
+        found = self._ask(b"".join(entries))
+        if found:
+            found = {leaf: item for leaf, item in found.items() if leaf in wanted}
+        else:
+            found = self._publish(entries, wanted)
+        encoded: dict[bytes, str] = {}  # (a batch's proofs share most of their hashes)
+        return {leaf: {"proof": _text(item["proof"], encoded), "index": item["proof"].index}
+                for leaf, item in found.items()}  # fmt: skip
+
+    def _ask(self, batch: bytes) -> dict[str, dict[str, Any]]:
+        """A batch's receipts asked for on the relay protocol, by leaf hash (hex),
+        each message checked as the receipts topic's validator checks it ({}: no
+        peer could help)."""
+        found: dict[str, dict[str, Any]] = {}
+        for answer in self.route.peer.ask(request(batch), timeout=self.timeout):
+            if not self.route.peer.check(RECEIPTS, answer).accepted:
+                continue
+            origin, receipts = unpack(answer)
+            if origin == self.route.node.name:
+                found.update(
+                    (leaf.hex(), {"leaf": leaf, "proof": proof}) for leaf, proof in receipts
+                )
+        return found
+
+    def _publish(self, entries: list[bytes], wanted: set[str]) -> dict[str, dict[str, Any]]:
+        """A batch published on the readings topic; its receipts as they come."""
         batch = message_id(b"".join(entries))
         tries = self._sent.pop(batch, 0)
         # The same bytes again would be dropped as a replay (gossip's seen-messages
@@ -71,11 +103,7 @@ class MeshLink:
         verdict = self.route.peer.publish(READINGS, message, trusted=True)  # (its own readings)
         if not verdict.accepted:
             raise ValueError(f"the mesh refuses this batch: {verdict.reason}")
-        wanted = {merkle.leaf_hash(e).hex() for e in entries}
-        found = gather(self.answers, wanted, self.timeout, lambda item: bytes(item["leaf"]).hex())
-        encoded: dict[bytes, str] = {}  # (a batch's proofs share most of their hashes)
-        return {leaf: {"proof": _text(item["proof"], encoded), "index": item["proof"].index}
-                for leaf, item in found.items()}  # fmt: skip
+        return gather(self.answers, wanted, self.timeout, lambda item: bytes(item["leaf"]).hex())
 
 
 def _text(proof: TlogProof, encoded: dict[bytes, str]) -> str:

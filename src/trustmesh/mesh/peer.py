@@ -14,6 +14,11 @@ time per topic, in a worker thread, and each subscription is drained at once
 handler holds its topic's messages in this peer's own queue, not in libp2p's.
 Gossip is best effort: what must arrive is acknowledged by its receiver (a
 receipt for readings) and sent again until it is.
+
+Beside gossip, a peer may ``serve`` the relay protocol (one request at a time on
+a stream kept open, answered in a worker thread; requests draw on the same
+allowance and strikes as messages) and ``ask`` its peers on it: a device's batch
+and its receipts (:mod:`trustmesh.mesh.relay`).
 """
 
 from __future__ import annotations
@@ -40,11 +45,17 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.varint import (
+    decode_uvarint_from_stream,
+    encode_uvarint,
+    encode_varint_prefixed,
+    read_varint_prefixed_bytes_limited,
+)
 
 from trustmesh.batch_verify import Item, verify_in_pool
 from trustmesh.errors import InvalidMeshMessage
 from trustmesh.mesh._records import install, memoize_addrs
-from trustmesh.mesh.topics import TOPICS, message_id
+from trustmesh.mesh.topics import MAX_MESSAGE, RELAY, TOPICS, message_id
 from trustmesh.mesh.validate import Keys, Verdict, envelope, validate
 
 __all__ = ["MeshPeer", "peer_id_of"]
@@ -57,9 +68,14 @@ QUEUE = 10_000  # messages a topic's handler may fall behind before new ones wai
 RATE, BURST = 500.0, 2_000.0  # messages a second a peer may send us, and at once
 STRIKES = 20  # refused messages before a peer is disconnected and banned
 VALIDATION_SECONDS = 30.0  # a message not validated by then is dropped (not a strike)
+MAX_ANSWERS = 64  # messages in an answer on the relay protocol
+UNSERVED_SECONDS, UNSERVED_KEPT = 60.0, 10_000  # peers not asked again for a while
 
 Handler = Callable[[bytes], None]
 Judge = Callable[[bytes], Verdict]
+# A request on the relay protocol, from the peer id asking: the verdict on it (a
+# refusal is counted as a validator's is), and the answer's messages.
+Serve = Callable[[str, bytes], tuple[Verdict, list[bytes]]]
 
 
 def peer_id_of(peer_key: bytes) -> str:
@@ -136,6 +152,9 @@ class MeshPeer:
         self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
         self._handlers: dict[str, Handler | None] = {}
         self._judges: dict[str, Judge] = {}
+        self._serve: Serve | None = None
+        self._relay_streams: dict[Any, list[Any]] = {}  # peer → its open relay streams, idle
+        self._unserved: dict[Any, float] = {}  # peer → when it did not serve the relay protocol
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -210,6 +229,23 @@ class MeshPeer:
         if topic not in TOPICS:
             raise InvalidMeshMessage(f"unknown topic {topic!r}")
         self._judges[topic] = judge
+
+    def serve(self, serve: Serve) -> None:
+        """Answer requests on the relay protocol (:data:`~trustmesh.mesh.topics.RELAY`:
+        one request a stream, its answer's messages back on it) with ``serve``, run
+        in a worker thread; a request is refused, and counted, as a message is."""
+        self._serve = serve
+        self._call(self._listen_relay)
+
+    def ask(self, request: bytes, *, timeout: float, skip: str = "") -> list[bytes]:
+        """``request`` on the relay protocol to each connected peer in turn (but
+        ``skip``), until one answers with messages; those ([]: none did in time)."""
+        answers: list[bytes] = self._call(self._ask, request, timeout, skip)
+        return answers
+
+    def check(self, topic: str, data: bytes) -> Verdict:
+        """What this peer's validator says of ``data`` on ``topic``."""
+        return envelope(data) or validate(topic, data, self.keys, self._verify)
 
     def publish(self, topic: str, data: bytes, *, trusted: bool = False) -> Verdict:
         """Publish ``data`` if its topic's validator passes it (what this peer would
@@ -301,23 +337,114 @@ class MeshPeer:
                 verdict = Verdict(False, "over the rate a peer may send", kind="flood")
             else:
                 verdict = await trio.to_thread.run_sync(self._judge, topic, bytes(message.data))
-            if not verdict.accepted:
-                self.rejected[verdict.kind] += 1
-                self.on_drop(topic, verdict.kind)
-                log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
-                if verdict.blame:
-                    self._strike(peer)
-            else:
-                self.taken[topic] += verdict.items
+            self._count(topic, peer, verdict)
             return verdict.accepted
 
         return check
+
+    def _count(self, topic: str, peer: Any, verdict: Verdict) -> None:
+        if not verdict.accepted:
+            self.rejected[verdict.kind] += 1
+            self.on_drop(topic, verdict.kind)
+            log.info("dropped a %s message from %s: %s", topic, peer, verdict.reason)
+            if verdict.blame:
+                self._strike(peer)
+        else:
+            self.taken[topic] += verdict.items
 
     def _judge(self, topic: str, data: bytes) -> Verdict:
         judge = self._judges.get(topic)
         if judge is None:
             return validate(topic, data, self.keys, self._verify)
         return envelope(data) or judge(data)
+
+    async def _listen_relay(self) -> None:
+        self._host.set_stream_handler(TProtocol(RELAY), self._answer)
+
+    async def _answer(self, stream: Any) -> None:
+        """A peer's relay stream: its requests answered one after another, until it
+        ends it (a stream is kept open between requests: opening one costs more than
+        a request here, ~12 ms of protocol negotiation)."""
+        peer = stream.muxed_conn.peer_id
+        try:
+            while str(peer) not in self.banned:  # (a banned peer's stream is ended)
+                request = await read_varint_prefixed_bytes_limited(stream, MAX_MESSAGE + 1)
+                answers: list[bytes] = []
+                if not self._within_rate(peer):
+                    verdict = Verdict(False, "over the rate a peer may send", kind="flood")
+                elif self._serve is None:
+                    verdict = Verdict(False, "not served", kind="unserved")
+                else:
+                    verdict, answers = await trio.to_thread.run_sync(
+                        self._serve, str(peer), request
+                    )
+                self._count(RELAY, peer, verdict)
+                self.delivered[RELAY] += verdict.accepted
+                await stream.write(
+                    encode_uvarint(len(answers)) + b"".join(map(encode_varint_prefixed, answers))
+                )
+        except Exception as exc:  # (the peer ended the stream, or broke the protocol)
+            log.debug("mesh: a relay stream from %s ended: %r", peer, exc)
+        finally:
+            with contextlib.suppress(Exception), trio.CancelScope(shield=True):
+                await stream.close()
+
+    async def _ask(self, request: bytes, timeout: float, skip: str) -> list[bytes]:
+        """Peers that answered before first; not those that did not serve the
+        protocol within the last :data:`UNSERVED_SECONDS` (each try costs a
+        protocol negotiation)."""
+        now = trio.current_time()
+
+        def worth_asking(peer: Any) -> bool:
+            refused = self._unserved.get(peer)
+            return str(peer) != skip and (refused is None or now - refused >= UNSERVED_SECONDS)
+
+        peers = [peer for peer in self._host.get_connected_peers() if worth_asking(peer)]
+        peers.sort(key=lambda peer: not self._relay_streams.get(peer))
+        with trio.move_on_after(timeout):
+            for peer in peers:
+                answers = await self._ask_one(peer, request)
+                if answers:
+                    return answers
+        return []
+
+    async def _ask_one(self, peer: Any, request: bytes) -> list[bytes]:
+        """``request`` on a relay stream to ``peer`` (an open one if it has one idle;
+        one that fails is reset, and a new one tried once)."""
+        idle = self._relay_streams.setdefault(peer, [])
+        for reused in (bool(idle), False):
+            if reused:
+                stream = idle.pop()
+            else:
+                try:
+                    stream = await self._host.new_stream(peer, [TProtocol(RELAY)])
+                except Exception as exc:  # (a peer that does not serve the protocol, say)
+                    log.debug("mesh: no relay stream to %s: %r", peer, exc)
+                    if len(self._unserved) >= UNSERVED_KEPT:
+                        self._unserved.clear()
+                    self._unserved[peer] = trio.current_time()
+                    return []
+            answered = False
+            try:
+                await stream.write(encode_varint_prefixed(request))
+                count = await decode_uvarint_from_stream(stream)
+                if count > MAX_ANSWERS:
+                    raise InvalidMeshMessage(f"{count} messages in an answer")
+                answers = [await read_varint_prefixed_bytes_limited(stream, MAX_MESSAGE)
+                           for _ in range(count)]  # fmt: skip
+                answered = True
+                return answers
+            except Exception as exc:
+                log.info("mesh: a relay request to %s failed: %r", peer, exc)
+            finally:
+                if answered:
+                    idle.append(stream)
+                else:
+                    with contextlib.suppress(Exception), trio.CancelScope(shield=True):
+                        await stream.reset()
+            if not reused:
+                break
+        return []
 
     def _within_rate(self, peer: Any) -> bool:
         """A token bucket per peer: ``rate`` a second, ``burst`` at most."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CHECKPOINTS", "MAX_MESSAGE", "READINGS", "RECEIPTS", "TOPICS", "WITNESS",
+__all__ = ["CHECKPOINTS", "MAX_MESSAGE", "READINGS", "RECEIPTS", "RELAY", "TOPICS", "WITNESS",
            "message_id"]  # fmt: skip
 
 READINGS = "/trustmesh/v1/readings"  # a CBOR sequence of readings: a device's batch
@@ -18,6 +18,10 @@ RECEIPTS = "/trustmesh/v1/receipts"  # a batch's receipts: one checkpoint, each 
 CHECKPOINTS = "/trustmesh/v1/checkpoints"  # a log's signed checkpoint (a C2SP note)
 WITNESS = "/trustmesh/v1/witness"  # witness challenges and answers: readings (sensor witness)
 TOPICS = (READINGS, RECEIPTS, CHECKPOINTS, WITNESS)
+# Not a topic: a protocol, one request a stream. A device's batch (after a byte of
+# relay hops left) asked of a peer that passes it on towards a node; its receipts
+# messages (as on RECEIPTS) come back on the stream (trustmesh.mesh.relay).
+RELAY = "/trustmesh/v1/relay"
 
 # Under gossipsub's 1 MiB limit (larger messages are dropped silently there): a
 # batch of ~2,500 ordinary readings.

@@ -32,7 +32,7 @@ from trustmesh.chain.aggregates import AggregatesContract, Posted
 from trustmesh.chain.bundle_facts import chain_lookup
 from trustmesh.chain.suite import Deployment, Disputes, LogAnchor
 from trustmesh.errors import ChainError, InvalidReading
-from trustmesh.mesh.topics import TOPICS
+from trustmesh.mesh.topics import RELAY, TOPICS
 from trustmesh.reading import Reading, parse_reading
 from trustmesh.reputation import ONE
 
@@ -359,10 +359,11 @@ class Dashboard:
         if peer is None:
             return HTMLResponse("<h2>Mesh</h2><p>this node is not on the mesh (--mesh)</p>")
         topics = "".join(
-            f"<tr><td><code>{html.escape(topic)}</code></td><td>{peer.peers(topic)}</td>"
+            f"<tr><td><code>{html.escape(topic)}</code></td>"
+            f"<td>{peer.peers(topic) if topic in TOPICS else '—'}</td>"
             f"<td id='relayed-{topic.rsplit('/', 1)[-1]}'>{peer.delivered[topic]}</td>"
             f"<td id='items-{topic.rsplit('/', 1)[-1]}'>{peer.taken[topic]}</td></tr>"
-            for topic in TOPICS
+            for topic in (*TOPICS, RELAY)  # (the relay protocol: batches asked for on streams)
         )
         dropped = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(peer.rejected.items()))
         return HTMLResponse(

@@ -20,6 +20,7 @@ from trustmesh._problems import Problem
 from trustmesh.errors import InvalidMeshMessage
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.receipts import pack
+from trustmesh.mesh.relay import batch_of
 from trustmesh.mesh.topics import CHECKPOINTS, READINGS, RECEIPTS, WITNESS
 from trustmesh.mesh.validate import MAX_READINGS, Keys, Verdict, did_key, validate
 from trustmesh.node._ingest import Accepted, Ingestor
@@ -71,6 +72,7 @@ class MeshBridge:
         self.peer.subscribe(WITNESS, None)
         self.peer.subscribe(RECEIPTS, None)  # relayed for devices, not used here
         self.peer.subscribe(CHECKPOINTS, None)  # relayed for watchers
+        self.peer.serve(self._answer)  # devices' batches asked for on streams
 
     def _log_witnessing(self, data: bytes) -> Verdict:
         """Challenges and witness readings heard on the mesh, logged like readings
@@ -79,12 +81,31 @@ class MeshBridge:
         return checked if not checked.accepted else self._log_batch(data, checked=True)
 
     def _log_batch(self, data: bytes, *, checked: bool = False) -> Verdict:
-        """One device batch (in a worker thread): logged, its receipts sent; whether
-        to pass it on. ``checked``: its signatures were checked already."""
+        """One device batch heard on the readings topic (in a worker thread): logged,
+        its receipts sent on the receipts topic; whether to pass it on. ``checked``:
+        its signatures were checked already."""
+        verdict, messages = self._log(data, checked=checked)
+        for message in messages:
+            sent = self.peer.publish(RECEIPTS, message, trusted=True)  # (made here, just now)
+            if not sent.accepted:
+                log.error("mesh: receipts not sent: %s", sent.reason)
+        return verdict
+
+    def _answer(self, asker: str, data: bytes) -> tuple[Verdict, list[bytes]]:
+        """One device batch asked for on the relay protocol: logged, its receipts
+        the answer (whatever hops it had left: here is where it was going)."""
+        try:
+            _, batch = batch_of(data)
+        except InvalidMeshMessage as exc:
+            return Verdict(False, str(exc), kind="malformed"), []
+        return self._log(batch)
+
+    def _log(self, data: bytes, *, checked: bool = False) -> tuple[Verdict, list[bytes]]:
+        """A batch logged: the verdict on it, and its receipts as mesh messages."""
         try:
             items, decoded = split_sequence(data, MAX_READINGS)
         except InvalidSequence as exc:
-            return Verdict(False, f"not a sequence of readings: {exc}", kind="malformed")
+            return Verdict(False, f"not a sequence of readings: {exc}", kind="malformed"), []
         future = asyncio.run_coroutine_threadsafe(
             self.ingestor.submit_many(items, decoded), self.loop
         )
@@ -92,25 +113,23 @@ class MeshBridge:
             outcomes = future.result(INGEST_SECONDS)
         except Exception as exc:
             log.exception("mesh: a batch could not be logged")
-            return Verdict(False, f"not logged: {exc!r}", kind="not-logged", blame=False)
+            return Verdict(False, f"not logged: {exc!r}", kind="not-logged", blame=False), []
         receipts = [(o.leaf_hash, o.proof) for o in outcomes if isinstance(o, Accepted) and o.proof]
-        for message in pack(receipts):
-            sent = self.peer.publish(RECEIPTS, message, trusted=True)  # (made here, just now)
-            if not sent.accepted:
-                log.error("mesh: receipts not sent: %s", sent.reason)
+        messages = pack(receipts)
         for k, outcome in enumerate(outcomes):
             if isinstance(outcome, Problem):
                 if outcome.slug in INVALID:
-                    return Verdict(False, f"reading {k}: {outcome.detail}", kind="bad-reading")
+                    return Verdict(False, f"reading {k}: {outcome.detail}",
+                                   kind="bad-reading"), messages  # fmt: skip
                 # Not logged here (a device this node does not know, a replay, …), so
                 # perhaps never checked: forged, or only not this node's to log?
                 if not checked:
                     verdict = validate(READINGS, data, self.peer.keys)
                     if not verdict.accepted:
-                        return verdict
+                        return verdict, messages
                 return Verdict(False, f"reading {k}: {outcome.slug}: {outcome.detail}",
-                               kind="not-logged", blame=False)  # fmt: skip
-        return Verdict(True, items=len(items))
+                               kind="not-logged", blame=False), messages  # fmt: skip
+        return Verdict(True, items=len(items)), messages
 
 
 async def gossip_checkpoints(peer: MeshPeer, latest: LatestCheckpoint, seconds: float) -> None:

@@ -14,6 +14,7 @@ from trustmesh.device import MeshRoute
 from trustmesh.errors import Error
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
+from trustmesh.mesh.relay import Relay
 from trustmesh.mesh.topics import READINGS, RECEIPTS, WITNESS
 from trustmesh.mesh.validate import Keys, did_key
 
@@ -41,6 +42,7 @@ class FleetMesh:
         self.peers = [self.relay]
         for topic in (READINGS, RECEIPTS, WITNESS):
             self.relay.subscribe(topic, None)
+        Relay(self.relay).start()  # (devices' batches asked for on streams, passed on)
         if not self.relay.join(addresses):
             self.close()
             raise Error(f"the fleet's relay reached none of the nodes' peers: {addresses}")
