@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from trustmesh.bench.ingest import run
+from trustmesh.bench.ingest import READINGS, run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--readings", type=int, default=20_000)
+    parser.add_argument("--readings", type=int, default=READINGS)
     parser.add_argument("--duration", type=float, default=None)
     args = parser.parse_args()
     print(json.dumps(run(readings=args.readings, duration=args.duration)))

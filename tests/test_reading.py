@@ -473,6 +473,15 @@ def test_float_sizes_are_the_references(value: float) -> None:
         assert float_size(value) == len(cbor2.dumps(value, canonical=True))
 
 
+@pytest.mark.parametrize("bits", range(65))
+def test_plain_size_of_integers_at_every_head_boundary(bits: int) -> None:
+    for edge in {(1 << bits) - 1, 1 << bits, 23, 24}:
+        for value in (edge, -1 - edge):
+            if -(2**64) <= value < 2**64:
+                fields = {"v": value}
+                assert plain_size(fields) == len(cbor2.dumps(fields, canonical=True)), value
+
+
 @given(st.dictionaries(st.text(max_size=30), values, max_size=8))
 def test_plain_size_is_the_length_of_the_canonical_encoding(fields: dict[str, Any]) -> None:
     assert plain_size(fields) == len(cbor2.dumps(fields, canonical=True))

@@ -416,35 +416,59 @@ def _plainly_deterministic(fields: Any, payload: bytes) -> bool:
     no key sort. False means "undecided": the caller then runs the reference
     check, :func:`_require_deterministic`, which this is tested against.
     """
-    if type(fields) is not dict or not _keys_in_canonical_order(tuple(fields)):
+    if type(fields) is not dict:
         return False
-    size = _plain_size(fields)
+    keys = _keys(tuple(fields))
+    if keys is None or not keys[0]:
+        return False
+    size = _values_size(fields.values(), keys[1])
     return size is not None and size == len(payload)
 
 
 _INT_LIMIT = 1 << 64  # beyond, cbor2 writes a tagged bignum: the reference path
+# The head of an integer argument of 24 or more, by its bit length (RFC 8949 §3).
+_INT_HEAD = [2] * 9 + [3] * 8 + [5] * 16 + [9] * 32
 
 
 def _plain_size(fields: dict[str, Any]) -> int | None:
-    """The size of ``fields`` in deterministic encoding, if its values are plain.
+    """The size of ``fields`` in deterministic encoding, if its keys are text and
+    its values plain (integers within 64 bits, texts, finite floats)."""
+    keys = _keys(tuple(fields))
+    return None if keys is None else _values_size(fields.values(), keys[1])
+
+
+@functools.lru_cache(maxsize=1024)
+def _keys(keys: tuple[Any, ...]) -> tuple[bool, int] | None:
+    """Whether a map's keys are in canonical order, and the size of the map's head
+    and keys in deterministic encoding; None if one is not text. (Readings of a
+    fleet share a handful of key sets: cached.)"""
+    if not all(type(key) is str for key in keys):
+        return None
+    encoded = [cbor2.dumps(key) for key in keys]
+    return encoded == sorted(encoded), _head_size(len(keys)) + sum(map(len, encoded))
+
+
+def _values_size(values: Any, size: int) -> int | None:
+    """``size`` plus that of ``values`` in deterministic encoding, if all are plain.
 
     (Heads are sized inline: this runs for every reading a node takes.)"""
-    size = _head_size(len(fields))
-    for key, value in fields.items():
-        length = len(key) if key.isascii() else len(key.encode("utf-8"))
-        size += length + (1 if length < 24 else _head_size(length))
+    for value in values:
         kind = type(value)
-        if kind is str:
+        if kind is int:
+            magnitude = value if value >= 0 else -1 - value
+            if magnitude < 24:
+                size += 1
+            elif magnitude < _INT_LIMIT:
+                size += _INT_HEAD[magnitude.bit_length()]
+            else:
+                return None
+        elif kind is str:
             length = len(value) if value.isascii() else len(value.encode("utf-8"))
             size += length + (1 if length < 24 else _head_size(length))
         elif kind is float:
             if not math.isfinite(value):
                 return None
             size += _float_size(value)
-        elif kind is int:
-            if not -_INT_LIMIT <= value < _INT_LIMIT:
-                return None
-            size += _head_size(value if value >= 0 else -1 - value)
         else:
             return None
     return size
@@ -468,15 +492,6 @@ def _float_size(value: float) -> int:
     except OverflowError:  # beyond single precision's range
         pass
     return 9
-
-
-@functools.lru_cache(maxsize=1024)
-def _keys_in_canonical_order(keys: tuple[Any, ...]) -> bool:
-    # Readings of a fleet share a handful of key sets: cache the verdict.
-    if not all(type(key) is str for key in keys):
-        return False
-    encoded = [cbor2.dumps(key) for key in keys]
-    return encoded == sorted(encoded)
 
 
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:

@@ -93,3 +93,33 @@ def test_invalid_entries_count_for_no_one() -> None:
     assert follower.skipped == 1
     _, table = follower.close(0)
     assert len(table.rows) == 1
+
+
+def test_readings_fed_in_batches_count_as_entries_fed_one_by_one() -> None:
+    """A node feeds its ingest's batches as verified readings; a watcher, entries
+    one by one: the same tables (epoch 0 closed between batches, so that later
+    readings of an epoch already closed count for none)."""
+    from trustmesh.log.merkle import leaf_hash
+    from trustmesh.reading import parse_reading
+
+    log = _log()
+    by_entry, by_batch = Follower(EPOCH_MS), Follower(EPOCH_MS)
+    tables = []
+    for follower, batched in ((by_entry, False), (by_batch, True)):
+        roots = []
+        for start, end in ((0, 7), (7, 20), (20, 30)):
+            if batched:
+                readings = [parse_reading(entry) for entry in log[start:end]]
+                follower.feed_reads("log", start, readings, [leaf_hash(e) for e in log[start:end]])
+            else:
+                for index in range(start, end):
+                    follower.feed("log", index, log[index])
+            if start == 0:  # (entries 10 and 11, epoch 0's, come after this)
+                roots.append(follower.close(0)[1].score_root)
+        roots.append(follower.close(1)[1].score_root)
+        roots.append(follower.close(2)[1].score_root)
+        tables.append(roots)
+    assert tables[0] == tables[1]
+    assert by_entry.sizes == by_batch.sizes == {"log": 30}
+    with pytest.raises(InvalidEvidence, match="expected next"):
+        by_batch.feed_reads("log", 31, [parse_reading(log[0])], [leaf_hash(log[0])])

@@ -102,7 +102,9 @@ def chain(
 @app.command()
 def ingest(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    readings: Annotated[int, typer.Option("--readings", help="Readings per HTTP round.")] = 20_000,
+    readings: Annotated[
+        int, typer.Option("--readings", help="Readings in the HTTP run (MQTT: 20,000 at most).")
+    ] = 60_000,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Keep sending for this many seconds.")
     ] = None,

@@ -95,10 +95,9 @@ class ReputationKeeper:
             if first > fed:
                 self.follower.feed_up_to(self.origin, first, self._entries)
                 fed = first
-            for index in range(fed, first + len(readings)):
-                self.follower.feed_read(
-                    self.origin, index, readings[index - first], leaves[index - first]
-                )
+            if fed < first + len(readings):
+                skip = fed - first
+                self.follower.feed_reads(self.origin, fed, readings[skip:], leaves[skip:])
 
     def step(self) -> list[int]:
         """Count what was logged; close every epoch that is due; returns the epochs

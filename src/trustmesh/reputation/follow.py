@@ -100,11 +100,20 @@ class Follower:
             return
         self._count(reading, None)
 
-    def feed_read(self, origin: str, index: int, reading: Reading, leaf: bytes) -> None:
-        """Entry ``index`` of the log ``origin`` as the reading it holds, verified
-        already, and its leaf hash: how a node feeds what its ingest has just logged."""
-        self._advance(origin, index)
-        self._count(reading, leaf)
+    def feed_reads(
+        self, origin: str, first: int, readings: Sequence[Reading], leaves: Sequence[bytes]
+    ) -> None:
+        """Entries of the log ``origin`` from ``first`` on, as the readings they hold,
+        verified already, and their leaf hashes: how a node feeds what its ingest
+        has just logged (a batch at once)."""
+        self._advance(origin, first)
+        self.sizes[origin] = first + len(readings)
+        epoch_ms, next_epoch = self.epoch_ms, self.next_epoch
+        add, dids = self._observer.add, self._dids
+        for reading, leaf in zip(readings, leaves, strict=True):
+            if next_epoch is None or reading.ts // epoch_ms >= next_epoch:
+                add(reading, leaf)
+                dids.add(reading.did)
 
     def _advance(self, origin: str, index: int) -> None:
         expected = self.sizes.get(origin, 0)
