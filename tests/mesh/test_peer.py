@@ -20,7 +20,7 @@ from trustmesh.identity import PublicKey, SoftwareSigner, did_from_key
 from trustmesh.log.note import LineVerifier
 from trustmesh.mesh.peer import MeshPeer
 from trustmesh.mesh.relay import Relay, request
-from trustmesh.mesh.topics import READINGS, RELAY
+from trustmesh.mesh.topics import MAX_MESSAGE, READINGS, RELAY
 from trustmesh.mesh.validate import Keys
 from trustmesh.reading import sign_reading
 
@@ -180,6 +180,21 @@ def test_a_peer_that_floods_the_relay_protocol_is_cut_off() -> None:
             assert asker.ask(request(_batch(1_000 + k)), timeout=10) == []
         assert relay.rejected["flood"] == 2 and asker.peer_id in relay.banned
         assert relay.taken[RELAY] == 0
+    finally:
+        asker.close()
+        relay.close()
+
+
+def test_an_oversized_relay_request_is_dropped_and_counted() -> None:
+    relay, asker = MeshPeer(_keys()).start(), MeshPeer(_keys()).start()
+    try:
+        Relay(relay).start()
+        asker.connect(relay.addrs[0])
+        assert asker.ask(request(bytes(MAX_MESSAGE + 1)), timeout=10) == []
+        wait_until(lambda: relay.rejected["oversized"] >= 1, "the relay's count")
+        assert relay.rejected == Counter({"oversized": 1}) and relay.taken[RELAY] == 0
+        assert asker.ask(request(_batch(1)), timeout=10) == []  # (served: the relay knows
+        assert relay.rejected["no-route"] == 1  # no node)
     finally:
         asker.close()
         relay.close()

@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.io.exceptions import MessageTooLarge
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
@@ -232,8 +233,9 @@ class MeshPeer:
 
     def serve(self, serve: Serve) -> None:
         """Answer requests on the relay protocol (:data:`~trustmesh.mesh.topics.RELAY`:
-        one request a stream, its answer's messages back on it) with ``serve``, run
-        in a worker thread; a request is refused, and counted, as a message is."""
+        a peer's requests one at a time on a stream it keeps open, each answered with
+        messages) with ``serve``, run in a worker thread; a request is refused, and
+        counted, as a message is."""
         self._serve = serve
         self._call(self._listen_relay)
 
@@ -383,6 +385,9 @@ class MeshPeer:
                 await stream.write(
                     encode_uvarint(len(answers)) + b"".join(map(encode_varint_prefixed, answers))
                 )
+        except MessageTooLarge:
+            oversized = Verdict(False, f"a request over {MAX_MESSAGE} bytes", kind="oversized")
+            self._count(RELAY, peer, oversized)  # (its stream ends: the rest is unread)
         except Exception as exc:  # (the peer ended the stream, or broke the protocol)
             log.debug("mesh: a relay stream from %s ended: %r", peer, exc)
         finally:
