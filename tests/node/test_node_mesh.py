@@ -411,8 +411,6 @@ def test_a_batch_asked_for_on_streams_through_a_relay(
     httpx.post(f"{node.url}/v1/devices", json={"did": did}, timeout=60).raise_for_status()
     relay, own = MeshPeer(keys).start(), MeshPeer(keys).start()
     try:
-        for topic in (READINGS, RECEIPTS):
-            relay.subscribe(topic, None)
         Relay(relay).start()
         relay.connect(node.info["mesh"][0])
         own.connect(relay.addrs[0])

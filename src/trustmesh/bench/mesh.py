@@ -184,11 +184,11 @@ def _route(info: dict[str, Any], verifier: NoteVerifier, hops: int) -> Iterator[
         return verifier if origin == verifier.name else None
 
     own = MeshPeer(Keys(did_key, log_key)).start()
-    relays: list[_Relay] = []
+    relays: list[_RelayProcess] = []
     try:
         previous = info["mesh"][0]
         for _ in range(hops):
-            relays.append(relay := _Relay(info["verifier_key"], previous))
+            relays.append(relay := _RelayProcess(info["verifier_key"], previous))
             previous = relay.address
         own.connect(previous)
         link = MeshLink(MeshRoute(own, verifier), timeout=RESEND_SECONDS)
@@ -216,7 +216,7 @@ def _mesh(link: MeshLink, verifier: NoteVerifier, entries: list[bytes]) -> tuple
     return time.perf_counter() - began, sent - 1
 
 
-class _Relay:
+class _RelayProcess:
     """A relay peer in a process of its own, as a relay is another device or a gateway
     (in this process, it would share the device's interpreter lock): it checks
     readings against their did:key and receipts against the node's log key, and
@@ -259,9 +259,7 @@ def _relay(vkey: str, previous: str, pipe: Connection) -> None:
             _settle()
             peer = MeshPeer(keys, verifier=pool).start()
             try:
-                for topic in (READINGS, RECEIPTS):
-                    peer.subscribe(topic, None)
-                Relay(peer).start()  # (batches asked for on streams, passed on)
+                Relay(peer).start()
                 peer.connect(previous)
                 _wait(lambda: peer.peers(READINGS) >= 1)  # the mesh of the peer before it
                 pipe.send(peer.addrs[0])

@@ -20,7 +20,6 @@ from trustmesh.identity import SoftwareSigner
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
 from trustmesh.mesh.relay import Relay
-from trustmesh.mesh.topics import READINGS, RECEIPTS
 from trustmesh.mesh.validate import Keys, did_key
 
 __all__ = ["partition"]
@@ -44,9 +43,7 @@ def partition(info: dict[str, Any], directory: Path, seconds: float, devices: in
     fleet: list[tuple[Device, Outbox, Uplink]] = []
     cut = max(1, round(devices * SHARE))
     try:
-        for topic in (READINGS, RECEIPTS):
-            relay.subscribe(topic, None)
-        Relay(relay).start()  # (devices' batches asked for on streams, passed on)
+        Relay(relay).start()
         relay.connect(info["mesh"][0])
         for k in range(devices):
             device = Device(SoftwareSigner.generate(), directory / f"p{k}.seq")

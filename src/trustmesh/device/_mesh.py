@@ -52,11 +52,14 @@ class MeshLink:
         route.peer.subscribe(READINGS, None)  # (relays others' batches too)
 
     def _take(self, data: bytes) -> None:
-        origin, receipts = unpack(data)  # the topic's validator has checked every receipt
-        if origin != self.route.node.name:
-            return  # another node's (every node that hears a batch logs it): not this route's
-        for leaf, proof in receipts:
+        for leaf, proof in self._own(data):  # (the topic's validator checked every receipt)
             self.answers.put({"leaf": leaf, "proof": proof})
+
+    def _own(self, data: bytes) -> list[tuple[bytes, TlogProof]]:
+        """A receipts message's receipts, if they are of the node this route names
+        (every node that hears a batch logs it: another's are not this route's)."""
+        origin, receipts = unpack(data)
+        return receipts if origin == self.route.node.name else []
 
     def exchange(self, entries: list[bytes]) -> dict[str, dict[str, Any]]:
         """Ask for ``entries``' receipts as one batch on streams (a peer that passes
@@ -79,13 +82,9 @@ class MeshLink:
         peer could help)."""
         found: dict[str, dict[str, Any]] = {}
         for answer in self.route.peer.ask(request(batch), timeout=self.timeout):
-            if not self.route.peer.check(RECEIPTS, answer).accepted:
-                continue
-            origin, receipts = unpack(answer)
-            if origin == self.route.node.name:
-                found.update(
-                    (leaf.hex(), {"leaf": leaf, "proof": proof}) for leaf, proof in receipts
-                )
+            if self.route.peer.check(RECEIPTS, answer).accepted:
+                for leaf, proof in self._own(answer):
+                    found[leaf.hex()] = {"leaf": leaf, "proof": proof}
         return found
 
     def _publish(self, entries: list[bytes], wanted: set[str]) -> dict[str, dict[str, Any]]:

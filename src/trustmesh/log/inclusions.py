@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trustmesh.errors import InvalidProof
-from trustmesh.log.merkle import HASH_SIZE, node_hash
+from trustmesh.log.merkle import are_hashes, node_hash
 
 __all__ = ["Inclusions"]
 
-_BYTES, _HASH_SIZES = {bytes}, {HASH_SIZE}
 Node = tuple[int, int]  # (level above the leaves, position at that level)
 
 
@@ -43,7 +42,7 @@ class Inclusions:
         if not 0 <= index < self.size:
             raise InvalidProof(f"index {index} is outside a tree of size {self.size}")
         hashes = tuple(proof)
-        if not {*map(type, hashes)} <= _BYTES or not {*map(len, hashes)} <= _HASH_SIZES:
+        if not are_hashes(hashes):
             raise InvalidProof("a proof is a list of 32-byte hashes")
         walked = self._walked
         trail: list[tuple[Node, bytes, int]] = []

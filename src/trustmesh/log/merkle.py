@@ -27,6 +27,7 @@ __all__ = [
     "HASH_SIZE",
     "LEAF_PREFIX",
     "NODE_PREFIX",
+    "are_hashes",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -209,7 +210,15 @@ def _walk_consistency(old_size: int, new_size: int, path: Sequence[bytes]) -> tu
     return fr, sr
 
 
+def are_hashes(items: Sequence[object]) -> bool:
+    """Whether every item is a hash: bytes, 32 of them. (A proof's few dozen are
+    checked a type and a length at a time: receipts are checked by the hundred.)"""
+    return {*map(type, items)} <= _BYTES and {*map(len, items)} <= _HASH_SIZES  # type: ignore[arg-type]
+
+
+_BYTES, _HASH_SIZES = {bytes}, {HASH_SIZE}
+
+
 def _check_hashes(proof: Sequence[bytes]) -> None:
-    for item in proof:
-        if not isinstance(item, bytes) or len(item) != HASH_SIZE:
-            raise InvalidProof("a proof is a list of 32-byte hashes")
+    if not are_hashes(proof):
+        raise InvalidProof("a proof is a list of 32-byte hashes")

@@ -16,14 +16,13 @@ import cbor2
 
 from trustmesh import _cbor
 from trustmesh.errors import InvalidMeshMessage, InvalidReceipt
-from trustmesh.log.merkle import HASH_SIZE
+from trustmesh.log.merkle import HASH_SIZE, are_hashes
 from trustmesh.log.tlog_proof import MAX_HASHES, TlogProof, format_tlog_proof, parse_tlog_proof
 from trustmesh.mesh.topics import MAX_MESSAGE
 
 __all__ = ["pack", "unpack"]
 
 MAX_RECEIPTS = 5_000
-_BYTES, _HASH_SIZES = {bytes}, {HASH_SIZE}
 ENVELOPE = 64  # a message's map, keys and heads, at most
 ITEM = 64  # a receipt's array, leaf hash, index and heads, at most (its hashes aside)
 
@@ -71,8 +70,7 @@ def unpack(data: bytes) -> tuple[str, list[tuple[bytes, TlogProof]]]:
                 or not 0 <= index < 1 << 64
                 or not isinstance(hashes, list)
                 or len(hashes) > MAX_HASHES
-                or not {*map(type, hashes)} <= _BYTES
-                or not {*map(len, hashes)} <= _HASH_SIZES
+                or not are_hashes(hashes)
             ):
                 raise TypeError("a receipt is [leaf hash, index, [32-byte hash, …]]")
             pairs.append((leaf, TlogProof(index, tuple(hashes), checkpoint)))

@@ -44,13 +44,16 @@ def batch_of(data: bytes) -> tuple[int, bytes]:
 
 
 class Relay:
-    """A peer that passes devices' requests on towards a node (a gateway, another
-    device): ``Relay(peer).start()``."""
+    """A peer that passes devices' batches on towards a node, and their receipts
+    back (a gateway, another device): on the readings and receipts topics, and on
+    the relay protocol. ``Relay(peer).start()``."""
 
     def __init__(self, peer: MeshPeer, ask_seconds: float = ASK_SECONDS) -> None:
         self.peer, self.ask_seconds = peer, ask_seconds
 
     def start(self) -> Relay:
+        for topic in (READINGS, RECEIPTS):
+            self.peer.subscribe(topic, None)  # (validated and passed on, handed to no one)
         self.peer.serve(self.serve)
         return self
 

@@ -98,7 +98,7 @@ class Follower:
         except InvalidReading:
             self.skipped += 1
             return
-        self._count(reading, None)
+        self._count((reading,), (None,))
 
     def feed_reads(
         self, origin: str, first: int, readings: Sequence[Reading], leaves: Sequence[bytes]
@@ -108,12 +108,7 @@ class Follower:
         has just logged (a batch at once)."""
         self._advance(origin, first)
         self.sizes[origin] = first + len(readings)
-        epoch_ms, next_epoch = self.epoch_ms, self.next_epoch
-        add, dids = self._observer.add, self._dids
-        for reading, leaf in zip(readings, leaves, strict=True):
-            if next_epoch is None or reading.ts // epoch_ms >= next_epoch:
-                add(reading, leaf)
-                dids.add(reading.did)
+        self._count(readings, leaves)
 
     def _advance(self, origin: str, index: int) -> None:
         expected = self.sizes.get(origin, 0)
@@ -121,11 +116,14 @@ class Follower:
             raise InvalidEvidence(f"{origin}: entry {index} fed, {expected} expected next")
         self.sizes[origin] = index + 1
 
-    def _count(self, reading: Reading, leaf: bytes | None) -> None:
-        epoch = reading.ts // self.epoch_ms
-        if self.next_epoch is None or epoch >= self.next_epoch:
-            self._observer.add(reading, leaf)
-            self._dids.add(reading.did)
+    def _count(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> None:
+        """Readings (and their leaf hashes, None: not known yet) of epochs not closed."""
+        epoch_ms, next_epoch = self.epoch_ms, self.next_epoch
+        add, dids = self._observer.add, self._dids
+        for reading, leaf in zip(readings, leaves, strict=True):
+            if next_epoch is None or reading.ts // epoch_ms >= next_epoch:
+                add(reading, leaf)
+                dids.add(reading.did)
 
     def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:
         """Feed the log ``origin`` from where it stands up to ``size`` entries, read

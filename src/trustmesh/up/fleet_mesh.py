@@ -15,7 +15,7 @@ from trustmesh.errors import Error
 from trustmesh.log.note import LineVerifier, NoteVerifier
 from trustmesh.mesh.peer import MeshPeer
 from trustmesh.mesh.relay import Relay
-from trustmesh.mesh.topics import READINGS, RECEIPTS, WITNESS
+from trustmesh.mesh.topics import READINGS, WITNESS
 from trustmesh.mesh.validate import Keys, did_key
 
 __all__ = ["FleetMesh"]
@@ -40,9 +40,8 @@ class FleetMesh:
         self.keys = Keys(did_key, log)
         self.relay = MeshPeer(self.keys).start()
         self.peers = [self.relay]
-        for topic in (READINGS, RECEIPTS, WITNESS):
-            self.relay.subscribe(topic, None)
-        Relay(self.relay).start()  # (devices' batches asked for on streams, passed on)
+        self.relay.subscribe(WITNESS, None)  # (challenges and answers, passed on)
+        Relay(self.relay).start()
         if not self.relay.join(addresses):
             self.close()
             raise Error(f"the fleet's relay reached none of the nodes' peers: {addresses}")
