@@ -1,27 +1,32 @@
-"""Signature checks on every core: readings are verified in batches in a
-process pool, never one by one on the event loop.
+"""Signature checks on every core: readings are verified in batches by the
+verifier processes, never one by one on the event loop.
 
 Groups of readings (one request's worth) are gathered for up to
 ``max_delay`` seconds, or until ``max_batch`` readings wait, and checked
-together, so the cost of handing work to another process is paid once per
-batch.
+together, spread evenly over the processes, so the cost of handing work to
+another process is paid once per batch and no core waits while another works.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
+import math
 
 from trustmesh.batch_verify import PART, Item, item, verify_items
 from trustmesh.identity import PublicKey
+from trustmesh.node._processes import VerifierProcesses
 from trustmesh.reading import Reading
 
 
 class BatchVerifier:
     def __init__(
-        self, executor: Executor | None, max_batch: int = 512, max_delay: float = 0.002
+        self,
+        processes: VerifierProcesses | None,
+        max_batch: int = 512,
+        max_delay: float = 0.002,
     ) -> None:
-        self._executor = executor
+        """``processes`` None: checked here, on the event loop (a node with no workers)."""
+        self._processes = processes
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._pending: list[tuple[list[Item], asyncio.Future[list[str | None]]]] = []
@@ -31,7 +36,7 @@ class BatchVerifier:
     async def verify_many(self, pairs: list[tuple[Reading, PublicKey]]) -> list[str | None]:
         """For each (parsed reading, key of its alg): None if the key signed it, else why."""
         items = [item(reading, key) for reading, key in pairs]
-        if self._executor is None:
+        if self._processes is None:
             return verify_items(items)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[str | None]] = loop.create_future()
@@ -48,17 +53,15 @@ class BatchVerifier:
             self._timer.cancel()
             self._timer = None
         groups, self._pending, self._count = self._pending, [], 0
-        if not groups:
+        if not groups or self._processes is None:
             return
-        loop = asyncio.get_running_loop()
         items = [item for group, _ in groups for item in group]
-        # In parts, so that every worker takes a share: one task of all of them
-        # would keep the others idle and the requests waiting on one core.
+        # In equal parts, at least one per process and at most PART items each:
+        # one task of all of them would keep the other cores idle.
+        parts = max(self._processes.count, math.ceil(len(items) / PART))
+        size = math.ceil(len(items) / parts)
         done = asyncio.gather(
-            *(
-                loop.run_in_executor(self._executor, verify_items, items[i : i + PART])
-                for i in range(0, len(items), PART)
-            )
+            *(self._processes.verify(items[i : i + size]) for i in range(0, len(items), size))
         )
 
         def settle(result: asyncio.Future[list[list[str | None]]]) -> None:

@@ -19,9 +19,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +29,6 @@ from starlette.routing import BaseRoute, Mount
 
 from trustmesh._durable import write_new
 from trustmesh._paths import private_dir
-from trustmesh.batch_verify import warm_up
 from trustmesh.chain.accounts import deploy_account_contracts
 from trustmesh.chain.bundler import LocalBundler
 from trustmesh.chain.bundler_rpc import BundlerRpc
@@ -56,6 +53,7 @@ from trustmesh.node._market import Market
 from trustmesh.node._mesh import MeshBridge, gossip_checkpoints, node_keys
 from trustmesh.node._metrics import Metrics
 from trustmesh.node._mqtt import MqttBridge
+from trustmesh.node._processes import VerifierProcesses
 from trustmesh.node._reputation import ReputationKeeper, TablePoster
 from trustmesh.node._state import NodeState
 from trustmesh.node._verify import BatchVerifier
@@ -257,20 +255,18 @@ def serve(config: NodeConfig, ready: Callable[[dict[str, Any]], None]) -> None:
         workers = (
             config.verify_workers if config.verify_workers is not None else (os.cpu_count() or 1)
         )
-        pool = (
-            ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 0 else None
-        )
-        if pool is not None:  # started now, not by the first readings (a spawn takes a second)
-            warm_up(pool, workers)
-        app = _app(runtime, pool)
+        processes = VerifierProcesses(workers) if workers > 0 else None
+        if processes is not None:  # started now, not by the first readings (a spawn takes a second)
+            processes.wait_ready()
+        app = _app(runtime, processes)
         _settle_garbage_collector()
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, limit_concurrency=256)
         )
         ready({**runtime.info(), "url": url})
         server.run(sockets=[sock])
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if processes is not None:
+            processes.close()
     finally:
         runtime.close()
 
@@ -303,7 +299,7 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
-def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
+def _app(runtime: NodeRuntime, processes: VerifierProcesses | None) -> Starlette:
     directory = DeviceDirectory(runtime.registry)
     latest = LatestCheckpoint(runtime.signer, runtime.store.size, runtime.store.root())
     anchorer = Anchorer(
@@ -320,7 +316,7 @@ def _app(runtime: NodeRuntime, pool: ProcessPoolExecutor | None) -> Starlette:
         latest=latest,
         directory=directory,
         state=runtime.state,
-        verifier=BatchVerifier(pool),
+        verifier=BatchVerifier(processes),
         metrics=runtime.metrics,
         clock_ms=wall_ms,
         lookup=asyncio.to_thread,
