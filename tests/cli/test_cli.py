@@ -290,6 +290,7 @@ def test_bench_ingest_json_shape() -> None:
     )
     cpu = document["cpu_us_per_reading"]
     assert cpu["node"] > 0 and cpu["node_workers"] > 0 and cpu["one_verify"] > 0
+    assert 0 < cpu["node_event_loop"] <= cpu["node"]  # one of the node's threads
     assert len(document["rss_mb_by_fifth"]) == 5
     assert len(document["http_readings_per_s_by_fifth"]) == 5  # the load, steady or not
     assert sum(document["http_readings_per_s_by_fifth"]) > 0

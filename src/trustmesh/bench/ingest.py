@@ -140,8 +140,10 @@ def run(
             sampler.start()
             signed_before = _checkpoints_signed(info["url"])
             (main_before, workers_before), own_cpu = _tree_cpu_seconds(node.pid), _own_cpu_seconds()
+            loop_before = _thread_cpu_seconds(node.pid, node.pid)
             http = uvloop.run(steady_load(info["url"], shares))
             main_after, workers_after = _tree_cpu_seconds(node.pid)
+            loop_cpu = _thread_cpu_seconds(node.pid, node.pid) - loop_before
             checkpoints = _checkpoints_signed(info["url"]) - signed_before
             node_cpu = (main_after - main_before, workers_after - workers_before)
             own_cpu = _own_cpu_seconds() - own_cpu
@@ -199,6 +201,9 @@ def run(
         # load generator (its signing, done before the run, left out), against one verification.
         "cpu_us_per_reading": {
             "node": round(node_cpu[0] / http["http_readings"] * 1e6, 1),
+            # of which its event loop's thread (HTTP, parsing, receipts); the rest is
+            # the sequencer's thread (the SQLite append) and the node's other threads
+            "node_event_loop": round(loop_cpu / http["http_readings"] * 1e6, 1),
             "node_workers": round(node_cpu[1] / http["http_readings"] * 1e6, 1),
             "generator": round(own_cpu / http["http_readings"] * 1e6, 1),
             "one_verify": round((os.cpu_count() or 1) / raw * 1e6, 1),
@@ -535,6 +540,12 @@ def _mqtt_load(broker: str, devices: list[Device], count: int) -> dict[str, Any]
 def _own_cpu_seconds() -> float:
     usage = os.times()
     return usage.user + usage.system
+
+
+def _thread_cpu_seconds(pid: int, tid: int) -> float:
+    """CPU time of one thread of a process (its main thread: ``tid`` = ``pid``)."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _tree_cpu_seconds(pid: int) -> tuple[float, float]:
