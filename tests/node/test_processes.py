@@ -111,3 +111,22 @@ def test_close_fails_what_waits() -> None:
 
 async def _verify_after_close(processes: VerifierProcesses, items: list[Item]) -> None:
     await processes.verify(items)
+
+
+def test_close_after_the_loop_is_gone_raises_nothing() -> None:
+    """A node stops its server's loop before it closes the processes: tasks of that
+    loop still held (each with a waiter's callback) are dropped, not failed into it."""
+    processes = VerifierProcesses(1)
+    processes.wait_ready()
+    items = _items(50)
+    held: list[asyncio.Future[list[str | None]]] = []
+
+    async def run() -> None:
+        for _ in range(20):  # some sent to the worker, some waiting in the node
+            future = processes.verify(items * 20)
+            future.add_done_callback(lambda _: None)
+            held.append(future)
+
+    asyncio.run(run())
+    processes.close()
+    assert not any(future.done() for future in held)

@@ -122,8 +122,7 @@ class VerifierProcesses:
             self._forget(worker, WorkerLost("the node is stopping"))
         while self._waiting:
             future, _ = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(WorkerLost("the node is stopping"))
+            _fail(future, WorkerLost("the node is stopping"))
         for worker in self._workers:
             worker.process.join(timeout=5)
             if worker.process.is_alive():
@@ -184,6 +183,11 @@ class VerifierProcesses:
         worker.close()
         while worker.sent:
             future, _ = worker.sent.popleft()
-            if not future.done():
-                future.set_exception(error)
+            _fail(future, error)
         worker.unanswered = 0
+
+
+def _fail(future: asyncio.Future[list[str | None]], error: WorkerLost) -> None:
+    # (a future of a loop closed already, as when the node stops: nobody waits on it)
+    if not future.done() and not future.get_loop().is_closed():
+        future.set_exception(error)
