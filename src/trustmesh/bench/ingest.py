@@ -542,24 +542,27 @@ def _own_cpu_seconds() -> float:
     return usage.user + usage.system
 
 
+def _cpu_seconds(stat: Path) -> float:
+    """utime + stime of a /proc ``stat`` file (a process's, or one thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _thread_cpu_seconds(pid: int, tid: int) -> float:
     """CPU time of one thread of a process (its main thread: ``tid`` = ``pid``)."""
-    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return _cpu_seconds(Path(f"/proc/{pid}/task/{tid}/stat"))
 
 
 def _tree_cpu_seconds(pid: int) -> tuple[float, float]:
     """CPU time of a process, and of all its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     own, descendants, pending = 0.0, 0.0, [pid]
     while pending:
         current = pending.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds = _cpu_seconds(Path(f"/proc/{current}/stat"))
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         if current == pid:
             own += seconds
         else:

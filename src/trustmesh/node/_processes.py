@@ -160,7 +160,7 @@ class VerifierProcesses:
             return
         future, size = worker.sent.popleft()
         worker.unanswered -= size
-        if not future.done() and not future.get_loop().is_closed():  # (a test's old loop)
+        if _awaited(future):
             if ok:
                 future.set_result(result)
             else:
@@ -187,7 +187,12 @@ class VerifierProcesses:
         worker.unanswered = 0
 
 
+def _awaited(future: asyncio.Future[list[str | None]]) -> bool:
+    """Whether a task's future still waits: not cancelled, and its loop not closed
+    (as when the node stops, or a test's earlier loop ended: nobody waits on it)."""
+    return not future.done() and not future.get_loop().is_closed()
+
+
 def _fail(future: asyncio.Future[list[str | None]], error: WorkerLost) -> None:
-    # (a future of a loop closed already, as when the node stops: nobody waits on it)
-    if not future.done() and not future.get_loop().is_closed():
+    if _awaited(future):
         future.set_exception(error)
