@@ -14,15 +14,18 @@ from trustmesh.log.store import open_store
 
 BATCH = 500
 
+# Each entry is indexed as seq i of one device: the index is all or nothing too.
 WRITER = """
 import sys
-from trustmesh.log.store import open_store
+from trustmesh.log.store import DeviceKey, open_store
 store = open_store(sys.argv[1])
 while True:
     start = store.size
-    store.append([b"entry %d " % i * 8 for i in range(start, start + {batch})])
+    indices = range(start, start + {batch})
+    store.append([b"entry %d " % i * 8 for i in indices], [DeviceKey("{did}", i) for i in indices])
     print(store.size, flush=True)   # acknowledged: the batch is committed
 """
+DID = "did:key:zWriter"
 
 
 def expected(index: int) -> bytes:
@@ -34,7 +37,7 @@ def test_sigkill_mid_batch_loses_nothing_acknowledged(location: str) -> None:
     acknowledged = 0
     for _ in range(3):
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER.format(batch=BATCH), location],
+            [sys.executable, "-c", WRITER.format(batch=BATCH, did=DID), location],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -56,5 +59,10 @@ def test_sigkill_mid_batch_loses_nothing_acknowledged(location: str) -> None:
         assert store.root() == merkle.root(leaves)
         index = rng.randrange(store.size)
         assert store.inclusion_proof(index) == merkle.inclusion_proof(leaves, index)
+        assert store.find(DID, index) == index
+        assert store.last_seq(DID) == store.size - 1
+        assert [i for _, i in store.device_entries(DID, store.size)] == list(
+            reversed(range(store.size))
+        )
         store.close()
     assert acknowledged >= 3 * 2 * BATCH
