@@ -242,8 +242,14 @@ def test_bench_log_json_shape() -> None:
         "pymerkle_proof_p99_ms",
         "append_per_s_first_1e4",
         "append_per_s_last_1e4",
+        "indexed_append_per_s",
+        "indexed_append_per_s_first_1e4",
+        "indexed_append_per_s_last_1e4",
     ):
         assert document[key] > 0, key
+    assert document["indexed_append_ratio_vs_plain"] == pytest.approx(
+        document["indexed_append_per_s"] / document["append_per_s"], rel=0.02
+    )
     assert document["append_ratio_vs_pymerkle"] == pytest.approx(
         document["append_per_s"] / document["pymerkle_append_per_s"], rel=0.01
     )

@@ -14,11 +14,14 @@ from trustmesh.log.store import open_store
 
 BATCH = 500
 
-# Each entry is indexed as seq i of one device: the index is all or nothing too.
+# Each entry is indexed as seq i of one device: the index is all or nothing too. On
+# SQLite its keys move into runs every few batches: kills land before, in and after.
 WRITER = """
 import sys
-from trustmesh.log.store import DeviceKey, open_store
-store = open_store(sys.argv[1])
+from pathlib import Path
+from trustmesh.log.store import DeviceKey, LogStore, SqliteBackend, open_store
+where = sys.argv[1]
+store = open_store(where) if "://" in where else LogStore(SqliteBackend(Path(where), 1200))
 while True:
     start = store.size
     indices = range(start, start + {batch})

@@ -19,9 +19,10 @@ from psycopg import errors as pg_errors
 
 from trustmesh.errors import CommitUncertain, DuplicateEntry, StoreError
 from trustmesh.log.store._backend import Batch
-from trustmesh.log.store._sqlite import FORMAT, tile_id
+from trustmesh.log.store._sqlite import tile_id
 from trustmesh.log.tiles import TileKey
 
+FORMAT = 1  # (its own: the SQLite store's format number counts separately)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS bundles (idx BIGINT PRIMARY KEY, data BYTEA NOT NULL);

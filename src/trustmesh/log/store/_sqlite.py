@@ -1,8 +1,9 @@
 """SQLite backend: one file, WAL, every commit fsync'd (synchronous=FULL).
 
 Tables: ``bundles`` (entry bundles of 256 entries), ``tiles`` (one row per tile, keyed
-by ``level << 48 | index``), ``devices`` (DID → small id, last seq) and
-``device_entries`` ((device, seq) → index), and ``meta`` (the committed size).
+by ``level << 48 | index``), ``devices`` (DID → small id, last seq), the per-device
+index (``pending_keys``, ``device_runs`` and ``device_entries``: :mod:`._sqlite_index`),
+and ``meta`` (the committed size).
 Readers use their own connection per thread and never block the writer.
 """
 
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from trustmesh._paths import private_dir
-from trustmesh.errors import DuplicateEntry, StoreError
+from trustmesh.errors import StoreError
 from trustmesh.log.store._backend import Batch
+from trustmesh.log.store._sqlite_index import SCHEMA as INDEX_SCHEMA
+from trustmesh.log.store._sqlite_index import SEQ_OFFSET, DeviceIndex
 from trustmesh.log.tiles import TileKey
 
-FORMAT = 1
+FORMAT = 2  # 1 had every key in device_entries: a format-2 store with no runs
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS bundles (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
@@ -30,13 +33,8 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS device_entries (
     device INTEGER NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
     PRIMARY KEY (device, seq)) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('size', 0), ('format', 1);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('size', 0), ('format', 2);
 """
-
-
-# SQLite integers are signed 64-bit; seqs go up to 2^64 - 1. Stored shifted
-# down by 2^63, they keep their order, so MAX() and lookups still work.
-SEQ_OFFSET = 1 << 63
 
 
 def tile_id(key: TileKey) -> int:
@@ -45,7 +43,9 @@ def tile_id(key: TileKey) -> int:
 
 
 class SqliteBackend:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, index_every: int | None = None) -> None:
+        """``index_every``: keys that wait in ``pending_keys`` before they move into
+        runs together (default :data:`._sqlite_index.INDEX_EVERY`)."""
         self.path = path
         try:
             private_dir(path.parent)
@@ -53,15 +53,17 @@ class SqliteBackend:
             # Larger pages suit the store's rows: bundles and tiles of 16-50 KB.
             self._writer.execute("PRAGMA page_size = 16384")
             self._writer.execute("PRAGMA journal_mode = WAL")
-            self._writer.executescript(_SCHEMA)
+            self._writer.executescript(_SCHEMA + INDEX_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the log store {path}: {exc}") from None
         fmt = self._writer.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0]
-        if fmt != FORMAT:
+        if fmt == 1:  # (the index's other tables were created just now, empty)
+            self._writer.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT,))
+        elif fmt != FORMAT:
             raise StoreError(f"{path}: store format {fmt}, this trustmesh reads {FORMAT}")
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._device_ids: dict[str, int] = {}
+        self._index = DeviceIndex(self._writer, index_every)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -101,44 +103,13 @@ class SqliteBackend:
                 "INSERT OR REPLACE INTO bundles (idx, data) VALUES (?, ?)",
                 list(batch.bundles.items()),
             )
-            new_ids = self._index_devices(db, batch)
+            indexed = self._index.write(db, batch)
             db.executemany(
                 "INSERT OR REPLACE INTO tiles (id, nodes) VALUES (?, ?)",
                 [(tile_id(key), nodes) for key, nodes in batch.tiles.items()],
             )
             db.execute("UPDATE meta SET value = ? WHERE key = 'size'", (batch.new_size,))
-        self._device_ids.update(new_ids)
-
-    def _index_devices(self, db: sqlite3.Connection, batch: Batch) -> dict[str, int]:
-        new_ids: dict[str, int] = {}
-        rows = []
-        for index, key in enumerate(batch.keys, start=batch.first_index):
-            if key is None:
-                continue
-            device = self._device_ids.get(key.did) or new_ids.get(key.did)
-            if device is None:
-                found = db.execute("SELECT id FROM devices WHERE did = ?", (key.did,)).fetchone()
-                if found is None:
-                    cursor = db.execute(
-                        "INSERT INTO devices (did, last_seq) VALUES (?, ?)",
-                        (key.did, key.seq - SEQ_OFFSET),
-                    )
-                    assert cursor.lastrowid is not None
-                    found = (cursor.lastrowid,)
-                device = new_ids[key.did] = int(found[0])
-            rows.append((device, key.seq - SEQ_OFFSET, index))
-        try:
-            db.executemany("INSERT INTO device_entries (device, seq, idx) VALUES (?, ?, ?)", rows)
-        except sqlite3.IntegrityError:
-            raise DuplicateEntry("a (did, seq) in this batch is already logged") from None
-        highest: dict[int, int] = {}  # one update per device, not per entry
-        for device, seq, _ in rows:
-            highest[device] = max(seq, highest.get(device, seq))
-        db.executemany(
-            "UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?",
-            [(seq, device) for device, seq in highest.items()],
-        )
-        return new_ids
+        indexed()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -168,23 +139,16 @@ class SqliteBackend:
         return None if found is None else bytes(found)
 
     def find(self, did: str, seq: int) -> int | None:
-        found = self._one(
-            "SELECT e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
-            "WHERE d.did = ? AND e.seq = ?",
-            (did, seq - SEQ_OFFSET),
-        )
-        return None if found is None else int(found)
+        try:
+            return self._index.find(self._reader, did, seq)
+        except sqlite3.Error as exc:
+            raise StoreError(f"log store {self.path} unavailable: {exc}") from None
 
     def device_entries(self, did: str, limit: int) -> list[tuple[int, int]]:
         try:
-            rows = self._reader.execute(
-                "SELECT e.seq, e.idx FROM device_entries e JOIN devices d ON d.id = e.device "
-                "WHERE d.did = ? ORDER BY e.seq DESC LIMIT ?",
-                (did, limit),
-            ).fetchall()
+            return self._index.entries(self._reader, did, limit)
         except sqlite3.Error as exc:
             raise StoreError(f"log store {self.path} unavailable: {exc}") from None
-        return [(int(seq) + SEQ_OFFSET, int(index)) for seq, index in rows]
 
     def last_seq(self, did: str) -> int | None:
         found = self._one("SELECT last_seq FROM devices WHERE did = ?", (did,))
