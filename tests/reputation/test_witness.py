@@ -233,3 +233,30 @@ def test_of_a_seq_seen_twice_the_first_reading_counts() -> None:
         assert sorted(e.count for e in logged) == [1, 1]
         counted.append(len(inputs.attestations))
     assert counted == [0, 1]
+
+
+def test_readings_added_as_a_batch_are_observed_as_added_one_by_one() -> None:
+    """A node hands the observer a batch at once (records grouped by device and
+    epoch): the same inputs, witnessing included, as one reading at a time."""
+    devices = [Device() for _ in range(4)]
+    readings: list[Reading] = []
+    for i, challenger in enumerate(devices):
+        challenge = challenger.challenge((10 * i, 0), value=30.0 if i == 0 else 20.0)
+        readings.append(challenge)
+        for j, witness in enumerate(devices):
+            if witness is not challenger:
+                readings.append(witness.answer(challenge, (10 * j, 0)))
+                readings.append(witness.sign(T0 + 3_600_000 * (j % 2), "t", 1.0, {}))
+    one_by_one = Observer(epoch_ms=3_600_000, rules=RULES)
+    for reading in readings:
+        one_by_one.add(reading)
+    batched = Observer(epoch_ms=3_600_000, rules=RULES)
+    batched.add_many(readings, [leaf_hash(r.entry) if r.seq % 2 else None for r in readings])
+    assert batched.epochs() == one_by_one.epochs() == [T0 // 3_600_000, T0 // 3_600_000 + 1]
+    stakes = [Stake(d.id, 10**17, 30) for d in devices]
+    for epoch in batched.epochs():
+        ours, theirs = batched.inputs(epoch, stakes), one_by_one.inputs(epoch, stakes)
+        assert sorted(ours.attestations) == sorted(theirs.attestations)
+        assert sorted(ours.evidence) == sorted(theirs.evidence)
+        assert compute_epoch(ours).score_root == compute_epoch(theirs).score_root
+    assert batched.inputs(T0 // 3_600_000, stakes).attestations  # witnessing was seen

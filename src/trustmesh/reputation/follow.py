@@ -119,11 +119,15 @@ class Follower:
     def _count(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> None:
         """Readings (and their leaf hashes, None: not known yet) of epochs not closed."""
         epoch_ms, next_epoch = self.epoch_ms, self.next_epoch
-        add, dids = self._observer.add, self._dids
-        for reading, leaf in zip(readings, leaves, strict=True):
-            if next_epoch is None or reading.ts // epoch_ms >= next_epoch:
-                add(reading, leaf)
-                dids.add(reading.did)
+        if next_epoch is not None:
+            kept = [
+                (reading, leaf)
+                for reading, leaf in zip(readings, leaves, strict=True)
+                if reading.ts // epoch_ms >= next_epoch
+            ]
+            readings, leaves = [r for r, _ in kept], [leaf for _, leaf in kept]
+        self._observer.add_many(readings, leaves)
+        self._dids.update(reading.did for reading in readings)
 
     def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:
         """Feed the log ``origin`` from where it stands up to ``size`` entries, read

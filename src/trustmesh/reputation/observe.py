@@ -45,6 +45,7 @@ from trustmesh.reputation.witness import CHALLENGE, WITNESS, WitnessRules, judge
 __all__ = ["Observer"]
 
 _RECORD = struct.Struct(">QQ32s")  # a logged reading: seq, ts, leaf hash
+_WITNESSING = frozenset((CHALLENGE, WITNESS))  # sensors whose readings are witnessing
 _TABLE = np.dtype([("seq", ">u8"), ("ts", ">u8"), ("leaf", "S32")])  # records, unpacked
 
 
@@ -69,12 +70,27 @@ class Observer:
 
     def add(self, reading: Reading, digest: bytes | None = None) -> None:
         """One logged reading (``digest``: its leaf hash, if known already)."""
-        epoch = reading.ts // self.epoch_ms
-        if digest is None:
-            digest = leaf_hash(reading.entry)
-        self._records.add(epoch, reading.did, _RECORD.pack(reading.seq, reading.ts, digest))
-        if reading.sensor in (CHALLENGE, WITNESS):
-            self._witnessing.setdefault(epoch, {})[digest] = reading
+        self.add_many((reading,), (digest,))
+
+    def add_many(self, readings: Sequence[Reading], digests: Sequence[bytes | None]) -> None:
+        """Logged readings, as :meth:`add` takes each (a node hands a batch at once:
+        each device's records of an epoch go to the records in one piece)."""
+        epoch_ms, pack = self.epoch_ms, _RECORD.pack
+        groups: dict[tuple[int, str], list[bytes]] = {}
+        for reading, given in zip(readings, digests, strict=True):
+            ts = reading.ts
+            epoch = ts // epoch_ms
+            digest = leaf_hash(reading.entry) if given is None else given
+            record = pack(reading.seq, ts, digest)
+            group = groups.get((epoch, reading.did))
+            if group is None:
+                groups[(epoch, reading.did)] = [record]
+            else:
+                group.append(record)
+            if reading.fields["sensor"] in _WITNESSING:
+                self._witnessing.setdefault(epoch, {})[digest] = reading
+        for (epoch, did), records in groups.items():
+            self._records.add(epoch, did, b"".join(records))
 
     def epochs(self) -> list[int]:
         """The epochs that hold readings, oldest first."""

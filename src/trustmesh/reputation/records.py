@@ -26,7 +26,7 @@ __all__ = ["MemoryRecords", "Records", "SpilledRecords"]
 
 class Records(Protocol):
     def add(self, epoch: int, did: str, record: bytes) -> None:
-        """One reading's packed record, of ``did`` in ``epoch``."""
+        """Packed records (one or more readings', in order) of ``did`` in ``epoch``."""
 
     def epochs(self) -> list[int]:
         """The epochs that hold records, oldest first."""
