@@ -1,11 +1,11 @@
 """The node's reputation keeper counts what its ingest hands over (the readings it
-parsed, with their leaf hashes) and reads back from the log only what no batch
+parsed, with their leaf hashes, packed) and reads back from the log only what no batch
 handed over: the tables are the same, root for root, as those of a keeper that
 reads and parses its whole log, whichever batches were handed over."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from trustmesh.log.merkle import leaf_hash
 from trustmesh.log.store import DeviceKey, LogStore, open_store
 from trustmesh.node._reputation import ReputationKeeper
 from trustmesh.node._state import NodeState
-from trustmesh.reading import parse_reading, sign_reading
+from trustmesh.reading import Reading, parse_reading, sign_reading
 from trustmesh.reputation import Evidence, Stake
 from trustmesh.reputation.witness import challenge_fields, witness_fields
 
@@ -68,6 +68,19 @@ def _keeper(
     )
 
 
+def _logged(
+    store: LogStore, entries: list[bytes]
+) -> Iterator[tuple[int, int, list[Reading], list[bytes]]]:
+    """Append ``entries`` in batches; each batch's number, first index, readings
+    and leaf hashes, once appended (what the ingest hands over)."""
+    for number, start in enumerate(range(0, len(entries), BATCH)):
+        batch = entries[start : start + BATCH]
+        readings = [parse_reading(entry) for entry in batch]
+        leaves = [leaf_hash(entry) for entry in batch]
+        keys = [DeviceKey(r.did, r.seq) for r in readings]
+        yield number, store.append(batch, keys, leaves)[0], readings, leaves
+
+
 @pytest.mark.parametrize("unhanded", [(), (0,), (3, 4), (12,)])
 def test_handed_batches_make_the_tables_the_whole_log_makes(
     tmp_path: Path, unhanded: tuple[int, ...]
@@ -78,17 +91,11 @@ def test_handed_batches_make_the_tables_the_whole_log_makes(
     now = [0]
     handed = _keeper(store, tmp_path / "handed.db", now, tmp_path / "scratch.db")  # on disk
     read = _keeper(store, tmp_path / "read.db", now)
-    entries = _entries()
-    for number, start in enumerate(range(0, len(entries), BATCH)):
-        batch = entries[start : start + BATCH]
-        readings = [parse_reading(entry) for entry in batch]
-        leaves = [leaf_hash(entry) for entry in batch]
-        keys = [DeviceKey(r.did, r.seq) for r in readings]
-        first = store.append(batch, keys, leaves)[0]
+    for number, first, readings, leaves in _logged(store, _entries()):
         if number not in unhanded:
             handed.logged(first, readings, leaves)
         if number % 3 == 2:  # the keepers step now and then, closing what is due
-            now[0] = start * 40 + EPOCH_MS
+            now[0] = first * 40 + EPOCH_MS
             assert handed.step() == read.step()
     now[0] = 10 * EPOCH_MS
     assert handed.step() == read.step() != []
@@ -100,4 +107,33 @@ def test_handed_batches_make_the_tables_the_whole_log_makes(
         assert ours[1].score_root == theirs[1].score_root
         assert ours[1].rows == theirs[1].rows
     handed.stop()
+    store.close()
+
+
+@pytest.mark.parametrize("read_ahead", [3, BATCH])
+def test_what_the_keeper_read_from_the_log_already_counts_once(
+    tmp_path: Path, read_ahead: int
+) -> None:
+    """Closing an epoch reads the log up to its size, which may hold batches not
+    handed over yet, and (after a failure) part of one: when they come, only what
+    was not read is counted."""
+    store = open_store(tmp_path / "log.db")
+    now = [0]
+    handed = _keeper(store, tmp_path / "handed.db", now)
+    read = _keeper(store, tmp_path / "read.db", now)
+    entries = _entries()
+    for number, first, readings, leaves in _logged(store, entries):
+        if number == 2:  # batches 0 and 1 wait, handed over; 2 is read ahead of them
+            handed.follower.feed_up_to(
+                handed.origin, first + read_ahead, lambda _, a, b: store.entries(a, b)
+            )
+        handed.logged(first, readings, leaves)
+    now[0] = 10 * EPOCH_MS
+    assert handed.step() == read.step() != []
+    assert handed.follower.sizes == read.follower.sizes == {handed.origin: len(entries)}
+    for cut in handed.cuts():
+        ours, theirs = handed.epoch(cut.epoch), read.epoch(cut.epoch)
+        assert ours is not None and theirs is not None
+        assert ours[1].score_root == theirs[1].score_root
+        assert ours[1].rows == theirs[1].rows
     store.close()

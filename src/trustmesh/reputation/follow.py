@@ -26,7 +26,7 @@ from trustmesh.errors import InvalidEvidence, InvalidReading
 from trustmesh.reading import Reading, verify_reading
 from trustmesh.reputation.beta import BetaState
 from trustmesh.reputation.evidence import Evidence, Stake
-from trustmesh.reputation.observe import Observer
+from trustmesh.reputation.observe import Observer, Packed, pack
 from trustmesh.reputation.params import Params
 from trustmesh.reputation.records import Records
 from trustmesh.reputation.table import ReputationTable, compute_epoch
@@ -104,11 +104,20 @@ class Follower:
         self, origin: str, first: int, readings: Sequence[Reading], leaves: Sequence[bytes]
     ) -> None:
         """Entries of the log ``origin`` from ``first`` on, as the readings they hold,
-        verified already, and their leaf hashes: how a node feeds what its ingest
-        has just logged (a batch at once)."""
+        verified already, and their leaf hashes."""
+        self.feed_packed(origin, first, self.pack(readings, leaves))
+
+    def pack(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> Packed:
+        """:func:`~trustmesh.reputation.observe.pack` for this follower's epochs (on any
+        thread: a node packs each batch it logs, and feeds it later)."""
+        return pack(readings, leaves, self.epoch_ms)
+
+    def feed_packed(self, origin: str, first: int, packed: Packed) -> None:
+        """Entries of the log ``origin`` from ``first`` on, as :meth:`pack` packed the
+        readings they hold: how a node feeds what its ingest has logged (a batch at once)."""
         self._advance(origin, first)
-        self.sizes[origin] = first + len(readings)
-        self._count(readings, leaves)
+        self.sizes[origin] = first + packed.count
+        self._dids.update(self._observer.add_packed(packed, self.next_epoch))
 
     def _advance(self, origin: str, index: int) -> None:
         expected = self.sizes.get(origin, 0)
@@ -118,16 +127,7 @@ class Follower:
 
     def _count(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> None:
         """Readings (and their leaf hashes, None: not known yet) of epochs not closed."""
-        epoch_ms, next_epoch = self.epoch_ms, self.next_epoch
-        if next_epoch is not None:
-            kept = [
-                (reading, leaf)
-                for reading, leaf in zip(readings, leaves, strict=True)
-                if reading.ts // epoch_ms >= next_epoch
-            ]
-            readings, leaves = [r for r, _ in kept], [leaf for _, leaf in kept]
-        self._observer.add_many(readings, leaves)
-        self._dids.update(reading.did for reading in readings)
+        self._dids.update(self._observer.add_packed(self.pack(readings, leaves), self.next_epoch))
 
     def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:
         """Feed the log ``origin`` from where it stands up to ``size`` entries, read
