@@ -32,6 +32,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
+from contextlib import closing
 
 from trustmesh.errors import DuplicateEntry
 from trustmesh.log.store._backend import Batch
@@ -164,15 +165,17 @@ class DeviceIndex:
             if owner == device
         }
         in_runs = 0
-        runs = db.execute(
-            "SELECT keys FROM device_runs WHERE device = ? ORDER BY first_seq DESC", (device,)
-        )
-        for (blob,) in runs:  # the runs, newest first, until ``limit`` keys
-            if in_runs >= limit:
-                break
-            seqs, indices = _unpack_run(blob)
-            found.update(zip(seqs, indices, strict=True))
-            in_runs += len(seqs)
+        with closing(
+            db.execute(
+                "SELECT keys FROM device_runs WHERE device = ? ORDER BY first_seq DESC", (device,)
+            )
+        ) as runs:  # (closed when left early: no read transaction stays open)
+            for (blob,) in runs:  # the runs, newest first, until ``limit`` keys
+                if in_runs >= limit:
+                    break
+                seqs, indices = _unpack_run(blob)
+                found.update(zip(seqs, indices, strict=True))
+                in_runs += len(seqs)
         found.update(
             db.execute(
                 "SELECT seq, idx FROM device_entries WHERE device = ? ORDER BY seq DESC LIMIT ?",
