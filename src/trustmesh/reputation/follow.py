@@ -98,7 +98,7 @@ class Follower:
         except InvalidReading:
             self.skipped += 1
             return
-        self._count((reading,), (None,))
+        self._count(self.pack((reading,), (None,)))
 
     def feed_reads(
         self, origin: str, first: int, readings: Sequence[Reading], leaves: Sequence[bytes]
@@ -117,7 +117,7 @@ class Follower:
         readings they hold: how a node feeds what its ingest has logged (a batch at once)."""
         self._advance(origin, first)
         self.sizes[origin] = first + packed.count
-        self._dids.update(self._observer.add_packed(packed, self.next_epoch))
+        self._count(packed)
 
     def _advance(self, origin: str, index: int) -> None:
         expected = self.sizes.get(origin, 0)
@@ -125,9 +125,9 @@ class Follower:
             raise InvalidEvidence(f"{origin}: entry {index} fed, {expected} expected next")
         self.sizes[origin] = index + 1
 
-    def _count(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> None:
-        """Readings (and their leaf hashes, None: not known yet) of epochs not closed."""
-        self._dids.update(self._observer.add_packed(self.pack(readings, leaves), self.next_epoch))
+    def _count(self, packed: Packed) -> None:
+        """Packed readings: those of epochs not closed."""
+        self._dids.update(self._observer.add_packed(packed, self.next_epoch))
 
     def feed_up_to(self, origin: str, size: int, entries: Entries) -> None:
         """Feed the log ``origin`` from where it stands up to ``size`` entries, read
