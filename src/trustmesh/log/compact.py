@@ -25,17 +25,15 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
 
-from trustmesh.log.merkle import EMPTY_ROOT, largest_power_of_two_below, node_hash
+from trustmesh.log.merkle import EMPTY_ROOT, HASH_SIZE, largest_power_of_two_below, node_hash
 
 __all__ = ["CompactRange"]
 
-T = TypeVar("T")
-
-
-def _as_is(digest: bytes) -> bytes:
-    return digest
+# A node of a batch's walk that holds batch leaves: its children's hashes, their
+# nodes in turn (None for a leaf, or a child that holds none), and whether its left
+# child holds batch leaves (its right one always does: the batch ends the tree).
+_Node = tuple[bytes, bytes, "_Node | None", "_Node | None", bool]
 
 
 class CompactRange:
@@ -81,13 +79,23 @@ class CompactRange:
         (a subtree holding a batch leaf contains every subtree to its left that it
         overlaps), so the proofs need nothing of the log but this range; and the
         new range is read off the tree's right edge on the way."""
-        return self.append_with_written_proofs(leaf_hashes, _as_is)
+        root, written = self.append_with_written_proofs(leaf_hashes, bytes.hex)
+        width = 2 * HASH_SIZE
+        return root, [
+            [bytes.fromhex(path[i : i + width]) for i in range(0, len(path), width)]
+            for path in written
+        ]
 
     def append_with_written_proofs(
-        self, leaf_hashes: Sequence[bytes], write: Callable[[bytes], T]
-    ) -> tuple[bytes, list[list[T]]]:
-        """:meth:`append_with_proofs`, each hash of the proofs as ``write`` writes it:
-        a node is in many proofs, and is written once."""
+        self, leaf_hashes: Sequence[bytes], write: Callable[[bytes], str]
+    ) -> tuple[bytes, list[str]]:
+        """:meth:`append_with_proofs`, each proof as the concatenation of its hashes
+        as ``write`` writes them, from the leaf up (a tlog-proof's lines).
+
+        Two passes: the first hashes each node once, bottom up; the second writes
+        the proofs top down, each node's sibling written once and put in front of
+        its parent's suffix, which every leaf below shares (a batch's proofs differ
+        only below the subtrees they share)."""
         if not leaf_hashes:
             return self.root(), []
         first, size = self.size, self.size + len(leaf_hashes)
@@ -96,39 +104,47 @@ class CompactRange:
         for digest in self._hashes:
             known[start] = digest
             start += 1 << (first - start).bit_length() - 1
-        proofs: list[list[T]] = []
         edge: list[bytes] = []  # the new range: perfect subtrees along the right edge
 
-        def walk(lo: int, hi: int, on_edge: bool) -> bytes:
-            """MTH(D[lo:hi]); appends the proofs of the batch leaves in it to their ends."""
+        def walk(lo: int, hi: int, on_edge: bool) -> tuple[bytes, _Node | None]:
+            """MTH(D[lo:hi]), and its node (None where it holds no batch leaves,
+            or is one)."""
             perfect_edge = on_edge and (hi - lo) & (hi - lo - 1) == 0
+            node: _Node | None = None
             if hi <= first:
                 digest = known[lo]
             elif hi - lo == 1:
-                proofs.append([])
                 digest = leaf_hashes[lo - first]
             else:
                 k = largest_power_of_two_below(hi - lo)
-                left_start = len(proofs)
-                left = walk(lo, lo + k, False)
+                left, left_node = walk(lo, lo + k, False)
                 if on_edge and not perfect_edge:
                     edge.append(left)  # the left child of an edge node is perfect
-                right_start = len(proofs)
-                right = walk(lo + k, hi, on_edge and not perfect_edge)
-                if right_start > left_start:
-                    written = write(right)
-                    for path in proofs[left_start:right_start]:
-                        path.append(written)
-                if len(proofs) > right_start:
-                    written = write(left)
-                    for path in proofs[right_start:]:
-                        path.append(written)
+                right, right_node = walk(lo + k, hi, on_edge and not perfect_edge)
+                node = (left, right, left_node, right_node, lo + k > first)
                 digest = node_hash(left, right)
             if perfect_edge:
                 edge.append(digest)
-            return digest
+            return digest, node
 
-        root = walk(0, size, True)
+        root, tree = walk(0, size, True)
+        proofs: list[str] = []
+
+        def emit(node: _Node, suffix: str) -> None:
+            left, right, left_node, right_node, left_holds = node
+            if left_node is not None:
+                emit(left_node, write(right) + suffix)
+            elif left_holds:  # a batch leaf
+                proofs.append(write(right) + suffix)
+            if right_node is not None:
+                emit(right_node, write(left) + suffix)
+            else:
+                proofs.append(write(left) + suffix)
+
+        if tree is None:  # the batch is the tree's only leaf
+            proofs.append("")
+        else:
+            emit(tree, "")
         self.size, self._hashes = size, edge
         return root, proofs
 

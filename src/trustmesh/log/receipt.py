@@ -24,7 +24,7 @@ this one (else the receipt and the later tree are a split view).
 
 from __future__ import annotations
 
-import base64
+import binascii
 from dataclasses import dataclass
 
 from trustmesh.errors import InvalidCheckpoint, InvalidProof, InvalidReceipt
@@ -129,20 +129,19 @@ def check_proof(
 def issue_receipts(first_index: int, proofs: list[list[bytes]], note: str) -> list[str]:
     """The receipts of consecutive entries from ``first_index``: each its tlog-proof
     (``proofs`` are their inclusion proofs in the tree ``note`` signs)."""
-    return write_receipts(first_index, [[proof_line(h) for h in path] for path in proofs], note)
+    return write_receipts(first_index, ["".join(map(proof_line, path)) for path in proofs], note)
 
 
 def proof_line(digest: bytes) -> str:
     """A hash as a tlog-proof writes it: a line of standard base64 (RFC 4648 §4)."""
-    return base64.b64encode(digest).decode() + "\n"
+    return binascii.b2a_base64(digest).decode()  # with its newline
 
 
-def write_receipts(first_index: int, lines: list[list[str]], note: str) -> list[str]:
-    """:func:`issue_receipts` of proofs whose hashes are written already, each as its
-    :func:`proof_line` (a batch's proofs share most of their hashes: see
+def write_receipts(first_index: int, written: list[str], note: str) -> list[str]:
+    """:func:`issue_receipts` of proofs written already, each its hashes'
+    :func:`proof_line` joined (a batch's proofs share most of their hashes: see
     :meth:`~trustmesh.log.compact.CompactRange.append_with_written_proofs`)."""
     tail = "\n" + note
     return [
-        f"{HEADER}\nindex {index}\n{''.join(path)}{tail}"
-        for index, path in enumerate(lines, first_index)
+        f"{HEADER}\nindex {index}\n{path}{tail}" for index, path in enumerate(written, first_index)
     ]

@@ -39,8 +39,8 @@ def batch_receipts(
     appended entries, and of ``earlier`` ones whose inclusion proofs in the new
     tree are given (by index)."""
     compact = before.copy()
-    root, lines = compact.append_with_written_proofs(leaves, proof_line)
+    root, written = compact.append_with_written_proofs(leaves, proof_line)
     note = sign_checkpoint(Checkpoint(signer.name, compact.size, root), signer)
-    fresh = write_receipts(before.size, lines, note)
+    fresh = write_receipts(before.size, written, note)
     older = {index: issue_receipts(index, [proof], note)[0] for index, proof in earlier.items()}
     return BatchReceipts(compact.size, root, note, fresh, older)
