@@ -96,7 +96,7 @@ def test_invalid_entries_count_for_no_one() -> None:
 
 
 def test_readings_fed_in_batches_count_as_entries_fed_one_by_one() -> None:
-    """A node feeds its ingest's batches as verified readings; a watcher, entries
+    """A node feeds its ingest's batches packed (verified readings); a watcher, entries
     one by one: the same tables (epoch 0 closed between batches, so that later
     readings of an epoch already closed count for none)."""
     from trustmesh.log.merkle import leaf_hash
@@ -110,7 +110,8 @@ def test_readings_fed_in_batches_count_as_entries_fed_one_by_one() -> None:
         for start, end in ((0, 7), (7, 20), (20, 30)):
             if batched:
                 readings = [parse_reading(entry) for entry in log[start:end]]
-                follower.feed_reads("log", start, readings, [leaf_hash(e) for e in log[start:end]])
+                leaves = [leaf_hash(e) for e in log[start:end]]
+                follower.feed_packed("log", start, follower.pack(readings, leaves))
             else:
                 for index in range(start, end):
                     follower.feed("log", index, log[index])
@@ -122,4 +123,4 @@ def test_readings_fed_in_batches_count_as_entries_fed_one_by_one() -> None:
     assert tables[0] == tables[1]
     assert by_entry.sizes == by_batch.sizes == {"log": 30}
     with pytest.raises(InvalidEvidence, match="expected next"):
-        by_batch.feed_reads("log", 31, [parse_reading(log[0])], [leaf_hash(log[0])])
+        by_batch.feed_packed("log", 31, by_batch.pack([parse_reading(log[0])], [leaf_hash(log[0])]))

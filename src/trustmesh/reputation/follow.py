@@ -100,13 +100,6 @@ class Follower:
             return
         self._count(self.pack((reading,), (None,)))
 
-    def feed_reads(
-        self, origin: str, first: int, readings: Sequence[Reading], leaves: Sequence[bytes]
-    ) -> None:
-        """Entries of the log ``origin`` from ``first`` on, as the readings they hold,
-        verified already, and their leaf hashes."""
-        self.feed_packed(origin, first, self.pack(readings, leaves))
-
     def pack(self, readings: Sequence[Reading], leaves: Sequence[bytes | None]) -> Packed:
         """:func:`~trustmesh.reputation.observe.pack` for this follower's epochs (on any
         thread: a node packs each batch it logs, and feeds it later)."""
