@@ -14,12 +14,12 @@ from trustmesh.log import merkle
 from trustmesh.log.bundles import decode_bundle
 from trustmesh.log.store import Batch, DeviceKey, LogStore, SqliteBackend, open_store
 
-Opener = Callable[[], LogStore]
+Opener = Callable[[], LogStore]  # the open_log fixture (tests/log/conftest.py)
 
 
 @pytest.fixture
-def store(location: str) -> Iterator[LogStore]:
-    opened = open_store(location)
+def store(open_log: Opener) -> Iterator[LogStore]:
+    opened = open_log()
     yield opened
     opened.close()
 
@@ -28,8 +28,8 @@ def _entries(n: int, start: int = 0) -> list[bytes]:
     return [f"entry {i}".encode() * (1 + i % 5) for i in range(start, start + n)]
 
 
-def test_append_prove_and_reopen(location: str) -> None:
-    store = open_store(location)
+def test_append_prove_and_reopen(open_log: Opener) -> None:
+    store = open_log()
     assert store.size == 0
     assert store.root() == merkle.EMPTY_ROOT
     data: list[bytes] = []
@@ -51,7 +51,7 @@ def test_append_prove_and_reopen(location: str) -> None:
         assert store.consistency_proof(old, n) == merkle.consistency_proof(leaves, old)
     assert store.entries(250, 520) == data[250:520]
     store.close()
-    again = open_store(location)
+    again = open_log()
     assert again.size == n
     assert again.root() == merkle.root(leaves)
     again.append([b"after reopen"])
@@ -109,12 +109,12 @@ def test_duplicate_key_rolls_back_the_whole_batch(store: LogStore) -> None:
     assert store.root() == merkle.root([merkle.leaf_hash(b"x"), merkle.leaf_hash(b"y")])
 
 
-def test_a_second_writer_is_refused_not_interleaved(location: str) -> None:
-    first, second = open_store(location), open_store(location)
+def test_a_second_writer_is_refused_not_interleaved(open_log: Opener) -> None:
+    first, second = open_log(), open_log()
     first.append([b"one"])
     with pytest.raises(StoreError, match="another writer"):
         second.append([b"two"])
-    assert open_store(location).root() == merkle.root([merkle.leaf_hash(b"one")])
+    assert open_log().root() == merkle.root([merkle.leaf_hash(b"one")])
     first.close()
     second.close()
 
@@ -209,10 +209,10 @@ def test_device_entries_listing(store: LogStore) -> None:
     assert store.device_entries("did:key:zC") == []
 
 
-def test_the_compact_range_comes_from_the_appends(location: str) -> None:
+def test_the_compact_range_comes_from_the_appends(open_log: Opener) -> None:
     """What a node's receipts are built from: the log's perfect subtree roots, from
     the appends' own nodes, with leaf hashes the caller computed once."""
-    store = open_store(location)
+    store = open_log()
     data: list[bytes] = []
     for size in (1, 255, 1, 256, 513, 7):
         batch = _entries(size, len(data))
@@ -222,7 +222,7 @@ def test_the_compact_range_comes_from_the_appends(location: str) -> None:
         assert compact.size == len(data)
         assert compact.root() == merkle.root([merkle.leaf_hash(e) for e in data])
     store.close()
-    reopened = open_store(location)
+    reopened = open_log()
     assert reopened.compact_range().hashes == compact.hashes
     with pytest.raises(ValueError, match="one to one"):
         reopened.append([b"x"], leaf_hashes=[])
